@@ -1,0 +1,47 @@
+"""Event type names as plain strings, taken from the official ``ag_ui.core.EventType``.
+
+The hot paths compare ``event["type"]`` against these; they are the enum's values,
+never a hand-copied list.
+"""
+
+from __future__ import annotations
+
+from ag_ui.core import EventType
+
+TEXT_MESSAGE_START = EventType.TEXT_MESSAGE_START.value
+TEXT_MESSAGE_CONTENT = EventType.TEXT_MESSAGE_CONTENT.value
+TEXT_MESSAGE_END = EventType.TEXT_MESSAGE_END.value
+TEXT_MESSAGE_CHUNK = EventType.TEXT_MESSAGE_CHUNK.value
+TOOL_CALL_START = EventType.TOOL_CALL_START.value
+TOOL_CALL_ARGS = EventType.TOOL_CALL_ARGS.value
+TOOL_CALL_END = EventType.TOOL_CALL_END.value
+TOOL_CALL_CHUNK = EventType.TOOL_CALL_CHUNK.value
+TOOL_CALL_RESULT = EventType.TOOL_CALL_RESULT.value
+STATE_SNAPSHOT = EventType.STATE_SNAPSHOT.value
+STATE_DELTA = EventType.STATE_DELTA.value
+MESSAGES_SNAPSHOT = EventType.MESSAGES_SNAPSHOT.value
+ACTIVITY_SNAPSHOT = EventType.ACTIVITY_SNAPSHOT.value
+ACTIVITY_DELTA = EventType.ACTIVITY_DELTA.value
+RAW = EventType.RAW.value
+CUSTOM = EventType.CUSTOM.value
+RUN_STARTED = EventType.RUN_STARTED.value
+RUN_FINISHED = EventType.RUN_FINISHED.value
+RUN_ERROR = EventType.RUN_ERROR.value
+STEP_STARTED = EventType.STEP_STARTED.value
+STEP_FINISHED = EventType.STEP_FINISHED.value
+REASONING_START = EventType.REASONING_START.value
+REASONING_MESSAGE_START = EventType.REASONING_MESSAGE_START.value
+REASONING_MESSAGE_CONTENT = EventType.REASONING_MESSAGE_CONTENT.value
+REASONING_MESSAGE_END = EventType.REASONING_MESSAGE_END.value
+REASONING_MESSAGE_CHUNK = EventType.REASONING_MESSAGE_CHUNK.value
+REASONING_END = EventType.REASONING_END.value
+REASONING_ENCRYPTED_VALUE = EventType.REASONING_ENCRYPTED_VALUE.value
+SUBAGENT_STARTED = EventType.SUBAGENT_STARTED.value
+SUBAGENT_FINISHED = EventType.SUBAGENT_FINISHED.value
+SUBAGENT_ERROR = EventType.SUBAGENT_ERROR.value
+
+ALL_TYPES: frozenset[str] = frozenset(e.value for e in EventType)
+CHUNK_TYPES = frozenset({TEXT_MESSAGE_CHUNK, TOOL_CALL_CHUNK, REASONING_MESSAGE_CHUNK})
+TERMINAL_TYPES = frozenset({RUN_FINISHED, RUN_ERROR})
+# Events with no effect on messages or state that a UI still consumes.
+PASSTHROUGH_TYPES = frozenset({CUSTOM, RAW})

@@ -1,0 +1,166 @@
+"""The one interface every thread store implements.
+
+The gateway talks to storage only through :class:`ThreadStore`. A store keeps,
+per thread, an append-only log of :class:`StoredRecord` (dense ``seq`` from 1)
+and at most one checkpoint (an opaque blob plus the ``seq`` it covers). The
+shared contract tests in ``tests/store_contract.py`` are written against this
+class, so every backend (the embedded JSONL file store, a Redis Streams store)
+passes the very same tests.
+"""
+
+from __future__ import annotations
+
+import re
+from abc import ABC, abstractmethod
+from collections.abc import AsyncIterator, Sequence
+from dataclasses import dataclass
+from typing import Any, Literal
+
+Source = Literal["agent", "gateway"]
+
+_THREAD_ID = re.compile(r"[A-Za-z0-9._-]{1,128}")
+
+
+class InvalidThreadId(ValueError):
+    """A thread id that is not letters, digits, '-', '_', '.' (1..128), or is '.'/'..'."""
+
+
+class UnencodableEvent(ValueError):
+    """An event that cannot be stored as JSON (non-string keys, huge ints, objects)."""
+
+
+class StoreError(RuntimeError):
+    """A backend failure (I/O error, store closed) that the caller cannot fix by changing input."""
+
+
+def validate_thread_id(thread_id: str) -> str:
+    if (
+        not isinstance(thread_id, str)
+        or not _THREAD_ID.fullmatch(thread_id)
+        or thread_id in (".", "..")
+    ):
+        raise InvalidThreadId(
+            "thread id must be 1-128 characters of letters, digits, '-', '_' or '.', "
+            "and not '.' or '..'"
+        )
+    return thread_id
+
+
+@dataclass(frozen=True, slots=True)
+class NewEvent:
+    """An event to append: the event exactly as received, plus its envelope fields."""
+
+    event: dict[str, Any]
+    run_id: str | None
+    source: Source = "agent"
+
+
+@dataclass(frozen=True, slots=True)
+class StoredRecord:
+    """One stored line: ``{"seq", "runId", "ts", "source", "event"}``."""
+
+    seq: int
+    run_id: str | None
+    ts: int  # epoch milliseconds when the gateway received the event
+    source: Source
+    event: dict[str, Any]
+
+    def to_json_dict(self) -> dict[str, Any]:
+        return {
+            "seq": self.seq,
+            "runId": self.run_id,
+            "ts": self.ts,
+            "source": self.source,
+            "event": self.event,
+        }
+
+
+@dataclass(frozen=True, slots=True)
+class ThreadInfo:
+    thread_id: str
+    events: int  # == last seq
+    bytes: int  # bytes of the stored log
+    last_activity_ms: int | None
+
+
+@dataclass(frozen=True, slots=True)
+class Checkpoint:
+    """An opaque, atomically replaced blob that covers the log up to ``seq``."""
+
+    seq: int
+    data: bytes
+
+
+class ThreadStore(ABC):
+    """Append-only per-thread event logs with checkpoints and change notification.
+
+    Every method taking a ``thread_id`` validates it first and raises
+    :class:`InvalidThreadId` (``read``/``read_lines`` at the latest on the first
+    iteration) without touching storage.
+    """
+
+    async def open(self) -> None:  # noqa: B027 - optional hook
+        """Prepare the store (create directories, connect). Idempotent."""
+
+    async def close(self) -> None:  # noqa: B027 - optional hook
+        """Flush and release resources."""
+
+    @abstractmethod
+    async def append(self, thread_id: str, events: Sequence[NewEvent]) -> list[StoredRecord]:
+        """Append events atomically in order; assign dense seqs; return the stored records.
+
+        Appends to one thread are serialised. When this returns, the records are
+        durable according to the store's durability policy and visible to readers,
+        and waiters in :meth:`wait_for` are woken. An empty batch returns ``[]``.
+        Raises :class:`UnencodableEvent` when an event cannot be stored as JSON and
+        :class:`StoreError` on a backend failure; then nothing of the batch is stored.
+        """
+
+    @abstractmethod
+    def read(self, thread_id: str, after: int = 0) -> AsyncIterator[StoredRecord]:
+        """Yield the records with ``seq > after`` in order, in bounded memory.
+
+        The iteration ends at the last record stored when it reaches the end;
+        it does not wait for new ones. Unknown threads yield nothing.
+        """
+
+    def read_lines(self, thread_id: str, after: int = 0) -> AsyncIterator[bytes]:
+        """Yield stored records as JSON lines (with trailing newline), ``seq > after``.
+
+        Default implementation serialises :meth:`read`; a file store may stream its bytes.
+        """
+        return _serialise(self.read(thread_id, after))
+
+    @abstractmethod
+    async def last_seq(self, thread_id: str) -> int:
+        """The highest stored seq of the thread (0 if it has none)."""
+
+    @abstractmethod
+    async def wait_for(self, thread_id: str, after: int, timeout: float) -> int:
+        """Wait until the thread has a record with ``seq > after`` or ``timeout`` passes.
+
+        Returns the thread's latest seq (which may still be ``<= after`` on timeout).
+        """
+
+    @abstractmethod
+    async def list_threads(self) -> list[ThreadInfo]:
+        """Every thread that has at least one record."""
+
+    @abstractmethod
+    async def thread_info(self, thread_id: str) -> ThreadInfo | None:
+        """Info for one thread, or None when it has no records."""
+
+    @abstractmethod
+    async def load_checkpoint(self, thread_id: str) -> Checkpoint | None:
+        """The thread's last saved checkpoint, or None."""
+
+    @abstractmethod
+    async def save_checkpoint(self, thread_id: str, checkpoint: Checkpoint) -> None:
+        """Replace the thread's checkpoint atomically (never a torn checkpoint)."""
+
+
+async def _serialise(records: AsyncIterator[StoredRecord]) -> AsyncIterator[bytes]:
+    import orjson
+
+    async for record in records:
+        yield orjson.dumps(record.to_json_dict()) + b"\n"

@@ -1,0 +1,420 @@
+"""The embedded JSONL store: the shared contract plus crash recovery and the on-disk format."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import random
+import signal
+import subprocess
+import sys
+import textwrap
+from collections.abc import AsyncIterator
+from contextlib import aclosing
+from pathlib import Path
+
+import orjson
+import pytest
+
+import agui_gateway.store.file
+from agui_gateway.store.base import Checkpoint, InvalidThreadId, NewEvent
+from agui_gateway.store.file import FileStore
+from agui_gateway.store.jsonl_scan import INDEX_EVERY
+
+try:
+    from store_contract import MakeStore, StoreContract, collect, new
+except ImportError:  # collected with tests/ as a package
+    from tests.store_contract import MakeStore, StoreContract, collect, new
+
+
+class TestFileStore(StoreContract):
+    @pytest.fixture(params=["always", "interval", "never"])
+    async def make_store(self, request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator[MakeStore]:
+        stores: list[FileStore] = []
+
+        async def make() -> FileStore:
+            store = FileStore(tmp_path / "data", fsync=request.param, fsync_interval_ms=5)
+            await store.open()
+            stores.append(store)
+            return store
+
+        yield make
+        for store in stores:
+            await store.close()
+
+
+# -- helpers ---------------------------------------------------------------------------
+
+
+@pytest.fixture
+def data_dir(tmp_path: Path) -> Path:
+    return tmp_path / "data"
+
+
+@pytest.fixture
+async def open_store(data_dir: Path) -> AsyncIterator[list[FileStore]]:
+    """Opened stores over ``data_dir``; use :func:`reopen` to simulate a restart."""
+    stores: list[FileStore] = []
+    yield stores
+    for store in stores:
+        await store.close()
+
+
+async def reopen(stores: list[FileStore], data_dir: Path, **options: object) -> FileStore:
+    for store in stores:
+        await store.close()
+    store = FileStore(data_dir, **options)  # type: ignore[arg-type]
+    await store.open()
+    stores.append(store)
+    return store
+
+
+def log_path(data_dir: Path, thread_id: str = "t") -> Path:
+    return data_dir / "threads" / thread_id / "log.jsonl"
+
+
+def log_lines(data_dir: Path, thread_id: str = "t") -> list[dict]:
+    raw = log_path(data_dir, thread_id).read_bytes()
+    assert raw == b"" or raw.endswith(b"\n")
+    return [orjson.loads(line) for line in raw.splitlines()]
+
+
+def torn_files(data_dir: Path, thread_id: str = "t") -> list[Path]:
+    return sorted(log_path(data_dir, thread_id).parent.glob("log.jsonl.torn-*"))
+
+
+# -- on-disk format ------------------------------------------------------------------------
+
+
+async def test_log_is_one_json_line_per_record(open_store: list[FileStore], data_dir: Path) -> None:
+    store = await reopen(open_store, data_dir)
+    sent = {"type": "TEXT_MESSAGE_CONTENT", "messageId": "m", "delta": "h\u00e9"}
+    appended = await store.append("t", [NewEvent(sent, "r1"), NewEvent({"type": "X"}, None, "gateway")])
+    lines = log_lines(data_dir)
+    assert lines == [r.to_json_dict() for r in appended]
+    assert lines[0] == {"seq": 1, "runId": "r1", "ts": appended[0].ts, "source": "agent", "event": sent}
+    assert lines[1]["source"] == "gateway" and lines[1]["runId"] is None
+
+
+async def test_invalid_thread_id_touches_no_path(open_store: list[FileStore], data_dir: Path) -> None:
+    store = await reopen(open_store, data_dir)
+    before = sorted(p.relative_to(data_dir.parent) for p in data_dir.parent.rglob("*"))
+    for bad in ("../escape", "..", "a/b", "\x00"):
+        with pytest.raises(InvalidThreadId):
+            await store.append(bad, [new(0)])
+        with pytest.raises(InvalidThreadId):
+            await store.save_checkpoint(bad, Checkpoint(0, b"x"))
+    assert sorted(p.relative_to(data_dir.parent) for p in data_dir.parent.rglob("*")) == before
+
+
+async def test_read_only_calls_create_nothing(open_store: list[FileStore], data_dir: Path) -> None:
+    store = await reopen(open_store, data_dir)
+    assert await store.last_seq("ghost") == 0
+    assert await collect(store.read("ghost")) == []
+    assert await store.thread_info("ghost") is None
+    assert await store.load_checkpoint("ghost") is None
+    assert list((data_dir / "threads").iterdir()) == []
+
+
+async def test_list_threads_ignores_foreign_entries(open_store: list[FileStore], data_dir: Path) -> None:
+    store = await reopen(open_store, data_dir)
+    await store.append("good", [new(0)])
+    threads = data_dir / "threads"
+    (threads / "not a thread id").mkdir()
+    (threads / "not a thread id" / "log.jsonl").write_bytes(log_path(data_dir, "good").read_bytes())
+    (threads / "stray-file").write_bytes(b"x")
+    (threads / "empty-dir").mkdir()
+    store = await reopen(open_store, data_dir)
+    assert [i.thread_id for i in await store.list_threads()] == ["good"]
+
+
+async def test_thread_info_of_unopened_threads_matches_opened(
+    open_store: list[FileStore], data_dir: Path
+) -> None:
+    store = await reopen(open_store, data_dir)
+    for name, count in (("a", 1), ("b", 700)):
+        for start in range(0, count, 100):
+            await store.append(name, [new(v) for v in range(start, min(start + 100, count))])
+    expected = {i.thread_id: i for i in await store.list_threads()}
+    store = await reopen(open_store, data_dir)
+    assert {i.thread_id: i for i in await store.list_threads()} == expected  # from the tail
+    assert await store.last_seq("b") == 700  # full open
+    assert await store.thread_info("b") == expected["b"]
+
+
+# -- torn tails and malformed lines ------------------------------------------------------------
+
+
+TORN_TAILS = {
+    "no-newline": b'{"seq":6,"runId":"r","ts":1,"source":"agent","ev',
+    "not-json": b"\x00\x00\x00\x00\n",
+    "duplicate-seq": b'{"seq":5,"runId":null,"ts":1,"source":"agent","event":{"type":"X"}}\n',
+    "seq-gap": b'{"seq":9,"runId":null,"ts":1,"source":"agent","event":{"type":"X"}}\n',
+    "complete-json-no-newline": b'{"seq":6,"runId":null,"ts":1,"source":"agent","event":{"type":"X"}}',
+    "two-bad-lines": b"garbage\n{\"seq\":6,",
+}
+
+
+@pytest.mark.parametrize("tail", list(TORN_TAILS), ids=str)
+async def test_torn_tail_is_repaired_on_open(
+    open_store: list[FileStore], data_dir: Path, tail: str
+) -> None:
+    store = await reopen(open_store, data_dir)
+    appended = await store.append("t", [new(v) for v in range(5)])
+    await store.close()
+    good = log_path(data_dir).read_bytes()
+    with log_path(data_dir).open("ab") as f:
+        f.write(TORN_TAILS[tail])
+
+    store = await reopen(open_store, data_dir)
+    assert await store.last_seq("t") == 5
+    assert await collect(store.read("t")) == appended
+    assert log_path(data_dir).read_bytes() == good
+    [side] = torn_files(data_dir)
+    assert side.read_bytes() == TORN_TAILS[tail]
+    assert (store.stats.torn_repairs, store.stats.malformed_lines) == (1, 0)
+
+    assert [r.seq for r in await store.append("t", [new(5)])] == [6]
+    assert [line["seq"] for line in log_lines(data_dir)] == [1, 2, 3, 4, 5, 6]
+    store = await reopen(open_store, data_dir)  # repair is idempotent
+    assert await store.last_seq("t") == 6
+    assert store.stats.torn_repairs == 0 and len(torn_files(data_dir)) == 1
+
+
+async def test_torn_first_line_leaves_an_empty_thread(
+    open_store: list[FileStore], data_dir: Path
+) -> None:
+    log_path(data_dir).parent.mkdir(parents=True)
+    log_path(data_dir).write_bytes(b'{"seq":1,"runId":null,"ts"')
+    store = await reopen(open_store, data_dir)
+    assert await store.thread_info("t") is None
+    assert await store.list_threads() == []
+    assert [r.seq for r in await store.append("t", [new(0)])] == [1]
+    assert len(torn_files(data_dir)) == 1
+
+
+async def test_malformed_middle_lines_are_skipped_and_counted(
+    open_store: list[FileStore], data_dir: Path
+) -> None:
+    store = await reopen(open_store, data_dir)
+    await store.append("t", [new(v) for v in range(6)])
+    await store.close()
+    lines = log_path(data_dir).read_bytes().splitlines(keepends=True)
+    lines[2] = b"{this is not json\n"  # record 3 hand-damaged
+    lines.insert(4, lines[1])  # a duplicate of record 2 after record 4: seq goes backwards
+    lines.insert(5, b"[1, 2, 3]\n")  # valid JSON, not a record
+    log_path(data_dir).write_bytes(b"".join(lines))
+
+    store = await reopen(open_store, data_dir)
+    assert [r.event["value"] for r in await collect(store.read("t"))] == [0, 1, 3, 4, 5]
+    assert [r.seq for r in await collect(store.read("t", after=2))] == [4, 5, 6]
+    assert len(await collect(store.read_lines("t"))) == 5
+    assert store.malformed_lines == 3 and store.stats.torn_repairs == 0
+    assert await store.last_seq("t") == 6
+    assert [r.seq for r in await store.append("t", [new(6)])] == [7]
+
+
+# -- the sparse index --------------------------------------------------------------------------
+
+
+async def test_reopen_builds_a_sparse_index_that_reads_from_any_offset(
+    open_store: list[FileStore], data_dir: Path
+) -> None:
+    store = await reopen(open_store, data_dir, fsync="never")
+    total = INDEX_EVERY * 9 + 37
+    value = 0
+    while value < total:
+        size = min(1 + value % 50, total - value)  # uneven batches and line lengths
+        await store.append("t", [new("x" * (v % 17), n=v) for v in range(value, value + size)])
+        value += size
+
+    store = await reopen(open_store, data_dir)
+    assert await store.last_seq("t") == total
+    index = store._logs["t"].index
+    assert len(index) <= total // INDEX_EVERY + 1
+    raw = log_path(data_dir).read_bytes()
+    for seq, offset in zip(index.seqs, index.offsets, strict=True):
+        assert orjson.loads(raw[offset : raw.index(b"\n", offset)])["seq"] == seq
+    probes = set(range(0, total + 2, 97)) | {total - 1, total, total + 1}
+    probes |= {k * INDEX_EVERY + d for k in range(10) for d in (-1, 0, 1)}
+    for after in sorted(p for p in probes if p >= 0):
+        seqs = [r.seq for r in await collect(store.read("t", after=after))]
+        assert seqs == list(range(after + 1, total + 1)), after
+    # Appends after the reopen extend the index consistently.
+    await store.append("t", [new(v) for v in range(INDEX_EVERY + 5)])
+    last = total + INDEX_EVERY + 5
+    for after in (total - 3, total + 1, total + INDEX_EVERY, last - 1):
+        assert [r.seq for r in await collect(store.read("t", after=after))] == list(
+            range(after + 1, last + 1)
+        )
+
+
+async def test_abandoned_reader_releases_its_file(open_store: list[FileStore], data_dir: Path) -> None:
+    fd_dir = Path("/proc/self/fd")
+    if not fd_dir.is_dir():
+        pytest.skip("needs /proc/self/fd to count open descriptors")
+    store = await reopen(open_store, data_dir)
+    await store.append("t", [new(v) for v in range(10)])
+    open_before = len(list(fd_dir.iterdir()))
+    for reader in (store.read("t"), store.read_lines("t")):
+        async with aclosing(reader) as records:
+            async for _ in records:
+                break
+    assert len(list(fd_dir.iterdir())) == open_before
+
+
+# -- checkpoints ---------------------------------------------------------------------------------
+
+
+async def test_checkpoint_temp_files_are_ignored_and_cleaned(
+    open_store: list[FileStore], data_dir: Path
+) -> None:
+    store = await reopen(open_store, data_dir)
+    await store.append("t", [new(0)])
+    await store.save_checkpoint("t", Checkpoint(1, b"the real one"))
+    directory = log_path(data_dir).parent
+    (directory / "checkpoint.bin.tmp-crashed").write_bytes(b'{"format":1,"seq":9,"len')
+    (directory / "checkpoint.bin.tmp-other").write_bytes(b"")
+
+    store = await reopen(open_store, data_dir)
+    assert await store.load_checkpoint("t") == Checkpoint(1, b"the real one")
+    assert list(directory.glob("*.tmp-*")) == []
+    assert store.stats.temp_files_removed == 2
+
+
+async def test_damaged_checkpoint_reads_as_absent(open_store: list[FileStore], data_dir: Path) -> None:
+    store = await reopen(open_store, data_dir)
+    await store.save_checkpoint("t", Checkpoint(1, b"payload"))
+    path = log_path(data_dir).parent / "checkpoint.bin"
+    path.write_bytes(path.read_bytes()[:-1] + b"X")
+    assert await store.load_checkpoint("t") is None
+    assert store.stats.corrupt_checkpoints == 1
+    await store.save_checkpoint("t", Checkpoint(2, b"fresh"))
+    assert await store.load_checkpoint("t") == Checkpoint(2, b"fresh")
+
+
+# -- group commit and the executor ------------------------------------------------------------------
+
+
+async def test_cancelled_append_is_either_stored_whole_or_not_at_all(
+    open_store: list[FileStore], data_dir: Path
+) -> None:
+    store = await reopen(open_store, data_dir)
+    tasks = [asyncio.create_task(store.append("t", [new([i, 0]), new([i, 1])])) for i in range(20)]
+    tasks[5].cancel()
+    tasks[17].cancel()
+    results = await asyncio.gather(*tasks, return_exceptions=True)
+    stored = await collect(store.read("t"))
+    assert [r.seq for r in stored] == list(range(1, len(stored) + 1))
+    values = [r.event["value"] for r in stored]
+    for i, result in enumerate(results):
+        if isinstance(result, BaseException):
+            assert isinstance(result, asyncio.CancelledError)
+            assert values.count([i, 0]) == values.count([i, 1]) <= 1
+        else:
+            assert [r.event["value"] for r in result] == [[i, 0], [i, 1]]
+
+
+async def test_concurrent_appends_share_fsyncs(open_store: list[FileStore], data_dir: Path) -> None:
+    store = await reopen(open_store, data_dir, fsync="always")
+    await asyncio.gather(*(store.append("t", [new(i)]) for i in range(50)))
+    assert await store.last_seq("t") == 50
+    assert store.stats.fsyncs == store.stats.writes < 50  # group commit
+
+
+async def test_interval_policy_fsyncs_after_the_interval(
+    open_store: list[FileStore], data_dir: Path
+) -> None:
+    store = await reopen(open_store, data_dir, fsync="interval", fsync_interval_ms=1)
+    for i in range(3):
+        await store.append("t", [new(i)])
+    async with asyncio.timeout(20):
+        while store.stats.fsyncs == 0:  # the deferred fsync runs on its own
+            await store.wait_for("t", 3, timeout=0.01)
+    assert 1 <= store.stats.fsyncs <= store.stats.writes
+
+
+# -- a real crash -----------------------------------------------------------------------------------
+
+_CRASH_CHILD = textwrap.dedent(
+    """
+    import asyncio, sys
+    from agui_gateway.store.base import NewEvent
+    from agui_gateway.store.file import FileStore
+
+    async def writer(store, task):
+        for i in range(10**9):
+            size = 1 + (task + i) % 3
+            events = [NewEvent({"type": "CUSTOM", "name": "n", "value": [task, i, k], "pad": "x" * (k * 40)}, "run")
+                      for k in range(size)]
+            records = await store.append("t", events)
+            sys.stdout.write(" ".join(str(r.seq) for r in records) + "\\n")
+            sys.stdout.flush()
+
+    async def main():
+        store = FileStore(sys.argv[1], fsync="always")
+        await store.open()
+        await asyncio.gather(*(writer(store, t) for t in range(4)))
+
+    asyncio.run(main())
+    """
+)
+
+
+def _run_and_kill(data_dir: Path, kill_after_acks: int) -> list[int]:
+    """Run the appending child, SIGKILL it after some acks, return every seq it acked."""
+    package_root = Path(agui_gateway.store.file.__file__).resolve().parents[2]
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(package_root), os.environ.get("PYTHONPATH", "")])}
+    child = subprocess.Popen(
+        [sys.executable, "-c", _CRASH_CHILD, str(data_dir)], stdout=subprocess.PIPE, env=env
+    )
+    acked: list[int] = []
+    try:
+        assert child.stdout is not None
+        while len(acked) < kill_after_acks:
+            line = child.stdout.readline()
+            if not line:
+                raise AssertionError(f"child exited early with {child.wait()}")
+            acked.extend(int(s) for s in line.split())
+        child.send_signal(signal.SIGKILL)
+        rest = child.stdout.read()  # whatever it acked before it died
+        for line in rest.split(b"\n")[:-1]:  # only whole lines: a cut one is not an ack
+            acked.extend(int(s) for s in line.split())
+    finally:
+        child.kill()
+        child.wait()
+    return acked
+
+
+async def _check_after_crash(data_dir: Path, acked: list[int], seed: int) -> int:
+    store = FileStore(data_dir)
+    await store.open()
+    try:
+        last = await store.last_seq("t")
+        assert max(acked) <= last, f"seed {seed}: acked {max(acked)} but only {last} survived"
+        records = await collect(store.read("t"))
+        assert [r.seq for r in records] == list(range(1, last + 1)), f"seed {seed}"
+        lines = log_lines(data_dir)  # every line is whole, valid JSON
+        assert [line["seq"] for line in lines] == list(range(1, last + 1))
+        assert store.malformed_lines == 0
+        return last
+    finally:
+        await store.close()
+
+
+async def test_sigkill_loses_no_acknowledged_record(data_dir: Path) -> None:
+    seed = random.randrange(2**32)
+    rng = random.Random(seed)
+    acked = await asyncio.to_thread(_run_and_kill, data_dir, rng.randint(5, 300))
+    await _check_after_crash(data_dir, acked, seed)
+
+
+@pytest.mark.slow
+async def test_repeated_sigkill_and_restart(data_dir: Path) -> None:
+    seed = random.randrange(2**32)
+    rng = random.Random(seed)
+    previous = 0
+    for _ in range(15):
+        acked = await asyncio.to_thread(_run_and_kill, data_dir, rng.randint(1, 2000))
+        assert min(acked) > previous, f"seed {seed}: seqs restarted"
+        previous = await _check_after_crash(data_dir, acked, seed)
