@@ -26,7 +26,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from ag_ui._generated import models
+from functools import cache
 
 from agui_gateway import events as ev
 
@@ -71,15 +71,20 @@ _ALL_CASES = (_CLOSES_OWN_LANE, _CLOSES_ALL_LANES, _SUBAGENT_TERMINALS, _UNTOUCH
 assert frozenset().union(*_ALL_CASES) == ev.ALL_TYPES and sum(map(len, _ALL_CASES)) == len(ev.ALL_TYPES)
 
 
-def _described_fields(model: type[models.GeneratedBaseModel]) -> frozenset[str]:
+@cache
+def chunk_fields(event_type: str) -> frozenset[str]:
     """The wire names a chunk shape declares, read from the generated model (as the
-    client reads ``Object.keys(schema.shape)``), never hand-copied."""
+    client reads ``Object.keys(schema.shape)``), never hand-copied. Loaded on the
+    first chunk event: the pydantic models take a third of a second to import."""
+    from ag_ui._generated import models
+
+    model = {
+        ev.TEXT_MESSAGE_CHUNK: models.TextMessageChunkEvent,
+        ev.TOOL_CALL_CHUNK: models.ToolCallChunkEvent,
+        ev.REASONING_MESSAGE_CHUNK: models.ReasoningMessageChunkEvent,
+    }[event_type]
     return frozenset(field.alias or name for name, field in model.model_fields.items())
 
-
-TEXT_CHUNK_FIELDS = _described_fields(models.TextMessageChunkEvent)
-TOOL_CHUNK_FIELDS = _described_fields(models.ToolCallChunkEvent)
-REASONING_CHUNK_FIELDS = _described_fields(models.ReasoningMessageChunkEvent)
 
 _ABSENT: Any = object()  # JavaScript `undefined`: the key is not there at all
 
@@ -324,7 +329,7 @@ class ChunkTransformer:
     # ------------------------------------------------------------------ the three arms
 
     def _text_chunk(self, chunk: Event) -> list[Event]:
-        remainder = _remainder(chunk, TEXT_CHUNK_FIELDS)
+        remainder = _remainder(chunk, chunk_fields(ev.TEXT_MESSAGE_CHUNK))
         message_id = chunk.get("messageId", _ABSENT)
         lane = self._resolve_lane("text", message_id, self._tag(chunk), "TEXT_MESSAGE_CHUNK", "text message")
         pending = self._lanes.get(lane)
@@ -357,7 +362,7 @@ class ChunkTransformer:
         return result
 
     def _tool_chunk(self, chunk: Event) -> list[Event]:
-        remainder = _remainder(chunk, TOOL_CHUNK_FIELDS)
+        remainder = _remainder(chunk, chunk_fields(ev.TOOL_CALL_CHUNK))
         tool_call_id = chunk.get("toolCallId", _ABSENT)
         lane = self._resolve_lane("tool", tool_call_id, self._tag(chunk), "TOOL_CALL_CHUNK", "tool call")
         pending = self._lanes.get(lane)
@@ -391,7 +396,7 @@ class ChunkTransformer:
         return result
 
     def _reasoning_chunk(self, chunk: Event) -> list[Event]:
-        remainder = _remainder(chunk, REASONING_CHUNK_FIELDS)
+        remainder = _remainder(chunk, chunk_fields(ev.REASONING_MESSAGE_CHUNK))
         message_id = chunk.get("messageId", _ABSENT)
         lane = self._resolve_lane(
             "reasoning", message_id, self._tag(chunk), "REASONING_MESSAGE_CHUNK", "reasoning message"

@@ -229,7 +229,7 @@ class SnapshotCompactor(DeltaCompactor):
 
     def __init__(self) -> None:
         super().__init__()
-        self._reducer = Reducer()
+        self._reducer = Reducer(client_view=False)
         self._passthrough: list[Event] = []
         self._last_started: Event | None = None
         self._terminal: Event | None = None
@@ -305,7 +305,7 @@ class SnapshotCompactor(DeltaCompactor):
         messages, state = self._reducer.snapshot()
         if not len(self):
             return messages, state
-        current = Reducer(messages, state)
+        current = Reducer(messages, state, client_view=False)
         current.apply_all(self.events())
         return current.snapshot()
 
@@ -334,7 +334,7 @@ class SnapshotCompactor(DeltaCompactor):
         if doc.get("version") != 1:
             raise ValueError(f"unsupported checkpoint version {doc.get('version')!r}")
         compactor = cls()
-        reducer = Reducer(doc["messages"], doc["state"])
+        reducer = Reducer(doc["messages"], doc["state"], client_view=False)
         reducer.state_touched = bool(doc["stateTouched"])
         reducer.pending_interrupts = doc.get("pendingInterrupts") or []
         compactor._reducer = reducer

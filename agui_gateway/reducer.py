@@ -13,11 +13,17 @@ Two things differ in *how*, never in *what*:
 * Lookups by message id and tool-call id go through indexes that always answer
   "the first message in list order", as ``messages.find`` does.
 
-The client also runs events through its enforce and chunk stages before apply;
-:class:`Reducer` applies :class:`~agui_gateway.chunks.ChunkTransformer` first so
-``*_CHUNK`` events work, and copies the message objects it takes from events
-through :func:`~agui_gateway.schema.normalize_messages`, which strips what the
-client's schema parse strips.
+The client runs every event through its compatibility boundary, its schema
+enforcement (unknown fields stripped) and its chunk stage before apply. The
+reducer always runs the chunk stage (:class:`~agui_gateway.chunks.ChunkTransformer`).
+With ``client_view=True`` (the default) it also runs the boundary and the
+enforcement strip (:mod:`agui_gateway.compat`, :mod:`agui_gateway.schema`) on
+every event but the streamed deltas, whose extra fields never reach a message,
+so ``messages`` is exactly what the client holds. Compaction uses
+``client_view=False``: its snapshots keep what the agent sent, the client strips
+on its side as it would have from the raw stream, and a newer client that knows
+more fields still gets them. (Those modules load the protocol's pydantic models,
+which costs a third of a second; without ``client_view`` they are not loaded.)
 """
 
 from __future__ import annotations
@@ -28,8 +34,7 @@ import jsonpatch
 import orjson
 
 from agui_gateway import events as ev
-from agui_gateway.chunks import ChunkTransformer
-from agui_gateway.schema import normalize_messages
+from agui_gateway.chunks import ChunkStreamError, ChunkTransformer
 
 Message = dict[str, Any]
 
@@ -88,6 +93,20 @@ def _apply_json_patch(document: Any, patch: Any) -> Any:
     return jsonpatch.apply_patch(_clone(document), patch, in_place=True)
 
 
+_DELTAS = frozenset({ev.TEXT_MESSAGE_CONTENT, ev.TOOL_CALL_ARGS, ev.REASONING_MESSAGE_CONTENT})
+
+
+def _client_enforcement() -> Any:
+    """The client's compatibility boundary then its enforcement strip, as one function."""
+    from agui_gateway.compat import apply_compatibility_boundary
+    from agui_gateway.schema import normalize_event
+
+    def enforce(event: dict[str, Any]) -> dict[str, Any] | None:
+        return normalize_event(apply_compatibility_boundary(event))
+
+    return enforce
+
+
 def _strip_null_subagent(message: Any) -> Any:
     if isinstance(message, dict) and "subagentRunId" in message and message["subagentRunId"] is None:
         message = dict(message)
@@ -98,13 +117,21 @@ def _strip_null_subagent(message: Any) -> Any:
 class Reducer:
     """Applies AG-UI events to ``(messages, state)`` exactly as the official client does."""
 
-    def __init__(self, messages: list[Message] | None = None, state: Any = _UNSET) -> None:
+    def __init__(
+        self,
+        messages: list[Message] | None = None,
+        state: Any = _UNSET,
+        *,
+        client_view: bool = True,
+    ) -> None:
         self._messages: list[Message] = _clone(messages) if messages else []
         # The client's initial agent state is {}; None (JSON null) is a real state.
         self._state: Any = {} if state is _UNSET else _clone(state)
         self.state_touched = False  # a STATE_SNAPSHOT or successful STATE_DELTA was applied
         self.pending_interrupts: list[Any] = []
+        self.error: str | None = None
         self._chunks = ChunkTransformer()
+        self._enforce = _client_enforcement() if client_view else None
         # id -> first message with that id; tool call id -> (first owner message, tool call)
         self._by_id: dict[str, Message] = {}
         self._tool_calls: dict[str, tuple[Message, dict[str, Any]]] = {}
@@ -135,13 +162,24 @@ class Reducer:
     # ------------------------------------------------------------------ public API
 
     def apply(self, event: dict[str, Any]) -> None:
-        """Apply one event (as parsed from JSON). Unknown or malformed events change nothing."""
+        """Apply one event (as parsed from JSON). Unknown or malformed events change nothing.
+
+        An event the client's chunk stage rejects ends the client's run; from
+        then on this reducer ignores events too (``error`` says why).
+        """
+        if self.error is not None:
+            return
         chunks = self._chunks
-        if chunks.active or event.get("type") in ev.CHUNK_TYPES:
-            for produced in chunks.feed(event):
-                self._apply_one(produced)
-        else:
-            self._apply_one(event)
+        try:
+            if chunks.active or event.get("type") in ev.CHUNK_TYPES:
+                for produced in chunks.feed(event):
+                    self._apply_one(produced)
+            else:
+                self._apply_one(event)
+        except ChunkStreamError as exc:
+            self.error = str(exc)
+        except TypeError:  # an unhashable "type": the client's schema rejects it
+            pass
 
     def apply_all(self, events: Any) -> Reducer:
         for event in events:
@@ -170,7 +208,12 @@ class Reducer:
     # ------------------------------------------------------------------ internals
 
     def _apply_one(self, event: dict[str, Any]) -> None:
-        handler = self._handlers.get(event.get("type"))  # type: ignore[arg-type]
+        kind = event.get("type")
+        if self._enforce is not None and kind not in _DELTAS:
+            event = self._enforce(event)  # type: ignore[assignment]
+            if event is None:
+                return
+        handler = self._handlers.get(kind)  # type: ignore[arg-type]
         if handler is not None:
             try:
                 handler(event)
@@ -422,7 +465,7 @@ class Reducer:
         if not isinstance(raw, list):
             return
         self._flush_all()
-        incoming = normalize_messages([_strip_null_subagent(m) for m in _clone(raw)])
+        incoming = [_strip_null_subagent(m) for m in _clone(raw)]
         by_id = {m.get("id"): m for m in incoming}
         owned = _authoritative_activity_types(event)
         has_activity = any(m.get("role") == "activity" for m in incoming)
@@ -509,7 +552,7 @@ class Reducer:
         run_input = event.get("input")
         if not isinstance(run_input, dict) or not run_input.get("messages"):
             return
-        for message in normalize_messages([_strip_null_subagent(m) for m in _clone(run_input["messages"])]):
+        for message in [_strip_null_subagent(m) for m in _clone(run_input["messages"])]:
             if message.get("id") not in self._by_id:
                 self._push(message)
 

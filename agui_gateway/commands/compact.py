@@ -95,16 +95,24 @@ def compact(input_path: str, output_path: str, mode: str) -> None:
 
 
 def _write_jsonl(events: list[dict[str, Any]], output_path: str) -> None:
+    """Write one event per line; a file is replaced atomically, never left half-written."""
     dumps = orjson.dumps
-    payload = b"".join([dumps(event) + b"\n" for event in events])
     if output_path == "-":
-        sys.stdout.buffer.write(payload)
-        sys.stdout.buffer.flush()
-    else:
-        tmp = f"{output_path}.tmp-{os.getpid()}"
-        with open(tmp, "wb") as handle:
-            handle.write(payload)
+        out = sys.stdout.buffer
+        for event in events:
+            out.write(dumps(event, option=orjson.OPT_APPEND_NEWLINE))
+        out.flush()
+        return
+    tmp = f"{output_path}.tmp-{os.getpid()}"
+    try:
+        with open(tmp, "wb", buffering=1 << 20) as handle:
+            for event in events:
+                handle.write(dumps(event, option=orjson.OPT_APPEND_NEWLINE))
         os.replace(tmp, output_path)
+    except BaseException:
+        with contextlib.suppress(OSError):
+            os.unlink(tmp)
+        raise
 
 
 @click.command()
