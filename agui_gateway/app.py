@@ -46,7 +46,7 @@ from agui_gateway.auth import AuthError, Authorizer
 from agui_gateway.config import GatewayConfig
 from agui_gateway.fanout import Batcher, LogFollower, slices
 from agui_gateway.metrics import GatewayMetrics
-from agui_gateway.runs import ActiveRun, NoOpenRun, RunConflict, RunManager
+from agui_gateway.runs import NoOpenRun, RunConflict, RunManager
 from agui_gateway.sse import HEARTBEAT, STREAM_PREAMBLE, InvalidResumePosition, parse_resume_position
 from agui_gateway.store.base import InvalidThreadId, ThreadStore
 from agui_gateway.threads import ThreadRegistry, ThreadRuntime
@@ -117,7 +117,11 @@ def create_app(config: GatewayConfig, store: ThreadStore | None = None) -> Starl
         agents=agents,
         metrics=metrics,
         threads=ThreadRegistry(
-            store, metrics, cached_threads=config.cached_threads, recover_open_runs=config.recover_open_runs
+            store,
+            metrics,
+            cached_threads=config.cached_threads,
+            cache_bytes=config.cache_bytes,
+            recover_open_runs=config.recover_open_runs,
         ),
         runs=RunManager(http, metrics, UpstreamTimeouts(connect=t.connect, read=t.read, total=t.total)),
         auth=Authorizer.from_config(config),
@@ -157,6 +161,7 @@ def create_app(config: GatewayConfig, store: ThreadStore | None = None) -> Starl
             InvalidThreadId: _invalid_thread,
             404: _not_found,
             405: _method_not_allowed,
+            Exception: _internal_error,
         },
     )
     app.state.gateway = gateway
@@ -176,6 +181,11 @@ async def _auth_error(request: Request, exc: Exception) -> Response:
 
 async def _invalid_thread(request: Request, exc: Exception) -> Response:
     return error_response(400, str(exc))
+
+
+async def _internal_error(request: Request, exc: Exception) -> Response:
+    log.error("%s %s failed", request.method, request.url.path, exc_info=exc)
+    return error_response(500, f"internal error: {type(exc).__name__}")
 
 
 async def _not_found(request: Request, exc: Exception) -> Response:
@@ -286,6 +296,9 @@ class _Handlers:
                     yield chunk
                 cursor = view.seq
             else:
+                # Opening the thread also closes a run a crash left open (its RUN_ERROR
+                # then reaches this client like any stored event).
+                await runtime.compactor()
                 metrics.replays.labels("resume").inc()
                 cursor = position
             follower = LogFollower(

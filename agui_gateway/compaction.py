@@ -55,6 +55,25 @@ _NEUTRAL = frozenset(
 )
 
 
+# The official client fails a stream whose SSE buffer exceeds 10 MB (transform/sse.ts),
+# so no single frame of a replay may be that large; stay well below.
+MAX_FRAME_BYTES = 8 << 20
+
+
+def _batches(messages: list[dict[str, Any]], budget: int) -> list[list[dict[str, Any]]]:
+    """Consecutive groups of messages whose JSON stays under ``budget`` (one message at least)."""
+    batches: list[list[dict[str, Any]]] = [[]]
+    size = 0
+    for message in messages:
+        length = len(orjson.dumps(message)) + 1
+        if batches[-1] and size + length > budget:
+            batches.append([])
+            size = 0
+        batches[-1].append(message)
+        size += length
+    return batches
+
+
 class _Merged:
     """A run of deltas to one target, emitted where its first part stood."""
 
@@ -233,6 +252,7 @@ class SnapshotCompactor(DeltaCompactor):
         self._passthrough: list[Event] = []
         self._last_started: Event | None = None
         self._terminal: Event | None = None
+        self._last_finished: Event | None = None  # the last RUN_FINISHED folded
         self._thread_id: str | None = None
         self.folded_seq = 0
         self._open_run_id: str | None = None
@@ -257,6 +277,8 @@ class SnapshotCompactor(DeltaCompactor):
             if isinstance(thread_id, str):
                 self._thread_id = thread_id
         self._terminal = terminal
+        if terminal.get("type") == ev.RUN_FINISHED:
+            self._last_finished = terminal
         self.folded_seq = seq
         self._reset()
         self._open_run_id = None
@@ -271,27 +293,57 @@ class SnapshotCompactor(DeltaCompactor):
     def open_run_id(self) -> str | None:
         return self._open_run_id
 
-    def finished_block(self) -> list[Event]:
-        """The synthetic run standing for every finished run ([] before the first)."""
+    def finished_block(self, max_frame_bytes: int = MAX_FRAME_BYTES) -> list[Event]:
+        """The synthetic run standing for every finished run ([] before the first).
+
+        Messages whose JSON exceeds ``max_frame_bytes`` do not go into one
+        MESSAGES_SNAPSHOT (the official client refuses an SSE frame over 10 MB):
+        they are carried, in order and in frames under the limit, by the
+        ``input.messages`` of consecutive synthetic RUN_STARTED events, which
+        the client appends exactly as a snapshot into an empty list would.
+        """
         if self._terminal is None:
             return []
         started = self._last_started or {}
+        thread_id = started.get("threadId") or self._thread_id or ""
         run_id = started.get("runId") or self._terminal.get("runId") or "compacted-history"
-        block: list[Event] = [
-            {
-                "type": ev.RUN_STARTED,
-                "threadId": started.get("threadId") or self._thread_id or "",
-                "runId": run_id,
-            },
-        ]
-        if self._reducer.messages:  # a fresh client already holds none
-            block.append({"type": ev.MESSAGES_SNAPSHOT, "messages": self._reducer.messages})
+        head: Event = {"type": ev.RUN_STARTED, "threadId": thread_id, "runId": run_id}
+        messages = self._reducer.messages
+        block: list[Event] = []
+        if not messages:  # a fresh client already holds none
+            block.append(head)
+        elif len(orjson.dumps(messages)) <= max_frame_bytes:
+            block += [head, {"type": ev.MESSAGES_SNAPSHOT, "messages": messages}]
+        else:
+            batches = _batches(messages, max_frame_bytes)
+            for number, batch in enumerate(batches[:-1], 1):
+                part = f"{run_id}.history-{number}"
+                block += [
+                    {"type": ev.RUN_STARTED, "threadId": thread_id, "runId": part,
+                     "input": {"threadId": thread_id, "runId": part, "messages": batch}},
+                    {"type": ev.RUN_FINISHED, "threadId": thread_id, "runId": part},
+                ]  # fmt: skip
+            block.append(
+                {**head, "input": {"threadId": thread_id, "runId": run_id, "messages": batches[-1]}}
+            )
         state = self._reducer.state
         if self._reducer.state_touched or state != {}:
             block.append({"type": ev.STATE_SNAPSHOT, "snapshot": state})
         block.extend(self._passthrough)
+        if self._terminal.get("type") == ev.RUN_ERROR and self._reducer.pending_interrupts:
+            # An interrupt outcome outlives a later RUN_ERROR in the client
+            # (agent.pendingInterrupts): end the snapshot run with the RUN_FINISHED
+            # that set it, then replay the failed run as a run of its own.
+            assert self._last_finished is not None
+            block += [self._last_finished, dict(head, runId=f"{run_id}.failed")]
         block.append(self._terminal)
         return block
+
+    def message_ids(self) -> set[str]:
+        """Ids of the messages the thread holds now (cheap while no run is open)."""
+        if len(self):
+            return {m.get("id") for m in self.snapshot()[0]}  # type: ignore[misc]
+        return {m.get("id") for m in self._reducer.messages}  # type: ignore[misc]
 
     def open_run_events(self) -> list[tuple[Event, int | None]]:
         """Events fed after the last fold, delta-compacted, with their resumable ids."""
@@ -325,6 +377,7 @@ class SnapshotCompactor(DeltaCompactor):
                 "passthrough": self._passthrough,
                 "lastStarted": self._last_started,
                 "terminal": self._terminal,
+                "lastFinished": self._last_finished,
             }
         )
 
@@ -342,6 +395,7 @@ class SnapshotCompactor(DeltaCompactor):
         compactor._passthrough = doc["passthrough"]
         compactor._last_started = doc["lastStarted"]
         compactor._terminal = doc["terminal"]
+        compactor._last_finished = doc.get("lastFinished")
         compactor.folded_seq = compactor.last_seq = int(doc["foldedSeq"])
         return compactor
 

@@ -85,8 +85,10 @@ class GatewayConfig:
     timeouts: UpstreamTimeouts = UpstreamTimeouts()
     heartbeat_s: float = 15.0
     max_body_bytes: int = 16 * 1024 * 1024
-    # Idle thread runtimes (no run, no subscriber) kept in memory for fast replays.
+    # Idle thread runtimes (no run, no subscriber) kept in memory for fast replays:
+    # at most this many, holding at most about this many bytes of replay state.
     cached_threads: int = 256
+    cache_bytes: int = 256 * 1024 * 1024
     # A run the log shows open but no task of this process owns was cut off by a
     # crash: close it with a stored RUN_ERROR at first open. Turn off only when
     # several gateway replicas share one store (another replica may own the run).
@@ -226,6 +228,8 @@ def _fields_from_mapping(doc: Mapping[str, Any], origin: str) -> dict[str, Any]:
             out["max_body_bytes"] = _number(name, value, int, 1024)
         elif key == "cached_threads":
             out["cached_threads"] = _number(name, value, int, 0)
+        elif key == "cache_bytes":
+            out["cache_bytes"] = _number(name, value, int, 0)
         elif key == "recover_open_runs":
             out["recover_open_runs"] = _parse_bool(name, value)
         elif key == "redis_url":

@@ -58,7 +58,9 @@ class RecentFrames:
         self._frames.clear()
         self._bytes = 0
 
-    def push(self, records: Iterable[StoredRecord]) -> None:
+    def push(self, records: Iterable[StoredRecord]) -> int:
+        """Cache the frames of newly stored records; returns the bytes of those frames."""
+        pushed = 0
         for record in records:
             if self._frames and record.seq != self.last_seq + 1:
                 self.clear()  # someone else wrote in between: restart contiguously
@@ -67,9 +69,11 @@ class RecentFrames:
             encoded = record_frame(record)
             self._frames.append(encoded)
             self._bytes += len(encoded)
+            pushed += len(encoded)
         while self._frames and (len(self._frames) > self._max_frames or self._bytes > self._max_bytes):
             self._bytes -= len(self._frames.popleft())
             self._first_seq += 1
+        return pushed
 
     def after(self, cursor: int) -> list[bytes] | None:
         """The frames of seqs ``cursor+1 ..`` when this cache holds ``cursor+1``; else None."""

@@ -20,7 +20,7 @@ class GatewayMetrics:
             "agui_gateway_events_stored", "Events appended to thread logs", ["source"], registry=r
         )
         self.bytes_stored = Counter(
-            "agui_gateway_bytes_stored", "Bytes of event JSON appended to thread logs", registry=r
+            "agui_gateway_bytes_stored", "Bytes of stored events (as SSE frames) appended", registry=r
         )
         self.subscribers = Gauge(
             "agui_gateway_subscribers", "Open event streams (run callers and watchers)", registry=r

@@ -44,13 +44,14 @@ import httpx
 
 from agui_gateway import events as ev
 from agui_gateway.metrics import GatewayMetrics
-from agui_gateway.store.base import NewEvent, Source, StoredRecord
+from agui_gateway.store.base import NewEvent, Source
 from agui_gateway.threads import ThreadRuntime
 from agui_gateway.upstream import (
     CODE_INCOMPLETE,
     AgentEvent,
     GatewayEvent,
     Malformed,
+    UpstreamItem,
     UpstreamRun,
     UpstreamTimeouts,
     run_error_event,
@@ -62,6 +63,8 @@ log = logging.getLogger("agui_gateway.runs")
 CODE_STOPPED = "stopped"
 CODE_SHUTDOWN = "gateway_shutdown"
 CODE_GATEWAY_ERROR = "gateway_error"
+QUEUE_ITEMS = 128  # upstream items read ahead of the disk, at most (bounds a run's memory)
+BATCH_ITEMS = 64  # items stored by one append (one fsync), at most
 
 
 class RunConflict(Exception):
@@ -83,8 +86,8 @@ class ActiveRun:
     stop_reason: tuple[str, str] | None = None  # (message, code) when stopped
     final_seq: int | None = None  # set when the run's last event is stored
     finished: asyncio.Event = field(default_factory=asyncio.Event)
-    task: asyncio.Task[None] | None = None
-    inflight: asyncio.Task[list[StoredRecord]] | None = None
+    task: asyncio.Task[None] | None = None  # the writer: stores items, then the run's end
+    reader: asyncio.Task[None] | None = None  # pulls the agent's stream
 
     @property
     def done(self) -> bool:
@@ -120,7 +123,16 @@ class RunManager:
         self._runs: set[ActiveRun] = set()
 
     async def start(self, runtime: ThreadRuntime, agent: str, url: str, run_input: dict[str, Any]) -> ActiveRun:
-        """Open a run on the thread and start driving it; raise :class:`RunConflict` if one is open."""
+        """Open a run on the thread and start driving it; raise :class:`RunConflict` if one is open.
+
+        Shielded: once the gateway's RUN_STARTED is stored the run must get its driver,
+        even if the caller disconnects in the middle of opening it.
+        """
+        opening = asyncio.ensure_future(self._open(runtime, agent, url, run_input))
+        opening.add_done_callback(_consume_exception)  # the caller may be gone by then
+        return await asyncio.shield(opening)
+
+    async def _open(self, runtime: ThreadRuntime, agent: str, url: str, run_input: dict[str, Any]) -> ActiveRun:
         compactor = await runtime.compactor()
         if runtime.run is not None:
             self._metrics.runs_rejected.inc()
@@ -165,8 +177,10 @@ class RunManager:
     async def stop(self, runtime: ThreadRuntime, message: str, code: str = CODE_STOPPED) -> ActiveRun:
         """Cancel the thread's run; returns once its RUN_ERROR is stored."""
         run = runtime.run
-        if run is None or run.task is None:
+        if run is None:
             raise NoOpenRun(f"thread {runtime.thread_id!r} has no run in progress")
+        if run.task is None:
+            raise NoOpenRun(f"the run on thread {runtime.thread_id!r} is still starting; retry")
         self._cancel(run, message, code)
         await asyncio.shield(run.finished.wait())
         return run
@@ -180,36 +194,73 @@ class RunManager:
 
     @staticmethod
     def _cancel(run: ActiveRun, message: str, code: str) -> None:
-        if run.stop_reason is None and run.task is not None and not run.done:
+        """Close the upstream connection; the run task stores what came and the RUN_ERROR."""
+        if run.stop_reason is None and not run.done:
             run.stop_reason = (message, code)
-            run.task.cancel()
+            if run.reader is not None:
+                run.reader.cancel()
 
     # -- the run task ------------------------------------------------------------------
+    #
+    # Two tasks per run. The reader pulls items from the agent into a bounded queue
+    # (backpressure on the agent's socket when the disk is slower). The writer (the run
+    # task) stores whatever has accumulated as one append: one write and, with
+    # fsync="always", one fsync per batch, so a burst from the agent is stored at disk
+    # speed rather than one fsync per event. A stop cancels only the reader: no append is
+    # ever interrupted, and the writer then stores the run's end.
 
     async def _drive(self, runtime: ThreadRuntime, run: ActiveRun, upstream: UpstreamRun) -> None:
+        queue: asyncio.Queue[UpstreamItem | None] = asyncio.Queue()  # None: the reader is done
+        space = asyncio.Semaphore(QUEUE_ITEMS)
+        run.reader = asyncio.create_task(self._read(run, upstream, queue, space), name=f"read-{run.run_id}")
         try:
-            async with upstream:
+            reading = True
+            while reading:
+                batch = [await queue.get()]
+                while not queue.empty() and len(batch) < BATCH_ITEMS:
+                    batch.append(queue.get_nowait())
+                if batch[-1] is None:
+                    reading = False
+                items = [item for item in batch if item is not None]
+                for _ in items:
+                    space.release()
+                await self._store(runtime, run, items)
+        except Exception as exc:  # a store failure or a bug: end the run, keep the gateway up
+            log.exception("thread %s run %s failed", run.thread_id, run.run_id)
+            if run.stop_reason is None:
+                run.stop_reason = (f"the gateway failed during the run: {exc!r}", CODE_GATEWAY_ERROR)
+            run.reader.cancel()
+        await asyncio.gather(run.reader, return_exceptions=True)
+        await self._finish(runtime, run, upstream)
+
+    async def _read(
+        self,
+        run: ActiveRun,
+        upstream: UpstreamRun,
+        queue: asyncio.Queue[UpstreamItem | None],
+        space: asyncio.Semaphore,
+    ) -> None:
+        try:
+            async with upstream:  # closes the agent's connection on any exit, a stop included
                 async for item in upstream:
                     if isinstance(item, Malformed):
                         self._metrics.upstream_malformed.inc()
                         log.warning("thread %s run %s: skipped %s", run.thread_id, run.run_id, item.reason)
                         continue
-                    await self._store(runtime, run, [item])
+                    await space.acquire()
+                    queue.put_nowait(item)
         except asyncio.CancelledError:
-            task = asyncio.current_task()
-            if task is not None:
-                task.uncancel()
-            if run.stop_reason is None:  # not ours: still end the run in the log
+            if run.stop_reason is None:  # not a stop of ours (loop shutdown): still end the run
                 run.stop_reason = ("the run was cancelled", CODE_STOPPED)
-        except Exception as exc:  # a store failure or a bug: end the run, keep the gateway up
-            log.exception("thread %s run %s failed", run.thread_id, run.run_id)
-            run.stop_reason = (f"the gateway failed during the run: {exc!r}", CODE_GATEWAY_ERROR)
-        await self._finish(runtime, run, upstream)
+        except Exception as exc:
+            log.exception("thread %s run %s: reading the agent failed", run.thread_id, run.run_id)
+            if run.stop_reason is None:
+                run.stop_reason = (f"the gateway failed reading the agent: {exc!r}", CODE_GATEWAY_ERROR)
+        finally:
+            queue.put_nowait(None)
 
     async def _finish(self, runtime: ThreadRuntime, run: ActiveRun, upstream: UpstreamRun) -> None:
         try:
-            if run.inflight is not None:  # an append a stop interrupted the wait for
-                await asyncio.gather(run.inflight, return_exceptions=True)
             if run.stop_reason is not None:
                 message, code = run.stop_reason
                 closing = upstream.closing_events(message, code)
@@ -238,11 +289,8 @@ class RunManager:
         batch: list[NewEvent] = []
         for item in items:
             batch.extend(self._translate(run, item))
-        if not batch:
-            return
-        run.inflight = runtime.append_task(batch)
-        await asyncio.shield(run.inflight)
-        run.inflight = None
+        if batch:
+            await runtime.append(batch)
 
     def _translate(self, run: ActiveRun, item: AgentEvent | GatewayEvent) -> list[NewEvent]:
         """The records one upstream item becomes (see the module docstring)."""
@@ -267,3 +315,7 @@ class RunManager:
         out.append(NewEvent(event, run.current_run_id, source))
         return out
 
+
+def _consume_exception(task: asyncio.Future[Any]) -> None:
+    if not task.cancelled():
+        task.exception()

@@ -25,15 +25,13 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import weakref
 from collections import OrderedDict
 from collections.abc import Sequence
 from contextlib import aclosing
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
-import orjson
-
-from agui_gateway import events as ev
 from agui_gateway.compaction import SnapshotCompactor
 from agui_gateway.fanout import RecentFrames, slices
 from agui_gateway.metrics import GatewayMetrics
@@ -230,8 +228,15 @@ class ThreadRuntime:
 
     async def message_ids(self) -> set[str]:
         compactor = await self.compactor()
-        messages, _ = compactor.snapshot()
-        return {m["id"] for m in messages if isinstance(m, dict) and isinstance(m.get("id"), str)}
+        return {mid for mid in compactor.message_ids() if isinstance(mid, str)}
+
+    @property
+    def approx_bytes(self) -> int:
+        """A rough size of the replay state held: the encoded replay, and about twice
+        that for the compactor's messages and state as Python objects."""
+        finished = len(self._finished_bytes[1]) if self._finished_bytes is not None else 0
+        open_part = len(self._view.parts[1]) if self._view is not None else 0
+        return 3 * finished + 2 * open_part
 
     @property
     def log_run_open(self) -> bool:
@@ -262,19 +267,21 @@ class ThreadRuntime:
     async def _append_and_absorb(
         self, events: list[NewEvent], compactor: SnapshotCompactor | None = None
     ) -> list[StoredRecord]:
-        compactor = compactor or self._compactor
+        if compactor is None:
+            compactor = self._compactor
         assert compactor is not None, "append before the replay state was built"
         async with self._lock:
             records = await self.store.append(self.thread_id, events)
             if records and records[0].seq != compactor.last_seq + 1:
                 await self._catch_up_locked(compactor)  # foreign records came in between
+                encoded = 0
             else:
                 for record in records:
                     compactor.feed(record.event, record.seq)
-                self.recent.push(records)
+                encoded = self.recent.push(records)
         for record in records:
             self._metrics.events_stored.labels(record.source).inc()
-        self._metrics.bytes_stored.inc(sum(len(orjson.dumps(r.event)) for r in records))
+        self._metrics.bytes_stored.inc(encoded)
         return records
 
     async def _catch_up_locked(self, compactor: SnapshotCompactor) -> None:
@@ -304,42 +311,51 @@ class ThreadRegistry:
         metrics: GatewayMetrics,
         *,
         cached_threads: int = 256,
+        cache_bytes: int = 256 * 1024 * 1024,
         recover_open_runs: bool = True,
     ) -> None:
         self.store = store
         self._metrics = metrics
         self._cap = cached_threads
+        self._cap_bytes = cache_bytes
         self._recover = recover_open_runs
-        self._runtimes: OrderedDict[str, ThreadRuntime] = OrderedDict()
+        self._runtimes: OrderedDict[str, ThreadRuntime] = OrderedDict()  # LRU, capped
+        # Every runtime still referenced anywhere (a stream, a run): one per thread,
+        # even after the LRU let go of it, so two never serve the same thread.
+        self._alive: weakref.WeakValueDictionary[str, ThreadRuntime] = weakref.WeakValueDictionary()
 
     def get(self, thread_id: str) -> ThreadRuntime:
         """The runtime of a (validated) thread id, created on first use."""
         runtime = self._runtimes.get(thread_id)
+        if runtime is not None:
+            self._runtimes.move_to_end(thread_id)
+            return runtime
+        runtime = self._alive.get(thread_id)
         if runtime is None:
             runtime = ThreadRuntime(thread_id, self.store, self._metrics, recover_open_runs=self._recover)
-            self._runtimes[thread_id] = runtime
-            self._evict()
-        else:
-            self._runtimes.move_to_end(thread_id)
+            self._alive[thread_id] = runtime
+        self._runtimes[thread_id] = runtime
+        self._evict()
         return runtime
 
     def peek(self, thread_id: str) -> ThreadRuntime | None:
-        return self._runtimes.get(thread_id)
+        return self._runtimes.get(thread_id) or self._alive.get(thread_id)
 
     def active_runs(self) -> list[ThreadRuntime]:
         return [rt for rt in self._runtimes.values() if rt.run is not None]
 
     def _evict(self) -> None:
-        excess = len(self._runtimes) - self._cap
-        if excess <= 0:
-            return
+        """Drop least recently used idle runtimes beyond the caps (count and bytes).
+
+        An evicted thread's replay state is rebuilt from its checkpoint when needed.
+        """
+        count = len(self._runtimes)
+        total = sum(rt.approx_bytes for rt in self._runtimes.values())
         for thread_id, runtime in list(self._runtimes.items()):
-            if excess <= 0:
+            if count <= self._cap and total <= self._cap_bytes:
                 break
             if runtime.idle:
                 del self._runtimes[thread_id]
-                excess -= 1
+                count -= 1
+                total -= runtime.approx_bytes
 
-
-def is_terminal(event: dict[str, Any]) -> bool:
-    return event.get("type") in ev.TERMINAL_TYPES

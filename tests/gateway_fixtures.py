@@ -47,7 +47,9 @@ def user_message(message_id: str, text: str) -> dict[str, Any]:
     return {"id": message_id, "role": "user", "content": text}
 
 
-def run_input(thread_id: str, run_id: str, messages: list[dict[str, Any]] | None = None, **extra: Any) -> dict[str, Any]:
+def run_input(
+    thread_id: str, run_id: str, messages: list[dict[str, Any]] | None = None, **extra: Any
+) -> dict[str, Any]:
     return {
         "threadId": thread_id,
         "runId": run_id,
@@ -75,7 +77,8 @@ def agent_run_events(thread_id: str, run_id: str, *, text_deltas: int = 6, tools
     events.append({"type": "TEXT_MESSAGE_END", "messageId": f"{p}-m1"})
     for t in range(tools):
         events.append(
-            {"type": "TOOL_CALL_START", "toolCallId": f"{p}-c{t}", "toolCallName": "lookup", "parentMessageId": f"{p}-m1"}
+            {"type": "TOOL_CALL_START", "toolCallId": f"{p}-c{t}", "toolCallName": "lookup",
+             "parentMessageId": f"{p}-m1"}  # fmt: skip
         )
     for piece in ('{"q":', '"x', 'y"}'):
         for t in range(tools):  # interleaved ARGS of parallel calls
@@ -228,6 +231,7 @@ class GatewayProcess:
             args += ["--agent", f"{name}={url}"]
         args += list(self.extra_args)
         env = {**os.environ, **(self.env or {})}
+        self.log_path.parent.mkdir(parents=True, exist_ok=True)
         with open(self.log_path, "ab") as log_file:
             self.proc = subprocess.Popen(args, cwd=REPO_ROOT, env=env, stdout=log_file, stderr=subprocess.STDOUT)
         deadline = time.monotonic() + timeout

@@ -203,3 +203,20 @@ class OfficialClient:
             if "requestError" in payload:
                 raise HarnessError(payload["requestError"])
             return ReplayResult.from_wire(payload)
+
+
+def js_values(value: Any) -> Any:
+    """A JSON value as JavaScript holds it: every number a double.
+
+    The official client prints 5.9e16 as 59052814611216140 and rounds integers past
+    2**53; comparing its output with Python's therefore goes through doubles.
+    """
+    if isinstance(value, bool) or value is None or isinstance(value, str):
+        return value
+    if isinstance(value, (int, float)):
+        return float(value)
+    if isinstance(value, list):
+        return [js_values(item) for item in value]
+    if isinstance(value, dict):
+        return {key: js_values(item) for key, item in value.items()}
+    return value

@@ -18,6 +18,7 @@ from agui_gateway import Reducer, SnapshotCompactor, compact_events, compact_to_
 from agui_gateway.testing import strategies
 from agui_gateway.testing.generate import generate_log
 from agui_gateway.testing.shapes import SHAPES
+from official_client import js_values
 
 SEEDS = (1, 2, 3)
 
@@ -33,28 +34,32 @@ def _assert_same(label: str, got: Any, want: Any) -> None:
     assert got.pending_interrupts == want.pending_interrupts, f"{label}: interrupts differ"
 
 
-def check_equivalence(client: Any, raw: list[dict[str, Any]]) -> None:
+def check_equivalence(client: Any, raw: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Check every form against the client; return the snapshot form."""
     reference = client.replay(raw)
     assert reference.error is None, f"generated log is not valid: {reference.error}"
 
     reducer = Reducer().apply_all(raw)
     reducer.finish()
-    assert reducer.messages == reference.messages, "reducer messages differ from the client"
-    assert reducer.state == reference.state, "reducer state differs from the client"
+    assert js_values(reducer.messages) == js_values(reference.messages), "reducer messages differ"
+    assert js_values(reducer.state) == js_values(reference.state), "reducer state differs"
 
     deltas = compact_events(raw)
     _assert_same("compact_events", client.replay(deltas), reference)
     assert len(deltas) <= len(raw)
+    assert _size(deltas) <= _size(raw), "the delta form is larger than the raw log"
 
     snapshots = compact_to_snapshots(raw)
     _assert_same("compact_to_snapshots", client.replay(snapshots), reference)
-    assert _size(snapshots) <= _size(raw), "the snapshot form is larger than the raw log"
+    return snapshots
 
 
 @pytest.mark.parametrize("seed", SEEDS)
 @pytest.mark.parametrize("shape", sorted(SHAPES))
 def test_generated_shapes_are_equivalent(official_client: Any, shape: str, seed: int) -> None:
-    check_equivalence(official_client, generate_log(shape, seed))
+    raw = generate_log(shape, seed)
+    snapshots = check_equivalence(official_client, raw)
+    assert _size(snapshots) <= _size(raw), "the snapshot form is larger than the raw log"
 
 
 @pytest.mark.parametrize("shape", ["mixed", "error_runs", "open_last_run", "state_heavy"])
@@ -117,3 +122,35 @@ def test_random_raw_streams_reducer_matches_client(
     official_client: Any, stream: list[dict[str, Any]]
 ) -> None:
     check_equivalence(official_client, stream)
+
+
+def test_history_too_big_for_one_frame_is_split_and_equivalent(official_client: Any) -> None:
+    """The client refuses SSE frames over 10 MB: big histories go out in several frames."""
+    raw = generate_log("mixed", 21)
+    compactor = SnapshotCompactor()
+    for event in raw:
+        compactor.feed(event)
+    budget = 4096  # forces many frames
+    block = compactor.finished_block(max_frame_bytes=budget)
+    assert not any(e["type"] == "MESSAGES_SNAPSHOT" for e in block)
+    carriers = [e["input"]["messages"] for e in block if e["type"] == "RUN_STARTED"]
+    assert len(carriers) > 2
+    # A frame holds one message, or several whose JSON stays under the budget.
+    assert all(len(batch) == 1 or len(orjson.dumps(batch)) <= budget for batch in carriers)
+    _assert_same("split history", official_client.replay(block + compactor.events()),
+                 official_client.replay(raw))
+
+
+@pytest.mark.slow
+def test_history_over_ten_megabytes_replays_through_the_official_client(official_client: Any) -> None:
+    """Twelve 1 MB assistant messages streamed in 100 KB deltas: raw and replay agree."""
+    raw: list[dict[str, Any]] = [{"type": "RUN_STARTED", "threadId": "big", "runId": "r1"}]
+    for n in range(12):
+        raw.append({"type": "TEXT_MESSAGE_START", "messageId": f"m{n}", "role": "assistant"})
+        raw += [{"type": "TEXT_MESSAGE_CONTENT", "messageId": f"m{n}", "delta": chr(65 + n) * 100_000}
+                for _ in range(10)]
+        raw.append({"type": "TEXT_MESSAGE_END", "messageId": f"m{n}"})
+    raw.append({"type": "RUN_FINISHED", "threadId": "big", "runId": "r1"})
+    replay = compact_to_snapshots(raw)
+    assert max(len(orjson.dumps(e)) for e in replay) < 10 * 2**20
+    _assert_same("over 10 MB", official_client.replay(replay), official_client.replay(raw))

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -77,7 +78,8 @@ async def test_second_run_records_only_messages_the_thread_does_not_have(
     scripted.script("a1", agent_run_events("t-two", "a1", tools=0))
     scripted.script("a2", agent_run_events("t-two", "a2", tools=1))
     async with httpx.AsyncClient(base_url=gateway.url) as client:
-        await collect(client, "POST", "/agents/scripted/run", json=run_input("t-two", "a1", [user_message("u1", "one")]))
+        first = run_input("t-two", "a1", [user_message("u1", "one")])
+        await collect(client, "POST", "/agents/scripted/run", json=first)
         snapshot = (await client.get("/threads/t-two/snapshot")).json()
         history = snapshot["messages"] + [user_message("u2", "two")]
         frames = await collect(client, "POST", "/agents/scripted/run", json=run_input("t-two", "a2", history))
@@ -118,8 +120,6 @@ async def test_second_run_on_a_thread_with_an_open_run_is_409_and_stop_ends_the_
         # A watcher connected now sees the stop's RUN_ERROR live.
         watcher = collect(client, "GET", "/threads/t-409/events", params={"after": "5"},
                           until=has_event(lambda e: e["type"] == "RUN_ERROR"))  # fmt: skip
-        import asyncio
-
         watching = asyncio.ensure_future(watcher)
         stopped = await client.post("/threads/t-409/stop")
         assert stopped.status_code == 200, stopped.text
@@ -139,8 +139,6 @@ async def test_second_run_on_a_thread_with_an_open_run_is_409_and_stop_ends_the_
 async def test_empty_thread_stream_stays_open_until_the_first_run(
     gateway: RunningGateway, agent: tuple[ScriptedAgent, str]
 ) -> None:
-    import asyncio
-
     scripted, _ = agent
     script = agent_run_events("t-empty", "e1", tools=1)
     scripted.script("e1", script)

@@ -22,13 +22,13 @@ from gateway_fixtures import (
     agent_run_events,
     collect,
     events_of,
-    has_event,
     has_id,
     read_log,
     run_input,
     serve_agent,
     serve_gateway,
     user_message,
+    wait_for_condition,
 )
 
 from agui_gateway import Reducer
@@ -69,6 +69,30 @@ def assert_same_end(official_client: Any, label: str, events: list[dict[str, Any
     assert got.error is None, f"{label}: the official client rejected the stream: {got.error}"
     assert got.messages == reference.messages, f"{label}: messages differ"
     assert got.state == reference.state, f"{label}: state differs"
+
+
+def agent_run_done(run_id: str) -> Any:
+    """Until the agent's run (from agent_run_events) has ended: its last message, then RUN_FINISHED.
+
+    (A RUN_FINISHED with the run's id alone is not enough: the gateway's run that records
+    the caller's messages carries the same run id and ends when the agent's run starts.)
+    """
+
+    def has_last_message(event: dict[str, Any]) -> bool:
+        if event["type"] == "MESSAGES_SNAPSHOT":
+            return any(m["id"] == f"{run_id}-m2" for m in event["messages"])
+        return event.get("messageId") == f"{run_id}-m2"
+
+    def done(frames: list[Frame]) -> bool:
+        events = events_of(frames)
+        return bool(events) and events[-1]["type"] == "RUN_FINISHED" and any(map(has_last_message, events))
+
+    return done
+
+
+def sample_positions(latest: int, count: int = 24) -> list[int]:
+    step = max(1, latest // count)
+    return sorted({0, 1, latest - 1, latest, *range(0, latest + 1, step)} - {-1})
 
 
 def id_positions(frames: list[Frame]) -> list[tuple[int, int]]:
@@ -131,8 +155,9 @@ async def test_generated_thread_through_the_gateway(
         assert_same_end(official_client, "fresh replay", events_of(fresh), reference)
         assert sum(len(str(e)) for e in events_of(fresh)) < sum(len(str(e)) for e in raw)
 
-        # Every cut of the raw stream at an id, plus its resume, is the raw stream exactly.
-        for n in range(0, len(raw) + 1):
+        # A cut of the raw stream at an id, plus its resume, is the raw stream exactly
+        # (every position is covered by test_resume_from_every_position; a sample here).
+        for n in sample_positions(len(raw)):
             resumed = await connect(client, thread_id, n)
             assert events_of(resumed) == raw[n:], f"resume after {n}"
             assert [f.id for f in resumed if f.event is not None] == list(range(n + 1, len(raw) + 1))
@@ -170,16 +195,15 @@ async def test_fresh_client_during_an_open_run_and_every_resume(
         mid_events = events_of(mid)
         # The finished first run is one compacted run; the open run follows, from its RUN_STARTED.
         assert [e["type"] for e in mid_events[:2]] == ["RUN_STARTED", "MESSAGES_SNAPSHOT"]
+        # The gateway's run recording u2 is finished, so u2 is in the compacted block.
+        assert user_message("u2", "second") in mid_events[1]["messages"]
         open_part = mid_events[[e["type"] for e in mid_events].index("RUN_FINISHED") + 1 :]
-        assert open_part[0]["type"] == "RUN_STARTED" and open_part[0]["input"]["messages"] == [
-            user_message("u2", "second")
-        ]
+        assert open_part[0] == second[0]
         cuts = [(mid_events[: index + 1], n) for index, n in id_positions(mid)]
         assert len(cuts) >= 3
         # A watcher that joined mid-run keeps receiving the run live after release.
         watcher = asyncio.ensure_future(
-            collect(client, "GET", f"/threads/{thread_id}/events",
-                    until=has_event(lambda e: e["type"] == "RUN_FINISHED" and e.get("runId") == "m2"))  # fmt: skip
+            collect(client, "GET", f"/threads/{thread_id}/events", until=agent_run_done("m2"))
         )
         held.release()
         run_frames = await caller
@@ -216,13 +240,15 @@ async def test_many_clients_at_once_all_end_identically(
         caller = asyncio.ensure_future(
             collect(client, "POST", "/agents/scripted/run", json=run_input(thread_id, "c3", [user_message("u3", "q")]))
         )
-        done = has_event(lambda e: e["type"] == "RUN_FINISHED" and e.get("runId") == "c3")
+        done = agent_run_done("c3")
         fresh = [asyncio.ensure_future(collect(client, "GET", f"/threads/{thread_id}/events", until=done))
                  for _ in range(40)]  # fmt: skip
         resumers = [asyncio.ensure_future(collect(client, "GET", f"/threads/{thread_id}/events",
                                                   params={"after": str(n)}, until=done))
                     for n in range(0, 40, 4)]  # fmt: skip
-        await asyncio.sleep(0)  # let them connect while the run is held
+        # All of them connect while the run is held (the caller's stream is one more).
+        subscribers = gateway.gateway.metrics.subscribers
+        await wait_for_condition(lambda: subscribers._value.get() == len(fresh) + len(resumers) + 1)
         held.release()
         await caller
         fresh_frames = await asyncio.gather(*fresh)
@@ -242,3 +268,30 @@ async def test_connect_to_an_empty_or_idle_thread_completes(gateway: RunningGate
     async with httpx.AsyncClient(base_url=gateway.url, timeout=10) as client:
         assert events_of(await connect(client, "nothing-yet")) == []
         assert events_of(await connect(client, "nothing-yet", 0)) == []
+
+
+async def test_resume_from_every_position(
+    official_client: Any, gateway: RunningGateway, agent: tuple[ScriptedAgent, str], tmp_path: Path
+) -> None:
+    """For every N: what a client got up to id N, plus a resume after N, is the whole stream."""
+    scripted, _ = agent
+    thread_id = "every"
+    scripted.script("e1", agent_run_events(thread_id, "e1", text_deltas=4, tools=2))
+    scripted.script("e2", agent_run_events(thread_id, "e2", text_deltas=4, tools=2))
+    async with httpx.AsyncClient(base_url=gateway.url, timeout=30) as client:
+        live = await collect(client, "POST", "/agents/scripted/run",
+                             json=run_input(thread_id, "e1", [user_message("u1", "a")]))  # fmt: skip
+        live += await collect(client, "POST", "/agents/scripted/run",
+                              json=run_input(thread_id, "e2", [user_message("u2", "b")]))  # fmt: skip
+        raw = [r["event"] for r in read_log(tmp_path / "data", thread_id)]
+        assert events_of(live) == raw
+        reference = official_client.replay(raw)
+        for index, n in id_positions(live):
+            resumed = await connect(client, thread_id, n)
+            assert events_of(resumed) == raw[n:], f"resume after {n}: duplicate or gap"
+            assert [f.id for f in resumed if f.event is not None] == list(range(n + 1, len(raw) + 1))
+            assert events_of(live)[: index + 1] + events_of(resumed) == raw
+        fresh = await connect(client, thread_id)
+        assert_fresh_id_rule(fresh, len(raw))
+        assert_same_end(official_client, "fresh", events_of(fresh), reference)
+        assert events_of(await connect(client, thread_id, len(raw))) == []

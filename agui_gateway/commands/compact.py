@@ -5,6 +5,7 @@ from __future__ import annotations
 import contextlib
 import os
 import sys
+import tempfile
 from collections.abc import Callable, Iterator
 from typing import IO, Any
 
@@ -17,17 +18,42 @@ from agui_gateway.log_summary import LogSummary
 _PROGRESS_MIN_BYTES = 8 << 20
 
 
+class _Tee:
+    """A stream that keeps a copy of what is read from it (stdin can only be read once)."""
+
+    def __init__(self, stream: IO[bytes], copy: IO[bytes]) -> None:
+        self._stream = stream
+        self._copy = copy
+
+    def read(self, size: int = -1) -> bytes:
+        data = self._stream.read(size)
+        self._copy.write(data)
+        return data
+
+
 @contextlib.contextmanager
-def _open_input(path: str) -> Iterator[tuple[IO[bytes], int | None]]:
+def _open_input(path: str) -> Iterator[tuple[IO[bytes], int | None, Callable[[], IO[bytes]]]]:
+    """The input stream, its size if known, and a way to read it again from the start."""
     if path == "-":
-        yield sys.stdin.buffer, None
+        with tempfile.SpooledTemporaryFile(max_size=64 << 20) as copy:
+
+            def again() -> IO[bytes]:
+                copy.seek(0)
+                return copy  # type: ignore[return-value]
+
+            yield _Tee(sys.stdin.buffer, copy), None, again  # type: ignore[misc]
         return
     try:
         handle = open(path, "rb")  # noqa: SIM115 - closed below
     except OSError as exc:
         raise click.FileError(path, hint=exc.strerror) from exc
     with handle:
-        yield handle, os.fstat(handle.fileno()).st_size
+
+        def reopen() -> IO[bytes]:
+            handle.seek(0)
+            return handle
+
+        yield handle, os.fstat(handle.fileno()).st_size, reopen
 
 
 @contextlib.contextmanager
@@ -75,39 +101,46 @@ def _report_bad_lines(stats: ReadStats) -> None:
                    "deltas: only concatenate streamed deltas, order preserved.")
 def compact(input_path: str, output_path: str, mode: str) -> None:
     """Compact an AG-UI event log (IN.jsonl, '-' for stdin) for replay."""
-    from agui_gateway.compaction import DeltaCompactor, SnapshotCompactor
-
     stats = ReadStats()
-    with _open_input(input_path) as (stream, size), _progress(size, "compacting") as tick:
-        events = read_events(stream, stats, tick)
-        if mode == "snapshots":
-            snapshots = SnapshotCompactor()
-            for event in events:
-                snapshots.feed(event)
-            result = snapshots.replay_events()
-        else:
-            deltas = DeltaCompactor()
-            for event in events:
-                deltas.feed(event)
-            result = deltas.events()
-    _write_jsonl(result, output_path)
+    with _open_input(input_path) as (stream, size, again), _progress(size, "compacting") as tick:
+        lines = compact_lines(stream, mode, stats, tick)
+        if mode == "snapshots" and sum(map(len, lines)) > stats.bytes:
+            # The snapshot form has a fixed cost (its own RUN_STARTED and snapshot
+            # wrappers), and JSON-patch copies can make state outgrow its deltas:
+            # on such a log the delta form, which is never larger, is the smaller replay.
+            click.echo("note: the snapshot form is larger than this log; writing the delta form",
+                       err=True)
+            lines = compact_lines(again(), "deltas", ReadStats(), None)
+    _write_lines(lines, output_path)
     _report_bad_lines(stats)
 
 
-def _write_jsonl(events: list[dict[str, Any]], output_path: str) -> None:
-    """Write one event per line; a file is replaced atomically, never left half-written."""
-    dumps = orjson.dumps
+def compact_lines(
+    stream: IO[bytes], mode: str, stats: ReadStats, tick: Callable[[int], None] | None
+) -> list[bytes]:
+    """The compacted log as encoded JSON lines."""
+    from agui_gateway.compaction import DeltaCompactor, SnapshotCompactor
+
+    compactor = SnapshotCompactor() if mode == "snapshots" else DeltaCompactor()
+    for event in read_events(stream, stats, tick):
+        compactor.feed(event)
+    if isinstance(compactor, SnapshotCompactor):
+        events = compactor.replay_events()
+    else:
+        events = compactor.events()
+    return [orjson.dumps(event, option=orjson.OPT_APPEND_NEWLINE) for event in events]
+
+
+def _write_lines(lines: list[bytes], output_path: str) -> None:
+    """Write the lines; a file is replaced atomically, never left half-written."""
     if output_path == "-":
-        out = sys.stdout.buffer
-        for event in events:
-            out.write(dumps(event, option=orjson.OPT_APPEND_NEWLINE))
-        out.flush()
+        sys.stdout.buffer.writelines(lines)
+        sys.stdout.buffer.flush()
         return
     tmp = f"{output_path}.tmp-{os.getpid()}"
     try:
-        with open(tmp, "wb", buffering=1 << 20) as handle:
-            for event in events:
-                handle.write(dumps(event, option=orjson.OPT_APPEND_NEWLINE))
+        with open(tmp, "wb") as handle:
+            handle.writelines(lines)
         os.replace(tmp, output_path)
     except BaseException:
         with contextlib.suppress(OSError):
@@ -122,7 +155,7 @@ def inspect(input_path: str, as_json: bool) -> None:
     """Summarise an AG-UI event log: types, runs, open entities, bad lines, compaction ratio."""
     stats = ReadStats()
     summary = LogSummary()
-    with _open_input(input_path) as (stream, size), _progress(size, "reading") as tick:
+    with _open_input(input_path) as (stream, size, _), _progress(size, "reading") as tick:
         for _, event, size in read_records(stream, stats, tick):
             summary.add(event, size)
     report = summary.report(stats)

@@ -75,6 +75,8 @@ def serve(
     from agui_gateway.app import create_app
 
     logging.basicConfig(level=log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    if log_level != "debug":  # one INFO line per upstream request is noise
+        logging.getLogger("httpx").setLevel(logging.WARNING)
     try:
         config = build_config(
             config_file=config_file, host=host, port=port, data=data, agents=agents, demo=demo,

@@ -29,7 +29,12 @@ def _resolve(shape: LogShape | str) -> LogShape:
 
 
 def iter_log(shape: LogShape | str, seed: int = 0) -> Iterator[Event]:
-    """Yield the log's events one by one; memory stays bounded however long the log."""
+    """Yield the log's events one by one, without holding the log.
+
+    Memory stays bounded however long the log, except for shapes that need the
+    conversation itself (``messages_snapshot_every`` or ``input_history``),
+    which keep the message list they restate.
+    """
     return Planner(_resolve(shape), seed).events()
 
 

@@ -38,7 +38,7 @@ def _interleave(rng: random.Random, streams: list[Steps]) -> Steps:
 def _log_uniform(rng: random.Random, low: int, high: int) -> int:
     """Sizes spread like real tool output: many small, a few large (skewed log-uniform)."""
     lo, hi = math.log(max(1, low)), math.log(max(1, high))
-    return int(math.exp(lo + (hi - lo) * rng.random() ** 1.5))
+    return min(high, max(low, round(math.exp(lo + (hi - lo) * rng.random() ** 1.5))))
 
 
 class Planner:
@@ -176,24 +176,28 @@ class Planner:
         w.run_finish(**kwargs)
 
     def _run_body(self, run_start: int, budget: float | None, open_end: bool, snapshot_between: bool) -> Steps:
+        """Model turns that may call tools, then a final text answer (or, in an open
+        last run, a turn that is cut while its text and a tool call are open)."""
         s, r, w = self.shape, self.rng, self.w
         turns = None if budget is not None else r.randint(*s.turns_per_run)
         turn = 0
         while True:
             if turns is None:
-                final = w.count - run_start + self._turn_mean * 0.5 >= budget  # type: ignore[operator]
+                last = w.count - run_start + self._turn_mean * 0.5 >= budget  # type: ignore[operator]
             else:
-                final = turn >= turns - 1
+                last = turn >= turns
             before = w.count
-            yield from self._turn(final=final and not open_end, force_nested=final and open_end)
-            if not final:
+            if last:
+                yield from self._turn(final=not open_end, force_nested=open_end)
+            else:
+                yield from self._turn(final=False)
                 self._turn_mean = 0.8 * self._turn_mean + 0.2 * (w.count - before)
             if snapshot_between and turn == 0:
                 self._messages_snapshot()
                 yield
             yield from self._extras()
             turn += 1
-            if final:
+            if last:
                 return
 
     # -- turns -----------------------------------------------------------------
@@ -218,14 +222,26 @@ class Planner:
             yield
         if call_ids:
             yield from self._execute(list(zip(call_ids, calls)), owner)
+        yield from self._state_updates()
+
+    def _state_updates(self) -> Steps:
+        s, r, w = self.shape, self.rng, self.w
+        for _ in range(r.randint(*s.state_deltas_per_turn) if s.state else 0):
+            if len(orjson.dumps(w.state)) > s.state_max_bytes:
+                w.state_snapshot(patches.random_document(r, s.state_keys, s.odd_keys))
+            elif r.random() < s.failing_deltas:
+                w.state_delta(patches.failing_patch(r, w.state, s.odd_keys))
+            else:
+                w.state_delta(patches.valid_patch(r, w.state, r.randint(*s.state_ops), s.odd_keys)[0])
+            yield
 
     def _streams(self, calls: list[ToolCallSpec], final: bool, force_nested: bool, owner: str | None) -> Iterator[None]:
         s, r, w = self.shape, self.rng, self.w
-        has_text = final or not calls or force_nested or r.random() < 0.7
+        nested = bool(calls) and (force_nested or r.random() < s.nested_tool_in_text)
+        has_text = final or not calls or nested or r.random() < 0.7
         text_id = w.ids.new("msg_")
         body = text.prose(r, r.randint(*s.text_chars), s.unicode_ratio)
         call_ids = [w.ids.new("call_") for _ in calls]
-        nested = bool(calls) and has_text and (force_nested or r.random() < s.nested_tool_in_text)
         parallel = not nested and len(calls) >= 2 and r.random() < s.parallel_tools
         future = not nested and has_text and bool(calls) and r.random() < s.future_parent
 
@@ -360,17 +376,10 @@ class Planner:
                 result = content.tool_result(r, spec, _log_uniform(r, *s.tool_result_bytes), s.content_parts)
             w.tool_result(call_id, result, subagent=owner if r.random() < 0.5 else None, explicit_role=r.random() < 0.3)
             yield
+            yield from self._extras()
             if activity is not None:
                 w.activity_delta(activity, patches.valid_patch(r, w.activities[activity][1], r.randint(1, 3), s.odd_keys)[0])
                 yield
-        for _ in range(r.randint(*s.state_deltas_per_turn) if s.state else 0):
-            if len(orjson.dumps(w.state)) > s.state_max_bytes:
-                w.state_snapshot(patches.random_document(r, s.state_keys, s.odd_keys))
-            elif r.random() < s.failing_deltas:
-                w.state_delta(patches.failing_patch(r, w.state, s.odd_keys))
-            else:
-                w.state_delta(patches.valid_patch(r, w.state, r.randint(*s.state_ops), s.odd_keys)[0])
-            yield
         if s.steps:
             w.step_finish("tools", subagent=owner)
             yield
@@ -400,13 +409,14 @@ class Planner:
         return activity
 
     def _extras(self) -> Steps:
+        """Maybe a CUSTOM and maybe a RAW event (at turn boundaries and after tool results)."""
         s, r, w = self.shape, self.rng, self.w
         if s.custom_raw and r.random() < s.custom_raw:
-            if r.random() < 0.5:
-                w.custom(*content.custom_event(r))
-            else:
-                event, source = content.raw_event(r)
-                w.raw(event, source=source if r.random() < 0.7 else None)
+            w.custom(*content.custom_event(r))
+            yield
+        if s.custom_raw and r.random() < s.custom_raw:
+            event, source = content.raw_event(r)
+            w.raw(event, source=source if r.random() < 0.7 else None)
             yield
 
     def _messages_snapshot(self) -> None:

@@ -15,7 +15,8 @@ Range = tuple[int, int]
 @dataclass(frozen=True)
 class LogShape:
     runs: int = 3
-    # Each run is a user turn followed by one or more model turns (text, maybe tool calls).
+    # Each run: a user message, this many model turns (text, maybe tool calls), then a
+    # final text answer (replaced, in an open last run, by a turn cut mid-stream).
     turns_per_run: Range = (1, 3)
     # Budget mode: when set, a run keeps adding model turns until it holds about this
     # many events (used by realistic_coding_agent so sizes scale linearly).
@@ -122,15 +123,15 @@ SHAPES: dict[str, LogShape] = {
                      tool_result_bytes=(20, 100)),
     "many_runs": _BASE.but(runs=60, turns_per_run=(1, 1), text_chars=(10, 60), tool_calls_per_turn=(0, 1)),
     "parallel_tools": _BASE.but(runs=3, tool_calls_per_turn=(2, 5), parallel_tools=0.9),
-    "nested_tool_in_text": _BASE.but(runs=3, tool_calls_per_turn=(1, 3), nested_tool_in_text=0.9, future_parent=0.3),
+    "nested_tool_in_text": _BASE.but(runs=4, tool_calls_per_turn=(1, 3), nested_tool_in_text=0.7, future_parent=0.6),
     "reasoning": _BASE.but(runs=3, reasoning=1.0, encrypted_values=0.8, tool_calls_per_turn=(1, 2)),
     "state_heavy": _BASE.but(runs=4, state=True, state_keys=20, state_deltas_per_turn=(2, 6), state_ops=(1, 6),
                              state_snapshot_every=2, failing_deltas=0.15, odd_keys=True),
-    "activity": _BASE.but(runs=3, activity=1.0),
+    "activity": _BASE.but(runs=3, activity=1.0, tool_calls_per_turn=(1, 3)),
     "custom_raw": _BASE.but(runs=3, custom_raw=0.5, raw_event_field=0.2),
-    "error_runs": _BASE.but(runs=8, error_runs=0.5),
+    "error_runs": _BASE.but(runs=10, error_runs=0.5),
     "open_last_run": _BASE.but(runs=3, open_last_run=True),
-    "unicode": _BASE.but(runs=3, unicode_ratio=0.6, odd_keys=True, state=True, state_deltas_per_turn=(1, 2)),
+    "unicode": _BASE.but(runs=4, text_chars=(200, 800), unicode_ratio=0.6, odd_keys=True, state=True, state_deltas_per_turn=(1, 2)),
     "huge_tool_result": _BASE.but(runs=2, tool_calls_per_turn=(1, 2), huge_tool_results=2, huge_tool_result_bytes=3_000_000),
     "chunks": _BASE.but(runs=4, chunks=0.8, tool_calls_per_turn=(1, 3), reasoning=0.3),
     "messages_snapshot_mid": _BASE.but(runs=5, messages_snapshot_every=1, messages_snapshot_edits=True,

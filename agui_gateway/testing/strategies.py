@@ -152,7 +152,8 @@ def _odd_actions() -> st.SearchStrategy[Action]:
         a(j("encrypted_unknown"), st.sampled_from(("message", "tool-call"))),
         a(j("messages_snapshot_drop_open"), _seed),
         a(j("error_after_finish")),
-        a(j("state_snapshot_odd"), st.one_of(st.none(), st.lists(json_values(4), max_size=3), st.integers(), st.text(max_size=5))),
+        a(j("state_snapshot_odd"), st.one_of(st.none(), st.lists(json_values(4), max_size=3),
+                                             st.integers(-(2**53) + 1, 2**53 - 1), st.text(max_size=5))),
     )
 
 

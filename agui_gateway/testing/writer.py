@@ -17,11 +17,12 @@ from __future__ import annotations
 
 import random
 from collections import deque
-from dataclasses import dataclass, field
 from collections.abc import Callable
+from dataclasses import dataclass, field
 from typing import Any
 
 import jsonpatch
+import orjson
 from ag_ui.core import EventType
 
 from agui_gateway.testing.conversation import Conversation
@@ -44,6 +45,15 @@ _LANE_CLOSERS = frozenset(
 # Run-level events close every lane.
 _ALL_LANE_CLOSERS = frozenset(
     t.value for t in (EventType.RUN_STARTED, EventType.RUN_FINISHED, EventType.RUN_ERROR, EventType.MESSAGES_SNAPSHOT)
+)
+# Events whose payload may be a structure the writer or a front end also holds.
+_PAYLOAD_TYPES = frozenset(
+    t.value
+    for t in (
+        EventType.RUN_STARTED, EventType.RUN_FINISHED, EventType.STATE_SNAPSHOT, EventType.STATE_DELTA,
+        EventType.MESSAGES_SNAPSHOT, EventType.ACTIVITY_SNAPSHOT, EventType.ACTIVITY_DELTA, EventType.CUSTOM,
+        EventType.RAW, EventType.TOOL_CALL_RESULT, EventType.SUBAGENT_FINISHED,
+    )
 )
 _ALPHABET = "0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz"
 
@@ -193,6 +203,10 @@ class ThreadWriter:
             self._now += self._clock_rng.randrange(1, 400)
             event["timestamp"] = self._now
         kind = event["type"]
+        if kind in _PAYLOAD_TYPES or "metadata" in event or "rawEvent" in event:
+            # Events own their payloads: nothing is shared with the writer's tracked state,
+            # a front end's objects or other events, so a consumer may mutate what it gets.
+            event = orjson.loads(orjson.dumps(event))
         if self.lane is not None and (kind in _ALL_LANE_CLOSERS or (kind in _LANE_CLOSERS and "subagentRunId" not in event)):
             self._close_lane()
         self.out.append(event)
