@@ -36,7 +36,10 @@ BATCH_BYTES = 32 * 1024
 
 
 def record_frame(record: StoredRecord) -> bytes:
-    """A stored record as an SSE frame: the agent's event, exactly, with ``id: seq``."""
+    """A stored record as an SSE frame: the agent's event, exactly, with ``id: seq``.
+
+    The same bytes as ``frame(event_json, seq)`` for the ``read_event_json`` of the store.
+    """
     return frame(orjson.dumps(record.event), record.seq)
 
 
@@ -176,13 +179,15 @@ class LogFollower:
                 for piece in slices(full):
                     yield piece
         if self.cursor < latest:  # whatever the cache did not hold comes from the log itself
-            async with aclosing(self.store.read(self.thread_id, after=self.cursor)) as records:
-                async for record in records:
+            # The events' stored bytes, never decoded: a replay of a long thread to many
+            # clients costs each of them a slice per event, not a parse and an encode.
+            async with aclosing(self.store.read_event_json(self.thread_id, after=self.cursor)) as events:
+                async for seq, event_json in events:
                     bound = self._bound() if self._bound is not None else None
-                    if bound is not None and record.seq > bound:
+                    if bound is not None and seq > bound:
                         break
-                    self.cursor = record.seq
-                    full = batcher.add(record_frame(record))
+                    self.cursor = seq
+                    full = batcher.add(frame(event_json, seq))
                     if full is not None:
                         self.bytes_sent += len(full)
                         for piece in slices(full):

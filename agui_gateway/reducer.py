@@ -274,14 +274,21 @@ class Reducer:
     # --- text messages
 
     def _text_start(self, event: dict[str, Any]) -> None:
+        self._start_message(event, event.get("role") or "assistant", named=True)
+
+    def _reasoning_start(self, event: dict[str, Any]) -> None:
+        self._start_message(event, "reasoning", named=False)
+
+    def _start_message(self, event: dict[str, Any], role: str, named: bool) -> None:
+        """TEXT_MESSAGE_START / REASONING_MESSAGE_START: create the message unless its id exists."""
         message_id = event["messageId"]
         existing = self._by_id.get(message_id)
         if existing is not None and existing.get("role") == "activity":
-            return
+            return  # a reused activity id: the client drops the text (and its metadata)
         target = existing
         if target is None:
-            target = {"id": message_id, "role": event.get("role") or "assistant", "content": ""}
-            if "name" in event:
+            target = {"id": message_id, "role": role, "content": ""}
+            if named and "name" in event:
                 target["name"] = event["name"]
             if event.get("subagentRunId") is not None:
                 target["subagentRunId"] = event["subagentRunId"]
@@ -305,19 +312,6 @@ class Reducer:
 
     _reasoning_content = _text_content
     _reasoning_end = _text_end
-
-    def _reasoning_start(self, event: dict[str, Any]) -> None:
-        message_id = event["messageId"]
-        existing = self._by_id.get(message_id)
-        if existing is not None and existing.get("role") == "activity":
-            return
-        target = existing
-        if target is None:
-            target = {"id": message_id, "role": "reasoning", "content": ""}
-            if event.get("subagentRunId") is not None:
-                target["subagentRunId"] = event["subagentRunId"]
-            self._push(target)
-        _apply_metadata(target, event)
 
     # --- tool calls
 

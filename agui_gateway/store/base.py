@@ -131,6 +131,17 @@ class ThreadStore(ABC):
         """
         return _serialise(self.read(thread_id, after))
 
+    def read_event_json(self, thread_id: str, after: int = 0) -> AsyncIterator[tuple[int, bytes]]:
+        """Yield ``(seq, event_json)`` for the records with ``seq > after``, like :meth:`read`.
+
+        ``event_json`` is the stored event's JSON: one line (no CR or LF) that
+        decodes to exactly the event :meth:`read` yields for that seq. It is for
+        readers that pass events on as they are (SSE subscribers): a backend that
+        keeps each record as a JSON line returns the event's bytes cut from it,
+        without decoding. Default implementation: serialise :meth:`read`.
+        """
+        return _event_json(self.read(thread_id, after))
+
     @abstractmethod
     async def last_seq(self, thread_id: str) -> int:
         """The highest stored seq of the thread (0 if it has none)."""
@@ -164,3 +175,15 @@ async def _serialise(records: AsyncIterator[StoredRecord]) -> AsyncIterator[byte
 
     async for record in records:
         yield orjson.dumps(record.to_json_dict()) + b"\n"
+
+
+async def _event_json(records: AsyncIterator[StoredRecord]) -> AsyncIterator[tuple[int, bytes]]:
+    import orjson
+
+    try:
+        async for record in records:
+            yield record.seq, orjson.dumps(record.event)
+    finally:  # a reader that stops early closes the read it stands on at once
+        aclose = getattr(records, "aclose", None)
+        if aclose is not None:
+            await aclose()

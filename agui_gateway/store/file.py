@@ -26,11 +26,15 @@ from __future__ import annotations
 import asyncio
 import os
 import time
+from array import array
+from bisect import bisect_left
 from contextlib import aclosing
 from collections.abc import AsyncGenerator, AsyncIterator, Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import TypeVar
+
+import orjson
 
 from agui_gateway.store.base import (
     Checkpoint,
@@ -56,7 +60,7 @@ from agui_gateway.store.file_log import (
     WritePolicy,
 )
 from agui_gateway.store.jsonl_scan import CHUNK_SIZE, LineSplitter, peek_tail, repair_torn, scan_log
-from agui_gateway.store.records import decode_record
+from agui_gateway.store.records import decode_record, slice_event
 
 __all__ = ["FileStore", "FileStoreStats", "FsyncPolicy"]
 
@@ -174,40 +178,55 @@ class FileStore(ThreadStore):
         validate_thread_id(thread_id)
         return self._raw_lines(thread_id, after)
 
+    def read_event_json(self, thread_id: str, after: int = 0) -> AsyncIterator[tuple[int, bytes]]:
+        """Each event's bytes cut from its stored line; only the scan's odd lines are decoded."""
+        validate_thread_id(thread_id)
+        return self._event_json(thread_id, after)
+
     async def _records(self, thread_id: str, after: int) -> AsyncIterator[StoredRecord]:
-        async with aclosing(self._scan(thread_id, after)) as entries:
-            async for record, _ in entries:
-                yield record
+        async with aclosing(self._line_chunks(thread_id, after)) as chunks:
+            async for _, lines, rule in chunks:
+                for line in lines:
+                    record = decode_record(line)
+                    if record is not None and rule.accept(record.seq) and record.seq > after:
+                        yield record
 
     async def _raw_lines(self, thread_id: str, after: int) -> AsyncIterator[bytes]:
-        async with aclosing(self._scan(thread_id, after)) as entries:
-            async for _, line in entries:
-                yield line
+        async with aclosing(self._line_chunks(thread_id, after)) as chunks:
+            async for start, lines, rule in chunks:
+                for seq, line, _ in rule.sliced(start, lines):
+                    if seq > after:
+                        yield line + b"\n"
 
-    async def _scan(
+    async def _event_json(self, thread_id: str, after: int) -> AsyncIterator[tuple[int, bytes]]:
+        async with aclosing(self._line_chunks(thread_id, after)) as chunks:
+            async for start, lines, rule in chunks:
+                for seq, _, event_json in rule.sliced(start, lines):
+                    if seq > after:
+                        yield seq, event_json
+
+    async def _line_chunks(
         self, thread_id: str, after: int
-    ) -> AsyncGenerator[tuple[StoredRecord, bytes], None]:
-        """Records with seq > after and their stored line, in 64 KiB chunks, up to the end."""
+    ) -> AsyncGenerator[tuple[int, list[bytes], _LineRule], None]:
+        """From a line at or before the first record with seq > after up to the end:
+        the complete lines of each 64 KiB chunk, with the offset of the first of them."""
         log = await self._existing_thread(thread_id)
         if log is None or log.last_seq <= after:
             return
         offset = log.index.locate(after)
+        rule = _LineRule(log.odd_offsets, offset)
         fd = await self._io(os.open, log.log_path, os.O_RDONLY)
         try:
             splitter = LineSplitter(offset)
-            previous = 0  # the rule of scan_log: a good line's seq exceeds the previous one
             while offset < log.end:  # log.end moves on as appends commit
                 chunk = await self._io(os.pread, fd, min(CHUNK_SIZE, log.end - offset), offset)
                 if not chunk:
                     break
                 offset += len(chunk)
-                for _, line, _ in splitter.feed(chunk):
-                    record = decode_record(line)
-                    if record is None or record.seq <= previous:
-                        continue  # malformed: counted when the thread was opened
-                    previous = record.seq
-                    if record.seq > after:
-                        yield record, line + b"\n"
+                start = splitter.line_start
+                lines = splitter.split(chunk)
+                if lines:
+                    yield start, lines, rule
         finally:
             os.close(fd)
 
@@ -278,6 +297,47 @@ class FileStore(ThreadStore):
         async with log.checkpoint_lock:
             await self._io(ensure_dir, log.directory, durable)
             await self._io(write_checkpoint, log.directory, checkpoint, durable=durable)
+
+
+class _LineRule:
+    """Which lines a reader takes, by the rule of ``scan_log``: a valid record whose seq
+    exceeds the previous one taken (bad lines in the middle were counted at open).
+
+    :meth:`sliced` decodes only the lines the open-time scan marked odd; every other
+    line was checked at open, or written by this store since, so cutting it is exact.
+    """
+
+    def __init__(self, odd_offsets: array, offset: int) -> None:
+        self.previous = 0
+        self._odd = odd_offsets
+        self._next = bisect_left(odd_offsets, offset)
+
+    def accept(self, seq: int) -> bool:
+        """Whether a valid record with this seq, the next in file order, is taken."""
+        if seq <= self.previous:
+            return False
+        self.previous = seq
+        return True
+
+    def sliced(self, start: int, lines: list[bytes]) -> list[tuple[int, bytes, bytes]]:
+        """``(seq, line, event JSON)`` of the records among ``lines`` (the first at ``start``)."""
+        out = []
+        odd, n = self._odd, len(self._odd)
+        next_odd = odd[self._next] if self._next < n else -1
+        for line in lines:
+            cut = slice_event(line) if start != next_odd else None
+            if start == next_odd:
+                self._next += 1
+                next_odd = odd[self._next] if self._next < n else -1
+            start += len(line) + 1
+            if cut is not None:
+                self.previous = cut[0]
+                out.append((cut[0], line, cut[1]))
+                continue
+            record = decode_record(line)
+            if record is not None and self.accept(record.seq):
+                out.append((record.seq, line, orjson.dumps(record.event)))
+        return out
 
 
 def _now_ms() -> int:

@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import asyncio
 import os
+from array import array
 from collections import OrderedDict
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
@@ -116,6 +117,9 @@ class ThreadLog:
         self.end = 0  # byte offset after the last visible record; always a line boundary
         self.last_ts: int | None = None
         self.index = SparseIndex()
+        # Start offsets of the lines readers must decode (see jsonl_scan); sorted. Only the
+        # open-time scan finds any: every line appended since is in the store's own shape.
+        self.odd_offsets: array = array("q")
         self.changed = asyncio.Event()  # replaced on every commit, see notify()
         self._policy = policy
         self._fds = fds
@@ -139,6 +143,7 @@ class ThreadLog:
         """Take over the state found by scanning (and repairing) the file."""
         self.last_seq, self.end, self.last_ts = scan.last_seq, scan.good_end, scan.last_ts
         self.index = scan.index
+        self.odd_offsets = scan.odd
         self.loaded = True
 
     def info(self) -> ThreadInfo | None:

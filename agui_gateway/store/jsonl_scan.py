@@ -14,6 +14,12 @@ exactly the next one after their predecessor's - is a torn write: it is moved
 to a side file and cut off. (A run of more than 64 such lines is a hand-edited
 log, not a torn write, and is kept.) The rule is a fixpoint: repairing twice
 changes nothing.
+
+The scan also notes the *odd* lines: the bad ones and the good ones that are
+not exactly in the shape the store writes (:func:`~.records.decode_scan`).
+Readers that serve events without decoding them cut every other line
+(:func:`~.records.slice_event`) and decode the odd ones; a log only the store
+wrote has none.
 """
 
 from __future__ import annotations
@@ -28,7 +34,7 @@ from pathlib import Path
 from typing import NamedTuple
 
 from agui_gateway.store.file_io import fsync_dir, write_all
-from agui_gateway.store.records import decode_record, decode_seq_ts
+from agui_gateway.store.records import decode_record, decode_scan
 
 CHUNK_SIZE = 64 * 1024
 INDEX_EVERY = 256  # one (seq, offset) index entry per this many records
@@ -41,6 +47,24 @@ class LineSplitter:
     def __init__(self, offset: int = 0) -> None:
         self._parts: list[bytes] = []
         self.line_start = offset  # file offset where the current partial line starts
+
+    def split(self, chunk: bytes) -> list[bytes]:
+        """The lines completed by ``chunk``, at once (the bulk form of :meth:`feed`).
+
+        Read :attr:`line_start` before the call: it is the offset of the first line returned.
+        """
+        lines = chunk.split(b"\n")
+        tail = lines.pop()
+        if lines:
+            carried = sum(len(part) for part in self._parts)
+            if self._parts:
+                self._parts.append(lines[0])
+                lines[0] = b"".join(self._parts)
+                self._parts.clear()
+            self.line_start += carried + len(chunk) - len(tail)
+        if tail:
+            self._parts.append(tail)
+        return lines
 
     def feed(self, chunk: bytes) -> Iterator[tuple[int, bytes, int]]:
         """Yield ``(start, line, end)`` for each line completed by ``chunk``."""
@@ -110,6 +134,7 @@ class ScanResult:
     file_size: int = 0
     malformed: int = 0  # bad lines in the middle, skipped
     index: SparseIndex = field(default_factory=SparseIndex)
+    odd: array = field(default_factory=lambda: array("q"))  # start offsets of the odd lines
 
     @property
     def torn_bytes(self) -> int:
@@ -136,11 +161,14 @@ def scan_log(path: Path) -> ScanResult:
                 break
             offset += len(chunk)
             for start, line, end in splitter.feed(chunk):
-                fields = decode_seq_ts(line)
+                fields = decode_scan(line)
                 if fields is None or fields[0] <= result.last_seq:
                     bad_since_good += 1
+                    result.odd.append(start)
                     continue
-                seq, ts = fields
+                seq, ts, sliceable = fields
+                if not sliceable:
+                    result.odd.append(start)
                 recent.append(_GoodLine(seq, result.last_seq, end, ts, bad_since_good))
                 result.malformed += bad_since_good
                 bad_since_good = 0
@@ -159,6 +187,8 @@ def scan_log(path: Path) -> ScanResult:
     else:
         result.last_seq, result.last_ts, result.good_end, result.malformed = 0, None, 0, 0
     result.index.forget_from(result.good_end)
+    while result.odd and result.odd[-1] >= result.good_end:  # cut off with the torn tail
+        result.odd.pop()
     return result
 
 

@@ -5,10 +5,15 @@ One record is one JSON object ``{"seq", "runId", "ts", "source", "event"}``,
 (:func:`encode_unsequenced`) and splice the seq in once it is assigned
 (:func:`sequence_line`), so the file store and the Redis store (whose Lua script
 does the splice server-side) produce byte-identical lines.
+
+Because the stores write every line themselves, in this one shape, a reader that
+only forwards the event (an SSE subscriber) can cut the event's bytes out of the
+line (:func:`slice_event`) instead of decoding and re-encoding it.
 """
 
 from __future__ import annotations
 
+import re
 from typing import Any
 
 import orjson
@@ -51,13 +56,52 @@ def decode_record(line: bytes) -> StoredRecord | None:
     return record_from_json(obj)
 
 
-def decode_seq_ts(line: bytes) -> tuple[int, int] | None:
-    """``(seq, ts)`` of a valid stored line, else None - :func:`decode_record`'s rule, cheaper."""
+# The head of a line up to its runId, and the fields between runId and the event.
+_HEAD = re.compile(rb'\{"seq":([1-9][0-9]*),"runId":')
+_EVENT_KEY = re.compile(rb',"source":"(?:agent|gateway)","event":\{')
+
+
+def slice_event(line: bytes) -> tuple[int, bytes] | None:
+    """``(seq, event JSON)`` cut out of a stored line (no newline), without decoding it.
+
+    None when the line does not have the shape :func:`sequence_line` writes,
+    ``{"seq":N,"runId":R,"ts":T,"source":S,"event":E}``; the caller then decodes it.
+    For a line of that shape the result is exact: the first ``,"source":S,"event":{``
+    after the runId key is the envelope's, because what stands before it is the
+    fixed keys, integers and R, which is null or a JSON string, and inside a JSON
+    string every ``"`` is escaped as ``\\"``, so the pattern's quotes cannot occur
+    in it; E runs from there to the envelope's closing brace.
+
+    The check is structural, not a parse: a line that merely looks like this
+    (a hand edit with a key after ``event``, or broken JSON) is cut wrongly.
+    So only lines the store wrote itself may be served from here; the file
+    store gates it with what its open-time scan found (:func:`decode_scan`).
+    """
+    head = _HEAD.match(line)
+    if head is None or line[-1] != 0x7D:  # "}"
+        return None
+    key = _EVENT_KEY.search(line, head.end())
+    if key is None:
+        return None
+    return int(head[1]), line[key.end() - 1 : -1]
+
+
+def decode_scan(line: bytes) -> tuple[int, int, bool] | None:
+    """``(seq, ts, sliceable)`` of a valid stored line, else None (:func:`decode_record`'s rule).
+
+    ``sliceable``: :func:`slice_event` gives exactly this record's seq and the
+    JSON of its event, i.e. bytes that decode to the event a decoding reader
+    gets - checked here, by re-encoding, so that a reader need not decode.
+    """
     try:
         obj = orjson.loads(line)
     except orjson.JSONDecodeError:
         return None
-    return (obj["seq"], obj["ts"]) if _is_record(obj) else None
+    if not _is_record(obj):
+        return None
+    sliced = slice_event(line)
+    sliceable = sliced is not None and sliced[0] == obj["seq"] and sliced[1] == orjson.dumps(obj["event"])
+    return obj["seq"], obj["ts"], sliceable
 
 
 def record_from_json(obj: Any) -> StoredRecord | None:

@@ -27,6 +27,7 @@ from contextlib import aclosing
 from collections.abc import AsyncGenerator, AsyncIterator, Sequence
 from typing import Any
 
+import orjson
 import redis.asyncio as aioredis
 
 from agui_gateway.store.base import (
@@ -38,7 +39,7 @@ from agui_gateway.store.base import (
     ThreadStore,
     validate_thread_id,
 )
-from agui_gateway.store.records import decode_record, encode_unsequenced
+from agui_gateway.store.records import decode_record, encode_unsequenced, slice_event
 from agui_gateway.store.redis_watch import StreamWatch
 
 _PAGE = 256  # records per XRANGE page: bounds memory to 256 records
@@ -140,10 +141,34 @@ class RedisStore(ThreadStore):
         validate_thread_id(thread_id)
         return self._lines(thread_id, after)
 
+    def read_event_json(self, thread_id: str, after: int = 0) -> AsyncIterator[tuple[int, bytes]]:
+        """Each event's bytes cut from its stored line (see ``records.slice_event``).
+
+        Exact because the append script is the only writer of the stream, and it
+        writes every line in the one shape; an entry of any other shape is decoded.
+        """
+        validate_thread_id(thread_id)
+        return self._event_json(thread_id, after)
+
     async def _records(self, thread_id: str, after: int) -> AsyncIterator[StoredRecord]:
         async with aclosing(self._entries(thread_id, after)) as entries:
             async for record, _ in entries:
                 yield record
+
+    async def _event_json(self, thread_id: str, after: int) -> AsyncIterator[tuple[int, bytes]]:
+        async with aclosing(self._pages(thread_id, after)) as pages:
+            async for page in pages:
+                for _, fields in page:
+                    line = fields.get(b"r", b"")
+                    cut = slice_event(line)
+                    if cut is not None:
+                        yield cut
+                        continue
+                    record = decode_record(line)
+                    if record is None:
+                        self.malformed_entries += 1
+                        continue
+                    yield record.seq, orjson.dumps(record.event)
 
     async def _lines(self, thread_id: str, after: int) -> AsyncIterator[bytes]:
         async with aclosing(self._entries(thread_id, after)) as entries:
@@ -153,18 +178,24 @@ class RedisStore(ThreadStore):
     async def _entries(
         self, thread_id: str, after: int
     ) -> AsyncGenerator[tuple[StoredRecord, bytes], None]:
+        async with aclosing(self._pages(thread_id, after)) as pages:
+            async for page in pages:
+                for _, fields in page:
+                    line = fields.get(b"r", b"")
+                    record = decode_record(line)
+                    if record is None:
+                        self.malformed_entries += 1
+                        continue
+                    yield record, line
+
+    async def _pages(self, thread_id: str, after: int) -> AsyncGenerator[list[Any], None]:
         """Page through the stream with XRANGE; stops at the end it finds."""
         key = self._key(thread_id, "log")
         start = f"0-{max(after, 0) + 1}"
         while True:
             page = await self._redis.xrange(key, min=start, max="+", count=_PAGE)
-            for entry_id, fields in page:
-                line = fields.get(b"r", b"")
-                record = decode_record(line)
-                if record is None:
-                    self.malformed_entries += 1
-                    continue
-                yield record, line
+            if page:
+                yield page
             if len(page) < _PAGE:
                 return
             last_seq = int(page[-1][0].split(b"-")[1])
