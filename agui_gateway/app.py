@@ -31,6 +31,8 @@ from typing import Any
 
 import httpx
 from starlette.applications import Starlette
+from starlette.middleware import Middleware
+from starlette.middleware.cors import CORSMiddleware
 from starlette.requests import Request
 from starlette.responses import Response, StreamingResponse
 from starlette.routing import BaseRoute, Mount, Route
@@ -154,6 +156,7 @@ def create_app(config: GatewayConfig, store: ThreadStore | None = None) -> Starl
         routes.append(Mount(DEMO_PATH, app=create_demo_app(config.demo_pace)))
     app = Starlette(
         routes=routes,
+        middleware=_cors(config),
         lifespan=lifespan,
         exception_handlers={
             ApiError: _api_error,
@@ -166,6 +169,33 @@ def create_app(config: GatewayConfig, store: ThreadStore | None = None) -> Starl
     )
     app.state.gateway = gateway
     return app
+
+
+# What a browser page on another origin needs to call the API: the methods of the
+# routes, and the request headers they read (bearer tokens, JSON bodies, resume
+# positions). No response header is exposed beyond the CORS-safelisted ones.
+CORS_METHODS = ("GET", "POST")
+CORS_HEADERS = ("Authorization", "Content-Type", "Last-Event-ID")
+
+
+def _cors(config: GatewayConfig) -> list[Middleware]:
+    """Starlette's CORS middleware for the configured origins; none when there are none.
+
+    It sits outside the routes and their error handlers, so a 401 or 404 carries the
+    CORS headers too and the page can read the JSON error; preflight requests are
+    answered by the middleware itself, before authentication (a browser sends them
+    without the Authorization header).
+    """
+    if not config.cors_origins:
+        return []
+    return [
+        Middleware(
+            CORSMiddleware,
+            allow_origins=list(config.cors_origins),
+            allow_methods=list(CORS_METHODS),
+            allow_headers=list(CORS_HEADERS),
+        )
+    ]
 
 
 async def _api_error(request: Request, exc: Exception) -> Response:

@@ -8,6 +8,7 @@ A config file is TOML (``.toml``) or JSON (anything else)::
     fsync = "always"            # always | interval | never
     heartbeat = 15              # seconds between SSE comment heartbeats
     max_body_bytes = 16777216
+    cors_origins = ["https://ui.example.com"]   # browser UIs on other origins; "*" = any
     [agents]
     research = "http://127.0.0.1:9000/agent"
     [timeouts]                  # upstream agent, seconds
@@ -22,12 +23,14 @@ A config file is TOML (``.toml``) or JSON (anything else)::
 Environment: ``AGUI_GATEWAY_HOST``, ``_PORT``, ``_DATA``, ``_AGENTS`` (``name=url,name=url``),
 ``_TOKENS`` (a JSON list like ``[[tokens]]`` above, or ``TOKEN:ACCESS:PREFIX[,PREFIX]``
 entries separated by ``;`` or whitespace), ``_INSECURE`` (1/true), ``_FSYNC``,
-``_HEARTBEAT``, ``_MAX_BODY_BYTES``, ``_REDIS_URL``.
+``_HEARTBEAT``, ``_MAX_BODY_BYTES``, ``_REDIS_URL``, ``_CORS_ORIGINS`` (origins separated by
+commas or whitespace).
 """
 
 from __future__ import annotations
 
 import json
+import re
 import tomllib
 from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
@@ -94,6 +97,9 @@ class GatewayConfig:
     # several gateway replicas share one store (another replica may own the run).
     recover_open_runs: bool = True
     redis_url: str | None = None
+    # Origins (scheme://host[:port]) whose pages may call the API from a browser, or
+    # "*" for any; empty: no CORS headers at all. Tokens still decide what a call may do.
+    cors_origins: tuple[str, ...] = ()
 
     def with_overrides(self, **overrides: Any) -> GatewayConfig:
         """A copy with the given fields replaced; ``None`` values are ignored."""
@@ -174,6 +180,33 @@ def parse_agents(value: Any) -> dict[str, str]:
     return agents
 
 
+_ORIGIN = re.compile(r"[a-z][a-z0-9+.-]*://[^/?#\s@]+")
+
+
+def parse_cors_origins(value: Any) -> tuple[str, ...]:
+    """CORS origins from a list or a string of origins separated by commas or whitespace.
+
+    An origin is what a browser sends in ``Origin``: ``scheme://host[:port]``, no path
+    and no trailing slash (it is compared as a string, so ``https://ui.example.com/``
+    would never match); scheme and host are lower-cased as browsers send them. ``*``
+    allows every origin.
+    """
+    entries = value.replace(",", " ").split() if isinstance(value, str) else value
+    if not isinstance(entries, list | tuple) or not all(isinstance(e, str) for e in entries):
+        raise ConfigError("cors_origins: expected a list of origins like 'https://ui.example.com', or '*'")
+    origins: list[str] = []
+    for entry in entries:
+        origin = entry.strip().lower()
+        if origin != "*" and not _ORIGIN.fullmatch(origin):
+            raise ConfigError(
+                f"cors_origins: {entry!r} is not an origin: write scheme://host[:port] "
+                "with no path or trailing slash (e.g. 'https://ui.example.com'), or '*'"
+            )
+        if origin not in origins:
+            origins.append(origin)
+    return tuple(origins)
+
+
 def _parse_bool(name: str, value: Any) -> bool:
     if isinstance(value, bool):
         return value
@@ -234,6 +267,8 @@ def _fields_from_mapping(doc: Mapping[str, Any], origin: str) -> dict[str, Any]:
             out["recover_open_runs"] = _parse_bool(name, value)
         elif key == "redis_url":
             out["redis_url"] = str(value) or None
+        elif key == "cors_origins":
+            out["cors_origins"] = parse_cors_origins(value)
         elif key == "timeouts":
             if not isinstance(value, Mapping):
                 raise ConfigError(f"{name}: expected a table with connect, read, total")
@@ -273,7 +308,7 @@ def read_config_file(path: Path) -> dict[str, Any]:
 
 _ENV_KEYS = (
     "host", "port", "data", "agents", "tokens", "insecure", "fsync",
-    "heartbeat", "max_body_bytes", "redis_url",
+    "heartbeat", "max_body_bytes", "redis_url", "cors_origins",
 )  # fmt: skip
 
 

@@ -90,6 +90,33 @@ def awkward_events() -> list[dict[str, Any]]:
     ]
 
 
+def events_holding_the_envelope() -> list[dict[str, Any]]:
+    """Events whose strings or keys look like the stored envelope around them."""
+    return [
+        event('{"event":{"type":"RUN_ERROR","message":"x"}}'),
+        event('x","event":{"type":"RUN_ERROR"}},"y":"'),
+        event('\\"event\\":{}'),
+        event("ends with a backslash \\"),
+        {"type": "CUSTOM", "name": "event", "value": {"event": {"event": '"event":'}}},
+        {"event": {"seq": 1, "runId": "r"}, "type": "CUSTOM", "source": "gateway", "seq": 7},
+        {"type": "CUSTOM", "name": ',"source":"agent","event":{', "value": "}"},
+        {"type": "CUSTOM", "name": "}", "value": {"": {"}": "{"}}},
+    ]
+
+
+# Run ids that could fool a reader cutting the event out of a stored line.
+AWKWARD_RUN_IDS: list[str | None] = [
+    None,
+    "plain",
+    'r","event":{"x":1},"y":"',
+    ',"source":"agent","event":{',
+    "ends with a backslash \\",
+    "\u00e9\U0001f600 \u2028",
+    '"event":',
+    "",
+]
+
+
 class StoreContract:
     """Tests every backend passes. Subclasses provide the ``make_store`` fixture."""
 
@@ -194,6 +221,41 @@ class StoreContract:
         assert [r.seq for r in await collect(store.read(thread_id))] == [1]
         assert {i.thread_id for i in await store.list_threads()} == {thread_id}
 
+    # -- events as stored JSON (served without decoding) ----------------------------------
+
+    async def test_event_json_is_each_stored_event_exactly(self, store: ThreadStore) -> None:
+        events = awkward_events() + events_holding_the_envelope()
+        for i, e in enumerate(events):
+            source = "agent" if i % 3 else "gateway"
+            await store.append("t", [NewEvent(e, AWKWARD_RUN_IDS[i % len(AWKWARD_RUN_IDS)], source)])
+        await store.append("t", [NewEvent(e, "batch") for e in events_holding_the_envelope()])
+        records = await collect(store.read("t"))
+        lines = await collect(store.read_lines("t"))
+        last = records[-1].seq
+        for after in (0, 1, 7, 8, last - 9, last - 1, last, last + 3):
+            expected = [(r, line) for r, line in zip(records, lines, strict=True) if r.seq > after]
+            got = await collect(store.read_event_json("t", after))
+            assert [seq for seq, _ in got] == [r.seq for r, _ in expected], after
+            for (seq, data), (record, line) in zip(got, expected, strict=True):
+                assert type(data) is bytes and b"\n" not in data and b"\r" not in data
+                decoded = orjson.loads(data)
+                assert decoded == record.event, seq
+                assert orjson.dumps(decoded) == orjson.dumps(record.event), seq  # key order too
+                assert line.endswith(b',"event":' + data + b"}\n"), seq  # the stored bytes
+
+    async def test_event_json_of_events_appended_while_reading(self, store: ThreadStore) -> None:
+        await store.append("t", [new(v) for v in range(3)])
+        seen = []
+        async for seq, data in store.read_event_json("t"):
+            seen.append((seq, orjson.loads(data)["value"]))
+            if seq == 2:
+                await store.append("t", [new(3)])
+        # Whether a running read reaches a record stored meanwhile is up to the backend;
+        # whatever it yields is a contiguous prefix, and a new read yields the rest.
+        assert seen[:3] == [(1, 0), (2, 1), (3, 2)] and seen == [(s, s - 1) for s in range(1, len(seen) + 1)]
+        rest = [(seq, orjson.loads(data)["value"]) for seq, data in await collect(store.read_event_json("t", 3))]
+        assert rest == [(4, 3)]
+
     # -- concurrency -------------------------------------------------------------------
 
     async def test_concurrent_appends_get_dense_unique_seqs(self, store: ThreadStore) -> None:
@@ -234,13 +296,16 @@ class StoreContract:
                 await store.append("t", [new(v) for v in range(value, value + size)])
                 value += size
 
-        async def reader(use_lines: bool) -> int:
+        async def reader(kind: str) -> int:
             seen = reads = 0
             while seen < total:
                 await store.wait_for("t", seen, timeout=HANG_GUARD)
-                if use_lines:
+                if kind == "lines":
                     got = [orjson.loads(line) for line in await collect(store.read_lines("t", seen))]
                     pairs = [(g["seq"], g["event"]["value"]) for g in got]
+                elif kind == "event_json":
+                    got = await collect(store.read_event_json("t", seen))
+                    pairs = [(seq, orjson.loads(data)["value"]) for seq, data in got]
                 else:
                     got = await collect(store.read("t", seen))
                     pairs = [(r.seq, r.event["value"]) for r in got]
@@ -250,9 +315,11 @@ class StoreContract:
             return reads
 
         async with asyncio.timeout(HANG_GUARD * 3):
-            _, reads_a, reads_b = await asyncio.gather(writer(), reader(False), reader(True))
+            _, *reads = await asyncio.gather(
+                writer(), reader("records"), reader("lines"), reader("event_json")
+            )
         assert await store.last_seq("t") == total
-        assert reads_a >= 1 and reads_b >= 1
+        assert all(count >= 1 for count in reads)
 
     # -- wait_for -----------------------------------------------------------------------
 
@@ -352,6 +419,8 @@ class StoreContract:
         with pytest.raises(InvalidThreadId):
             await collect(store.read_lines(bad, 3))
         with pytest.raises(InvalidThreadId):
+            await collect(store.read_event_json(bad))
+        with pytest.raises(InvalidThreadId):
             await store.last_seq(bad)
         with pytest.raises(InvalidThreadId):
             await store.wait_for(bad, 0, timeout=0.01)
@@ -366,6 +435,7 @@ class StoreContract:
     async def test_unknown_thread_is_empty(self, store: ThreadStore) -> None:
         assert await collect(store.read("nobody")) == []
         assert await collect(store.read_lines("nobody", 5)) == []
+        assert await collect(store.read_event_json("nobody")) == []
         assert await store.last_seq("nobody") == 0
         assert await store.thread_info("nobody") is None
         assert await store.load_checkpoint("nobody") is None

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import shlex
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -122,3 +124,24 @@ def test_inspect_human_output_names_the_essentials(tmp_path: Path) -> None:
     text = result.stdout.decode()
     for needle in ("events", "TEXT_MESSAGE_CONTENT", "runs:", "error", "compaction:"):
         assert needle in text
+
+
+@pytest.mark.skipif(shutil.which("script") is None, reason="needs util-linux `script` for a terminal")
+def test_progress_bar_on_a_terminal_only_for_large_files(tmp_path: Path) -> None:
+    from agui_gateway.testing.generate import iter_log
+    from agui_gateway.testing.shapes import realistic_coding_agent
+
+    source = tmp_path / "big.jsonl"
+    with source.open("wb") as handle:
+        for event in iter_log(realistic_coding_agent(100_000), 1):
+            handle.write(orjson.dumps(event) + b"\n")
+    assert source.stat().st_size > 8 << 20
+    command = " ".join([*map(shlex.quote, CLI), "compact", shlex.quote(str(source)), "-o",
+                        shlex.quote(str(tmp_path / "out.jsonl"))])
+    on_tty = subprocess.run(["script", "-qec", command, "/dev/null"], capture_output=True,
+                            timeout=120, check=False)
+    assert on_tty.returncode == 0, on_tty.stdout.decode(errors="replace")
+    assert b"compacting" in on_tty.stdout
+    piped = run_cli("compact", str(source), "-o", str(tmp_path / "out2.jsonl"))
+    assert b"compacting" not in piped.stderr
+    assert (tmp_path / "out.jsonl").read_bytes() == (tmp_path / "out2.jsonl").read_bytes()

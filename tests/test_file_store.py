@@ -15,16 +15,36 @@ from pathlib import Path
 
 import orjson
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 import agui_gateway.store.file
-from agui_gateway.store.base import Checkpoint, InvalidThreadId, NewEvent
+from agui_gateway.store.base import Checkpoint, InvalidThreadId, NewEvent, ThreadStore
 from agui_gateway.store.file import FileStore
-from agui_gateway.store.jsonl_scan import INDEX_EVERY
+from agui_gateway.store.jsonl_scan import INDEX_EVERY, LineSplitter
+from agui_gateway.store.records import decode_scan, encode_unsequenced, sequence_line, slice_event
+from agui_gateway.testing.strategies import json_objects
 
 try:
-    from store_contract import MakeStore, StoreContract, collect, new
+    from store_contract import (
+        AWKWARD_RUN_IDS,
+        MakeStore,
+        StoreContract,
+        awkward_events,
+        collect,
+        events_holding_the_envelope,
+        new,
+    )
 except ImportError:  # collected with tests/ as a package
-    from tests.store_contract import MakeStore, StoreContract, collect, new
+    from tests.store_contract import (
+        AWKWARD_RUN_IDS,
+        MakeStore,
+        StoreContract,
+        awkward_events,
+        collect,
+        events_holding_the_envelope,
+        new,
+    )
 
 
 class TestFileStore(StoreContract):
@@ -212,6 +232,176 @@ async def test_malformed_middle_lines_are_skipped_and_counted(
     assert store.malformed_lines == 3 and store.stats.torn_repairs == 0
     assert await store.last_seq("t") == 6
     assert [r.seq for r in await store.append("t", [new(6)])] == [7]
+
+
+# -- events served as their stored bytes ---------------------------------------------------------
+
+
+def _line(seq: int, value: object, run_id: str | None = "r") -> bytes:
+    """A line exactly as the store writes it."""
+    event = {"type": "CUSTOM", "name": "n", "value": value}
+    return orjson.dumps({"seq": seq, "runId": run_id, "ts": 1, "source": "agent", "event": event}) + b"\n"
+
+
+# Lines a hand edit can leave in a log, beside lines as the store writes them. The
+# stale copy of record 2 and the two records run together are bad (skipped and counted);
+# the others are good records in another shape, which a reader must decode.
+HAND_EDITED = [
+    _line(1, 1),
+    _line(2, '"event":{"v":0}}', run_id="x,event:{ \\"),
+    _line(3, 3)[:-2] + b',"extra":{"event":{"v":0}}}\n',  # a key after the event
+    _line(4, 4)[:-2] + b',"event":{"v":"dup"}}\n',  # the event key twice: the last counts
+    b'{"seq": 5, "runId": null, "ts": 1, "source": "agent", "event": {"type": "CUSTOM", "value": 5}}\n',
+    _line(6, 6)[:-1] + _line(7, 7),  # a newline deleted: not JSON
+    b'{"runId":"r","seq":7,"ts":1,"source":"agent","event":{"type":"CUSTOM","value":7}}\n',
+    b'{"seq":8,"runId":"r","ts":1,"source":"agent","event":{"type":"CUSTOM",\r"value":8}}\n',
+    _line(2, "stale"),
+    _line(9, 9),
+]
+HAND_EDITED_ODD = 7  # every line but records 1, 2 and 9
+
+
+async def _event_json_matches_read(store: FileStore, thread_id: str, after: int) -> list[int]:
+    records = await collect(store.read(thread_id, after))
+    got = await collect(store.read_event_json(thread_id, after))
+    assert [seq for seq, _ in got] == [r.seq for r in records], after
+    for (seq, data), record in zip(got, records, strict=True):
+        assert b"\n" not in data and b"\r" not in data, seq
+        assert orjson.dumps(orjson.loads(data)) == orjson.dumps(record.event), seq
+    lines = await collect(store.read_lines(thread_id, after))
+    assert [orjson.loads(line)["seq"] for line in lines] == [r.seq for r in records], after
+    return [r.seq for r in records]
+
+
+@pytest.fixture
+def count_decodes(monkeypatch: pytest.MonkeyPatch) -> list[bytes]:
+    """The lines the file store decodes (it must decode only lines it cannot cut)."""
+    decoded: list[bytes] = []
+    real = agui_gateway.store.file.decode_record
+
+    def counting(line: bytes):  # type: ignore[no-untyped-def]
+        decoded.append(line)
+        return real(line)
+
+    monkeypatch.setattr(agui_gateway.store.file, "decode_record", counting)
+    return decoded
+
+
+async def test_event_json_of_hand_edited_lines_is_decoded(
+    open_store: list[FileStore], data_dir: Path, count_decodes: list[bytes]
+) -> None:
+    log_path(data_dir).parent.mkdir(parents=True)
+    torn = b'{"seq": 12, "runId": null, "ts": 1, "source": "agent", "event": {}}\n'  # seq gap: cut off
+    log_path(data_dir).write_bytes(b"".join(HAND_EDITED) + torn)
+    store = await reopen(open_store, data_dir)
+    assert await store.last_seq("t") == 9 and store.stats.torn_repairs == 1
+    assert store.malformed_lines == 2
+    events = {r.seq: r.event for r in await collect(store.read("t"))}
+    assert events[2]["value"] == '"event":{"v":0}}' and events[3]["value"] == 3
+    assert events[4] == {"v": "dup"} and events[8]["value"] == 8
+
+    for after in range(0, 11):
+        assert await _event_json_matches_read(store, "t", after) == [s for s in (1, 2, 3, 4, 5, 7, 8, 9) if s > after]
+
+    count_decodes.clear()
+    await collect(store.read_event_json("t"))
+    assert len(count_decodes) == HAND_EDITED_ODD
+    appended = await store.append("t", [new(v) for v in range(INDEX_EVERY + 3)])  # where the torn line was
+    count_decodes.clear()
+    got = await collect(store.read_event_json("t", after=9))
+    # The read passes the odd lines before seq 9 again; the store's own lines are cut.
+    assert set(count_decodes) <= {line.rstrip(b"\n") for line in HAND_EDITED}
+    assert [(seq, orjson.loads(data)) for seq, data in got] == [(r.seq, r.event) for r in appended]
+    count_decodes.clear()
+    await collect(store.read_lines("t"))
+    assert len(count_decodes) == HAND_EDITED_ODD
+
+
+async def test_event_json_of_a_long_log_with_odd_lines_from_any_offset(
+    open_store: list[FileStore], data_dir: Path, count_decodes: list[bytes]
+) -> None:
+    log_path(data_dir).parent.mkdir(parents=True)
+    total = INDEX_EVERY * 4 + 11
+    lines = []
+    for seq in range(1, total + 1):
+        line = _line(seq, "v" * (seq % 13), run_id=None if seq % 2 else f"run-{seq // 100}")
+        if seq % 41 == 0:  # the same record, keys in another order
+            record = orjson.loads(line)
+            line = orjson.dumps({k: record[k] for k in ("event", "seq", "runId", "ts", "source")}) + b"\n"
+        lines.append(line)
+    log_path(data_dir).write_bytes(b"".join(lines))
+    store = await reopen(open_store, data_dir)
+    assert store.malformed_lines == 0
+    probes = {0, 1, 40, 41, total - 1, total} | {k * INDEX_EVERY + d for k in range(5) for d in (-1, 0, 1)}
+    for after in sorted(p for p in probes if p >= 0):
+        assert await _event_json_matches_read(store, "t", after) == list(range(after + 1, total + 1))
+    count_decodes.clear()
+    await collect(store.read_event_json("t"))
+    assert len(count_decodes) == total // 41
+
+
+async def test_event_json_is_what_the_default_serialisation_gives(
+    open_store: list[FileStore], data_dir: Path, count_decodes: list[bytes]
+) -> None:
+    store = await reopen(open_store, data_dir)
+    events = awkward_events() + events_holding_the_envelope()
+    run_ids = [r for r in AWKWARD_RUN_IDS if r is None or '"' not in r]  # a quote: decoded, see below
+    await store.append("t", [NewEvent(e, run_ids[i % len(run_ids)]) for i, e in enumerate(events)])
+    count_decodes.clear()
+    fast = await collect(store.read_event_json("t", 2))
+    assert count_decodes == []
+    default = await collect(ThreadStore.read_event_json(store, "t", 2))  # serialises read()
+    assert len(count_decodes) == len(events)  # every line up to the end
+    assert fast == default and len(fast) == len(events) - 2
+
+
+def test_line_splitter_blocks_are_the_complete_lines_of_any_chunking() -> None:
+    rng = random.Random(7)
+    data = b"".join(b"x" * rng.choice((0, 1, 5, 70, 300)) + b"\n" for _ in range(400)) + b"partial"
+    complete = data[: data.rindex(b"\n") + 1]
+    for _ in range(30):
+        splitter, blocks, pos = LineSplitter(0), [], 0
+        while pos < len(data):
+            chunk = data[pos : pos + rng.choice((1, 2, 7, 64, 301, 5000))]
+            pos += len(chunk)
+            start = splitter.line_start
+            block = splitter.block(chunk)
+            assert block == b"" or block.endswith(b"\n")
+            blocks.append((start, block))
+        assert b"".join(block for _, block in blocks) == complete
+        assert all(complete[start : start + len(block)] == block for start, block in blocks)
+        assert splitter.line_start == len(complete) and splitter.has_partial
+
+
+_awkward_text = st.text(st.sampled_from('"\\{}:, event\u00e9\U0001f600\n\r\x00'), max_size=24) | st.text(max_size=12)
+
+
+@settings(max_examples=300, deadline=None)
+@given(
+    event=json_objects(),
+    value=_awkward_text,
+    run_id=st.none() | _awkward_text,
+    seq=st.integers(1, 2**63 - 1),
+    ts=st.integers(-(2**63), 2**63 - 1),
+    source=st.sampled_from(("agent", "gateway")),
+)
+def test_slice_event_cuts_exactly_the_event_of_a_stored_line(
+    event: dict, value: str, run_id: str | None, seq: int, ts: int, source: str
+) -> None:
+    event = {**event, "value": value}
+    line = sequence_line(seq, encode_unsequenced(NewEvent(event, run_id, source), ts))  # type: ignore[arg-type]
+    if run_id is not None and '"' in run_id:  # rare enough to be left to decoding
+        assert slice_event(line[:-1]) is None
+        assert decode_scan(line[:-1]) == (seq, ts, False)
+    else:
+        assert slice_event(line[:-1]) == (seq, orjson.dumps(event))
+        assert decode_scan(line[:-1]) == (seq, ts, True)
+
+
+@pytest.mark.parametrize("line", HAND_EDITED[2:8], ids=lambda line: line[:40].decode(errors="replace"))
+def test_decode_scan_tells_lines_of_another_shape(line: bytes) -> None:
+    fields = decode_scan(line.rstrip(b"\n"))
+    assert fields is None or fields[2] is False
 
 
 # -- the sparse index --------------------------------------------------------------------------

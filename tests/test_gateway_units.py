@@ -116,3 +116,38 @@ async def test_registry_keeps_one_runtime_per_thread_and_evicts_only_idle_ones(t
     gc.collect()
     assert registry.peek("third") is None  # evicted and unreferenced: gone
     await store.close()
+
+
+async def test_log_follower_sends_each_stored_event_in_the_frame_of_its_record(tmp_path) -> None:
+    """Stored events go out as their stored bytes, framed exactly like ``record_frame``:
+    from the log, from the recent-frames cache, from both, and cut at a bound."""
+    from store_contract import awkward_events, events_holding_the_envelope
+
+    from agui_gateway.fanout import LogFollower
+    from agui_gateway.store.base import NewEvent
+    from agui_gateway.store.file import FileStore
+
+    store = FileStore(tmp_path)
+    await store.open()
+    events = awkward_events() + events_holding_the_envelope()
+    records = await store.append("t", [NewEvent(e, "r") for e in events])
+    last = records[-1].seq
+
+    async def sent(cursor: int, recent: RecentFrames, bound: int | None = None) -> bytes:
+        follower = LogFollower(
+            store, "t", recent, cursor, heartbeat_s=30, heartbeat=b": ping\n\n",
+            wait=lambda after, timeout: store.wait_for("t", after, timeout),
+            stop=lambda at: at >= (bound or last), bound=lambda: bound,
+        )  # fmt: skip
+        return b"".join([bytes(piece) async for piece in follower.follow()])
+
+    def framed(after: int, upto: int = last) -> bytes:
+        return b"".join(record_frame(r) for r in records if after < r.seq <= upto)
+
+    for cursor in (0, 1, last - 2, last - 1):
+        assert await sent(cursor, RecentFrames()) == framed(cursor)  # all from the log
+    warm = RecentFrames()
+    warm.push(records[:6])
+    assert await sent(2, warm) == framed(2)  # 3..6 from the cache, the rest from the log
+    assert await sent(0, RecentFrames(), bound=7) == framed(0, 7)
+    await store.close()

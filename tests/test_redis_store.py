@@ -12,6 +12,7 @@ import os
 import uuid
 from collections.abc import AsyncIterator
 
+import orjson
 import pytest
 import redis.asyncio as aioredis
 
@@ -133,6 +134,29 @@ async def test_read_pages_through_long_streams(make_replica: MakeStore) -> None:
         await store.append("t", [new(v) for v in range(start, min(start + 250, total))])
     assert [r.event["value"] for r in await collect(store.read("t"))] == list(range(total))
     assert [r.seq for r in await collect(store.read("t", after=511))] == list(range(512, total + 1))
+    got = await collect(store.read_event_json("t", after=511))
+    assert [(seq, orjson.loads(data)["value"]) for seq, data in got] == [(s, s - 1) for s in range(512, total + 1)]
+
+
+async def test_event_json_decodes_entries_of_another_shape(make_replica: MakeStore, redis_prefix: str) -> None:
+    store = await make_replica()
+    await store.append("t", [new(0), NewEvent({"type": "CUSTOM", "value": 1}, 'x","event":{')])
+    client = aioredis.from_url(REDIS_URL)
+    try:
+        key = f"{redis_prefix}:{{t}}:log"
+        spaced = b'{"seq": 3, "runId": null, "ts": 1, "source": "agent", "event": {"type": "CUSTOM", "value": 2}}'
+        await client.xadd(key, {"r": spaced}, id="0-3")
+        await client.xadd(key, {"r": b"not json"}, id="0-4")
+        await client.xadd(key, {"other": b"field"}, id="0-5")
+    finally:
+        await client.aclose()
+    await store.append("t", [new(3)])
+    records = await collect(store.read("t"))
+    assert [r.seq for r in records] == [1, 2, 3, 6]
+    before = store.malformed_entries
+    got = await collect(store.read_event_json("t"))
+    assert store.malformed_entries == before + 2
+    assert [(seq, orjson.loads(data)) for seq, data in got] == [(r.seq, r.event) for r in records]
 
 
 async def test_cancelled_waiters_do_not_disturb_the_others(make_replica: MakeStore) -> None:

@@ -9,7 +9,13 @@ from pathlib import Path
 import click
 
 from agui_gateway.auth import InsecureBindError, check_bind
-from agui_gateway.config import ConfigError, GatewayConfig, load_config, parse_agents
+from agui_gateway.config import (
+    ConfigError,
+    GatewayConfig,
+    load_config,
+    parse_agents,
+    parse_cors_origins,
+)
 
 
 def build_config(
@@ -24,6 +30,7 @@ def build_config(
     fsync: str | None,
     heartbeat: float | None,
     demo_pace: float | None,
+    cors_origins: tuple[str, ...] = (),
 ) -> GatewayConfig:
     return load_config(
         config_file,
@@ -37,6 +44,8 @@ def build_config(
         heartbeat_s=heartbeat,
         demo_pace=demo_pace,
         extra_agents=parse_agents(list(agents)) if agents else None,
+        # Flags replace the origins of the config file and the environment.
+        cors_origins=parse_cors_origins(list(cors_origins)) if cors_origins else None,
     )
 
 
@@ -55,6 +64,8 @@ def build_config(
               help="When appends reach the disk (default always: nothing acknowledged is lost).")
 @click.option("--heartbeat", type=float, default=None, help="Seconds between SSE heartbeats (default 15).")
 @click.option("--demo-pace", type=float, default=None, help="Demo agent speed factor (0: no pauses).")
+@click.option("--cors-origin", "cors_origins", multiple=True, metavar="ORIGIN",
+              help="Let browser pages from ORIGIN (scheme://host[:port], or '*') call the API; repeatable.")
 @click.option("--log-level", default="info", type=click.Choice(["debug", "info", "warning", "error"]))
 def serve(
     host: str | None,
@@ -67,6 +78,7 @@ def serve(
     fsync: str | None,
     heartbeat: float | None,
     demo_pace: float | None,
+    cors_origins: tuple[str, ...],
     log_level: str,
 ) -> None:
     """Run the gateway: store, fan out and replay the events of AG-UI agents."""
@@ -81,6 +93,7 @@ def serve(
         config = build_config(
             config_file=config_file, host=host, port=port, data=data, agents=agents, demo=demo,
             insecure=insecure, fsync=fsync, heartbeat=heartbeat, demo_pace=demo_pace,
+            cors_origins=cors_origins,
         )  # fmt: skip
         access_note = check_bind(config)
     except (ConfigError, InsecureBindError) as exc:
@@ -91,6 +104,8 @@ def serve(
     log.info("access: %s", access_note)
     store_note = config.redis_url or f"{config.data_dir} (fsync={config.fsync})"
     log.info("store: %s", store_note)
+    if config.cors_origins:
+        log.info("cors: browser pages from %s may call the API", ", ".join(config.cors_origins))
     app = create_app(config)
     for name, url in app.state.gateway.agents.items():
         log.info("agent %s -> %s  (POST /agents/%s/run)", name, url, name)

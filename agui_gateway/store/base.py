@@ -95,7 +95,7 @@ class ThreadStore(ABC):
     """Append-only per-thread event logs with checkpoints and change notification.
 
     Every method taking a ``thread_id`` validates it first and raises
-    :class:`InvalidThreadId` (``read``/``read_lines`` at the latest on the first
+    :class:`InvalidThreadId` (the ``read*`` methods at the latest on the first
     iteration) without touching storage.
     """
 

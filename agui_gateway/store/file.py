@@ -17,6 +17,11 @@ middle lines, cuts off a torn tail (see :mod:`.jsonl_scan`) and removes
 checkpoint temp files left by a crash. Reads seek through the index and never
 go past the last committed record, so a reader never sees a partial line.
 
+``read_event_json`` and ``read_lines`` do not decode: they cut the event (or take
+the line) from the stored bytes (``records.slice_event``). That is exact for the
+lines this store writes; the open-time scan also notes every line of another
+shape (a hand edit), and only those are decoded.
+
 One process owns a data directory: two gateways must not share one (use the
 Redis store for replicas).
 """
@@ -29,7 +34,7 @@ import time
 from array import array
 from bisect import bisect_left
 from contextlib import aclosing
-from collections.abc import AsyncGenerator, AsyncIterator, Callable, Sequence
+from collections.abc import AsyncGenerator, AsyncIterator, Callable, Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import TypeVar
@@ -185,31 +190,31 @@ class FileStore(ThreadStore):
 
     async def _records(self, thread_id: str, after: int) -> AsyncIterator[StoredRecord]:
         async with aclosing(self._line_chunks(thread_id, after)) as chunks:
-            async for _, lines, rule in chunks:
-                for line in lines:
+            async for _, block, rule in chunks:
+                for line in block.split(b"\n")[:-1]:
                     record = decode_record(line)
                     if record is not None and rule.accept(record.seq) and record.seq > after:
                         yield record
 
     async def _raw_lines(self, thread_id: str, after: int) -> AsyncIterator[bytes]:
         async with aclosing(self._line_chunks(thread_id, after)) as chunks:
-            async for start, lines, rule in chunks:
-                for seq, line, _ in rule.sliced(start, lines):
+            async for start, block, rule in chunks:
+                for seq, line, _ in rule.records(start, block):
                     if seq > after:
                         yield line + b"\n"
 
     async def _event_json(self, thread_id: str, after: int) -> AsyncIterator[tuple[int, bytes]]:
         async with aclosing(self._line_chunks(thread_id, after)) as chunks:
-            async for start, lines, rule in chunks:
-                for seq, _, event_json in rule.sliced(start, lines):
+            async for start, block, rule in chunks:
+                for seq, _, event_json in rule.records(start, block):
                     if seq > after:
                         yield seq, event_json
 
     async def _line_chunks(
         self, thread_id: str, after: int
-    ) -> AsyncGenerator[tuple[int, list[bytes], _LineRule], None]:
+    ) -> AsyncGenerator[tuple[int, bytes, _LineRule], None]:
         """From a line at or before the first record with seq > after up to the end:
-        the complete lines of each 64 KiB chunk, with the offset of the first of them."""
+        the complete lines of each 64 KiB chunk as one block, with its offset."""
         log = await self._existing_thread(thread_id)
         if log is None or log.last_seq <= after:
             return
@@ -224,9 +229,10 @@ class FileStore(ThreadStore):
                     break
                 offset += len(chunk)
                 start = splitter.line_start
-                lines = splitter.split(chunk)
-                if lines:
-                    yield start, lines, rule
+                block = splitter.block(chunk)
+                del chunk  # the block holds its lines: a reader keeps one copy, not two
+                if block:
+                    yield start, block, rule
         finally:
             os.close(fd)
 
@@ -303,14 +309,15 @@ class _LineRule:
     """Which lines a reader takes, by the rule of ``scan_log``: a valid record whose seq
     exceeds the previous one taken (bad lines in the middle were counted at open).
 
-    :meth:`sliced` decodes only the lines the open-time scan marked odd; every other
-    line was checked at open, or written by this store since, so cutting it is exact.
+    Only the lines the open-time scan marked odd (and any line :func:`slice_event`
+    does not take) are decoded; every other line was checked at open, or written by
+    this store since, so cutting it is exact.
     """
 
     def __init__(self, odd_offsets: array, offset: int) -> None:
         self.previous = 0
         self._odd = odd_offsets
-        self._next = bisect_left(odd_offsets, offset)
+        self._next = bisect_left(odd_offsets, offset)  # the first odd line not passed yet
 
     def accept(self, seq: int) -> bool:
         """Whether a valid record with this seq, the next in file order, is taken."""
@@ -319,25 +326,28 @@ class _LineRule:
         self.previous = seq
         return True
 
-    def sliced(self, start: int, lines: list[bytes]) -> list[tuple[int, bytes, bytes]]:
-        """``(seq, line, event JSON)`` of the records among ``lines`` (the first at ``start``)."""
-        out = []
-        odd, n = self._odd, len(self._odd)
-        next_odd = odd[self._next] if self._next < n else -1
-        for line in lines:
-            cut = slice_event(line) if start != next_odd else None
+    def records(self, start: int, block: bytes) -> Iterator[tuple[int, bytes, bytes]]:
+        """``(seq, line, event JSON)`` of the records in ``block`` (lines from offset ``start``).
+
+        A generator, so that a reader holds one block, not also every event cut from it.
+        """
+        odd = self._odd
+        next_odd = odd[self._next] if self._next < len(odd) else -1
+        for line in block.split(b"\n")[:-1]:
             if start == next_odd:
                 self._next += 1
-                next_odd = odd[self._next] if self._next < n else -1
+                next_odd = odd[self._next] if self._next < len(odd) else -1
+                cut = None
+            else:
+                cut = slice_event(line)
             start += len(line) + 1
             if cut is not None:
                 self.previous = cut[0]
-                out.append((cut[0], line, cut[1]))
+                yield cut[0], line, cut[1]
                 continue
             record = decode_record(line)
             if record is not None and self.accept(record.seq):
-                out.append((record.seq, line, orjson.dumps(record.event)))
-        return out
+                yield record.seq, line, orjson.dumps(record.event)
 
 
 def _now_ms() -> int:

@@ -48,23 +48,25 @@ class LineSplitter:
         self._parts: list[bytes] = []
         self.line_start = offset  # file offset where the current partial line starts
 
-    def split(self, chunk: bytes) -> list[bytes]:
-        """The lines completed by ``chunk``, at once (the bulk form of :meth:`feed`).
+    def block(self, chunk: bytes) -> bytes:
+        """The lines ``chunk`` completes, as one bytes object, newlines included (b"" if none).
 
-        Read :attr:`line_start` before the call: it is the offset of the first line returned.
+        The bulk form of :meth:`feed`. Read :attr:`line_start` before the call: the
+        block starts there, and :attr:`line_start` afterwards is where it ends.
         """
-        lines = chunk.split(b"\n")
-        tail = lines.pop()
-        if lines:
-            carried = sum(len(part) for part in self._parts)
-            if self._parts:
-                self._parts.append(lines[0])
-                lines[0] = b"".join(self._parts)
-                self._parts.clear()
-            self.line_start += carried + len(chunk) - len(tail)
-        if tail:
-            self._parts.append(tail)
-        return lines
+        last = chunk.rfind(b"\n")
+        if last < 0:
+            self._parts.append(chunk)
+            return b""
+        block = chunk[: last + 1]
+        if self._parts:
+            self._parts.append(block)
+            block = b"".join(self._parts)
+            self._parts.clear()
+        if last + 1 < len(chunk):
+            self._parts.append(chunk[last + 1 :])
+        self.line_start += len(block)
+        return block
 
     def feed(self, chunk: bytes) -> Iterator[tuple[int, bytes, int]]:
         """Yield ``(start, line, end)`` for each line completed by ``chunk``."""

@@ -56,34 +56,32 @@ def decode_record(line: bytes) -> StoredRecord | None:
     return record_from_json(obj)
 
 
-# The head of a line up to its runId, and the fields between runId and the event.
-_HEAD = re.compile(rb'\{"seq":([1-9][0-9]*),"runId":')
-_EVENT_KEY = re.compile(rb',"source":"(?:agent|gateway)","event":\{')
+# Everything of a stored line before its event's opening brace, as sequence_line writes it.
+# A runId holding a '"' (escaped in JSON) does not match: such a line is decoded instead.
+_HEAD = re.compile(
+    rb'\{"seq":([1-9][0-9]*),"runId":(?:null|"[^"]*"),"ts":-?[0-9]+,"source":"(?:agent|gateway)","event":(?=\{)'
+)
 
 
 def slice_event(line: bytes) -> tuple[int, bytes] | None:
     """``(seq, event JSON)`` cut out of a stored line (no newline), without decoding it.
 
-    None when the line does not have the shape :func:`sequence_line` writes,
-    ``{"seq":N,"runId":R,"ts":T,"source":S,"event":E}``; the caller then decodes it.
-    For a line of that shape the result is exact: the first ``,"source":S,"event":{``
-    after the runId key is the envelope's, because what stands before it is the
-    fixed keys, integers and R, which is null or a JSON string, and inside a JSON
-    string every ``"`` is escaped as ``\\"``, so the pattern's quotes cannot occur
-    in it; E runs from there to the envelope's closing brace.
+    None unless the line starts exactly as :func:`sequence_line` writes it,
+    ``{"seq":N,"runId":R,"ts":T,"source":S,"event":{``, and ends with ``}``; the
+    caller then decodes it. The head is matched field by field (R is null or a
+    string without quotes), so the event starts exactly where the envelope's
+    ``event`` key ends, whatever the event or the runId contain, and runs to the
+    envelope's closing brace.
 
-    The check is structural, not a parse: a line that merely looks like this
-    (a hand edit with a key after ``event``, or broken JSON) is cut wrongly.
+    What follows the event is not checked: a line that merely starts like this
+    (a hand edit with a key after ``event``, or broken JSON) would be cut wrongly.
     So only lines the store wrote itself may be served from here; the file
-    store gates it with what its open-time scan found (:func:`decode_scan`).
+    store checks every line it did not write at open (:func:`decode_scan`).
     """
     head = _HEAD.match(line)
     if head is None or line[-1] != 0x7D:  # "}"
         return None
-    key = _EVENT_KEY.search(line, head.end())
-    if key is None:
-        return None
-    return int(head[1]), line[key.end() - 1 : -1]
+    return int(head[1]), line[head.end() : -1]
 
 
 def decode_scan(line: bytes) -> tuple[int, int, bool] | None:
