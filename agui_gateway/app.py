@@ -280,7 +280,7 @@ class _Handlers:
     async def events(self, request: Request) -> Response:
         thread_id = thread_param(request)
         self.gw.auth.require(request, thread_id, "read")
-        position = _resume_position(request)
+        position = await self._resume_position_within(request, thread_id)
         runtime = self.gw.threads.get(thread_id)
         store = self.gw.store
 
@@ -294,13 +294,31 @@ class _Handlers:
         run_input = await read_run_input(request, self.gw.config.max_body_bytes)
         thread_id = run_input["threadId"]
         self.gw.auth.require(request, thread_id, "read")
-        position = _resume_position(request)
+        position = await self._resume_position_within(request, thread_id)
         runtime = self.gw.threads.get(thread_id)
 
         def settled(cursor: int) -> bool:
             return not runtime.running and not runtime.log_run_open and cursor >= runtime.last_seq
 
         return _sse(self._stream(runtime, position, wait=runtime.wait_activity, stop=settled))
+
+    async def _resume_position_within(self, request: Request, thread_id: str) -> int | None:
+        """The client's resume position, refused when the thread never had that event.
+
+        An id beyond the latest seq comes from another store (wiped, or another
+        deployment): waiting for the thread to get there would silently skip
+        every event up to it.
+        """
+        position = _resume_position(request)
+        if position:
+            latest = await self.gw.store.last_seq(thread_id)
+            if position > latest:
+                raise ApiError(
+                    400,
+                    f"cannot resume after event {position}: thread {thread_id!r} has "
+                    f"{latest} event(s); reconnect without Last-Event-ID for a fresh replay",
+                )
+        return position
 
     async def _stream(
         self,

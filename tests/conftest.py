@@ -8,6 +8,9 @@ import pytest
 
 from official_client import OfficialClient
 
+# The gateway tests' shared fixtures (the module-scoped scripted ``agent``).
+pytest_plugins = ["gateway_fixtures"]
+
 
 def pytest_addoption(parser: pytest.Parser) -> None:
     parser.addoption("--slow", action="store_true", default=False, help="also run tests marked slow")

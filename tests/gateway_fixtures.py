@@ -8,6 +8,9 @@
   lifespan on); :class:`GatewayProcess` runs ``agui-gateway serve`` as a child
   process, for SIGKILL and memory tests.
 * :class:`SseParser` / :func:`collect` read ``text/event-stream`` responses.
+
+Registered as a pytest plugin in conftest.py, so its fixtures (``agent``) are
+available to every test module without importing them.
 """
 
 from __future__ import annotations
@@ -28,6 +31,7 @@ from typing import Any
 
 import httpx
 import orjson
+import pytest
 import uvicorn
 from servers import serve_app, wait_until
 from starlette.applications import Starlette
@@ -166,6 +170,13 @@ def serve_agent() -> Iterator[tuple[ScriptedAgent, str]]:
             agent.release_all()
 
 
+@pytest.fixture(scope="module")
+def agent() -> Iterator[tuple[ScriptedAgent, str]]:
+    """One scripted agent per test module: (the agent, its run URL)."""
+    with serve_agent() as served:
+        yield served
+
+
 # ------------------------------------------------------------------------ the gateway
 
 
@@ -208,6 +219,14 @@ def serve_gateway(config: GatewayConfig, store: Any = None) -> Iterator[RunningG
         server.should_exit = True
         thread.join(timeout=15)
         sock.close()
+
+
+@contextmanager
+def serve_scripted_gateway(data_dir: Path, agent_url: str, **overrides: Any) -> Iterator[RunningGateway]:
+    """The gateway in-process with the scripted agent registered as ``scripted``."""
+    config = GatewayConfig(data_dir=data_dir, agents={"scripted": agent_url}, **overrides)
+    with serve_gateway(config) as gw:
+        yield gw
 
 
 class GatewayProcess:

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import AsyncIterator, Awaitable, Callable
+from contextlib import asynccontextmanager
 from typing import Any
 
 import orjson
@@ -29,6 +30,24 @@ from agui_gateway.store.base import (
 )
 
 MakeStore = Callable[[], Awaitable[ThreadStore]]
+
+
+@asynccontextmanager
+async def opened_stores(build: Callable[[], ThreadStore]) -> AsyncIterator[MakeStore]:
+    """A ``make_store`` factory: each call opens a new ``build()``; all are closed on exit."""
+    stores: list[ThreadStore] = []
+
+    async def make() -> ThreadStore:
+        store = build()
+        await store.open()
+        stores.append(store)
+        return store
+
+    try:
+        yield make
+    finally:
+        for store in stores:
+            await store.close()
 
 INVALID_THREAD_IDS = [
     "../x",

@@ -11,21 +11,17 @@ Three layers:
 
 from __future__ import annotations
 
-import json
-import os
-import shutil
-import subprocess
-from pathlib import Path
+from collections.abc import Iterator
 from typing import Any
 
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
+from node_driver import NodeDriver, start_node_driver
 
 from agui_gateway.chunks import CHUNK_EVENT_TYPES as CHUNK_TYPES
 from agui_gateway.chunks import ChunkStreamError, ChunkTransformer
 
-HARNESS = Path(__file__).resolve().parent.parent / "harness"
 
 # ---------------------------------------------------------------- helpers
 
@@ -382,42 +378,20 @@ for await (const line of readline.createInterface({ input: process.stdin })) {
 """
 
 
-class NodeTransformChunks:
+class NodeTransformChunks(NodeDriver):
     """A long-lived node process running @ag-ui/client's own transformChunks."""
 
-    def __init__(self) -> None:
-        env = dict(os.environ, SUPPRESS_TRANSFORMATION_WARNINGS="true")
-        self.process = subprocess.Popen(
-            ["node", "--input-type=module", "-e", _NODE_DRIVER],
-            cwd=HARNESS,
-            stdin=subprocess.PIPE,
-            stdout=subprocess.PIPE,
-            text=True,
-            env=env,
-        )
+    def __init__(self, script: str) -> None:
+        super().__init__(script, "transformChunks")
 
     def run(self, events: list[dict[str, Any]]) -> tuple[list[dict[str, Any]], str | None]:
-        assert self.process.stdin is not None and self.process.stdout is not None
-        self.process.stdin.write(json.dumps(events) + "\n")
-        self.process.stdin.flush()
-        line = self.process.stdout.readline()
-        assert line, "the node transformChunks driver exited"
-        reply = json.loads(line)
+        reply = self.ask(events)
         return reply["events"], reply["error"]
-
-    def close(self) -> None:
-        assert self.process.stdin is not None
-        self.process.stdin.close()
-        self.process.wait(timeout=10)
 
 
 @pytest.fixture(scope="module")
-def js_chunks():
-    if shutil.which("node") is None or not (HARNESS / "node_modules" / "@ag-ui" / "client").is_dir():
-        pytest.skip("node and harness/node_modules (npm ci in harness/) are needed to run the real client")
-    driver = NodeTransformChunks()
-    yield driver
-    driver.close()
+def js_chunks() -> Iterator[NodeTransformChunks]:
+    yield from start_node_driver(NodeTransformChunks, _NODE_DRIVER)
 
 
 @pytest.mark.parametrize(("name", "stream", "expected", "error"), CASES, ids=CASE_IDS)

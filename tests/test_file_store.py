@@ -17,6 +17,16 @@ import orjson
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
+from store_contract import (
+    AWKWARD_RUN_IDS,
+    MakeStore,
+    StoreContract,
+    awkward_events,
+    collect,
+    events_holding_the_envelope,
+    new,
+    opened_stores,
+)
 
 import agui_gateway.store.file
 from agui_gateway.store.base import Checkpoint, InvalidThreadId, NewEvent, ThreadStore
@@ -25,42 +35,14 @@ from agui_gateway.store.jsonl_scan import INDEX_EVERY, LineSplitter
 from agui_gateway.store.records import decode_scan, encode_unsequenced, sequence_line, slice_event
 from agui_gateway.testing.strategies import json_objects
 
-try:
-    from store_contract import (
-        AWKWARD_RUN_IDS,
-        MakeStore,
-        StoreContract,
-        awkward_events,
-        collect,
-        events_holding_the_envelope,
-        new,
-    )
-except ImportError:  # collected with tests/ as a package
-    from tests.store_contract import (
-        AWKWARD_RUN_IDS,
-        MakeStore,
-        StoreContract,
-        awkward_events,
-        collect,
-        events_holding_the_envelope,
-        new,
-    )
-
 
 class TestFileStore(StoreContract):
     @pytest.fixture(params=["always", "interval", "never"])
     async def make_store(self, request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator[MakeStore]:
-        stores: list[FileStore] = []
-
-        async def make() -> FileStore:
-            store = FileStore(tmp_path / "data", fsync=request.param, fsync_interval_ms=5)
-            await store.open()
-            stores.append(store)
-            return store
-
-        yield make
-        for store in stores:
-            await store.close()
+        async with opened_stores(
+            lambda: FileStore(tmp_path / "data", fsync=request.param, fsync_interval_ms=5)
+        ) as make:
+            yield make
 
 
 # -- helpers ---------------------------------------------------------------------------
@@ -350,7 +332,7 @@ async def test_event_json_is_what_the_default_serialisation_gives(
     count_decodes.clear()
     fast = await collect(store.read_event_json("t", 2))
     assert count_decodes == []
-    default = await collect(ThreadStore.read_event_json(store, "t", 2))  # serialises read()
+    default = await collect(ThreadStore._read_event_json(store, "t", 2))  # serialises read()
     assert len(count_decodes) == len(events)  # every line up to the end
     assert fast == default and len(fast) == len(events) - 2
 

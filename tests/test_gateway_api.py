@@ -18,26 +18,16 @@ from gateway_fixtures import (
     has_event,
     read_log,
     run_input,
-    serve_agent,
-    serve_gateway,
+    serve_scripted_gateway,
     user_message,
     wait_for_condition,
 )
 
-from agui_gateway.config import GatewayConfig
-
-
-@pytest.fixture(scope="module")
-def agent() -> Iterator[tuple[ScriptedAgent, str]]:
-    with serve_agent() as served:
-        yield served
 
 
 @pytest.fixture
 def gateway(tmp_path: Path, agent: tuple[ScriptedAgent, str]) -> Iterator[RunningGateway]:
-    config = GatewayConfig(data_dir=tmp_path / "data", agents={"scripted": agent[1]}, heartbeat_s=0.2,
-                           max_body_bytes=64 * 1024)  # fmt: skip
-    with serve_gateway(config) as gw:
+    with serve_scripted_gateway(tmp_path / "data", agent[1], heartbeat_s=0.2, max_body_bytes=64 * 1024) as gw:
         yield gw
 
 
@@ -236,3 +226,12 @@ async def test_log_jsonl_listing_and_metrics(
     assert "agui_gateway_subscribers 0.0" in metrics or "agui_gateway_subscribers 1.0" in metrics
     async with httpx.AsyncClient(base_url=gateway.url) as client:
         assert (await client.get("/healthz")).json()["status"] == "ok"
+
+
+async def test_resume_beyond_the_latest_event_is_a_clear_400(gateway: RunningGateway) -> None:
+    async with httpx.AsyncClient(base_url=gateway.url, timeout=10) as client:
+        for headers, params in (({"Last-Event-ID": "5"}, {}), ({}, {"after": "5"})):
+            response = await client.get("/threads/never-used/events", headers=headers, params=params)
+            assert response.status_code == 400
+            assert "cannot resume after event 5" in response.json()["error"]
+            assert "has 0 event(s)" in response.json()["error"]

@@ -17,8 +17,7 @@ from gateway_fixtures import (
     events_of,
     has_id,
     run_input,
-    serve_agent,
-    serve_gateway,
+    serve_scripted_gateway,
 )
 
 from agui_gateway.auth import InsecureBindError, check_bind
@@ -30,17 +29,10 @@ WRITER = "writer-token-bbbb"
 ADMIN = "admin-token-cccc"
 
 
-@pytest.fixture(scope="module")
-def agent() -> Iterator[tuple[ScriptedAgent, str]]:
-    with serve_agent() as served:
-        yield served
-
-
 @pytest.fixture
 def gateway(tmp_path: Path, agent: tuple[ScriptedAgent, str]) -> Iterator[RunningGateway]:
     tokens = parse_tokens(f"{READER}:read:team-a-,shared. {WRITER}:write:team-a- {ADMIN}:write:*")
-    config = GatewayConfig(data_dir=tmp_path / "data", agents={"scripted": agent[1]}, tokens=tokens)
-    with serve_gateway(config) as gw:
+    with serve_scripted_gateway(tmp_path / "data", agent[1], tokens=tokens) as gw:
         yield gw
 
 

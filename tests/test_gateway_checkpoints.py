@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Awaitable, Iterator
+from collections.abc import Awaitable
 from pathlib import Path
 
 import httpx
@@ -17,7 +17,6 @@ from gateway_fixtures import (
     has_id,
     read_log,
     run_input,
-    serve_agent,
     serve_gateway,
     user_message,
     wait_for_condition,
@@ -28,12 +27,6 @@ from agui_gateway.config import GatewayConfig
 from agui_gateway.store.base import NewEvent
 from agui_gateway.store.checkpoint_file import read_checkpoint
 from agui_gateway.store.file import FileStore
-
-
-@pytest.fixture(scope="module")
-def agent() -> Iterator[tuple[ScriptedAgent, str]]:
-    with serve_agent() as served:
-        yield served
 
 
 def _metric(text: str, name: str) -> float:

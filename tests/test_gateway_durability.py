@@ -14,7 +14,6 @@ from __future__ import annotations
 import asyncio
 import random
 import socket
-from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -33,7 +32,6 @@ from gateway_fixtures import (
     has_id,
     read_log,
     run_input,
-    serve_agent,
     user_message,
     wait_for_condition,
 )
@@ -41,12 +39,6 @@ from gateway_fixtures import (
 from agui_gateway import Reducer
 
 MiB = 1024 * 1024
-
-
-@pytest.fixture(scope="module")
-def agent() -> Iterator[tuple[ScriptedAgent, str]]:
-    with serve_agent() as served:
-        yield served
 
 
 def state_run(thread_id: str, run_id: str, snapshots: int, size: int) -> list[dict[str, Any]]:

@@ -25,27 +25,18 @@ from gateway_fixtures import (
     has_id,
     read_log,
     run_input,
-    serve_agent,
-    serve_gateway,
+    serve_scripted_gateway,
     user_message,
     wait_for_condition,
 )
 
 from agui_gateway import Reducer
-from agui_gateway.config import GatewayConfig
 from agui_gateway.testing.generate import generate_log
-
-
-@pytest.fixture(scope="module")
-def agent() -> Iterator[tuple[ScriptedAgent, str]]:
-    with serve_agent() as served:
-        yield served
 
 
 @pytest.fixture
 def gateway(tmp_path: Path, agent: tuple[ScriptedAgent, str]) -> Iterator[RunningGateway]:
-    config = GatewayConfig(data_dir=tmp_path / "data", agents={"scripted": agent[1]}, heartbeat_s=0.5)
-    with serve_gateway(config) as gw:
+    with serve_scripted_gateway(tmp_path / "data", agent[1], heartbeat_s=0.5) as gw:
         yield gw
 
 

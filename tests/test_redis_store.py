@@ -15,28 +15,18 @@ from collections.abc import AsyncIterator
 import orjson
 import pytest
 import redis.asyncio as aioredis
+from store_contract import (
+    HANG_GUARD,
+    MakeStore,
+    StoreContract,
+    collect,
+    let_waiters_start,
+    new,
+    opened_stores,
+)
 
 from agui_gateway.store.base import NewEvent
 from agui_gateway.store.redis import RedisStore
-
-try:
-    from store_contract import (
-        HANG_GUARD,
-        MakeStore,
-        StoreContract,
-        collect,
-        let_waiters_start,
-        new,
-    )
-except ImportError:  # collected with tests/ as a package
-    from tests.store_contract import (
-        HANG_GUARD,
-        MakeStore,
-        StoreContract,
-        collect,
-        let_waiters_start,
-        new,
-    )
 
 REDIS_URL = os.environ.get("AGUI_TEST_REDIS_URL", "redis://127.0.0.1:6379/0")
 pytestmark = pytest.mark.redis
@@ -71,17 +61,8 @@ async def redis_prefix() -> AsyncIterator[str]:
 @pytest.fixture
 async def make_replica(redis_prefix: str) -> AsyncIterator[MakeStore]:
     """Opened RedisStores sharing one prefix - separate connections, like gateway replicas."""
-    stores: list[RedisStore] = []
-
-    async def make() -> RedisStore:
-        store = RedisStore(REDIS_URL, prefix=redis_prefix)
-        await store.open()
-        stores.append(store)
-        return store
-
-    yield make
-    for store in stores:
-        await store.close()
+    async with opened_stores(lambda: RedisStore(REDIS_URL, prefix=redis_prefix)) as make:
+        yield make
 
 
 class TestRedisStore(StoreContract):

@@ -9,16 +9,13 @@ from the Python models, and random messages/events run through the installed
 
 from __future__ import annotations
 
-import json
-import os
-import shutil
-import subprocess
-from pathlib import Path
+from collections.abc import Iterator
 from typing import Any
 
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
+from node_driver import NodeDriver, start_node_driver
 
 from agui_gateway import schema
 from agui_gateway.compat import apply_compatibility_boundary
@@ -29,7 +26,6 @@ from agui_gateway.schema import (
     normalize_messages,
 )
 
-HARNESS = Path(__file__).resolve().parent.parent / "harness"
 
 # ---------------------------------------------------------------- hand-written: messages
 
@@ -289,45 +285,21 @@ for await (const line of readline.createInterface({ input: process.stdin })) {
 """
 
 
-class NodeEnforcement:
+class NodeEnforcement(NodeDriver):
     """A long-lived node process running the client's own enforcement and boundary."""
 
-    def __init__(self) -> None:
-        self.process = subprocess.Popen(
-            ["node", "--input-type=module", "-e", _NODE_DRIVER],
-            cwd=HARNESS,
-            stdin=subprocess.PIPE,
-            stdout=subprocess.PIPE,
-            text=True,
-            env=dict(os.environ, SUPPRESS_TRANSFORMATION_WARNINGS="true"),
-        )
-
-    def ask(self, request: dict[str, Any]) -> Any:
-        assert self.process.stdin is not None and self.process.stdout is not None
-        self.process.stdin.write(json.dumps(request) + "\n")
-        self.process.stdin.flush()
-        line = self.process.stdout.readline()
-        assert line, "the node enforcement driver exited"
-        return json.loads(line)
+    def __init__(self, script: str) -> None:
+        super().__init__(script, "enforcement")
 
     def enforce(self, events: list[dict[str, Any]], compat: bool = False) -> list[dict[str, Any]]:
         reply = self.ask({"op": "enforce", "events": events, "compat": compat})
         assert reply["error"] is None, f"test input must be valid 1.0 after stripping: {reply['error']}"
         return reply["events"]
 
-    def close(self) -> None:
-        assert self.process.stdin is not None
-        self.process.stdin.close()
-        self.process.wait(timeout=10)
-
 
 @pytest.fixture(scope="module")
-def js():
-    if shutil.which("node") is None or not (HARNESS / "node_modules" / "@ag-ui" / "client").is_dir():
-        pytest.skip("node and harness/node_modules (npm ci in harness/) are needed to run the real client")
-    driver = NodeEnforcement()
-    yield driver
-    driver.close()
+def js() -> Iterator[NodeEnforcement]:
+    yield from start_node_driver(NodeEnforcement, _NODE_DRIVER)
 
 
 def ours(events: list[dict[str, Any]], compat: bool = False) -> list[dict[str, Any]]:

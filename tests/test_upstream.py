@@ -357,28 +357,39 @@ async def test_connection_dropped_mid_stream() -> None:
     assert_gateway_failure(items, "upstream_disconnected")
 
 
+async def cancel_while_consuming(run: UpstreamRun, *, cancel_at: int, hold_at: int | None) -> list[UpstreamItem]:
+    """Iterate ``run`` in a task and cancel that task once ``cancel_at`` items arrived.
+
+    With ``hold_at`` the consumer blocks after that many items (as on a store write
+    that the stop interrupts); otherwise it is cancelled while awaiting the agent.
+    """
+    received: list[UpstreamItem] = []
+    never = asyncio.Event()
+
+    async def consume() -> None:
+        async with run:
+            async for item in run:
+                received.append(item)
+                if len(received) == hold_at:
+                    await never.wait()
+
+    task = asyncio.create_task(consume())
+    while len(received) < cancel_at and not task.done():
+        await asyncio.sleep(0.01)
+    task.cancel()
+    with contextlib.suppress(asyncio.CancelledError):
+        await task
+    return received
+
+
 @pytest.mark.parametrize("cancelled_while", ["awaiting the agent", "handling an item"])
 async def test_cancelling_the_consumer_closes_the_upstream_connection(cancelled_while: str) -> None:
     agent = ScriptedAgent([sse(STARTED, MSG_START)], then="stall")
-    received: list[UpstreamItem] = []
-    never = asyncio.Event()
     with serve_app(agent) as url:
         async with httpx.AsyncClient() as client:
             run = stream_run(client, url, RUN_INPUT, timeouts=TIMEOUTS)
-
-            async def consume() -> None:
-                async with run:
-                    async for item in run:
-                        received.append(item)
-                        if cancelled_while == "handling an item" and len(received) == 2:
-                            await never.wait()  # e.g. a store write that the stop interrupts
-
-            task = asyncio.create_task(consume())
-            while len(received) < 2 and not task.done():
-                await asyncio.sleep(0.01)
-            task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await task
+            hold_at = 2 if cancelled_while == "handling an item" else None
+            received = await cancel_while_consuming(run, cancel_at=2, hold_at=hold_at)
             # Checked while the client (and its connection pool) is still open.
             assert await asyncio.to_thread(wait_until, agent.disconnected.is_set), "upstream left open"
     assert received == [AgentEvent(STARTED), AgentEvent(MSG_START)]
@@ -392,24 +403,10 @@ async def test_a_stop_before_the_terminal_event_was_handed_out_still_ends_the_ru
     # RUN_FINISHED arrives in the same write as RUN_STARTED, but the consumer is
     # stopped while storing RUN_STARTED: the log has no terminal event yet.
     agent = ScriptedAgent([sse(STARTED, MSG_START, MSG_END, FINISHED)], then="stall")
-    received: list[UpstreamItem] = []
-    never = asyncio.Event()
     with serve_app(agent) as url:
         async with httpx.AsyncClient() as client:
             run = stream_run(client, url, RUN_INPUT, timeouts=TIMEOUTS)
-
-            async def consume() -> None:
-                async with run:
-                    async for item in run:
-                        received.append(item)
-                        await never.wait()
-
-            task = asyncio.create_task(consume())
-            while not received and not task.done():
-                await asyncio.sleep(0.01)
-            task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await task
+            received = await cancel_while_consuming(run, cancel_at=1, hold_at=1)
     assert received == [AgentEvent(STARTED)]
     assert run.started and not run.terminated
     assert [e["type"] for e in run.closing_events("stopped", "stopped")] == ["RUN_ERROR"]

@@ -116,20 +116,22 @@ class ThreadStore(ABC):
         :class:`StoreError` on a backend failure; then nothing of the batch is stored.
         """
 
-    @abstractmethod
+    # The public reads validate the thread id eagerly, then hand over to the
+    # backend's generator (``_read*``), which runs only when iterated.
+
     def read(self, thread_id: str, after: int = 0) -> AsyncIterator[StoredRecord]:
         """Yield the records with ``seq > after`` in order, in bounded memory.
 
         The iteration ends at the last record stored when it reaches the end;
         it does not wait for new ones. Unknown threads yield nothing.
         """
+        validate_thread_id(thread_id)
+        return self._read(thread_id, after)
 
     def read_lines(self, thread_id: str, after: int = 0) -> AsyncIterator[bytes]:
-        """Yield stored records as JSON lines (with trailing newline), ``seq > after``.
-
-        Default implementation serialises :meth:`read`; a file store may stream its bytes.
-        """
-        return _serialise(self.read(thread_id, after))
+        """Yield stored records as JSON lines (with trailing newline), ``seq > after``."""
+        validate_thread_id(thread_id)
+        return self._read_lines(thread_id, after)
 
     def read_event_json(self, thread_id: str, after: int = 0) -> AsyncIterator[tuple[int, bytes]]:
         """Yield ``(seq, event_json)`` for the records with ``seq > after``, like :meth:`read`.
@@ -138,9 +140,23 @@ class ThreadStore(ABC):
         decodes to exactly the event :meth:`read` yields for that seq. It is for
         readers that pass events on as they are (SSE subscribers): a backend that
         keeps each record as a JSON line returns the event's bytes cut from it,
-        without decoding. Default implementation: serialise :meth:`read`.
+        without decoding.
         """
-        return _event_json(self.read(thread_id, after))
+        validate_thread_id(thread_id)
+        return self._read_event_json(thread_id, after)
+
+    @abstractmethod
+    def _read(self, thread_id: str, after: int) -> AsyncIterator[StoredRecord]:
+        """:meth:`read` for a validated thread id."""
+
+    def _read_lines(self, thread_id: str, after: int) -> AsyncIterator[bytes]:
+        """:meth:`read_lines` for a validated thread id. Default: serialise :meth:`_read`;
+        a backend that keeps JSON lines may stream its bytes."""
+        return _serialise(self._read(thread_id, after))
+
+    def _read_event_json(self, thread_id: str, after: int) -> AsyncIterator[tuple[int, bytes]]:
+        """:meth:`read_event_json` for a validated thread id. Default: serialise :meth:`_read`."""
+        return _event_json(self._read(thread_id, after))
 
     @abstractmethod
     async def last_seq(self, thread_id: str) -> int:

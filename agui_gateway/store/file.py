@@ -174,21 +174,7 @@ class FileStore(ThreadStore):
         log = await self._thread(thread_id)
         return await log.append(events, _now_ms())
 
-    def read(self, thread_id: str, after: int = 0) -> AsyncIterator[StoredRecord]:
-        validate_thread_id(thread_id)
-        return self._records(thread_id, after)
-
-    def read_lines(self, thread_id: str, after: int = 0) -> AsyncIterator[bytes]:
-        """The stored bytes of each record, as they are on disk."""
-        validate_thread_id(thread_id)
-        return self._raw_lines(thread_id, after)
-
-    def read_event_json(self, thread_id: str, after: int = 0) -> AsyncIterator[tuple[int, bytes]]:
-        """Each event's bytes cut from its stored line; only the scan's odd lines are decoded."""
-        validate_thread_id(thread_id)
-        return self._event_json(thread_id, after)
-
-    async def _records(self, thread_id: str, after: int) -> AsyncIterator[StoredRecord]:
+    async def _read(self, thread_id: str, after: int) -> AsyncIterator[StoredRecord]:
         async with aclosing(self._line_chunks(thread_id, after)) as chunks:
             async for _, block, rule in chunks:
                 for line in block.split(b"\n")[:-1]:
@@ -196,14 +182,16 @@ class FileStore(ThreadStore):
                     if record is not None and rule.accept(record.seq) and record.seq > after:
                         yield record
 
-    async def _raw_lines(self, thread_id: str, after: int) -> AsyncIterator[bytes]:
+    async def _read_lines(self, thread_id: str, after: int) -> AsyncIterator[bytes]:
+        """The stored bytes of each record, as they are on disk."""
         async with aclosing(self._line_chunks(thread_id, after)) as chunks:
             async for start, block, rule in chunks:
                 for seq, line, _ in rule.records(start, block):
                     if seq > after:
                         yield line + b"\n"
 
-    async def _event_json(self, thread_id: str, after: int) -> AsyncIterator[tuple[int, bytes]]:
+    async def _read_event_json(self, thread_id: str, after: int) -> AsyncIterator[tuple[int, bytes]]:
+        """Each event's bytes cut from its stored line; only the scan's odd lines are decoded."""
         async with aclosing(self._line_chunks(thread_id, after)) as chunks:
             async for start, block, rule in chunks:
                 for seq, _, event_json in rule.records(start, block):

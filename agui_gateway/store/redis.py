@@ -133,29 +133,17 @@ class RedisStore(ThreadStore):
             for i, e in enumerate(events)
         ]
 
-    def read(self, thread_id: str, after: int = 0) -> AsyncIterator[StoredRecord]:
-        validate_thread_id(thread_id)
-        return self._records(thread_id, after)
+    async def _read(self, thread_id: str, after: int) -> AsyncIterator[StoredRecord]:
+        async with aclosing(self._entries(thread_id, after)) as entries:
+            async for record, _ in entries:
+                yield record
 
-    def read_lines(self, thread_id: str, after: int = 0) -> AsyncIterator[bytes]:
-        validate_thread_id(thread_id)
-        return self._lines(thread_id, after)
-
-    def read_event_json(self, thread_id: str, after: int = 0) -> AsyncIterator[tuple[int, bytes]]:
+    async def _read_event_json(self, thread_id: str, after: int) -> AsyncIterator[tuple[int, bytes]]:
         """Each event's bytes cut from its stored line (see ``records.slice_event``).
 
         Exact because the append script is the only writer of the stream, and it
         writes every line in the one shape; an entry of any other shape is decoded.
         """
-        validate_thread_id(thread_id)
-        return self._event_json(thread_id, after)
-
-    async def _records(self, thread_id: str, after: int) -> AsyncIterator[StoredRecord]:
-        async with aclosing(self._entries(thread_id, after)) as entries:
-            async for record, _ in entries:
-                yield record
-
-    async def _event_json(self, thread_id: str, after: int) -> AsyncIterator[tuple[int, bytes]]:
         async with aclosing(self._pages(thread_id, after)) as pages:
             async for page in pages:
                 for _, fields in page:
@@ -170,7 +158,7 @@ class RedisStore(ThreadStore):
                         continue
                     yield record.seq, orjson.dumps(record.event)
 
-    async def _lines(self, thread_id: str, after: int) -> AsyncIterator[bytes]:
+    async def _read_lines(self, thread_id: str, after: int) -> AsyncIterator[bytes]:
         async with aclosing(self._entries(thread_id, after)) as entries:
             async for _, line in entries:
                 yield line + b"\n"
