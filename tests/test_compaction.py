@@ -65,16 +65,21 @@ def test_merged_deltas_hide_ids_inside_the_stretch() -> None:
     assert [i for _, i in frames] == [1, 2, None, 5, 6]
 
 
+def _retained_after_feeding(feed: Any, seed: int) -> int:
+    """Bytes still allocated after feeding a 36,000-event realistic log, event by event."""
+    tracemalloc.start()
+    try:
+        for event in iter_log(realistic_coding_agent(36_000), seed):
+            feed(event)
+        return tracemalloc.get_traced_memory()[0]
+    finally:
+        tracemalloc.stop()
+
+
 def test_the_reducer_keeps_no_events() -> None:
     """Memory follows the resulting messages and state, not the number of events."""
     reducer = Reducer(client_view=False)
-    tracemalloc.start()
-    try:
-        for event in iter_log(realistic_coding_agent(36_000), 3):
-            reducer.apply(event)
-        retained, _ = tracemalloc.get_traced_memory()
-    finally:
-        tracemalloc.stop()
+    retained = _retained_after_feeding(reducer.apply, 3)
     result = len(orjson.dumps([reducer.messages, reducer.state]))
     # 36,000 events as dicts would take tens of MB; the result is ~0.6 MB of JSON.
     assert retained < 4 * result + (2 << 20), (retained, result)
@@ -82,13 +87,7 @@ def test_the_reducer_keeps_no_events() -> None:
 
 def test_the_snapshot_compactor_keeps_only_the_open_run_compacted() -> None:
     compactor = SnapshotCompactor()
-    tracemalloc.start()
-    try:
-        for event in iter_log(realistic_coding_agent(36_000), 4):
-            compactor.feed(event)
-        retained, _ = tracemalloc.get_traced_memory()
-    finally:
-        tracemalloc.stop()
+    retained = _retained_after_feeding(compactor.feed, 4)
     replay = sum(len(orjson.dumps(e)) for e in compactor.replay_events())
     assert retained < 4 * replay + (2 << 20), (retained, replay)
 
