@@ -155,6 +155,31 @@ class DeltaCompactor:
         self._frames.append((event, seq))
         self._after_other(kind, event, seq)
 
+    def feed_all(self, events: Iterable[Event]) -> None:
+        """:meth:`feed` for a whole stream, with the hot path in the loop itself.
+
+        Same result as calling :meth:`feed` for each event; on logs that are
+        mostly streamed deltas it saves a call per event, which is a third of
+        the cost of compaction.
+        """
+        groups = self._groups
+        specs = _DELTA_SPECS
+        seq = self.last_seq
+        for event in events:
+            seq += 1
+            spec = specs.get(event.get("type"))  # type: ignore[arg-type]
+            if spec is not None and "metadata" not in event:
+                group = groups[spec[1]].get(event.get(spec[0]))
+                if group is not None:
+                    delta = event.get("delta")
+                    if delta.__class__ is str:
+                        group.parts.append(delta)
+                        group.last_seq = seq
+                        continue
+            self.feed(event, seq)
+            groups = self._groups  # a fold starts new group tables
+        self.last_seq = seq
+
     def _after_other(self, kind: Any, event: Event, seq: int) -> None:
         """Hook: called after every event that is not a delta."""
 
@@ -232,8 +257,7 @@ def compact_sequenced(records: Iterable[tuple[int, Event]]) -> list[tuple[Event,
 def compact_events(events: Iterable[Event]) -> list[Event]:
     """Order-preserving counterpart of the official ``compactEvents``."""
     compactor = DeltaCompactor()
-    for event in events:
-        compactor.feed(event)
+    compactor.feed_all(events)
     return compactor.events()
 
 
@@ -403,6 +427,5 @@ class SnapshotCompactor(DeltaCompactor):
 def compact_to_snapshots(events: Iterable[Event]) -> list[Event]:
     """The replay form of a thread log (see the module docstring)."""
     compactor = SnapshotCompactor()
-    for event in events:
-        compactor.feed(event)
+    compactor.feed_all(events)
     return compactor.replay_events()

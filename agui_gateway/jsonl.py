@@ -68,25 +68,37 @@ def read_events(
         if on_bytes is not None:
             on_bytes(n)
 
+    tail = b""
     try:
-        for lines, line in enumerate(iter_lines(stream, count), 1):  # noqa: B007
-            try:
-                doc = loads(line)
-            except decode_error:
-                if line.strip():
-                    stats.count_bad(lines)
-                continue
-            if doc.__class__ is dict:
-                if "event" in doc and "seq" in doc:
-                    doc = doc["event"]
-                    if doc.__class__ is not dict:
+        while True:  # iter_lines, inlined: this loop runs once per event
+            block = stream.read(_CHUNK)
+            if block:
+                count(len(block))
+                chunk = (tail + block).split(b"\n")
+                tail = chunk.pop()
+            else:
+                chunk, tail = ([tail] if tail else []), b""
+            for line in chunk:
+                lines += 1
+                try:
+                    doc = loads(line)
+                except decode_error:
+                    if line.strip():
                         stats.count_bad(lines)
-                        continue
-                if doc.get("type").__class__ is str:
-                    events += 1
-                    yield doc
                     continue
-            stats.count_bad(lines)
+                if doc.__class__ is dict:
+                    if "event" in doc and "seq" in doc:
+                        doc = doc["event"]
+                        if doc.__class__ is not dict:
+                            stats.count_bad(lines)
+                            continue
+                    if doc.get("type").__class__ is str:
+                        events += 1
+                        yield doc
+                        continue
+                stats.count_bad(lines)
+            if not block:
+                break
     finally:
         stats.lines += lines
         stats.events += events

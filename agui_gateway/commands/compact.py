@@ -122,8 +122,7 @@ def compact_lines(
     from agui_gateway.compaction import DeltaCompactor, SnapshotCompactor
 
     compactor = SnapshotCompactor() if mode == "snapshots" else DeltaCompactor()
-    for event in read_events(stream, stats, tick):
-        compactor.feed(event)
+    compactor.feed_all(read_events(stream, stats, tick))
     if isinstance(compactor, SnapshotCompactor):
         events = compactor.replay_events()
     else:
