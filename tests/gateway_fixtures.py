@@ -262,7 +262,7 @@ class GatewayProcess:
                     return self
             except httpx.HTTPError:
                 pass
-            time.sleep(0.05)
+            time.sleep(0.05)  # wait-ok: poll interval of a deadline-bounded health check
         self.kill()
         raise RuntimeError("gateway did not answer /healthz in time")
 

@@ -52,9 +52,13 @@ Driver = TypeVar("Driver", bound=NodeDriver)
 
 
 def start_node_driver(driver_type: type[Driver], script: str) -> Iterator[Driver]:
-    """Body of a module-scoped fixture: skip without Node and the harness, else yield a driver."""
+    """Body of a module-scoped fixture: fail clearly without Node and the harness, else yield a driver.
+
+    The real client is what these tests check against; without it they would prove nothing,
+    so a missing harness is an error (scripts/test.sh installs it), never a skip.
+    """
     if shutil.which("node") is None or not (HARNESS / "node_modules" / "@ag-ui" / "client").is_dir():
-        pytest.skip("node and harness/node_modules (npm ci in harness/) are needed to run the real client")
+        pytest.fail("node and harness/node_modules are needed: run `npm ci --prefix harness`", pytrace=False)
     driver = driver_type(script)
     yield driver
     driver.close()

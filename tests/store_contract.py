@@ -87,7 +87,7 @@ async def let_waiters_start(store: ThreadStore) -> None:
     """
     for _ in range(3):
         for _ in range(10):
-            await asyncio.sleep(0)
+            await asyncio.sleep(0)  # wait-ok: yields a loop turn, no timing
         await store.last_seq("round-trip")
 
 

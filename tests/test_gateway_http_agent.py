@@ -46,7 +46,7 @@ def gateway(tmp_path: Path) -> Iterator[RunningGateway]:
 def run_node(*args: str) -> dict:
     node = shutil.which("node")
     if node is None or not (HARNESS / "node_modules" / "@ag-ui" / "client").is_dir():
-        pytest.skip("the official client is not installed (npm ci --prefix harness)")
+        pytest.fail("the official client is not installed: run `npm ci --prefix harness`", pytrace=False)
     done = subprocess.run([node, "--input-type=module", "-e", SCRIPT, *args], cwd=HARNESS, capture_output=True,
                           timeout=60, check=False)  # fmt: skip
     assert done.returncode == 0, done.stderr.decode()[-2000:]

@@ -365,17 +365,23 @@ async def cancel_while_consuming(run: UpstreamRun, *, cancel_at: int, hold_at: i
     """
     received: list[UpstreamItem] = []
     never = asyncio.Event()
+    enough = asyncio.Event()
 
     async def consume() -> None:
         async with run:
             async for item in run:
                 received.append(item)
+                if len(received) >= cancel_at:
+                    enough.set()
                 if len(received) == hold_at:
                     await never.wait()
 
     task = asyncio.create_task(consume())
-    while len(received) < cancel_at and not task.done():
-        await asyncio.sleep(0.01)
+    # Wait for the items (or for the consumer to end early), with a deadline.
+    await asyncio.wait(
+        [asyncio.ensure_future(enough.wait()), task], timeout=10, return_when=asyncio.FIRST_COMPLETED
+    )
+    assert enough.is_set() or task.done(), "the agent's items never arrived"
     task.cancel()
     with contextlib.suppress(asyncio.CancelledError):
         await task
