@@ -1,5 +1,5 @@
 """``python -m agui_gateway``: the command line."""
 
-from agui_gateway.cli import main
+from agui_gateway.cli.main import main
 
 main()

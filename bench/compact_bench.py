@@ -33,7 +33,7 @@ import orjson
 
 ROOT = Path(__file__).resolve().parent.parent
 DATA = ROOT / "bench" / "data"
-CLI = [sys.executable, "-m", "agui_gateway.cli"]
+CLI = [sys.executable, "-m", "agui_gateway.cli.main"]
 
 
 def ensure_log(events: int, seed: int = 1) -> Path:
@@ -41,8 +41,16 @@ def ensure_log(events: int, seed: int = 1) -> Path:
     if not path.exists():
         DATA.mkdir(parents=True, exist_ok=True)
         subprocess.run(
-            [sys.executable, str(ROOT / "bench" / "make_log.py"), "--events", str(events),
-             "--seed", str(seed), "-o", str(path)],
+            [
+                sys.executable,
+                str(ROOT / "bench" / "make_log.py"),
+                "--events",
+                str(events),
+                "--seed",
+                str(seed),
+                "-o",
+                str(path),
+            ],
             check=True,
         )
     return path
@@ -99,12 +107,11 @@ def ratio(a: list[float], b: list[float]) -> str:
 def bench_whole_process(log: Path, repeat: int) -> None:
     out = DATA / "out.jsonl"
     commands = {
-        "agui-gateway compact": CLI + ["compact", str(log), "-o", str(out)],
-        "node official compactEvents": ["node", str(ROOT / "harness" / "compact.mjs"), str(log),
-                                         "-o", str(out)],
+        "agui-gateway compact": [*CLI, "compact", str(log), "-o", str(out)],
+        "node official compactEvents": ["node", str(ROOT / "harness" / "compact.mjs"), str(log), "-o", str(out)],
     }
     times: dict[str, list[float]] = {name: [] for name in commands}
-    peak: dict[str, int] = {name: 0 for name in commands}
+    peak: dict[str, int] = dict.fromkeys(commands, 0)
     for _ in range(repeat):
         for name, cmd in commands.items():
             elapsed, rss = run_measured(cmd)
@@ -117,8 +124,8 @@ def bench_whole_process(log: Path, repeat: int) -> None:
 
 
 def bench_in_process(log: Path, repeat: int) -> None:
-    from agui_gateway.compaction import compact_to_snapshots
-    from agui_gateway.jsonl import read_events
+    from agui_gateway.cli.logs import read_events
+    from agui_gateway.protocol.compaction import compact_to_snapshots
 
     data = log.read_bytes()
     events = [orjson.loads(line) for line in data.splitlines()]
@@ -131,14 +138,16 @@ def bench_in_process(log: Path, repeat: int) -> None:
     for name, seconds in times.items():
         print(f"  {name:34s} {fmt(seconds)}")
     floor = times["parse floor (orjson, per line)"]
-    print(f"  compact_to_snapshots / parse floor: {ratio(times['compact_to_snapshots(events)'], floor)}"
-          "   (must be <= 1.5)")
+    print(
+        f"  compact_to_snapshots / parse floor: {ratio(times['compact_to_snapshots(events)'], floor)}"
+        "   (must be <= 1.5)"
+    )
     print(f"  read+compact / parse floor:         {ratio(times['read + compact_to_snapshots'], floor)}")
 
 
 def bench_size_and_memory(log: Path) -> None:
-    from agui_gateway.compaction import SnapshotCompactor
-    from agui_gateway.jsonl import read_events
+    from agui_gateway.cli.logs import read_events
+    from agui_gateway.protocol.compaction import SnapshotCompactor
 
     compactor = SnapshotCompactor()
     with log.open("rb") as handle:
@@ -149,15 +158,21 @@ def bench_size_and_memory(log: Path) -> None:
     messages, state = compactor.snapshot()
     floor = len(orjson.dumps({"messages": messages, "state": state}))
     raw = log.stat().st_size
-    print(f"  raw log {raw:,} B; snapshot output {out_bytes:,} B ({len(replay)} events); "
-          f"final messages+state JSON {floor:,} B")
-    print(f"  size: output / floor = {out_bytes / floor:.3f}x (must be <= 1.2);"
-          f" output / raw = {out_bytes / raw:.3f} (must be <= 1)")
-    _, rss = run_measured(CLI + ["compact", str(log), "-o", str(DATA / "out.jsonl")])
+    print(
+        f"  raw log {raw:,} B; snapshot output {out_bytes:,} B ({len(replay)} events); "
+        f"final messages+state JSON {floor:,} B"
+    )
+    print(
+        f"  size: output / floor = {out_bytes / floor:.3f}x (must be <= 1.2);"
+        f" output / raw = {out_bytes / raw:.3f} (must be <= 1)"
+    )
+    _, rss = run_measured([*CLI, "compact", str(log), "-o", str(DATA / "out.jsonl")])
     limit = 4 * out_bytes + 40 * 2**20
-    print(f"  memory: peak RSS of `agui-gateway compact` {rss / 2**20:.1f} MiB;"
-          f" limit 4 x snapshot + 40 MiB = {limit / 2**20:.1f} MiB -> "
-          f"{'OK' if rss < limit else 'OVER'}")
+    print(
+        f"  memory: peak RSS of `agui-gateway compact` {rss / 2**20:.1f} MiB;"
+        f" limit 4 x snapshot + 40 MiB = {limit / 2**20:.1f} MiB -> "
+        f"{'OK' if rss < limit else 'OVER'}"
+    )
 
 
 def main() -> None:

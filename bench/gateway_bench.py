@@ -21,7 +21,6 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import os
 import shutil
 import socket
 import subprocess
@@ -43,8 +42,8 @@ THREAD = "bench-thread"
 
 async def load_thread(data_dir: Path, log: Path) -> tuple[int, int]:
     """Store the log as one thread; return (latest seq, bytes of final messages+state JSON)."""
-    from agui_gateway.compaction import SnapshotCompactor
-    from agui_gateway.jsonl import read_events
+    from agui_gateway.cli.logs import read_events
+    from agui_gateway.protocol.compaction import SnapshotCompactor
     from agui_gateway.store import NewEvent
     from agui_gateway.store.file import FileStore
 
@@ -153,29 +152,48 @@ def main() -> None:
         latest, floor = asyncio.run(load_thread(data_dir, log))
         port = free_port()
         proc = subprocess.Popen(
-            [sys.executable, "-m", "agui_gateway.cli", "serve", "--data", str(data_dir),
-             "--host", "127.0.0.1", "--port", str(port)],
-            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+            [
+                sys.executable,
+                "-m",
+                "agui_gateway.cli.main",
+                "serve",
+                "--data",
+                str(data_dir),
+                "--host",
+                "127.0.0.1",
+                "--port",
+                str(port),
+            ],
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
         )
         try:
             wait_healthy(port, proc, time.monotonic() + 30)
             print(f"thread: {latest:,} stored events; final messages+state JSON {floor:,} B")
             first = asyncio.run(phase(proc.pid, port, 1, "", latest))
-            print(f"one fresh client (builds the checkpoint): {first['bytes_per_client']:,.0f} B "
-                  f"= {first['bytes_per_client'] / floor:.3f}x the final messages+state "
-                  f"(must be <= 1.2), {first['wall']:.2f} s")
+            print(
+                f"one fresh client (builds the checkpoint): {first['bytes_per_client']:,.0f} B "
+                f"= {first['bytes_per_client'] / floor:.3f}x the final messages+state "
+                f"(must be <= 1.2), {first['wall']:.2f} s"
+            )
             fresh = asyncio.run(phase(proc.pid, port, args.clients, "", latest))
-            print(f"{args.clients} clients, fresh replay: all done in {fresh['wall']:.2f} s "
-                  f"(slowest {fresh['slowest']:.2f} s; must be < 2 s), "
-                  f"{fresh['bytes_per_client']:,.0f} B each, gateway +{fresh['added_mib']:.1f} MiB "
-                  "(must be < 64 MiB)")
+            print(
+                f"{args.clients} clients, fresh replay: all done in {fresh['wall']:.2f} s "
+                f"(slowest {fresh['slowest']:.2f} s; must be < 2 s), "
+                f"{fresh['bytes_per_client']:,.0f} B each, gateway +{fresh['added_mib']:.1f} MiB "
+                "(must be < 64 MiB)"
+            )
             if not args.skip_naive:
                 naive = asyncio.run(phase(proc.pid, port, args.clients, "?after=0", latest))
-                print(f"{args.clients} clients, naive raw replay: all done in {naive['wall']:.2f} s, "
-                      f"{naive['bytes_per_client']:,.0f} B each, gateway +{naive['added_mib']:.1f} MiB")
-                print(f"ratios naive / fresh: time {naive['wall'] / fresh['wall']:.1f}x, "
-                      f"bytes {naive['bytes_per_client'] / fresh['bytes_per_client']:.1f}x, "
-                      f"memory {naive['added_mib'] / max(fresh['added_mib'], 0.1):.1f}x")
+                print(
+                    f"{args.clients} clients, naive raw replay: all done in {naive['wall']:.2f} s, "
+                    f"{naive['bytes_per_client']:,.0f} B each, gateway +{naive['added_mib']:.1f} MiB"
+                )
+                print(
+                    f"ratios naive / fresh: time {naive['wall'] / fresh['wall']:.1f}x, "
+                    f"bytes {naive['bytes_per_client'] / fresh['bytes_per_client']:.1f}x, "
+                    f"memory {naive['added_mib'] / max(fresh['added_mib'], 0.1):.1f}x"
+                )
         finally:
             proc.terminate()
             proc.wait(timeout=30)

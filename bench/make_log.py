@@ -21,7 +21,7 @@ from typing import Any
 
 import orjson
 
-from agui_gateway.testing.generate import SHAPES, iter_log, realistic_coding_agent
+from agui_testkit.generate import SHAPES, iter_log, realistic_coding_agent
 
 
 def envelopes(events: Iterator[dict[str, Any]], start_ms: int = 1_760_000_000_000) -> Iterator[dict[str, Any]]:
@@ -39,8 +39,12 @@ def envelopes(events: Iterator[dict[str, Any]], start_ms: int = 1_760_000_000_00
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     size = parser.add_mutually_exclusive_group()
-    size.add_argument("--events", type=int, default=36_000,
-                      help="about how many events (realistic coding-agent session); default 36000")
+    size.add_argument(
+        "--events",
+        type=int,
+        default=36_000,
+        help="about how many events (realistic coding-agent session); default 36000",
+    )
     size.add_argument("--shape", choices=sorted(SHAPES), help="a named preset instead of --events")
     parser.add_argument("-o", "--output", required=True, type=Path, help="JSONL file to write ('-' for stdout)")
     parser.add_argument("--seed", type=int, default=0)

@@ -5,11 +5,10 @@ from __future__ import annotations
 from collections.abc import Iterator
 
 import pytest
-
-from official_client import OfficialClient
+from support.official_client import OfficialClient
 
 # The gateway tests' shared fixtures (the module-scoped scripted ``agent``).
-pytest_plugins = ["gateway_fixtures"]
+pytest_plugins = ["support.gateway_fixtures"]
 
 
 def pytest_addoption(parser: pytest.Parser) -> None:

@@ -34,14 +34,9 @@ class StoreError(RuntimeError):
 
 
 def validate_thread_id(thread_id: str) -> str:
-    if (
-        not isinstance(thread_id, str)
-        or not _THREAD_ID.fullmatch(thread_id)
-        or thread_id in (".", "..")
-    ):
+    if not isinstance(thread_id, str) or not _THREAD_ID.fullmatch(thread_id) or thread_id in (".", ".."):
         raise InvalidThreadId(
-            "thread id must be 1-128 characters of letters, digits, '-', '_' or '.', "
-            "and not '.' or '..'"
+            "thread id must be 1-128 characters of letters, digits, '-', '_' or '.', and not '.' or '..'"
         )
     return thread_id
 

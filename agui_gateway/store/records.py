@@ -30,9 +30,7 @@ def encode_unsequenced(event: NewEvent, ts: int) -> bytes:
     if not isinstance(event.event, dict):
         raise UnencodableEvent("an event must be a JSON object (dict)")
     try:
-        return orjson.dumps(
-            {"runId": event.run_id, "ts": ts, "source": event.source, "event": event.event}
-        )
+        return orjson.dumps({"runId": event.run_id, "ts": ts, "source": event.source, "event": event.event})
     except TypeError as exc:  # orjson.JSONEncodeError subclasses TypeError
         raise UnencodableEvent(f"event is not JSON-serialisable: {exc}") from exc
 

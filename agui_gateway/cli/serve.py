@@ -1,0 +1,146 @@
+"""``agui-gateway serve``: run the gateway on uvicorn."""
+
+from __future__ import annotations
+
+import logging
+import os
+from pathlib import Path
+
+import click
+
+from agui_gateway.server.auth import InsecureBindError, check_bind
+from agui_gateway.server.config import (
+    ConfigError,
+    GatewayConfig,
+    load_config,
+    parse_agents,
+    parse_cors_origins,
+)
+
+
+def build_config(
+    *,
+    config_file: Path | None,
+    host: str | None,
+    port: int | None,
+    data: Path | None,
+    agents: tuple[str, ...],
+    demo: bool,
+    insecure: bool,
+    fsync: str | None,
+    heartbeat: float | None,
+    demo_pace: float | None,
+    cors_origins: tuple[str, ...] = (),
+) -> GatewayConfig:
+    return load_config(
+        config_file,
+        os.environ,
+        host=host,
+        port=port,
+        data_dir=data,
+        demo=demo or None,
+        insecure=insecure or None,
+        fsync=fsync,
+        heartbeat_s=heartbeat,
+        demo_pace=demo_pace,
+        extra_agents=parse_agents(list(agents)) if agents else None,
+        # Flags replace the origins of the config file and the environment.
+        cors_origins=parse_cors_origins(list(cors_origins)) if cors_origins else None,
+    )
+
+
+@click.command()
+@click.option("--host", default=None, help="Address to listen on (default 127.0.0.1).")
+@click.option("--port", type=int, default=None, help="Port to listen on (default 8000).")
+@click.option(
+    "--data",
+    type=click.Path(file_okay=False, path_type=Path),
+    default=None,
+    help="Data directory of the embedded store (default ./agui-data).",
+)
+@click.option(
+    "--agent", "agents", multiple=True, metavar="NAME=URL", help="An upstream AG-UI agent; repeat for several."
+)
+@click.option("--demo", is_flag=True, help="Serve the built-in scripted demo agent as agent 'demo'.")
+@click.option(
+    "--config",
+    "config_file",
+    type=click.Path(dir_okay=False, exists=True, path_type=Path),
+    default=None,
+    help="A TOML or JSON config file (see agui_gateway.server.config).",
+)
+@click.option("--insecure", is_flag=True, help="Allow listening beyond loopback without bearer tokens.")
+@click.option(
+    "--fsync",
+    type=click.Choice(["always", "interval", "never"]),
+    default=None,
+    help="When appends reach the disk (default always: nothing acknowledged is lost).",
+)
+@click.option("--heartbeat", type=float, default=None, help="Seconds between SSE heartbeats (default 15).")
+@click.option("--demo-pace", type=float, default=None, help="Demo agent speed factor (0: no pauses).")
+@click.option(
+    "--cors-origin",
+    "cors_origins",
+    multiple=True,
+    metavar="ORIGIN",
+    help="Let browser pages from ORIGIN (scheme://host[:port], or '*') call the API; repeatable.",
+)
+@click.option("--log-level", default="info", type=click.Choice(["debug", "info", "warning", "error"]))
+def serve(
+    host: str | None,
+    port: int | None,
+    data: Path | None,
+    agents: tuple[str, ...],
+    demo: bool,
+    config_file: Path | None,
+    insecure: bool,
+    fsync: str | None,
+    heartbeat: float | None,
+    demo_pace: float | None,
+    cors_origins: tuple[str, ...],
+    log_level: str,
+) -> None:
+    """Run the gateway: store, fan out and replay the events of AG-UI agents."""
+    import uvicorn
+
+    from agui_gateway.server.app import create_app
+
+    logging.basicConfig(level=log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    if log_level != "debug":  # one INFO line per upstream request is noise
+        logging.getLogger("httpx").setLevel(logging.WARNING)
+    try:
+        config = build_config(
+            config_file=config_file,
+            host=host,
+            port=port,
+            data=data,
+            agents=agents,
+            demo=demo,
+            insecure=insecure,
+            fsync=fsync,
+            heartbeat=heartbeat,
+            demo_pace=demo_pace,
+            cors_origins=cors_origins,
+        )
+        access_note = check_bind(config)
+    except (ConfigError, InsecureBindError) as exc:
+        raise click.UsageError(str(exc)) from None
+    if not config.agents and not config.demo:
+        click.echo("warning: no agents configured (use --agent NAME=URL or --demo)", err=True)
+    log = logging.getLogger("agui_gateway")
+    log.info("access: %s", access_note)
+    store_note = config.redis_url or f"{config.data_dir} (fsync={config.fsync})"
+    log.info("store: %s", store_note)
+    if config.cors_origins:
+        log.info("cors: browser pages from %s may call the API", ", ".join(config.cors_origins))
+    app = create_app(config)
+    for name, url in app.state.gateway.agents.items():
+        log.info("agent %s -> %s  (POST /agents/%s/run)", name, url, name)
+    uvicorn.run(
+        app,
+        host=config.host,
+        port=config.port,
+        log_level=log_level,
+        access_log=log_level == "debug",
+        timeout_graceful_shutdown=3,
+    )

@@ -1,0 +1,220 @@
+"""Live fan-out without loss: each subscriber follows the durable log by its own cursor.
+
+There is no per-subscriber queue. A subscriber remembers the last seq it sent
+and, whenever it is woken (``store.wait_for``), reads what was stored after it.
+The live path only wakes; it never hands an event to a subscriber. So:
+
+* a slow or stalled client never makes the gateway drop an event for it: the
+  event is in the log, and the client's cursor simply lags;
+* a stalled client never makes the gateway's memory grow: its generator is
+  suspended in ``send`` by the socket's backpressure (uvicorn pauses writing
+  above the transport's high-water mark), holding at most one batch of
+  :data:`BATCH_BYTES`; its backlog stays on disk.
+
+:class:`RecentFrames` keeps the encoded SSE frames of the last few hundred
+stored records of a thread, so that the subscribers of a busy thread that are
+near the tail (the usual case) share one encoding and read no disk. It only
+ever holds records the store has acknowledged, contiguous by seq; a cursor it
+does not cover falls back to ``store.read``.
+"""
+
+from __future__ import annotations
+
+from collections import deque
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterable
+from contextlib import aclosing
+from itertools import islice
+
+import orjson
+
+from agui_gateway.server.sse import frame
+from agui_gateway.store.base import StoredRecord, ThreadStore
+
+# Bytes handed to one ASGI send: small enough that a stalled client's transport
+# buffers little beyond it, big enough that a replay is not a flood of tiny writes.
+BATCH_BYTES = 32 * 1024
+
+
+def record_frame(record: StoredRecord) -> bytes:
+    """A stored record as an SSE frame: the agent's event, exactly, with ``id: seq``.
+
+    The same bytes as ``frame(event_json, seq)`` for the ``read_event_json`` of the store.
+    """
+    return frame(orjson.dumps(record.event), record.seq)
+
+
+class RecentFrames:
+    """The SSE frames of a thread's most recently stored records, shared by its subscribers."""
+
+    def __init__(self, max_frames: int = 1024, max_bytes: int = 1 << 20) -> None:
+        self._frames: deque[bytes] = deque()
+        self._first_seq = 1  # seq of _frames[0]
+        self._bytes = 0
+        self._max_frames = max_frames
+        self._max_bytes = max_bytes
+
+    @property
+    def last_seq(self) -> int:
+        return self._first_seq + len(self._frames) - 1
+
+    def clear(self) -> None:
+        self._frames.clear()
+        self._bytes = 0
+
+    def push(self, records: Iterable[StoredRecord]) -> int:
+        """Cache the frames of newly stored records; returns the bytes of those frames."""
+        pushed = 0
+        for record in records:
+            if self._frames and record.seq != self.last_seq + 1:
+                self.clear()  # someone else wrote in between: restart contiguously
+            if not self._frames:
+                self._first_seq = record.seq
+            encoded = record_frame(record)
+            self._frames.append(encoded)
+            self._bytes += len(encoded)
+            pushed += len(encoded)
+        while self._frames and (len(self._frames) > self._max_frames or self._bytes > self._max_bytes):
+            self._bytes -= len(self._frames.popleft())
+            self._first_seq += 1
+        return pushed
+
+    def after(self, cursor: int) -> list[bytes] | None:
+        """The frames of seqs ``cursor+1 ..`` when this cache holds ``cursor+1``; else None."""
+        if not self._frames or not self._first_seq <= cursor + 1 <= self.last_seq:
+            return None
+        return list(islice(self._frames, cursor + 1 - self._first_seq, None))
+
+
+def slices(data: bytes, size: int = BATCH_BYTES) -> Iterable[bytes | memoryview]:
+    """``data`` in pieces of at most ``size`` bytes, without copying."""
+    if len(data) <= size:
+        yield data
+        return
+    view = memoryview(data)
+    for start in range(0, len(data), size):
+        yield view[start : start + size]
+
+
+class Batcher:
+    """Groups small frames into sends of about :data:`BATCH_BYTES`."""
+
+    def __init__(self) -> None:
+        self._parts: list[bytes] = []
+        self._size = 0
+
+    def add(self, data: bytes) -> bytes | None:
+        """Add a frame; returns a full batch to send, or None."""
+        self._parts.append(data)
+        self._size += len(data)
+        return self.flush() if self._size >= BATCH_BYTES else None
+
+    def flush(self) -> bytes | None:
+        if not self._parts:
+            return None
+        out = self._parts[0] if len(self._parts) == 1 else b"".join(self._parts)
+        self._parts.clear()
+        self._size = 0
+        return out
+
+
+class LogFollower:
+    """Yields the SSE bytes of every record stored after a cursor, then follows the tail.
+
+    ``wait`` is how the follower sleeps when caught up: it must return once the
+    store has a record after the cursor, or something else the caller's ``stop``
+    rule depends on changed, or ``timeout`` passed (then a heartbeat is sent).
+    ``bound`` (when it returns a seq) is the last seq this stream may send.
+    """
+
+    def __init__(
+        self,
+        store: ThreadStore,
+        thread_id: str,
+        recent: RecentFrames,
+        cursor: int,
+        *,
+        heartbeat_s: float,
+        heartbeat: bytes,
+        wait: Callable[[int, float], Awaitable[int]],
+        stop: Callable[[int], bool] | None = None,
+        bound: Callable[[], int | None] | None = None,
+    ) -> None:
+        self.store = store
+        self.thread_id = thread_id
+        self.recent = recent
+        self.cursor = cursor
+        self._heartbeat_s = heartbeat_s
+        self._heartbeat = heartbeat
+        self._wait = wait
+        self._stop = stop
+        self._bound = bound
+        self.bytes_sent = 0
+        self.caught_up_once = False
+        self.bytes_before_caught_up = 0
+
+    async def follow(self) -> AsyncIterator[bytes | memoryview]:
+        latest = await self.store.last_seq(self.thread_id)
+        while True:
+            if latest > self.cursor:
+                async for chunk in self._send_stored(latest):
+                    yield chunk
+            if not self.caught_up_once:
+                self.caught_up_once = True
+                self.bytes_before_caught_up = self.bytes_sent
+            if self._stop is not None and self._stop(self.cursor):
+                return
+            latest = await self._wait(self.cursor, self._heartbeat_s)
+            if latest <= self.cursor and (self._stop is None or not self._stop(self.cursor)):
+                # Nothing new and not done: a timeout (the heartbeat keeps proxies
+                # from closing an idle stream) or a run-state change not yet final.
+                self.bytes_sent += len(self._heartbeat)
+                yield self._heartbeat
+
+    async def _send_stored(self, latest: int) -> AsyncIterator[bytes | memoryview]:
+        # Frames are gathered into sends of about BATCH_BYTES (a Batcher, inlined: the
+        # loop below runs once per event per subscriber, 36,000 x 200 for a raw replay).
+        parts: list[bytes] = []
+        size = 0
+        for data in self._cached_frames():
+            parts.append(data)
+            size += len(data)
+            if size >= BATCH_BYTES:
+                for piece in self._flush(parts):
+                    yield piece
+                size = 0
+        if self.cursor < latest:  # whatever the cache did not hold comes from the log itself
+            # The events' stored bytes, never decoded: a replay of a long thread to many
+            # clients costs each of them a slice per event, not a parse and an encode.
+            bound_of = self._bound
+            async with aclosing(self.store.read_event_json(self.thread_id, after=self.cursor)) as events:
+                async for seq, event_json in events:
+                    if bound_of is not None and (bound := bound_of()) is not None and seq > bound:
+                        break
+                    self.cursor = seq
+                    data = frame(event_json, seq)
+                    parts.append(data)
+                    size += len(data)
+                    if size >= BATCH_BYTES:
+                        for piece in self._flush(parts):
+                            yield piece
+                        size = 0
+        if parts:
+            for piece in self._flush(parts):
+                yield piece
+
+    def _flush(self, parts: list[bytes]) -> Iterable[bytes | memoryview]:
+        """The gathered frames as send-sized pieces; empties ``parts``."""
+        batch = parts[0] if len(parts) == 1 else b"".join(parts)
+        parts.clear()
+        self.bytes_sent += len(batch)
+        return slices(batch)
+
+    def _cached_frames(self) -> list[bytes]:
+        frames = self.recent.after(self.cursor)
+        if not frames:
+            return []
+        bound = self._bound() if self._bound is not None else None
+        if bound is not None:
+            frames = frames[: max(0, bound - self.cursor)]
+        self.cursor += len(frames)
+        return frames

@@ -1,0 +1,54 @@
+"""Prometheus metrics of one gateway app, in its own registry (never the global one).
+
+A registry per app keeps two gateways in one process (tests) from sharing or
+clashing counters.
+"""
+
+from __future__ import annotations
+
+from prometheus_client import CollectorRegistry, Counter, Gauge, generate_latest
+from prometheus_client.exposition import CONTENT_TYPE_LATEST
+
+
+class GatewayMetrics:
+    content_type = CONTENT_TYPE_LATEST
+
+    def __init__(self) -> None:
+        self.registry = CollectorRegistry(auto_describe=True)
+        r = self.registry
+        self.events_stored = Counter(
+            "agui_gateway_events_stored", "Events appended to thread logs", ["source"], registry=r
+        )
+        self.bytes_stored = Counter(
+            "agui_gateway_bytes_stored", "Bytes of stored events (as SSE frames) appended", registry=r
+        )
+        self.subscribers = Gauge(
+            "agui_gateway_subscribers", "Open event streams (run callers and watchers)", registry=r
+        )
+        self.replays = Counter(
+            "agui_gateway_replays", "Event streams served, by how they started", ["kind"], registry=r
+        )
+        self.replay_bytes = Counter(
+            "agui_gateway_replay_bytes", "Bytes of history sent before the live tail", ["kind"], registry=r
+        )
+        self.checkpoint_builds = Counter(
+            "agui_gateway_checkpoint_builds", "Thread replay states built from checkpoint + log", registry=r
+        )
+        self.checkpoint_writes = Counter("agui_gateway_checkpoint_writes", "Checkpoints written", registry=r)
+        self.runs_started = Counter("agui_gateway_runs_started", "Agent runs started", ["agent"], registry=r)
+        self.runs_active = Gauge("agui_gateway_runs_active", "Agent runs in progress", registry=r)
+        self.runs_rejected = Counter(
+            "agui_gateway_runs_rejected", "Runs refused because the thread had one open", registry=r
+        )
+        self.upstream_errors = Counter(
+            "agui_gateway_upstream_errors", "Runs the gateway ended with a RUN_ERROR", ["code"], registry=r
+        )
+        self.upstream_malformed = Counter(
+            "agui_gateway_upstream_malformed", "Malformed upstream lines or events skipped", registry=r
+        )
+        self.recovered_runs = Counter(
+            "agui_gateway_recovered_runs", "Runs a crash left open, closed with a RUN_ERROR", registry=r
+        )
+
+    def render(self) -> bytes:
+        return generate_latest(self.registry)

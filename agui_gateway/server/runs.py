@@ -1,0 +1,321 @@
+"""Agent runs: start one per thread at most, drive it to the end, stop it on request.
+
+A run is a task owned by the thread's runtime, not by the HTTP request that
+started it: the caller may disconnect, the run goes on and every event is
+stored. At most one run is open per thread (a second gets :class:`RunConflict`).
+
+Recording the caller's new messages
+-----------------------------------
+A client sends its whole conversation in ``RunAgentInput.messages``; the new
+user message (or a tool result of a frontend tool) is only there. Most agents
+do not echo it, so a replay of the log alone would lose it. The gateway records
+the messages of the input that the thread does not have yet, and it does so
+without touching any agent event (the log keeps those exactly as sent):
+
+* When the run is accepted, the gateway stores its own RUN_STARTED
+  (``source: "gateway"``) whose ``input.messages`` are exactly those new
+  messages. The official client adds RUN_STARTED input messages whose ids it
+  does not have yet, so the run's caller (who has them) sees no change, and a
+  replay or a second tab sees the user's message at once, in its place.
+* When the agent's own RUN_STARTED arrives, the gateway first stores a
+  RUN_FINISHED (gateway) for its run, so the stream stays valid for
+  ``verifyEvents`` (no RUN_STARTED inside an open run):
+  ``gw RUN_STARTED(input) · gw RUN_FINISHED · agent RUN_STARTED … agent RUN_FINISHED``.
+* When the agent sends no RUN_STARTED of its own, its events continue the
+  gateway's run; when it fails before starting, the gateway's RUN_ERROR ends the
+  gateway's run: ``gw RUN_STARTED(input) · gw RUN_ERROR``.
+
+Alternatives rejected: filling ``input`` into the agent's RUN_STARTED (changes
+the agent's event); TEXT_MESSAGE_* events for the user message (the caller
+already holds the message, and the client would append the text a second time;
+they also cannot carry non-text content); a MESSAGES_SNAPSHOT (must restate the
+whole conversation, so the log would grow quadratically).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from typing import Any
+
+import httpx
+
+from agui_gateway.protocol import events as ev
+from agui_gateway.server.metrics import GatewayMetrics
+from agui_gateway.server.threads import ThreadRuntime
+from agui_gateway.store.base import NewEvent, Source
+from agui_gateway.upstream.client import (
+    CODE_INCOMPLETE,
+    AgentEvent,
+    GatewayEvent,
+    Malformed,
+    UpstreamItem,
+    UpstreamRun,
+    UpstreamTimeouts,
+    run_error_event,
+    run_started_event,
+)
+
+log = logging.getLogger("agui_gateway.server.runs")
+
+CODE_STOPPED = "stopped"
+CODE_SHUTDOWN = "gateway_shutdown"
+CODE_GATEWAY_ERROR = "gateway_error"
+QUEUE_ITEMS = 128  # upstream items read ahead of the disk, at most (bounds a run's memory)
+BATCH_ITEMS = 64  # items stored by one append (one fsync), at most
+
+
+class RunConflict(Exception):
+    """The thread already has an open run."""
+
+
+class NoOpenRun(Exception):
+    """A stop for a thread without an open run."""
+
+
+@dataclass(eq=False)
+class ActiveRun:
+    thread_id: str
+    run_id: str
+    agent: str
+    start_after: int  # the caller's stream is the log after this seq
+    input_run_open: bool = False  # the gateway's RUN_STARTED(input) awaits the agent's
+    current_run_id: str = ""  # envelope runId for the events being stored
+    stop_reason: tuple[str, str] | None = None  # (message, code) when stopped
+    final_seq: int | None = None  # set when the run's last event is stored
+    finished: asyncio.Event = field(default_factory=asyncio.Event)
+    task: asyncio.Task[None] | None = None  # the writer: stores items, then the run's end
+    reader: asyncio.Task[None] | None = None  # pulls the agent's stream
+
+    @property
+    def done(self) -> bool:
+        return self.finished.is_set()
+
+
+def recorded_input(thread_id: str, run_id: str, messages: list[dict[str, Any]]) -> dict[str, Any]:
+    """The RunAgentInput the gateway's RUN_STARTED carries: only the new messages."""
+    return {"threadId": thread_id, "runId": run_id, "messages": messages, "tools": [], "context": []}
+
+
+def new_messages(known_ids: set[str], messages: Iterable[Any]) -> list[dict[str, Any]]:
+    """The input messages the thread does not have yet, in input order, each id once."""
+    seen = set(known_ids)
+    out = []
+    for message in messages:
+        if isinstance(message, dict) and isinstance(message.get("id"), str) and message["id"] not in seen:
+            seen.add(message["id"])
+            out.append(message)
+    return out
+
+
+class RunManager:
+    def __init__(
+        self,
+        http_client: httpx.AsyncClient,
+        metrics: GatewayMetrics,
+        timeouts: UpstreamTimeouts,
+    ) -> None:
+        self._client = http_client
+        self._metrics = metrics
+        self._timeouts = timeouts
+        self._runs: set[ActiveRun] = set()
+
+    async def start(self, runtime: ThreadRuntime, agent: str, url: str, run_input: dict[str, Any]) -> ActiveRun:
+        """Open a run on the thread and start driving it; raise :class:`RunConflict` if one is open.
+
+        Shielded: once the gateway's RUN_STARTED is stored the run must get its driver,
+        even if the caller disconnects in the middle of opening it.
+        """
+        opening = asyncio.ensure_future(self._open(runtime, agent, url, run_input))
+        opening.add_done_callback(_consume_exception)  # the caller may be gone by then
+        return await asyncio.shield(opening)
+
+    async def _open(self, runtime: ThreadRuntime, agent: str, url: str, run_input: dict[str, Any]) -> ActiveRun:
+        compactor = await runtime.compactor()
+        if runtime.run is not None:
+            self._metrics.runs_rejected.inc()
+            raise RunConflict(f"thread {runtime.thread_id!r} already has a run in progress")
+        thread_id, run_id = runtime.thread_id, run_input["runId"]
+        run = ActiveRun(thread_id, run_id, agent, start_after=compactor.last_seq, current_run_id=run_id)
+        runtime.run = run  # claimed before the first await below: a racing start sees it
+        try:
+            if runtime.log_run_open:  # another replica's run (recovery is off), still open
+                raise RunConflict(f"thread {thread_id!r} has a run open in its log")
+            fresh = new_messages(await runtime.message_ids(), run_input.get("messages") or ())
+            if fresh:
+                started = run_started_event(thread_id, run_id, recorded_input(thread_id, run_id, fresh))
+                records = await runtime.append([NewEvent(started, run_id, "gateway")])
+                run.start_after = records[0].seq - 1
+                run.input_run_open = True
+            else:
+                run.start_after = runtime.last_seq
+        except RunConflict:
+            runtime.run = None
+            self._metrics.runs_rejected.inc()
+            raise
+        except BaseException:
+            runtime.run = None
+            raise
+        upstream = UpstreamRun(
+            self._client,
+            url,
+            run_input,
+            timeouts=self._timeouts,
+            # A RUN_STARTED the upstream side synthesizes needs no input: the new
+            # messages, if any, are in the gateway's own RUN_STARTED already.
+            run_started_input=None,
+        )
+        run.task = asyncio.create_task(self._drive(runtime, run, upstream), name=f"run-{thread_id}-{run_id}")
+        self._runs.add(run)
+        self._metrics.runs_started.labels(agent).inc()
+        self._metrics.runs_active.inc()
+        runtime.notify_run_changed()
+        return run
+
+    async def stop(self, runtime: ThreadRuntime, message: str, code: str = CODE_STOPPED) -> ActiveRun:
+        """Cancel the thread's run; returns once its RUN_ERROR is stored."""
+        run = runtime.run
+        if run is None:
+            raise NoOpenRun(f"thread {runtime.thread_id!r} has no run in progress")
+        if run.task is None:
+            raise NoOpenRun(f"the run on thread {runtime.thread_id!r} is still starting; retry")
+        self._cancel(run, message, code)
+        await asyncio.shield(run.finished.wait())
+        return run
+
+    async def shutdown(self) -> None:
+        """Stop every run (each gets a stored RUN_ERROR) and wait for them."""
+        runs = list(self._runs)
+        for run in runs:
+            self._cancel(run, "the gateway shut down during the run", CODE_SHUTDOWN)
+        await asyncio.gather(*(run.finished.wait() for run in runs))
+
+    @staticmethod
+    def _cancel(run: ActiveRun, message: str, code: str) -> None:
+        """Close the upstream connection; the run task stores what came and the RUN_ERROR."""
+        if run.stop_reason is None and not run.done:
+            run.stop_reason = (message, code)
+            if run.reader is not None:
+                run.reader.cancel()
+
+    # -- the run task ------------------------------------------------------------------
+    #
+    # Two tasks per run. The reader pulls items from the agent into a bounded queue
+    # (backpressure on the agent's socket when the disk is slower). The writer (the run
+    # task) stores whatever has accumulated as one append: one write and, with
+    # fsync="always", one fsync per batch, so a burst from the agent is stored at disk
+    # speed rather than one fsync per event. A stop cancels only the reader: no append is
+    # ever interrupted, and the writer then stores the run's end.
+
+    async def _drive(self, runtime: ThreadRuntime, run: ActiveRun, upstream: UpstreamRun) -> None:
+        queue: asyncio.Queue[UpstreamItem | None] = asyncio.Queue()  # None: the reader is done
+        space = asyncio.Semaphore(QUEUE_ITEMS)
+        run.reader = asyncio.create_task(self._read(run, upstream, queue, space), name=f"read-{run.run_id}")
+        try:
+            reading = True
+            while reading:
+                batch = [await queue.get()]
+                while not queue.empty() and len(batch) < BATCH_ITEMS:
+                    batch.append(queue.get_nowait())
+                if batch[-1] is None:
+                    reading = False
+                items = [item for item in batch if item is not None]
+                for _ in items:
+                    space.release()
+                await self._store(runtime, run, items)
+        except Exception as exc:  # a store failure or a bug: end the run, keep the gateway up
+            log.exception("thread %s run %s failed", run.thread_id, run.run_id)
+            if run.stop_reason is None:
+                run.stop_reason = (f"the gateway failed during the run: {exc!r}", CODE_GATEWAY_ERROR)
+            run.reader.cancel()
+        await asyncio.gather(run.reader, return_exceptions=True)
+        await self._finish(runtime, run, upstream)
+
+    async def _read(
+        self,
+        run: ActiveRun,
+        upstream: UpstreamRun,
+        queue: asyncio.Queue[UpstreamItem | None],
+        space: asyncio.Semaphore,
+    ) -> None:
+        try:
+            async with upstream:  # closes the agent's connection on any exit, a stop included
+                async for item in upstream:
+                    if isinstance(item, Malformed):
+                        self._metrics.upstream_malformed.inc()
+                        log.warning("thread %s run %s: skipped %s", run.thread_id, run.run_id, item.reason)
+                        continue
+                    await space.acquire()
+                    queue.put_nowait(item)
+        except asyncio.CancelledError:
+            if run.stop_reason is None:  # not a stop of ours (loop shutdown): still end the run
+                run.stop_reason = ("the run was cancelled", CODE_STOPPED)
+        except Exception as exc:
+            log.exception("thread %s run %s: reading the agent failed", run.thread_id, run.run_id)
+            if run.stop_reason is None:
+                run.stop_reason = (f"the gateway failed reading the agent: {exc!r}", CODE_GATEWAY_ERROR)
+        finally:
+            queue.put_nowait(None)
+
+    async def _finish(self, runtime: ThreadRuntime, run: ActiveRun, upstream: UpstreamRun) -> None:
+        try:
+            if run.stop_reason is not None:
+                message, code = run.stop_reason
+                closing = upstream.closing_events(message, code)
+                await self._store(runtime, run, [GatewayEvent(e) for e in closing])
+            if runtime.log_run_open:  # never leave the thread unable to take runs
+                message, code = run.stop_reason or ("the run ended still open", CODE_INCOMPLETE)
+                await self._store(runtime, run, [GatewayEvent(run_error_event(message, code))])
+            if upstream.stats.error_code is not None:
+                self._metrics.upstream_errors.labels(upstream.stats.error_code).inc()
+        except Exception:
+            # The log keeps the run open; the next start of the gateway closes it.
+            log.exception("thread %s run %s: could not store the run's end", run.thread_id, run.run_id)
+        finally:
+            run.final_seq = runtime.last_seq
+            runtime.run = None
+            run.finished.set()
+            self._runs.discard(run)
+            self._metrics.runs_active.dec()
+            runtime.notify_run_changed()
+        try:
+            await runtime.save_checkpoint()
+        except Exception:
+            log.exception("thread %s: writing the checkpoint failed", run.thread_id)
+
+    async def _store(self, runtime: ThreadRuntime, run: ActiveRun, items: list[AgentEvent | GatewayEvent]) -> None:
+        batch: list[NewEvent] = []
+        for item in items:
+            batch.extend(self._translate(run, item))
+        if batch:
+            await runtime.append(batch)
+
+    def _translate(self, run: ActiveRun, item: AgentEvent | GatewayEvent) -> list[NewEvent]:
+        """The records one upstream item becomes (see the module docstring)."""
+        event = item.event
+        kind = event.get("type")
+        source: Source = "agent" if isinstance(item, AgentEvent) else "gateway"
+        out: list[NewEvent] = []
+        if run.input_run_open:
+            if kind == ev.RUN_STARTED:
+                if source == "gateway":
+                    return []  # the gateway's own run already stands for it
+                out.append(
+                    NewEvent(
+                        {"type": ev.RUN_FINISHED, "threadId": run.thread_id, "runId": run.run_id},
+                        run.run_id,
+                        "gateway",
+                    )
+                )
+            run.input_run_open = False
+        if kind == ev.RUN_STARTED and isinstance(event.get("runId"), str) and event["runId"]:
+            run.current_run_id = event["runId"]
+        out.append(NewEvent(event, run.current_run_id, source))
+        return out
+
+
+def _consume_exception(task: asyncio.Future[Any]) -> None:
+    if not task.cancelled():
+        task.exception()

@@ -1,0 +1,339 @@
+"""The embedded default store: one append-only JSONL log per thread.
+
+Layout under ``data_dir``::
+
+    threads/<thread_id>/log.jsonl              one record per line, seq dense from 1
+    threads/<thread_id>/checkpoint.bin         see checkpoint_file
+    threads/<thread_id>/log.jsonl.torn-<ms>    bytes cut off a torn tail, kept for forensics
+
+Durability (``fsync=``): ``"always"`` (default) acknowledges an append only
+after its bytes are fsynced, with group commit; ``"interval"`` fsyncs at most
+every ``fsync_interval_ms``, so a machine crash can lose the last interval;
+``"never"`` leaves flushing to the OS. See :mod:`.file_log` for the write path.
+
+Opening a thread (first use in this process) scans its log once in chunks: it
+finds the last seq, builds the sparse ``seq -> offset`` index, counts malformed
+middle lines, cuts off a torn tail (see :mod:`.jsonl_scan`) and removes
+checkpoint temp files left by a crash. Reads seek through the index and never
+go past the last committed record, so a reader never sees a partial line.
+
+``read_event_json`` and ``read_lines`` do not decode: they cut the event (or take
+the line) from the stored bytes (``records.slice_event``). That is exact for the
+lines this store writes; the open-time scan also notes every line of another
+shape (a hand edit), and only those are decoded.
+
+One process owns a data directory: two gateways must not share one (use the
+Redis store for replicas).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import time
+from array import array
+from bisect import bisect_left
+from collections.abc import AsyncGenerator, AsyncIterator, Callable, Iterator, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from contextlib import aclosing
+from pathlib import Path
+from typing import TypeVar
+
+import orjson
+
+from agui_gateway.store.base import (
+    Checkpoint,
+    NewEvent,
+    StoredRecord,
+    StoreError,
+    ThreadInfo,
+    ThreadStore,
+    validate_thread_id,
+)
+from agui_gateway.store.file.checkpoint import (
+    CorruptCheckpoint,
+    read_checkpoint,
+    remove_temp_files,
+    write_checkpoint,
+)
+from agui_gateway.store.file.fs import LOG_NAME, ensure_dir, thread_dir_names
+from agui_gateway.store.file.log import (
+    AppendFds,
+    FileStoreStats,
+    FsyncPolicy,
+    ThreadLog,
+    WritePolicy,
+)
+from agui_gateway.store.file.scan import CHUNK_SIZE, LineSplitter, peek_tail, repair_torn, scan_log
+from agui_gateway.store.records import decode_record, slice_event
+
+__all__ = ["FileStore", "FileStoreStats", "FsyncPolicy"]
+
+_T = TypeVar("_T")
+
+
+class FileStore(ThreadStore):
+    def __init__(
+        self,
+        data_dir: str | os.PathLike[str],
+        *,
+        fsync: FsyncPolicy = "always",
+        fsync_interval_ms: int = 100,
+        max_open_files: int = 256,
+        io_threads: int = 4,
+    ) -> None:
+        if fsync not in ("always", "interval", "never"):
+            raise ValueError(f"fsync must be 'always', 'interval' or 'never', not {fsync!r}")
+        if fsync_interval_ms <= 0:
+            raise ValueError("fsync_interval_ms must be positive")
+        self.data_dir = Path(data_dir)
+        self.threads_dir = self.data_dir / "threads"
+        self.fsync: FsyncPolicy = fsync
+        self.stats = FileStoreStats()
+        self._policy = WritePolicy(fsync, fsync_interval_ms / 1000, self._io, self.stats)
+        self._io_threads = io_threads
+        self._executor: ThreadPoolExecutor | None = None
+        self._fds = AppendFds(max_open_files)
+        self._logs: dict[str, ThreadLog] = {}
+        self._peeked: dict[str, ThreadInfo] = {}  # info of threads not opened yet
+        self._closed = False
+
+    @property
+    def malformed_lines(self) -> int:
+        """Malformed middle lines skipped in the threads opened so far."""
+        return self.stats.malformed_lines
+
+    # -- lifecycle ---------------------------------------------------------------------
+
+    async def open(self) -> None:
+        self._closed = False
+        await self._io(ensure_dir, self.threads_dir, self._policy.durable)
+
+    async def close(self) -> None:
+        """Finish queued appends, fsync what is pending, release descriptors and threads."""
+        self._closed = True
+        for log in list(self._logs.values()):
+            await log.flush()
+        self._fds.close_all()
+        self._logs.clear()
+        self._peeked.clear()
+        if self._executor is not None:
+            self._executor.shutdown(wait=True)
+            self._executor = None
+
+    async def _io(self, fn: Callable[..., _T], *args: object, **kwargs: object) -> _T:
+        """Run a blocking call in the store's own thread pool."""
+        if self._executor is None:
+            self._executor = ThreadPoolExecutor(self._io_threads, thread_name_prefix="filestore")
+        loop = asyncio.get_running_loop()
+        return await loop.run_in_executor(self._executor, lambda: fn(*args, **kwargs))
+
+    # -- thread state --------------------------------------------------------------------
+
+    async def _thread(self, thread_id: str) -> ThreadLog:
+        log = self._logs.get(thread_id)
+        if log is None:
+            directory = self.threads_dir / thread_id
+            log = self._logs[thread_id] = ThreadLog(thread_id, directory, self._policy, self._fds)
+        if not log.loaded:
+            async with log.load_lock:
+                if not log.loaded:
+                    await self._load(log)
+        return log
+
+    async def _existing_thread(self, thread_id: str) -> ThreadLog | None:
+        """Like :meth:`_thread`, but None (and nothing cached) when the thread has no folder.
+
+        Read-only calls go through here so that asking about made-up thread ids
+        does not grow the in-memory registry.
+        """
+        if thread_id not in self._logs and not await self._io((self.threads_dir / thread_id).is_dir):
+            return None
+        return await self._thread(thread_id)
+
+    async def _load(self, log: ThreadLog) -> None:
+        self.stats.temp_files_removed += await self._io(remove_temp_files, log.directory)
+        scan = await self._io(scan_log, log.log_path)
+        if scan.torn_bytes:
+            side = log.directory / f"{LOG_NAME}.torn-{_now_ms()}"
+            self.stats.torn_bytes += await self._io(repair_torn, log.log_path, scan.good_end, side)
+            self.stats.torn_repairs += 1
+        self.stats.malformed_lines += scan.malformed
+        log.adopt(scan)
+        self._peeked.pop(log.thread_id, None)
+
+    # -- appends and reads -----------------------------------------------------------------
+
+    async def append(self, thread_id: str, events: Sequence[NewEvent]) -> list[StoredRecord]:
+        validate_thread_id(thread_id)
+        if self._closed:
+            raise StoreError("the store is closed")
+        if not events:
+            return []
+        log = await self._thread(thread_id)
+        return await log.append(events, _now_ms())
+
+    async def _read(self, thread_id: str, after: int) -> AsyncIterator[StoredRecord]:
+        async with aclosing(self._line_chunks(thread_id, after)) as chunks:
+            async for _, block, rule in chunks:
+                for line in block.split(b"\n")[:-1]:
+                    record = decode_record(line)
+                    if record is not None and rule.accept(record.seq) and record.seq > after:
+                        yield record
+
+    async def _read_lines(self, thread_id: str, after: int) -> AsyncIterator[bytes]:
+        """The stored bytes of each record, as they are on disk."""
+        async with aclosing(self._line_chunks(thread_id, after)) as chunks:
+            async for start, block, rule in chunks:
+                for seq, line, _ in rule.records(start, block):
+                    if seq > after:
+                        yield line + b"\n"
+
+    async def _read_event_json(self, thread_id: str, after: int) -> AsyncIterator[tuple[int, bytes]]:
+        """Each event's bytes cut from its stored line; only the scan's odd lines are decoded."""
+        async with aclosing(self._line_chunks(thread_id, after)) as chunks:
+            async for start, block, rule in chunks:
+                for seq, _, event_json in rule.records(start, block):
+                    if seq > after:
+                        yield seq, event_json
+
+    async def _line_chunks(self, thread_id: str, after: int) -> AsyncGenerator[tuple[int, bytes, _LineRule], None]:
+        """From a line at or before the first record with seq > after up to the end:
+        the complete lines of each 64 KiB chunk as one block, with its offset."""
+        log = await self._existing_thread(thread_id)
+        if log is None or log.last_seq <= after:
+            return
+        offset = log.index.locate(after)
+        rule = _LineRule(log.odd_offsets, offset)
+        fd = await self._io(os.open, log.log_path, os.O_RDONLY)
+        try:
+            splitter = LineSplitter(offset)
+            while offset < log.end:  # log.end moves on as appends commit
+                chunk = await self._io(os.pread, fd, min(CHUNK_SIZE, log.end - offset), offset)
+                if not chunk:
+                    break
+                offset += len(chunk)
+                start = splitter.line_start
+                block = splitter.block(chunk)
+                del chunk  # the block holds its lines: a reader keeps one copy, not two
+                if block:
+                    yield start, block, rule
+        finally:
+            os.close(fd)
+
+    async def last_seq(self, thread_id: str) -> int:
+        validate_thread_id(thread_id)
+        log = await self._existing_thread(thread_id)
+        return 0 if log is None else log.last_seq
+
+    async def wait_for(self, thread_id: str, after: int, timeout: float) -> int:
+        validate_thread_id(thread_id)
+        log = await self._thread(thread_id)
+        try:
+            async with asyncio.timeout(timeout):
+                while log.last_seq <= after:
+                    await log.changed.wait()
+        except TimeoutError:
+            pass
+        return log.last_seq
+
+    # -- listing ------------------------------------------------------------------------------
+
+    async def list_threads(self) -> list[ThreadInfo]:
+        infos = []
+        for thread_id in await self._io(thread_dir_names, self.threads_dir):
+            info = await self.thread_info(thread_id)
+            if info is not None:
+                infos.append(info)
+        return infos
+
+    async def thread_info(self, thread_id: str) -> ThreadInfo | None:
+        """From memory once the thread is open; before that from the log's last chunk."""
+        validate_thread_id(thread_id)
+        log = self._logs.get(thread_id)
+        if log is not None and log.loaded:
+            return log.info()
+        if thread_id in self._peeked:
+            return self._peeked[thread_id]
+        tail = await self._io(peek_tail, self.threads_dir / thread_id / LOG_NAME)
+        if tail is None:  # an ambiguous tail: a full open decides (and repairs)
+            return (await self._thread(thread_id)).info()
+        if tail.last_seq == 0:
+            return None
+        info = ThreadInfo(thread_id, tail.last_seq, tail.size, tail.last_ts)
+        self._peeked[thread_id] = info
+        return info
+
+    # -- checkpoints ----------------------------------------------------------------------------
+
+    async def load_checkpoint(self, thread_id: str) -> Checkpoint | None:
+        validate_thread_id(thread_id)
+        log = await self._existing_thread(thread_id)  # opening removes crashed temp files
+        if log is None:
+            return None
+        try:
+            return await self._io(read_checkpoint, log.directory)
+        except CorruptCheckpoint:
+            self.stats.corrupt_checkpoints += 1
+            return None
+
+    async def save_checkpoint(self, thread_id: str, checkpoint: Checkpoint) -> None:
+        validate_thread_id(thread_id)
+        if type(checkpoint.seq) is not int or checkpoint.seq < 0:
+            raise ValueError("checkpoint seq must be a non-negative int")
+        if not isinstance(checkpoint.data, bytes):
+            raise TypeError("checkpoint data must be bytes")
+        log = await self._thread(thread_id)
+        durable = self._policy.durable
+        async with log.checkpoint_lock:
+            await self._io(ensure_dir, log.directory, durable)
+            await self._io(write_checkpoint, log.directory, checkpoint, durable=durable)
+
+
+class _LineRule:
+    """Which lines a reader takes, by the rule of ``scan_log``: a valid record whose seq
+    exceeds the previous one taken (bad lines in the middle were counted at open).
+
+    Only the lines the open-time scan marked odd (and any line :func:`slice_event`
+    does not take) are decoded; every other line was checked at open, or written by
+    this store since, so cutting it is exact.
+    """
+
+    def __init__(self, odd_offsets: array, offset: int) -> None:
+        self.previous = 0
+        self._odd = odd_offsets
+        self._next = bisect_left(odd_offsets, offset)  # the first odd line not passed yet
+
+    def accept(self, seq: int) -> bool:
+        """Whether a valid record with this seq, the next in file order, is taken."""
+        if seq <= self.previous:
+            return False
+        self.previous = seq
+        return True
+
+    def records(self, start: int, block: bytes) -> Iterator[tuple[int, bytes, bytes]]:
+        """``(seq, line, event JSON)`` of the records in ``block`` (lines from offset ``start``).
+
+        A generator, so that a reader holds one block, not also every event cut from it.
+        """
+        odd = self._odd
+        next_odd = odd[self._next] if self._next < len(odd) else -1
+        for line in block.split(b"\n")[:-1]:
+            if start == next_odd:
+                self._next += 1
+                next_odd = odd[self._next] if self._next < len(odd) else -1
+                cut = None
+            else:
+                cut = slice_event(line)
+            start += len(line) + 1
+            if cut is not None:
+                self.previous = cut[0]
+                yield cut[0], line, cut[1]
+                continue
+            record = decode_record(line)
+            if record is not None and self.accept(record.seq):
+                yield record.seq, line, orjson.dumps(record.event)
+
+
+def _now_ms() -> int:
+    return time.time_ns() // 1_000_000

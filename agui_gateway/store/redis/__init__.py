@@ -1,0 +1,5 @@
+"""The Redis Streams store, for several gateway replicas sharing one Redis."""
+
+from agui_gateway.store.redis.store import RedisStore
+
+__all__ = ["RedisStore"]

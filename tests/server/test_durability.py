@@ -1,0 +1,304 @@
+"""The gateway as a child process: stalled clients, and SIGKILL at random moments.
+
+* A client that stops reading never makes the gateway drop an event for it,
+  and the gateway's memory does not grow with that client's backlog.
+* Killed with SIGKILL during appends, right at a run's end (the checkpoint
+  write) or during replays, and restarted: every event any client received is
+  stored at its sequence number, no line is torn, a client resuming with its
+  last id continues exactly, and the run the crash cut off is closed by a
+  stored RUN_ERROR so the thread takes runs again.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import random
+import socket
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import httpx
+import orjson
+import pytest
+from support.gateway_fixtures import (
+    Frame,
+    GatewayProcess,
+    ScriptedAgent,
+    SseParser,
+    agent_run_events,
+    collect,
+    events_of,
+    has_id,
+    read_log,
+    run_input,
+    user_message,
+    wait_for_condition,
+)
+
+from agui_gateway import Reducer
+
+MiB = 1024 * 1024
+
+
+def state_run(thread_id: str, run_id: str, snapshots: int, size: int) -> list[dict[str, Any]]:
+    """A run of big STATE_SNAPSHOTs: lots of bytes in the log, a small thread state.
+
+    Each snapshot replaces the last, so the gateway's replay state stays at one
+    snapshot's size however many bytes the log holds: memory growth measured
+    around it is the gateway's own, not the thread's.
+    """
+    blob = "s" * size
+    return (
+        [{"type": "RUN_STARTED", "threadId": thread_id, "runId": run_id}]
+        + [{"type": "STATE_SNAPSHOT", "snapshot": {"run": run_id, "i": i, "blob": blob}} for i in range(snapshots)]
+        + [{"type": "RUN_FINISHED", "threadId": thread_id, "runId": run_id}]
+    )
+
+
+def stalled_client(port: int, path: str) -> socket.socket:
+    """A client that sends its request and then never reads (tiny receive buffer)."""
+    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 16 * 1024)
+    sock.connect(("127.0.0.1", port))
+    sock.sendall(f"GET {path} HTTP/1.1\r\nHost: 127.0.0.1\r\nAccept: text/event-stream\r\n\r\n".encode())
+    return sock
+
+
+def drain_stalled(sock: socket.socket, until_id: int, timeout: float = 60.0) -> list[Frame]:
+    """Read what the stalled client was sent (chunked HTTP body, SSE frames) up to an id."""
+    sock.settimeout(timeout)
+    data = b""
+    while b"\r\n\r\n" not in data:
+        data += sock.recv(65536)
+    _, body = data.split(b"\r\n\r\n", 1)
+    parser, frames, raw = SseParser(), [], body
+    pending = b""
+    while True:
+        pending += raw
+        # De-chunk what is complete.
+        while True:
+            size_end = pending.find(b"\r\n")
+            if size_end < 0:
+                break
+            size = int(pending[:size_end], 16)
+            if len(pending) < size_end + 2 + size + 2:
+                break
+            frames.extend(parser.feed(pending[size_end + 2 : size_end + 2 + size]))
+            pending = pending[size_end + 2 + size + 2 :]
+        if any(f.id is not None and f.id >= until_id for f in frames):
+            return frames
+        raw = sock.recv(1 << 20)
+        if not raw:
+            raise AssertionError("stalled client's stream ended early")
+
+
+async def test_a_stalled_client_loses_nothing_and_costs_no_memory(
+    agent: tuple[ScriptedAgent, str], tmp_path: Path
+) -> None:
+    scripted, agent_url = agent
+    thread_id = "stall"
+    per_run, size = 16, 64 * 1024
+
+    async def runs(client: httpx.AsyncClient, prefix: str, count: int) -> list[Frame]:
+        frames: list[Frame] = []
+        for i in range(count):
+            scripted.script(f"{prefix}{i}", state_run(thread_id, f"{prefix}{i}", per_run, size))
+            frames += await collect(client, "POST", "/agents/scripted/run", json=run_input(thread_id, f"{prefix}{i}"))
+        return frames
+
+    with GatewayProcess(tmp_path / "data", {"scripted": agent_url}) as gw:
+        async with httpx.AsyncClient(base_url=gw.url, timeout=120) as client:
+            # Warm up (imports, allocator pools) with the same kind of runs.
+            await runs(client, "warm", 8)
+            warm_seq = len(read_log(tmp_path / "data", thread_id))
+            baseline = gw.rss_bytes()
+            stalled = [
+                stalled_client(gw.port, f"/threads/{thread_id}/events?after={warm_seq}"),
+                stalled_client(gw.port, f"/threads/{thread_id}/events"),
+            ]
+            await wait_for_condition(
+                lambda: b"agui_gateway_subscribers 2.0" in httpx.get(gw.url + "/metrics").content, timeout=10
+            )
+            count = 40  # 40 runs x 16 x 64 KiB = 40 MiB that the stalled clients do not read
+            live = await runs(client, "big", count)
+            latest = warm_seq + count * (per_run + 2)
+            # Other clients keep being served in full while the stalled ones hold their sockets.
+            other = await collect(
+                client, "GET", f"/threads/{thread_id}/events", params={"after": str(warm_seq)}, until=has_id(latest)
+            )
+            assert events_of(other) == events_of(live)
+            grown = gw.rss_bytes() - baseline
+            backlog = count * per_run * size
+            assert grown < 16 * MiB, f"memory grew by {grown / MiB:.1f} MiB for a {backlog / MiB:.0f} MiB backlog"
+            # Nothing was dropped for the stalled clients: they get every event once they read.
+            stored = read_log(tmp_path / "data", thread_id)
+            assert stored[-1]["seq"] == latest
+            frames = drain_stalled(stalled[0], latest)
+            got = [(f.id, f.event) for f in frames if f.event is not None]
+            assert got == [(r["seq"], r["event"]) for r in stored[warm_seq:]]
+            tail = drain_stalled(stalled[1], latest)
+            assert [f.id for f in tail if f.event is not None][-1] == latest
+            for sock in stalled:
+                sock.close()
+
+
+# ------------------------------------------------------------------------------ SIGKILL
+
+
+async def _watch(client: httpx.AsyncClient, url: str, frames: list[Frame], **kwargs: Any) -> None:
+    """Record complete frames until the connection breaks (the gateway is killed)."""
+    parser = SseParser()
+    try:
+        async with client.stream("GET", url, **kwargs) as response:
+            async for chunk in response.aiter_bytes():
+                frames.extend(parser.feed(chunk))
+    except (httpx.HTTPError, ConnectionError):
+        pass
+
+
+def _last_id(frames: list[Frame]) -> int:
+    ids = [f.id for f in frames if f.id is not None]
+    return ids[-1] if ids else 0
+
+
+def _assert_log_intact(data_dir: Path, thread_id: str) -> list[dict[str, Any]]:
+    """Every line of the log is a complete record, seqs dense from 1; returns the records."""
+    lines = (data_dir / "threads" / thread_id / "log.jsonl").read_bytes().split(b"\n")
+    assert lines[-1] == b"", "the log ends with a complete line"
+    records = [orjson.loads(line) for line in lines[:-1]]  # every line parses: nothing torn
+    assert [r["seq"] for r in records] == list(range(1, len(records) + 1))
+    return records
+
+
+@pytest.mark.parametrize("moment", ["append", "run_end", "replay"])
+async def test_sigkill_and_restart(agent: tuple[ScriptedAgent, str], tmp_path: Path, moment: str) -> None:
+    seed = ["append", "run_end", "replay"].index(moment)
+    await _sigkill_rounds(agent, tmp_path, moment, rounds=2, seed=seed)
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("seed", range(6))
+async def test_sigkill_and_restart_many_rounds(agent: tuple[ScriptedAgent, str], tmp_path: Path, seed: int) -> None:
+    for moment in ("append", "run_end", "replay"):
+        await _sigkill_rounds(agent, tmp_path / moment, moment, rounds=4, seed=seed)
+
+
+@dataclass
+class _Seen:
+    """What the clients of one round received before the kill."""
+
+    raw: list[list[Frame]] = field(default_factory=list)  # ?after= streams and the run's caller
+    fresh: list[list[Frame]] = field(default_factory=list)  # fresh (compacted) replays
+
+
+async def _sigkill_rounds(
+    agent: tuple[ScriptedAgent, str], tmp_path: Path, moment: str, *, rounds: int, seed: int
+) -> None:
+    scripted, agent_url = agent
+    rng = random.Random(seed)
+    data_dir = tmp_path / "data"
+    thread_id = f"crash-{moment}"
+    gw = GatewayProcess(data_dir, {"scripted": agent_url})
+    gw.start()
+    try:
+        for round_no in range(rounds):
+            run_id = f"{moment}-{seed}-{round_no}"
+            # Big messages make checkpoint writes and replays take a while to hit.
+            events = agent_run_events(thread_id, run_id, text_deltas=150, tools=3)
+            for e in events:
+                if e["type"] == "TEXT_MESSAGE_CONTENT":
+                    e["delta"] += "y" * 2000
+            scripted.script(run_id, events, pace_s=0.001)
+            seen = await _run_and_kill(gw, thread_id, run_id, len(events) + 2, moment, rng)  # +2: the input run
+            gw.start()  # restart on the same data directory
+            await _check_restarted(gw, scripted, data_dir, thread_id, run_id, seen)
+    finally:
+        gw.kill()
+
+
+async def _run_and_kill(
+    gw: GatewayProcess, thread_id: str, run_id: str, total: int, moment: str, rng: random.Random
+) -> _Seen:
+    """Start a run watched by several clients; SIGKILL the gateway at the chosen moment."""
+    data_dir = gw.data_dir
+    before = len(read_log(data_dir, thread_id)) if (data_dir / "threads" / thread_id).exists() else 0
+    seen = _Seen(raw=[[], [], []], fresh=[[]])
+    path = f"/threads/{thread_id}/events"
+    async with httpx.AsyncClient(base_url=gw.url, timeout=60, limits=httpx.Limits(max_connections=None)) as client:
+        tasks = [
+            asyncio.ensure_future(_watch(client, path, seen.raw[0], params={"after": str(before)})),
+            asyncio.ensure_future(_watch(client, path, seen.raw[1], params={"after": "0"})),
+            asyncio.ensure_future(_post_run(client, thread_id, run_id, seen.raw[2])),
+            asyncio.ensure_future(_watch(client, path, seen.fresh[0])),
+        ]
+        watched = seen.raw[0]
+        # At a run's end the checkpoint is written, right after the run's last event.
+        target = before + (total if moment == "run_end" else rng.randint(1, total - 1))
+        await wait_for_condition(lambda: _last_id(watched) >= target, timeout=30)
+        if moment == "replay":
+            replayers: list[list[Frame]] = [[] for _ in range(8)]
+            tasks += [asyncio.ensure_future(_watch(client, path, frames)) for frames in replayers]
+            seen.fresh += replayers
+            await wait_for_condition(lambda: any(replayers), timeout=30)
+        gw.kill()
+        await asyncio.gather(*tasks)
+    return seen
+
+
+async def _check_restarted(
+    gw: GatewayProcess, scripted: ScriptedAgent, data_dir: Path, thread_id: str, run_id: str, seen: _Seen
+) -> None:
+    async with httpx.AsyncClient(base_url=gw.url, timeout=60) as client:
+        # Resuming with the last id seen continues exactly (opening the thread also
+        # repairs it and closes the run the crash cut off).
+        resume_from = _last_id(seen.raw[0])
+        resumed = await collect(
+            client,
+            "POST",
+            "/agents/scripted/connect",
+            json=run_input(thread_id, "c"),
+            headers={"last-event-id": str(resume_from)},
+        )
+        records = _assert_log_intact(data_dir, thread_id)
+        raw = [r["event"] for r in records]
+        assert events_of(resumed) == raw[resume_from:]
+        # Every frame of a raw or live stream with id N is the stored record N.
+        for frames in seen.raw:
+            for frame in frames:
+                if frame.event is not None:
+                    assert raw[frame.id - 1] == frame.event, f"frame {frame.id} differs from the stored record"
+        # A fresh client holding everything up to its last id N holds the log's effect up to N.
+        for frames in seen.fresh:
+            events, last = [], None
+            for frame in frames:
+                if frame.event is not None:
+                    events.append(frame.event)
+                    if frame.id is not None:
+                        last = (len(events), frame.id)
+            if last is not None:
+                held, n = last
+                assert Reducer().apply_all(events[:held]).snapshot() == Reducer().apply_all(raw[:n]).snapshot()
+        if raw[-1]["type"] == "RUN_ERROR":
+            assert records[-1]["source"] == "gateway" and raw[-1]["code"] == "gateway_restarted"
+        else:
+            assert raw[-1]["type"] == "RUN_FINISHED"
+        # The replay state is consistent with the log.
+        fresh = await collect(client, "POST", "/agents/scripted/connect", json=run_input(thread_id, "c"))
+        assert Reducer().apply_all(events_of(fresh)).snapshot() == Reducer().apply_all(raw).snapshot()
+        # The thread takes runs again.
+        check = f"{run_id}-after"
+        scripted.script(check, agent_run_events(thread_id, check, tools=0))
+        after = await collect(client, "POST", "/agents/scripted/run", json=run_input(thread_id, check))
+        assert events_of(after)[-1]["type"] == "RUN_FINISHED"
+
+
+async def _post_run(client: httpx.AsyncClient, thread_id: str, run_id: str, frames: list[Frame]) -> None:
+    parser = SseParser()
+    body = run_input(thread_id, run_id, [user_message(f"{run_id}-u", f"question of {run_id}")])
+    try:
+        async with client.stream("POST", "/agents/scripted/run", json=body) as response:
+            async for chunk in response.aiter_bytes():
+                frames.extend(parser.feed(chunk))
+    except (httpx.HTTPError, ConnectionError):
+        pass

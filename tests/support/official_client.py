@@ -1,0 +1,222 @@
+"""Python access to the official ``@ag-ui/client`` through the Node harness.
+
+``OfficialClient`` keeps ONE long-lived ``node harness/replay.mjs --serve``
+process and sends it one JSON line per replay, so a test can run hundreds of
+replays without paying Node's start-up each time. A replay reports what a
+(re)connecting UI built with the official client ends up holding: its messages,
+its state, and the error (if any) that ended the stream.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+import tempfile
+import threading
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Literal
+
+import orjson
+
+Mode = Literal["connect", "run", "verify"]
+
+REPO_ROOT = Path(__file__).resolve().parents[2]
+HARNESS_DIR = REPO_ROOT / "harness"
+
+
+class HarnessNotInstalled(RuntimeError):
+    """The harness's npm dependencies are missing."""
+
+
+class HarnessError(RuntimeError):
+    """The harness could not answer a request (bad request, crash, or timeout)."""
+
+
+@dataclass(frozen=True, slots=True)
+class ReplayResult:
+    """Where the official client ended up after a replay.
+
+    ``error`` is the message of whatever ended the pipeline early (a verify
+    error, a schema error, ...) or None; ``messages``/``state`` are what the
+    agent held at that point. ``warnings`` are the client's console.warn and
+    console.error lines, in order.
+    """
+
+    messages: list[dict[str, Any]]
+    state: Any
+    error: str | None
+    warnings: list[str]
+    pending_interrupts: list[dict[str, Any]] = field(default_factory=list)
+    events: int = 0
+    bad_lines: int = 0
+
+    @classmethod
+    def from_wire(cls, payload: Mapping[str, Any]) -> ReplayResult:
+        return cls(
+            messages=payload["messages"],
+            state=payload["state"],
+            error=payload["error"],
+            warnings=payload["warnings"],
+            pending_interrupts=payload.get("pendingInterrupts", []),
+            events=payload.get("events", 0),
+            bad_lines=payload.get("badLines", 0),
+        )
+
+
+def _require_installed(harness_dir: Path) -> str:
+    node = shutil.which("node")
+    if node is None:
+        raise HarnessNotInstalled("node is not on PATH; the official-client harness needs Node 20+")
+    if not (harness_dir / "node_modules" / "@ag-ui" / "client").is_dir():
+        raise HarnessNotInstalled(
+            f"{harness_dir / 'node_modules'} is missing: run `npm ci --prefix harness` "
+            "from the repository root to install the official client"
+        )
+    return node
+
+
+class OfficialClient:
+    """A long-lived replay server around the official TypeScript client.
+
+    Requests are serialised with a lock, so one instance can be shared by a
+    whole pytest session. If the Node process dies or a replay exceeds
+    ``timeout`` seconds, that call raises :class:`HarnessError` and the next
+    call starts a fresh process.
+    """
+
+    def __init__(
+        self,
+        harness_dir: Path = HARNESS_DIR,
+        *,
+        timeout: float = 600.0,
+        env: Mapping[str, str] | None = None,
+    ) -> None:
+        self._harness_dir = Path(harness_dir)
+        self._node = _require_installed(self._harness_dir)
+        self._timeout = timeout
+        self._env = {**os.environ, **(env or {})}
+        self._lock = threading.Lock()
+        self._proc: subprocess.Popen[bytes] | None = None
+        self._stderr: Any = None
+        self._next_id = 0
+
+    # -- public API -------------------------------------------------------
+
+    def replay(self, events: Sequence[Mapping[str, Any]], mode: Mode = "connect") -> ReplayResult:
+        """Replays ``events`` (bare events or stored-record envelopes) on a fresh agent."""
+        return self._request({"events": list(events), "mode": mode})
+
+    def replay_file(self, path: str | os.PathLike[str], mode: Mode = "connect") -> ReplayResult:
+        """Replays a JSONL log; blank lines are skipped, bad lines counted in ``bad_lines``."""
+        return self._request({"path": str(Path(path).resolve()), "mode": mode})
+
+    def verify(self, events: Sequence[Mapping[str, Any]]) -> ReplayResult:
+        """Runs only the official ``verifyEvents`` over ``events``; ``error`` is its verdict."""
+        return self.replay(events, mode="verify")
+
+    def close(self) -> None:
+        with self._lock:
+            self._stop()
+
+    def __enter__(self) -> OfficialClient:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    # -- plumbing ---------------------------------------------------------
+
+    def _start(self) -> subprocess.Popen[bytes]:
+        # stderr goes to a file: a pipe nobody reads could fill and block Node.
+        self._stderr = tempfile.TemporaryFile()
+        self._proc = subprocess.Popen(
+            # A large log's replay keeps many full copies of the conversation
+            # alive at once; give V8 room beyond its default heap ceiling.
+            [self._node, "--max-old-space-size=8192", str(self._harness_dir / "replay.mjs"), "--serve"],
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            stderr=self._stderr,
+            env=self._env,
+            cwd=self._harness_dir,
+        )
+        return self._proc
+
+    def _stop(self) -> None:
+        proc, self._proc = self._proc, None
+        if proc is not None:
+            if proc.stdin is not None:
+                proc.stdin.close()
+            try:
+                proc.wait(timeout=10)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+                proc.wait()
+            if proc.stdout is not None:
+                proc.stdout.close()
+        if self._stderr is not None:
+            self._stderr.close()
+            self._stderr = None
+
+    def _stderr_tail(self) -> str:
+        if self._stderr is None:
+            return ""
+        self._stderr.seek(0)
+        return self._stderr.read()[-4000:].decode("utf-8", "replace")
+
+    def _request(self, body: dict[str, Any]) -> ReplayResult:
+        with self._lock:
+            proc = self._proc if self._proc is not None and self._proc.poll() is None else self._start()
+            assert proc.stdin is not None and proc.stdout is not None
+            self._next_id += 1
+            request_id = self._next_id
+            line = orjson.dumps({"id": request_id, **body}) + b"\n"
+            # The watchdog kills a replay that runs past the timeout; readline
+            # then sees EOF and the call fails instead of hanging the suite.
+            timed_out = threading.Event()
+
+            def on_timeout() -> None:
+                timed_out.set()
+                proc.kill()
+
+            watchdog = threading.Timer(self._timeout, on_timeout)
+            watchdog.start()
+            try:
+                proc.stdin.write(line)
+                proc.stdin.flush()
+                reply = proc.stdout.readline()
+            except (BrokenPipeError, OSError):
+                reply = b""
+            finally:
+                watchdog.cancel()
+            if not reply:
+                tail = self._stderr_tail()
+                self._stop()
+                reason = f"timed out after {self._timeout}s" if timed_out.is_set() else "exited"
+                raise HarnessError(f"replay harness {reason}; stderr:\n{tail}")
+            payload = orjson.loads(reply)
+            if payload.get("id") != request_id:
+                self._stop()
+                raise HarnessError(f"harness answered request {payload.get('id')!r}, expected {request_id}")
+            if "requestError" in payload:
+                raise HarnessError(payload["requestError"])
+            return ReplayResult.from_wire(payload)
+
+
+def js_values(value: Any) -> Any:
+    """A JSON value as JavaScript holds it: every number a double.
+
+    The official client prints 5.9e16 as 59052814611216140 and rounds integers past
+    2**53; comparing its output with Python's therefore goes through doubles.
+    """
+    if isinstance(value, bool) or value is None or isinstance(value, str):
+        return value
+    if isinstance(value, (int, float)):
+        return float(value)
+    if isinstance(value, list):
+        return [js_values(item) for item in value]
+    if isinstance(value, dict):
+        return {key: js_values(item) for key, item in value.items()}
+    return value
