@@ -35,7 +35,7 @@ import orjson
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT / "bench"))
 
-from compact_bench import ensure_log  # noqa: E402
+from compact_bench import ensure_log  # noqa: E402 -- bench/ holds scripts, not a package: importable only after the insert above
 
 THREAD = "bench-thread"
 

@@ -11,6 +11,19 @@ if [ ! -x .venv/bin/python ]; then
 fi
 .venv/bin/python -m pip install --quiet --disable-pip-version-check -e '.[test]' -e ./testkit
 
+# The static checks, before any test: each fails the script on a violation.
+#   ruff         lint and format (configuration in pyproject.toml)
+#   mypy         strict types of the package (its py.typed promises them to users)
+#   lint-imports the rooms import one way, no cycles (contracts in pyproject.toml)
+echo "== ruff check" >&2
+.venv/bin/ruff check .
+echo "== ruff format --check" >&2
+.venv/bin/ruff format --check .
+echo "== mypy" >&2
+.venv/bin/mypy
+echo "== lint-imports" >&2
+.venv/bin/lint-imports
+
 # The official-client harness: a pinned Node package.
 if ! command -v node >/dev/null 2>&1; then
   echo "error: Node.js (>= 18) and npm are needed for the official-client harness" >&2

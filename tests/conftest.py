@@ -1,14 +1,12 @@
-"""Shared pytest options and fixtures."""
+"""Shared pytest options and fixtures; the helpers themselves live in ``tests/support/``."""
 
 from __future__ import annotations
 
 from collections.abc import Iterator
 
 import pytest
+from support.agents import ScriptedAgent, serve_agent
 from support.official_client import OfficialClient
-
-# The gateway tests' shared fixtures (the module-scoped scripted ``agent``).
-pytest_plugins = ["support.gateway_fixtures"]
 
 
 def pytest_addoption(parser: pytest.Parser) -> None:
@@ -29,3 +27,10 @@ def official_client() -> Iterator[OfficialClient]:
     """One long-lived replay server around the official @ag-ui/client for the session."""
     with OfficialClient() as client:
         yield client
+
+
+@pytest.fixture(scope="module")
+def agent() -> Iterator[tuple[ScriptedAgent, str]]:
+    """One scripted agent per test module: (the agent, its run URL)."""
+    with serve_agent() as served:
+        yield served

@@ -12,7 +12,7 @@ from typing import IO, Any
 import click
 import orjson
 
-from agui_gateway.cli.logs import ReadStats, read_events, read_records
+from agui_gateway.cli.logs import ByteReader, ReadStats, read_events, read_records
 from agui_gateway.cli.summary import LogSummary
 
 _PROGRESS_MIN_BYTES = 8 << 20
@@ -32,16 +32,16 @@ class _Tee:
 
 
 @contextlib.contextmanager
-def _open_input(path: str) -> Iterator[tuple[IO[bytes], int | None, Callable[[], IO[bytes]]]]:
+def _open_input(path: str) -> Iterator[tuple[ByteReader, int | None, Callable[[], ByteReader]]]:
     """The input stream, its size if known, and a way to read it again from the start."""
     if path == "-":
         with tempfile.SpooledTemporaryFile(max_size=64 << 20) as copy:
 
-            def again() -> IO[bytes]:
+            def again() -> ByteReader:
                 copy.seek(0)
-                return copy  # type: ignore[return-value]
+                return copy
 
-            yield _Tee(sys.stdin.buffer, copy), None, again  # type: ignore[misc]
+            yield _Tee(sys.stdin.buffer, copy), None, again
         return
     try:
         handle = open(path, "rb")  # noqa: SIM115 - closed below
@@ -49,7 +49,7 @@ def _open_input(path: str) -> Iterator[tuple[IO[bytes], int | None, Callable[[],
         raise click.FileError(path, hint=exc.strerror) from exc
     with handle:
 
-        def reopen() -> IO[bytes]:
+        def reopen() -> ByteReader:
             handle.seek(0)
             return handle
 
@@ -117,7 +117,7 @@ def compact(input_path: str, output_path: str, mode: str) -> None:
     _report_bad_lines(stats)
 
 
-def compact_lines(stream: IO[bytes], mode: str, stats: ReadStats, tick: Callable[[int], None] | None) -> list[bytes]:
+def compact_lines(stream: ByteReader, mode: str, stats: ReadStats, tick: Callable[[int], None] | None) -> list[bytes]:
     """The compacted log as encoded JSON lines."""
     from agui_gateway.protocol.compaction import DeltaCompactor, SnapshotCompactor
 

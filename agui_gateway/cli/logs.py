@@ -10,11 +10,19 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
-from typing import IO, Any
+from typing import Protocol
 
 import orjson
 
+from agui_gateway.protocol.types import Event
+
 _CHUNK = 1 << 20
+
+
+class ByteReader(Protocol):
+    """What the readers need of a stream: a file opened ``rb``, stdin's buffer, ..."""
+
+    def read(self, size: int = -1, /) -> bytes: ...
 
 
 @dataclass
@@ -31,7 +39,7 @@ class ReadStats:
             self.bad_line_numbers.append(line_number)
 
 
-def iter_lines(stream: IO[bytes], on_bytes: Callable[[int], None] | None = None) -> Iterator[bytes]:
+def iter_lines(stream: ByteReader, on_bytes: Callable[[int], None] | None = None) -> Iterator[bytes]:
     """Yield the lines of a binary stream without their newline, reading 1 MiB at a time."""
     tail = b""
     while True:
@@ -48,10 +56,10 @@ def iter_lines(stream: IO[bytes], on_bytes: Callable[[int], None] | None = None)
 
 
 def read_events(
-    stream: IO[bytes],
+    stream: ByteReader,
     stats: ReadStats | None = None,
     on_bytes: Callable[[int], None] | None = None,
-) -> Iterator[dict[str, Any]]:
+) -> Iterator[Event]:
     """Yield the events of a JSONL log, skipping (and counting) bad lines.
 
     The loop is the hot path of offline compaction, so it keeps its counters
@@ -106,10 +114,10 @@ def read_events(
 
 
 def read_records(
-    stream: IO[bytes],
+    stream: ByteReader,
     stats: ReadStats | None = None,
     on_bytes: Callable[[int], None] | None = None,
-) -> Iterator[tuple[int, dict[str, Any], int]]:
+) -> Iterator[tuple[int, Event, int]]:
     """Yield ``(seq, event, line_bytes)``; lines without a stored seq are numbered by position."""
     stats = stats if stats is not None else ReadStats()
     loads = orjson.loads

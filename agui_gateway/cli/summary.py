@@ -11,6 +11,7 @@ import orjson
 from agui_gateway.cli.logs import ReadStats
 from agui_gateway.protocol import events as ev
 from agui_gateway.protocol.compaction import DeltaCompactor, SnapshotCompactor
+from agui_gateway.protocol.types import Event
 
 
 @dataclass
@@ -31,7 +32,7 @@ class LogSummary:
     snapshots: SnapshotCompactor = field(default_factory=SnapshotCompactor)
     deltas: DeltaCompactor = field(default_factory=DeltaCompactor)
 
-    def add(self, event: dict[str, Any], size: int) -> None:
+    def add(self, event: Event, size: int) -> None:
         kind = event["type"]
         self.counts[kind] += 1
         self.sizes[kind] += size
@@ -43,7 +44,7 @@ class LogSummary:
             self.runs[-1].events += 1
         self._track_open(kind, event)
 
-    def _track_open(self, kind: str, event: dict[str, Any]) -> None:
+    def _track_open(self, kind: str, event: Event) -> None:
         if kind in (ev.TEXT_MESSAGE_START, ev.REASONING_MESSAGE_START):
             self.open_messages[str(event.get("messageId"))] = kind.split("_MESSAGE")[0].lower()
         elif kind in (ev.TEXT_MESSAGE_END, ev.REASONING_MESSAGE_END):

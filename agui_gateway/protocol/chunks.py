@@ -9,7 +9,7 @@ JavaScript distinctions:
 * ``x !== undefined`` is "the key is present" (a JSON ``null`` is present);
   ``x ?? undefined`` reads ``null`` as absent. Lane owners follow ``??``, so the
   parent agent's lane is keyed ``None``.
-* ``===`` on ids is :func:`_js_eq` (objects compare by identity, numbers by
+* ``===`` on ids is :func:`~agui_gateway.protocol.js.strict_equals` (objects compare by identity, numbers by
   value, never across types).
 * Errors raise :class:`ChunkStreamError` with the client's own message, where
   the client's observable errors and the run fails.
@@ -25,13 +25,14 @@ The client's warnings (console.warn) are not reproduced; they change nothing.
 from __future__ import annotations
 
 from functools import cache
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from agui_gateway.protocol import events as ev
+from agui_gateway.protocol.js import strict_equals, to_string
+from agui_gateway.protocol.types import ABSENT, Event
 
-Event = dict[str, Any]
-
-CHUNK_EVENT_TYPES: frozenset[str] = ev.CHUNK_TYPES
+if TYPE_CHECKING:
+    from pydantic import BaseModel
 
 # An explicit event closes only its own lane's pending stream.
 _CLOSES_OWN_LANE = frozenset(
@@ -66,7 +67,7 @@ _UNTOUCHED = frozenset(
 
 # The TypeScript switch is exhaustive over EventType (`_exhaustiveCheck: never`);
 # keep the same guarantee against a protocol revision adding a type.
-_ALL_CASES = (_CLOSES_OWN_LANE, _CLOSES_ALL_LANES, _SUBAGENT_TERMINALS, _UNTOUCHED, CHUNK_EVENT_TYPES)
+_ALL_CASES = (_CLOSES_OWN_LANE, _CLOSES_ALL_LANES, _SUBAGENT_TERMINALS, _UNTOUCHED, ev.CHUNK_TYPES)
 assert frozenset().union(*_ALL_CASES) == ev.ALL_TYPES and sum(map(len, _ALL_CASES)) == len(ev.ALL_TYPES)
 
 
@@ -77,48 +78,17 @@ def chunk_fields(event_type: str) -> frozenset[str]:
     first chunk event: the pydantic models take a third of a second to import."""
     from ag_ui._generated import models
 
-    model = {
+    chunk_models: dict[str, type[BaseModel]] = {
         ev.TEXT_MESSAGE_CHUNK: models.TextMessageChunkEvent,
         ev.TOOL_CALL_CHUNK: models.ToolCallChunkEvent,
         ev.REASONING_MESSAGE_CHUNK: models.ReasoningMessageChunkEvent,
-    }[event_type]
+    }
+    model = chunk_models[event_type]
     return frozenset(field.alias or name for name, field in model.model_fields.items())
-
-
-_ABSENT: Any = object()  # JavaScript `undefined`: the key is not there at all
 
 
 class ChunkStreamError(ValueError):
     """The client's chunk stage would throw here, failing the run."""
-
-
-def _js_eq(a: Any, b: Any) -> bool:
-    """JavaScript ``===`` for JSON values."""
-    if a is b:
-        return True
-    ta, tb = type(a), type(b)
-    if ta is str or tb is str:
-        return ta is tb and a == b
-    if ta in (int, float) and tb in (int, float):
-        return bool(a == b)
-    return False  # bools/None are singletons (handled above); objects compare by identity
-
-
-def _js_string(value: Any) -> str:
-    """JavaScript ``String(value)``, for the client's error messages."""
-    if isinstance(value, str):
-        return value
-    if value is None:
-        return "null"
-    if isinstance(value, bool):
-        return "true" if value else "false"
-    if isinstance(value, float) and value.is_integer() and abs(value) < 1e21:
-        return str(int(value))
-    if isinstance(value, (int, float)):
-        return repr(value)
-    if isinstance(value, list):
-        return ",".join("" if item is None else _js_string(item) for item in value)
-    return "[object Object]"
 
 
 def _remainder(chunk: Event, described: frozenset[str]) -> Event | None:
@@ -130,7 +100,7 @@ def _remainder(chunk: Event, described: frozenset[str]) -> Event | None:
 
 def _owner_of(chunk: Event, fields: Event) -> Any:
     """The incoming chunk's own tag if present (even null), else the opener's (maybe absent)."""
-    return chunk["subagentRunId"] if "subagentRunId" in chunk else fields.get("subagentRunId", _ABSENT)
+    return chunk["subagentRunId"] if "subagentRunId" in chunk else fields.get("subagentRunId", ABSENT)
 
 
 def _with_metadata(event: Event, chunk: Event) -> Event:
@@ -147,11 +117,11 @@ def _with_origin(event: Event, chunk: Event) -> Event:
 
 
 def _require_opener_agreement(entity_kind: str, entity_id: Any, field: str, incoming: Any, established: Any) -> None:
-    if incoming is not _ABSENT and not _js_eq(incoming, established):
-        said = "(absent)" if established is _ABSENT else f"'{_js_string(established)}'"
+    if incoming is not ABSENT and not strict_equals(incoming, established):
+        said = "(absent)" if established is ABSENT else f"'{to_string(established)}'"
         raise ChunkStreamError(
-            f"Cannot continue {entity_kind} '{_js_string(entity_id)}': chunk {field} "
-            f"'{_js_string(incoming)}' does not match the open stream's {field} {said}."
+            f"Cannot continue {entity_kind} '{to_string(entity_id)}': chunk {field} "
+            f"'{to_string(incoming)}' does not match the open stream's {field} {said}."
         )
 
 
@@ -211,7 +181,7 @@ class ChunkTransformer:
             if not self._lanes:
                 return [event]
             return [*self._close_lane(event.get("subagentRunId")), event]
-        if etype in CHUNK_EVENT_TYPES:
+        if etype in ev.CHUNK_TYPES:
             if etype == ev.TEXT_MESSAGE_CHUNK:
                 return self._text_chunk(event)
             if etype == ev.TOOL_CALL_CHUNK:
@@ -251,14 +221,14 @@ class ChunkTransformer:
     ) -> str | None:
         """Which lane a chunk belongs to (``resolveLane``)."""
         lanes = self._lanes
-        if entity_id is not _ABSENT:
+        if entity_id is not ABSENT:
             # A named id continues wherever it is already open.
             for owner, pending in lanes.items():
-                if pending.kind == kind and _js_eq(pending.entity_id, entity_id):
+                if pending.kind == kind and strict_equals(pending.entity_id, entity_id):
                     if tag is not None and tag != owner:
                         shown = "(the parent agent)" if owner is None else owner
                         raise ChunkStreamError(
-                            f"Cannot continue {entity_kind} '{_js_string(entity_id)}': chunk subagentRunId "
+                            f"Cannot continue {entity_kind} '{to_string(entity_id)}': chunk subagentRunId "
                             f"'{tag}' does not match the open stream's subagent '{shown}'."
                         )
                     return owner
@@ -305,7 +275,7 @@ class ChunkTransformer:
             content[id_field] = entity_id
             content["delta"] = chunk.get("delta", "")  # `=== undefined ? "" : delta`: null survives
             owner = _owner_of(chunk, fields)
-            if owner is not _ABSENT:
+            if owner is not ABSENT:
                 content["subagentRunId"] = owner
             result.append(_with_origin(content, chunk))
             return True
@@ -326,7 +296,7 @@ class ChunkTransformer:
             if "rawEvent" in chunk:
                 filler["rawEvent"] = chunk["rawEvent"]
             owner = _owner_of(chunk, fields)
-            if owner is not _ABSENT:
+            if owner is not ABSENT:
                 filler["subagentRunId"] = owner
             result.append(filler)
             return True
@@ -336,24 +306,24 @@ class ChunkTransformer:
 
     def _text_chunk(self, chunk: Event) -> list[Event]:
         remainder = _remainder(chunk, chunk_fields(ev.TEXT_MESSAGE_CHUNK))
-        message_id = chunk.get("messageId", _ABSENT)
+        message_id = chunk.get("messageId", ABSENT)
         lane = self._resolve_lane("text", message_id, self._tag(chunk), "TEXT_MESSAGE_CHUNK", "text message")
         pending = self._lanes.get(lane)
         result: list[Event] = []
         if (
             pending is not None
             and pending.kind == "text"
-            and (message_id is _ABSENT or _js_eq(message_id, pending.entity_id))
+            and (message_id is ABSENT or strict_equals(message_id, pending.entity_id))
         ):
             fields = pending.fields
             for field in ("role", "name"):
                 _require_opener_agreement(
-                    "text message", pending.entity_id, field, chunk.get(field, _ABSENT), fields.get(field, _ABSENT)
+                    "text message", pending.entity_id, field, chunk.get(field, ABSENT), fields.get(field, ABSENT)
                 )
             entity_id = pending.entity_id
         else:
             result.extend(self._close_lane(lane))
-            if message_id is _ABSENT:
+            if message_id is ABSENT:
                 raise ChunkStreamError("First TEXT_MESSAGE_CHUNK must have a messageId")
             entity_id = message_id
             # Absent means assistant; a present value (even null) is kept for enforcement to judge.
@@ -371,24 +341,24 @@ class ChunkTransformer:
 
     def _tool_chunk(self, chunk: Event) -> list[Event]:
         remainder = _remainder(chunk, chunk_fields(ev.TOOL_CALL_CHUNK))
-        tool_call_id = chunk.get("toolCallId", _ABSENT)
+        tool_call_id = chunk.get("toolCallId", ABSENT)
         lane = self._resolve_lane("tool", tool_call_id, self._tag(chunk), "TOOL_CALL_CHUNK", "tool call")
         pending = self._lanes.get(lane)
         result: list[Event] = []
         if (
             pending is not None
             and pending.kind == "tool"
-            and (tool_call_id is _ABSENT or _js_eq(tool_call_id, pending.entity_id))
+            and (tool_call_id is ABSENT or strict_equals(tool_call_id, pending.entity_id))
         ):
             fields = pending.fields
             for field in ("toolCallName", "parentMessageId"):
                 _require_opener_agreement(
-                    "tool call", pending.entity_id, field, chunk.get(field, _ABSENT), fields.get(field, _ABSENT)
+                    "tool call", pending.entity_id, field, chunk.get(field, ABSENT), fields.get(field, ABSENT)
                 )
             entity_id = pending.entity_id
         else:
             result.extend(self._close_lane(lane))
-            if tool_call_id is _ABSENT:
+            if tool_call_id is ABSENT:
                 raise ChunkStreamError("First TOOL_CALL_CHUNK must have a toolCallId")
             if "toolCallName" not in chunk:
                 raise ChunkStreamError("First TOOL_CALL_CHUNK must have a toolCallName")
@@ -407,7 +377,7 @@ class ChunkTransformer:
 
     def _reasoning_chunk(self, chunk: Event) -> list[Event]:
         remainder = _remainder(chunk, chunk_fields(ev.REASONING_MESSAGE_CHUNK))
-        message_id = chunk.get("messageId", _ABSENT)
+        message_id = chunk.get("messageId", ABSENT)
         lane = self._resolve_lane(
             "reasoning", message_id, self._tag(chunk), "REASONING_MESSAGE_CHUNK", "reasoning message"
         )
@@ -416,13 +386,13 @@ class ChunkTransformer:
         if (
             pending is not None
             and pending.kind == "reasoning"
-            and (message_id is _ABSENT or _js_eq(message_id, pending.entity_id))
+            and (message_id is ABSENT or strict_equals(message_id, pending.entity_id))
         ):
             fields = pending.fields
             entity_id = pending.entity_id
         else:
             result.extend(self._close_lane(lane))
-            if message_id is _ABSENT:
+            if message_id is ABSENT:
                 raise ChunkStreamError("First REASONING_MESSAGE_CHUNK must have a messageId")
             entity_id = message_id
             fields = {}

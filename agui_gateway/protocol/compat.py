@@ -31,8 +31,8 @@ from collections.abc import Callable
 from typing import Any
 
 from agui_gateway.protocol import events as ev
-
-Event = dict[str, Any]
+from agui_gateway.protocol.js import strict_equals, truthy
+from agui_gateway.protocol.types import Event
 
 _MEDIA_PART_TYPES = frozenset({"image", "audio", "video", "document"})
 
@@ -42,6 +42,12 @@ def _omit_null(value: Any, field: str) -> Any:
     if type(value) is not dict or field not in value or value[field] is not None:
         return value
     return {key: item for key, item in value.items() if key != field}
+
+
+def _omit_null_field(event: Event, field: str) -> Event:
+    """:func:`_omit_null` on an event, which stays an event."""
+    without: Event = _omit_null(event, field)
+    return without
 
 
 def _map_array(value: Any, field: str, normalize: Callable[[Any], Any]) -> Any:
@@ -76,23 +82,6 @@ def normalize_legacy_run_agent_input(run_input: Any) -> Any:
 # ---------------------------------------------------------------- legacy binary parts
 
 
-def _js_truthy(value: Any) -> bool:
-    if isinstance(value, (dict, list)):
-        return True  # every JavaScript object is truthy, empty or not
-    return bool(value)
-
-
-def _js_eq(a: Any, b: Any) -> bool:
-    """``===`` for the string/number values compared here."""
-    if type(a) is str or type(b) is str:
-        return type(a) is type(b) and a == b
-    if isinstance(a, (dict, list)) or isinstance(b, (dict, list)):
-        return a is b
-    if type(a) is bool or type(b) is bool:
-        return a is b
-    return bool(a == b)
-
-
 def _is_legacy_binary(part: Any) -> bool:
     return type(part) is dict and part.get("type") == "binary" and type(part.get("mimeType")) is str
 
@@ -109,12 +98,12 @@ def convert_binary_part(binary: Event) -> Event:
     media part; one carrying only an ``id`` cannot be converted and is returned as is."""
     mime_type = binary["mimeType"]
     for key, source_type in (("data", "data"), ("url", "url")):
-        if _js_truthy(binary.get(key)):
+        if truthy(binary.get(key)):
             part: Event = {
                 "type": _media_type(mime_type),
                 "source": {"type": source_type, "value": binary[key], "mimeType": mime_type},
             }
-            if _js_truthy(binary.get("filename")):
+            if truthy(binary.get("filename")):
                 part["metadata"] = {"filename": binary["filename"]}
             return part
     return binary
@@ -123,18 +112,18 @@ def convert_binary_part(binary: Event) -> Event:
 def _matches_modern_part(part: Any, converted: Event, filename: Any) -> bool:
     if type(part) is not dict or "type" not in part:
         return False
-    if not _js_eq(part["type"], converted["type"]) or "source" not in part:
+    if not strict_equals(part["type"], converted["type"]) or "source" not in part:
         return False
     source, wanted = part["source"], converted["source"]
     if type(source) is not dict:
         return False
     for key in ("type", "value", "mimeType"):
-        if key not in source or not _js_eq(source[key], wanted[key]):
+        if key not in source or not strict_equals(source[key], wanted[key]):
             return False
-    if not _js_truthy(filename):
+    if not truthy(filename):
         return True
     metadata = part.get("metadata")
-    return type(metadata) is dict and "filename" in metadata and _js_eq(metadata["filename"], filename)
+    return type(metadata) is dict and "filename" in metadata and strict_equals(metadata["filename"], filename)
 
 
 def upgrade_message_content(message: Event) -> Event:
@@ -179,9 +168,9 @@ def apply_compatibility_boundary(event: Event) -> Event:
     if etype == ev.RUN_FINISHED or etype == ev.SUBAGENT_FINISHED:
         event = _omit_null(event, "result")
     if etype == ev.TOOL_CALL_START or etype == ev.TOOL_CALL_CHUNK:
-        return _omit_null(event, "parentMessageId")
+        return _omit_null_field(event, "parentMessageId")
     if etype == ev.RUN_FINISHED:
-        return _omit_null(event, "outcome")
+        return _omit_null_field(event, "outcome")
     if etype == ev.MESSAGES_SNAPSHOT:
         messages = event.get("messages")
         if type(messages) is not list:

@@ -14,27 +14,46 @@ import enum
 import importlib.util
 import re
 from pathlib import Path
+from typing import TYPE_CHECKING, cast
 
 _ENUM_BLOCK = re.compile(r"^class EventType\(str, Enum\):\n(.*?)^\S", re.MULTILINE | re.DOTALL)
 _MEMBER = re.compile(r'^    ([A-Z_]+) = "([A-Z_]+)"$', re.MULTILINE)
 
 
-def _load_event_type() -> type[enum.Enum]:
+def _read_members() -> list[tuple[str, str]]:
+    """The ``(NAME, "VALUE")`` members of the official enum, read from its source
+    without importing it ([] if the source is not where or as expected)."""
     try:
         spec = importlib.util.find_spec("ag_ui._generated.models")
-        source = Path(spec.origin).read_text(encoding="utf-8")  # type: ignore[union-attr, arg-type]
-        block = _ENUM_BLOCK.search(source)
-        members = _MEMBER.findall(block.group(1)) if block else []
-    except (ImportError, OSError, AttributeError, TypeError):
-        members = []
+    except ImportError:  # the parent package itself is missing or laid out differently
+        return []
+    if spec is None or spec.origin is None:
+        return []
+    try:
+        source = Path(spec.origin).read_text(encoding="utf-8")
+    except OSError:
+        return []
+    block = _ENUM_BLOCK.search(source)
+    return _MEMBER.findall(block.group(1)) if block else []
+
+
+def _load_event_type() -> type[enum.Enum]:
+    members = _read_members()
     if len(members) < 20:  # the source is not laid out as expected: pay for the import
         from ag_ui.core import EventType as Official
 
         return Official
-    return enum.Enum("EventType", members, type=str)  # type: ignore[return-value]
+    # Enum's functional API returns a new enum class; typeshed types the call as
+    # making a member, so the cast states what the call returns.
+    return cast("type[enum.Enum]", enum.Enum("EventType", members, type=str))
 
 
-EventType = _load_event_type()
+if TYPE_CHECKING:
+    # The type checker sees the official enum itself; at run time its twin built
+    # from the same source, which has the same members and values.
+    from ag_ui.core import EventType
+else:
+    EventType = _load_event_type()
 
 TEXT_MESSAGE_START = EventType.TEXT_MESSAGE_START.value
 TEXT_MESSAGE_CONTENT = EventType.TEXT_MESSAGE_CONTENT.value

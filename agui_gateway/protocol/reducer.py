@@ -28,6 +28,7 @@ which costs a third of a second; without ``client_view`` they are not loaded.)
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 import jsonpatch
@@ -35,10 +36,7 @@ import orjson
 
 from agui_gateway.protocol import events as ev
 from agui_gateway.protocol.chunks import ChunkStreamError, ChunkTransformer
-
-Message = dict[str, Any]
-
-_UNSET: Any = object()
+from agui_gateway.protocol.types import NOT_GIVEN, Event, Message
 
 _ACTIVITY_HISTORY_METADATA = "@ag-ui/client"
 
@@ -58,7 +56,7 @@ def _merge_metadata(existing: Any, incoming: Any) -> dict[str, Any]:
     return merged
 
 
-def _apply_metadata(target: dict[str, Any] | None, event: dict[str, Any]) -> bool:
+def _apply_metadata(target: dict[str, Any] | None, event: Event) -> bool:
     """applyEventMetadata: fold the event's metadata into its target, last write wins."""
     if target is None or "metadata" not in event:
         return False
@@ -66,7 +64,7 @@ def _apply_metadata(target: dict[str, Any] | None, event: dict[str, Any]) -> boo
     return True
 
 
-def _authoritative_activity_types(event: dict[str, Any]) -> list[str] | bool | None:
+def _authoritative_activity_types(event: Event) -> list[str] | bool | None:
     """activity-history.ts ``authoritativeActivityTypes``; ``False`` stands for undefined."""
     metadata = event.get("metadata")
     if not isinstance(metadata, dict) or _ACTIVITY_HISTORY_METADATA not in metadata:
@@ -96,12 +94,12 @@ def _apply_json_patch(document: Any, patch: Any) -> Any:
 _DELTAS = frozenset({ev.TEXT_MESSAGE_CONTENT, ev.TOOL_CALL_ARGS, ev.REASONING_MESSAGE_CONTENT})
 
 
-def _client_enforcement() -> Any:
+def _client_enforcement() -> Callable[[Event], Event | None]:
     """The client's compatibility boundary then its enforcement strip, as one function."""
     from agui_gateway.protocol.compat import apply_compatibility_boundary
     from agui_gateway.protocol.schema import normalize_event
 
-    def enforce(event: dict[str, Any]) -> dict[str, Any] | None:
+    def enforce(event: Event) -> Event | None:
         return normalize_event(apply_compatibility_boundary(event))
 
     return enforce
@@ -120,13 +118,13 @@ class Reducer:
     def __init__(
         self,
         messages: list[Message] | None = None,
-        state: Any = _UNSET,
+        state: Any = NOT_GIVEN,
         *,
         client_view: bool = True,
     ) -> None:
         self._messages: list[Message] = _clone(messages) if messages else []
         # The client's initial agent state is {}; None (JSON null) is a real state.
-        self._state: Any = {} if state is _UNSET else _clone(state)
+        self._state: Any = {} if state is NOT_GIVEN else _clone(state)
         self.state_touched = False  # a STATE_SNAPSHOT or successful STATE_DELTA was applied
         self.pending_interrupts: list[Any] = []
         self.error: str | None = None
@@ -161,7 +159,7 @@ class Reducer:
 
     # ------------------------------------------------------------------ public API
 
-    def apply(self, event: dict[str, Any]) -> None:
+    def apply(self, event: Event) -> None:
         """Apply one event (as parsed from JSON). Unknown or malformed events change nothing.
 
         An event the client's chunk stage rejects ends the client's run; from
@@ -207,19 +205,20 @@ class Reducer:
 
     # ------------------------------------------------------------------ internals
 
-    def _apply_one(self, event: dict[str, Any]) -> None:
-        kind = event.get("type")
+    def _apply_one(self, event: Event) -> None:
+        kind: Any = event.get("type")  # any JSON value: events reach here unvalidated
         if self._enforce is not None and kind not in _DELTAS:
-            event = self._enforce(event)  # type: ignore[assignment]
-            if event is None:
+            enforced = self._enforce(event)
+            if enforced is None:
                 return
-        handler = self._handlers.get(kind)  # type: ignore[arg-type]
+            event = enforced
+        handler = self._handlers.get(kind)
         if handler is not None:
             try:
                 handler(event)
             except (KeyError, TypeError, AttributeError, ValueError):
-                # The client's zod parse rejects such events before apply; skip it.
-                pass
+                # The client's zod parse rejects such events before apply: skip it.
+                return
 
     def _reindex(self) -> None:
         self._by_id = {}
@@ -273,13 +272,13 @@ class Reducer:
 
     # --- text messages
 
-    def _text_start(self, event: dict[str, Any]) -> None:
+    def _text_start(self, event: Event) -> None:
         self._start_message(event, event.get("role") or "assistant", named=True)
 
-    def _reasoning_start(self, event: dict[str, Any]) -> None:
+    def _reasoning_start(self, event: Event) -> None:
         self._start_message(event, "reasoning", named=False)
 
-    def _start_message(self, event: dict[str, Any], role: str, named: bool) -> None:
+    def _start_message(self, event: Event, role: str, named: bool) -> None:
         """TEXT_MESSAGE_START / REASONING_MESSAGE_START: create the message unless its id exists."""
         message_id = event["messageId"]
         existing = self._by_id.get(message_id)
@@ -295,7 +294,7 @@ class Reducer:
             self._push(target)
         _apply_metadata(target, event)
 
-    def _text_content(self, event: dict[str, Any]) -> None:
+    def _text_content(self, event: Event) -> None:
         target = self._by_id.get(event["messageId"])
         if target is None or target.get("role") == "activity":
             return
@@ -303,7 +302,7 @@ class Reducer:
         if "metadata" in event:
             _apply_metadata(target, event)
 
-    def _text_end(self, event: dict[str, Any]) -> None:
+    def _text_end(self, event: Event) -> None:
         target = self._by_id.get(event["messageId"])
         if target is None or target.get("role") == "activity":
             return
@@ -315,7 +314,7 @@ class Reducer:
 
     # --- tool calls
 
-    def _tool_call_start(self, event: dict[str, Any]) -> None:
+    def _tool_call_start(self, event: Event) -> None:
         tool_call_id = event["toolCallId"]
         name = event["toolCallName"]
         known = self._tool_calls.get(tool_call_id)
@@ -360,7 +359,7 @@ class Reducer:
         self._push(created)
         return created, True
 
-    def _tool_call_args(self, event: dict[str, Any]) -> None:
+    def _tool_call_args(self, event: Event) -> None:
         known = self._tool_calls.get(event["toolCallId"])
         if known is None:
             return
@@ -369,14 +368,14 @@ class Reducer:
         if "metadata" in event:
             _apply_metadata(tool_call, event)
 
-    def _tool_call_end(self, event: dict[str, Any]) -> None:
+    def _tool_call_end(self, event: Event) -> None:
         known = self._tool_calls.get(event["toolCallId"])
         if known is None:
             return
         self._flush(known[1]["function"])
         _apply_metadata(known[1], event)
 
-    def _tool_call_result(self, event: dict[str, Any]) -> None:
+    def _tool_call_result(self, event: Event) -> None:
         tool_call_id = event["toolCallId"]
         message: Message = {
             "id": event["messageId"],
@@ -412,16 +411,19 @@ class Reducer:
             return self._position(known[0])
         for index, message in enumerate(self._messages):
             calls = message.get("toolCalls")
-            if message.get("role") == "assistant" and isinstance(calls, list):
-                if any(isinstance(c, dict) and c.get("id") == tool_call_id for c in calls):
-                    return index
+            if (
+                message.get("role") == "assistant"
+                and isinstance(calls, list)
+                and any(isinstance(c, dict) and c.get("id") == tool_call_id for c in calls)
+            ):
+                return index
         return -1
 
-    def _encrypted_value(self, event: dict[str, Any]) -> None:
-        entity_id = event.get("entityId")
+    def _encrypted_value(self, event: Event) -> None:
+        entity_id: Any = event.get("entityId")
         value = event.get("encryptedValue")
         if event.get("subtype") == "tool-call":
-            known = self._tool_calls.get(entity_id)  # type: ignore[arg-type]
+            known = self._tool_calls.get(entity_id)
             if known is not None and known[0].get("role") == "assistant":
                 known[1]["encryptedValue"] = value
                 return
@@ -433,17 +435,17 @@ class Reducer:
                             call["encryptedValue"] = value
                             return
         else:
-            message = self._by_id.get(entity_id)  # type: ignore[arg-type]
-            if message is not None and message.get("role") != "activity":
-                message["encryptedValue"] = value
+            target = self._by_id.get(entity_id)
+            if target is not None and target.get("role") != "activity":
+                target["encryptedValue"] = value
 
     # --- state
 
-    def _state_snapshot(self, event: dict[str, Any]) -> None:
+    def _state_snapshot(self, event: Event) -> None:
         self._state = event.get("snapshot")
         self.state_touched = True
 
-    def _state_delta(self, event: dict[str, Any]) -> None:
+    def _state_delta(self, event: Event) -> None:
         try:
             self._state = _apply_json_patch(self._state, event.get("delta"))
         except Exception:
@@ -452,7 +454,7 @@ class Reducer:
 
     # --- snapshots and activity
 
-    def _messages_snapshot(self, event: dict[str, Any]) -> None:
+    def _messages_snapshot(self, event: Event) -> None:
         raw = event["messages"]
         if not isinstance(raw, list):
             return
@@ -477,7 +479,7 @@ class Reducer:
         self._messages = kept
         self._reindex()
 
-    def _activity_snapshot(self, event: dict[str, Any]) -> None:
+    def _activity_snapshot(self, event: Event) -> None:
         self._flush_all()
         message_id = event["messageId"]
         existing = self._by_id.get(message_id)
@@ -514,7 +516,7 @@ class Reducer:
             self._reindex()
         _apply_metadata(merge_target, event)
 
-    def _activity_delta(self, event: dict[str, Any]) -> None:
+    def _activity_delta(self, event: Event) -> None:
         message_id = event["messageId"]
         existing = self._by_id.get(message_id)
         if existing is None or existing.get("role") != "activity":
@@ -536,7 +538,7 @@ class Reducer:
 
     # --- runs
 
-    def _run_started(self, event: dict[str, Any]) -> None:
+    def _run_started(self, event: Event) -> None:
         run_input = event.get("input")
         if not isinstance(run_input, dict) or not run_input.get("messages"):
             return
@@ -544,7 +546,7 @@ class Reducer:
             if message.get("id") not in self._by_id:
                 self._push(message)
 
-    def _run_finished(self, event: dict[str, Any]) -> None:
+    def _run_finished(self, event: Event) -> None:
         outcome = event.get("outcome")
         if isinstance(outcome, dict) and outcome.get("type") == "interrupt":
             self.pending_interrupts = [_strip_null_subagent(i) for i in _clone(outcome.get("interrupts") or [])]

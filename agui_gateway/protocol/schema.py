@@ -21,7 +21,7 @@ reducer never reads, so no ``apply_event_defaults`` is needed.
 
 The shapes are compiled once, at import, from the official Python models
 (``ag_ui._generated.models``: field aliases, ``Optional``, ``List``,
-discriminated ``Union``s). tests/test_schema.py checks them against the zod
+discriminated ``Union``s). tests/protocol/test_schema.py checks them against the zod
 schemas the client actually runs.
 
 Stripping returns the *same* object wherever nothing under it was removed (zod
@@ -32,18 +32,14 @@ from __future__ import annotations
 
 import types
 import typing
-from typing import Any, Union
+from typing import Any
 
 from ag_ui._generated import models
 from pydantic import BaseModel
 from pydantic.fields import FieldInfo
 
 from agui_gateway.protocol import events as ev
-
-Event = dict[str, Any]
-
-_DROP: Any = object()  # "this whole value is unrecognisable here", while unwinding
-
+from agui_gateway.protocol.types import UNRECOGNIZED, Event
 
 # ------------------------------------------------------------------ compiled shapes
 
@@ -96,7 +92,7 @@ class _Leaf:
 
 
 LEAF = _Leaf()  # scalars, enums, literals and opaque JSON positions: kept whole
-Shape = Union[ObjectShape, ArrayShape, TaggedUnionShape, UnionShape, _Leaf]
+Shape = ObjectShape | ArrayShape | TaggedUnionShape | UnionShape | _Leaf
 
 
 def _patch_operation_models() -> set[type[BaseModel]]:
@@ -121,7 +117,8 @@ def _discriminator_of(metadata: typing.Iterable[Any]) -> str | None:
 
 def _literal_tag(model: type[BaseModel], discriminator: str) -> str:
     (tag,) = typing.get_args(model.model_fields[discriminator].annotation)
-    return tag.value if hasattr(tag, "value") else tag  # EventType members are str enums
+    name: str = tag.value if hasattr(tag, "value") else tag  # EventType members are str enums
+    return name
 
 
 def _compile(annotation: Any, discriminator: str | None = None) -> Shape:
@@ -129,7 +126,7 @@ def _compile(annotation: Any, discriminator: str | None = None) -> Shape:
     if origin is typing.Annotated:
         base, *metadata = typing.get_args(annotation)
         return _compile(base, discriminator or _discriminator_of(metadata))
-    if origin is Union or origin is types.UnionType:
+    if origin is typing.Union or origin is types.UnionType:
         options = [arg for arg in typing.get_args(annotation) if arg is not type(None)]
         if len(options) == 1:
             return _compile(options[0], discriminator)
@@ -180,7 +177,7 @@ assert EVENT_SHAPES.keys() == ev.ALL_TYPES
 
 def _strip(value: Any, shape: Shape, path: str, stripped: list[str]) -> Any:
     """strip.ts ``stripAgainst``; returns ``value`` itself when nothing under it changed."""
-    if shape is LEAF:
+    if isinstance(shape, _Leaf):
         return value
     if isinstance(shape, ObjectShape):
         return _strip_object(value, shape, path, stripped)
@@ -192,7 +189,7 @@ def _strip(value: Any, shape: Shape, path: str, stripped: list[str]) -> Any:
         for index, entry in enumerate(value):
             mark = len(stripped)
             child = _strip(entry, shape.element, f"{path}/{index}", stripped)
-            if child is _DROP:
+            if child is UNRECOGNIZED:
                 del stripped[mark:]  # the element goes whole, with whatever its descent named
                 stripped.append(f"{path}/{index}")
                 changed = True
@@ -206,7 +203,7 @@ def _strip(value: Any, shape: Shape, path: str, stripped: list[str]) -> Any:
         tag = value.get(shape.discriminator)
         member = shape.members.get(tag) if type(tag) is str else None
         if member is None:
-            return _DROP  # an unrecognised union member: removable, never fatal
+            return UNRECOGNIZED  # an unrecognised union member: removable, never fatal
         return _strip_object(value, member, path, stripped)
     # Structural union: follow the option whose basic kind matches the value.
     is_object = type(value) is dict
@@ -243,13 +240,13 @@ def _strip_object(value: Any, shape: ObjectShape, path: str, stripped: list[str]
             continue
         mark = len(stripped)
         child = _strip(item, child_shape, f"{path}/{key}", stripped)
-        if child is _DROP:
+        if child is UNRECOGNIZED:
             del stripped[mark:]
             if key not in shape.required:
                 stripped.append(f"{path}/{key}")  # optional position: the key goes
                 changed = True
                 continue
-            return _DROP  # required position: the whole containing object is unrecognisable
+            return UNRECOGNIZED  # required position: the whole containing object is unrecognisable
         changed = changed or child is not item
         result[key] = child
     return result if changed else value
@@ -273,7 +270,7 @@ def normalize_event(event: Event, stripped: list[str] | None = None) -> Event | 
     if shape is None:
         return None
     result = _strip_object(event, shape, "", [] if stripped is None else stripped)
-    if result is _DROP:  # unreachable with the 1.0 schemas; strip.ts throws too
+    if not isinstance(result, dict):  # UNRECOGNIZED: unreachable with the 1.0 schemas; strip.ts throws too
         raise AssertionError("the whole event was unrecognisable: schema/stripper mismatch")
     return result
 
@@ -284,7 +281,7 @@ def normalize_message(message: Any, stripped: list[str] | None = None) -> Any:
     ``role`` is missing or unknown. A non-object is returned as is (the client's
     validator rejects it)."""
     result = _strip(message, MESSAGE_SHAPE, "", [] if stripped is None else stripped)
-    return None if result is _DROP else result
+    return None if result is UNRECOGNIZED else result
 
 
 def normalize_messages(messages: list[Any], stripped: list[str] | None = None) -> list[Any]:

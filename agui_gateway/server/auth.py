@@ -25,17 +25,9 @@ import logging
 from starlette.requests import HTTPConnection
 
 from agui_gateway.server.config import Access, GatewayConfig, TokenGrant
+from agui_gateway.server.errors import Forbidden, Unauthorized
 
 log = logging.getLogger("agui_gateway.server.auth")
-
-
-class AuthError(Exception):
-    """401 (no or unknown token) or 403 (a token without the needed scope)."""
-
-    def __init__(self, status: int, message: str) -> None:
-        super().__init__(message)
-        self.status = status
-        self.message = message
 
 
 class InsecureBindError(ValueError):
@@ -83,25 +75,25 @@ class Authorizer:
         return cls(config.tokens, enabled=bool(config.tokens) and not config.insecure)
 
     def grant_of(self, conn: HTTPConnection) -> TokenGrant | None:
-        """The grant of the request's token; None when checking is off. Raises 401."""
+        """The grant of the request's token; None when checking is off. Raises :class:`Unauthorized`."""
         if not self.enabled:
             return None
         presented = _presented_token(conn)
         if presented is None:
-            raise AuthError(401, "a bearer token is required (Authorization: Bearer TOKEN)")
+            raise Unauthorized("a bearer token is required (Authorization: Bearer TOKEN)")
         found: TokenGrant | None = None
         encoded = presented.encode()
         for grant in self._tokens:  # compare against every token: no early exit timing
             if hmac.compare_digest(grant.token.encode(), encoded):
                 found = grant
         if found is None:
-            raise AuthError(401, "unknown bearer token")
+            raise Unauthorized("unknown bearer token")
         return found
 
     def require(self, conn: HTTPConnection, thread_id: str, need: Access) -> None:
         grant = self.grant_of(conn)
         if grant is not None and not grant.allows(thread_id, need):
-            raise AuthError(403, f"this token may not {need} thread {thread_id!r}")
+            raise Forbidden(f"this token may not {need} thread {thread_id!r}")
 
     def require_any(self, conn: HTTPConnection) -> TokenGrant | None:
         """Any valid token (for endpoints that expose no thread, like /metrics)."""

@@ -35,12 +35,14 @@ import tomllib
 from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any, Literal, get_args
 
-FsyncPolicy = Literal["always", "interval", "never"]
+from agui_gateway.store.file import FsyncPolicy
+from agui_gateway.upstream.agent_http import UpstreamTimeouts
+
 Access = Literal["read", "write"]
 
-_FSYNC_POLICIES: tuple[str, ...] = ("always", "interval", "never")
+_FSYNC_POLICIES: tuple[str, ...] = get_args(FsyncPolicy)
 ENV_PREFIX = "AGUI_GATEWAY_"
 
 
@@ -67,13 +69,6 @@ class TokenGrant:
 
 
 @dataclass(frozen=True, slots=True)
-class UpstreamTimeouts:
-    connect: float = 10.0
-    read: float = 300.0  # longest silence between two reads of the agent's stream
-    total: float | None = None  # a whole run; None = no limit
-
-
-@dataclass(frozen=True, slots=True)
 class GatewayConfig:
     host: str = "127.0.0.1"
     port: int = 8000
@@ -85,7 +80,7 @@ class GatewayConfig:
     insecure: bool = False
     fsync: FsyncPolicy = "always"
     fsync_interval_ms: int = 50
-    timeouts: UpstreamTimeouts = UpstreamTimeouts()
+    timeouts: UpstreamTimeouts = field(default_factory=UpstreamTimeouts)
     heartbeat_s: float = 15.0
     max_body_bytes: int = 16 * 1024 * 1024
     # Idle thread runtimes (no run, no subscriber) kept in memory for fast replays:

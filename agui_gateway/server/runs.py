@@ -37,26 +37,19 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections.abc import Iterable
-from dataclasses import dataclass, field
 from typing import Any
 
 import httpx
 
 from agui_gateway.protocol import events as ev
+from agui_gateway.protocol.builders import run_error_event, run_started_event
+from agui_gateway.server.active_run import ActiveRun
 from agui_gateway.server.metrics import GatewayMetrics
 from agui_gateway.server.threads import ThreadRuntime
 from agui_gateway.store.base import NewEvent, Source
-from agui_gateway.upstream.client import (
-    CODE_INCOMPLETE,
-    AgentEvent,
-    GatewayEvent,
-    Malformed,
-    UpstreamItem,
-    UpstreamRun,
-    UpstreamTimeouts,
-    run_error_event,
-    run_started_event,
-)
+from agui_gateway.upstream.agent_http import CODE_INCOMPLETE, UpstreamTimeouts
+from agui_gateway.upstream.run import AgentEvent, GatewayEvent, UpstreamRun
+from agui_gateway.upstream.sse_parser import Malformed
 
 log = logging.getLogger("agui_gateway.server.runs")
 
@@ -73,25 +66,6 @@ class RunConflict(Exception):
 
 class NoOpenRun(Exception):
     """A stop for a thread without an open run."""
-
-
-@dataclass(eq=False)
-class ActiveRun:
-    thread_id: str
-    run_id: str
-    agent: str
-    start_after: int  # the caller's stream is the log after this seq
-    input_run_open: bool = False  # the gateway's RUN_STARTED(input) awaits the agent's
-    current_run_id: str = ""  # envelope runId for the events being stored
-    stop_reason: tuple[str, str] | None = None  # (message, code) when stopped
-    final_seq: int | None = None  # set when the run's last event is stored
-    finished: asyncio.Event = field(default_factory=asyncio.Event)
-    task: asyncio.Task[None] | None = None  # the writer: stores items, then the run's end
-    reader: asyncio.Task[None] | None = None  # pulls the agent's stream
-
-    @property
-    def done(self) -> bool:
-        return self.finished.is_set()
 
 
 def recorded_input(thread_id: str, run_id: str, messages: list[dict[str, Any]]) -> dict[str, Any]:
@@ -134,12 +108,11 @@ class RunManager:
 
     async def _open(self, runtime: ThreadRuntime, agent: str, url: str, run_input: dict[str, Any]) -> ActiveRun:
         compactor = await runtime.compactor()
-        if runtime.run is not None:
-            self._metrics.runs_rejected.inc()
-            raise RunConflict(f"thread {runtime.thread_id!r} already has a run in progress")
         thread_id, run_id = runtime.thread_id, run_input["runId"]
         run = ActiveRun(thread_id, run_id, agent, start_after=compactor.last_seq, current_run_id=run_id)
-        runtime.run = run  # claimed before the first await below: a racing start sees it
+        if not runtime.claim_run(run):  # claimed before the first await below: a racing start sees it
+            self._metrics.runs_rejected.inc()
+            raise RunConflict(f"thread {thread_id!r} already has a run in progress")
         try:
             if runtime.log_run_open:  # another replica's run (recovery is off), still open
                 raise RunConflict(f"thread {thread_id!r} has a run open in its log")
@@ -152,11 +125,11 @@ class RunManager:
             else:
                 run.start_after = runtime.last_seq
         except RunConflict:
-            runtime.run = None
+            runtime.release_run(run)
             self._metrics.runs_rejected.inc()
             raise
         except BaseException:
-            runtime.run = None
+            runtime.release_run(run)
             raise
         upstream = UpstreamRun(
             self._client,
@@ -210,7 +183,8 @@ class RunManager:
     # ever interrupted, and the writer then stores the run's end.
 
     async def _drive(self, runtime: ThreadRuntime, run: ActiveRun, upstream: UpstreamRun) -> None:
-        queue: asyncio.Queue[UpstreamItem | None] = asyncio.Queue()  # None: the reader is done
+        # Malformed items never enter the queue (the reader counts and skips them); None: the reader is done.
+        queue: asyncio.Queue[AgentEvent | GatewayEvent | None] = asyncio.Queue()
         space = asyncio.Semaphore(QUEUE_ITEMS)
         run.reader = asyncio.create_task(self._read(run, upstream, queue, space), name=f"read-{run.run_id}")
         try:
@@ -237,7 +211,7 @@ class RunManager:
         self,
         run: ActiveRun,
         upstream: UpstreamRun,
-        queue: asyncio.Queue[UpstreamItem | None],
+        queue: asyncio.Queue[AgentEvent | GatewayEvent | None],
         space: asyncio.Semaphore,
     ) -> None:
         try:
@@ -275,7 +249,7 @@ class RunManager:
             log.exception("thread %s run %s: could not store the run's end", run.thread_id, run.run_id)
         finally:
             run.final_seq = runtime.last_seq
-            runtime.run = None
+            runtime.release_run(run)
             run.finished.set()
             self._runs.discard(run)
             self._metrics.runs_active.dec()

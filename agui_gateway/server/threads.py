@@ -12,6 +12,10 @@ A :class:`ThreadRuntime` owns, for one thread:
   compactor position, so 200 clients connecting at once share one copy;
 * the recent frames of the live tail (:class:`RecentFrames`) and a run-state
   signal for subscribers;
+* the run this process has open on the thread (one at most: the run manager
+  claims and releases it through :meth:`ThreadRuntime.claim_run` and
+  :meth:`ThreadRuntime.release_run`) and the count of open streams
+  (:meth:`ThreadRuntime.add_subscriber` / :meth:`ThreadRuntime.remove_subscriber`);
 * crash recovery: a run the log shows open that no task of this process owns
   was cut off by a crash; the first open stores and broadcasts a RUN_ERROR
   (source "gateway") so the thread accepts runs again.
@@ -30,17 +34,15 @@ from collections import OrderedDict
 from collections.abc import Sequence
 from contextlib import aclosing
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
+from agui_gateway.protocol.builders import run_error_event
 from agui_gateway.protocol.compaction import SnapshotCompactor
+from agui_gateway.server.active_run import ActiveRun
 from agui_gateway.server.fanout import RecentFrames, slices
 from agui_gateway.server.metrics import GatewayMetrics
 from agui_gateway.server.sse import event_frame, frames
 from agui_gateway.store.base import Checkpoint, NewEvent, StoredRecord, ThreadStore
-from agui_gateway.upstream.client import run_error_event
-
-if TYPE_CHECKING:
-    from agui_gateway.server.runs import ActiveRun
 
 log = logging.getLogger("agui_gateway.server.threads")
 
@@ -87,19 +89,55 @@ class ThreadRuntime:
         self._view: ReplayView | None = None
         self._run_changed = asyncio.Event()
         self.recent = RecentFrames()
-        self.run: ActiveRun | None = None  # set and cleared by runs.RunManager
-        self.subscribers = 0
+        self._run: ActiveRun | None = None
+        self._subscribers = 0
 
     # -- run state ----------------------------------------------------------------
 
     @property
+    def run(self) -> ActiveRun | None:
+        """The run this process has open on the thread (at most one)."""
+        return self._run
+
+    @property
     def running(self) -> bool:
-        return self.run is not None
+        return self._run is not None
+
+    def claim_run(self, run: ActiveRun) -> bool:
+        """Take the thread for ``run``; False when another run holds it.
+
+        Synchronous on purpose: the check and the claim happen without an await in
+        between, so of two racing starts exactly one gets the thread.
+        """
+        if self._run is not None:
+            return False
+        self._run = run
+        return True
+
+    def release_run(self, run: ActiveRun) -> None:
+        """Give the thread back; only the run that holds it can."""
+        if self._run is run:
+            self._run = None
+
+    # -- subscribers ----------------------------------------------------------------
+
+    @property
+    def subscribers(self) -> int:
+        """Open streams on this thread."""
+        return self._subscribers
+
+    def add_subscriber(self) -> None:
+        self._subscribers += 1
+        self._metrics.subscribers.inc()
+
+    def remove_subscriber(self) -> None:
+        self._subscribers -= 1
+        self._metrics.subscribers.dec()
 
     @property
     def idle(self) -> bool:
         """Nothing depends on this runtime staying in memory."""
-        return self.run is None and self.subscribers == 0 and self._building is None and not self._lock.locked()
+        return self._run is None and self._subscribers == 0 and self._building is None and not self._lock.locked()
 
     def notify_run_changed(self) -> None:
         changed, self._run_changed = self._run_changed, asyncio.Event()
@@ -149,7 +187,7 @@ class ThreadRuntime:
                     await asyncio.sleep(0)  # let other threads' streams run during a long build
         self._metrics.checkpoint_builds.inc()
         self._saved_seq = saved
-        if self._recover_open_runs and compactor.run_open and self.run is None:
+        if self._recover_open_runs and compactor.run_open and self._run is None:
             await self._close_crashed_run(compactor)
         self._compactor = compactor  # published only once complete and recovered
         if compactor.folded_seq > self._saved_seq:
@@ -344,7 +382,7 @@ class ThreadRegistry:
         return self._runtimes.get(thread_id) or self._alive.get(thread_id)
 
     def active_runs(self) -> list[ThreadRuntime]:
-        return [rt for rt in self._runtimes.values() if rt.run is not None]
+        return [rt for rt in self._runtimes.values() if rt.running]
 
     def _evict(self) -> None:
         """Drop least recently used idle runtimes beyond the caps (count and bytes).

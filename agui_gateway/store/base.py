@@ -3,7 +3,7 @@
 The gateway talks to storage only through :class:`ThreadStore`. A store keeps,
 per thread, an append-only log of :class:`StoredRecord` (dense ``seq`` from 1)
 and at most one checkpoint (an opaque blob plus the ``seq`` it covers). The
-shared contract tests in ``tests/store_contract.py`` are written against this
+shared contract tests in ``tests/store/contract.py`` are written against this
 class, so every backend (the embedded JSONL file store, a Redis Streams store)
 passes the very same tests.
 """
@@ -12,9 +12,11 @@ from __future__ import annotations
 
 import re
 from abc import ABC, abstractmethod
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import AsyncGenerator, AsyncIterator, Sequence
 from dataclasses import dataclass
 from typing import Any, Literal
+
+from agui_gateway.protocol.types import Event
 
 Source = Literal["agent", "gateway"]
 
@@ -45,7 +47,7 @@ def validate_thread_id(thread_id: str) -> str:
 class NewEvent:
     """An event to append: the event exactly as received, plus its envelope fields."""
 
-    event: dict[str, Any]
+    event: Event
     run_id: str | None
     source: Source = "agent"
 
@@ -58,7 +60,7 @@ class StoredRecord:
     run_id: str | None
     ts: int  # epoch milliseconds when the gateway received the event
     source: Source
-    event: dict[str, Any]
+    event: Event
 
     def to_json_dict(self) -> dict[str, Any]:
         return {
@@ -114,7 +116,7 @@ class ThreadStore(ABC):
     # The public reads validate the thread id eagerly, then hand over to the
     # backend's generator (``_read*``), which runs only when iterated.
 
-    def read(self, thread_id: str, after: int = 0) -> AsyncIterator[StoredRecord]:
+    def read(self, thread_id: str, after: int = 0) -> AsyncGenerator[StoredRecord, None]:
         """Yield the records with ``seq > after`` in order, in bounded memory.
 
         The iteration ends at the last record stored when it reaches the end;
@@ -123,12 +125,12 @@ class ThreadStore(ABC):
         validate_thread_id(thread_id)
         return self._read(thread_id, after)
 
-    def read_lines(self, thread_id: str, after: int = 0) -> AsyncIterator[bytes]:
+    def read_lines(self, thread_id: str, after: int = 0) -> AsyncGenerator[bytes, None]:
         """Yield stored records as JSON lines (with trailing newline), ``seq > after``."""
         validate_thread_id(thread_id)
         return self._read_lines(thread_id, after)
 
-    def read_event_json(self, thread_id: str, after: int = 0) -> AsyncIterator[tuple[int, bytes]]:
+    def read_event_json(self, thread_id: str, after: int = 0) -> AsyncGenerator[tuple[int, bytes], None]:
         """Yield ``(seq, event_json)`` for the records with ``seq > after``, like :meth:`read`.
 
         ``event_json`` is the stored event's JSON: one line (no CR or LF) that
@@ -141,15 +143,15 @@ class ThreadStore(ABC):
         return self._read_event_json(thread_id, after)
 
     @abstractmethod
-    def _read(self, thread_id: str, after: int) -> AsyncIterator[StoredRecord]:
+    def _read(self, thread_id: str, after: int) -> AsyncGenerator[StoredRecord, None]:
         """:meth:`read` for a validated thread id."""
 
-    def _read_lines(self, thread_id: str, after: int) -> AsyncIterator[bytes]:
+    def _read_lines(self, thread_id: str, after: int) -> AsyncGenerator[bytes, None]:
         """:meth:`read_lines` for a validated thread id. Default: serialise :meth:`_read`;
         a backend that keeps JSON lines may stream its bytes."""
         return _serialise(self._read(thread_id, after))
 
-    def _read_event_json(self, thread_id: str, after: int) -> AsyncIterator[tuple[int, bytes]]:
+    def _read_event_json(self, thread_id: str, after: int) -> AsyncGenerator[tuple[int, bytes], None]:
         """:meth:`read_event_json` for a validated thread id. Default: serialise :meth:`_read`."""
         return _event_json(self._read(thread_id, after))
 
@@ -181,14 +183,14 @@ class ThreadStore(ABC):
         """Replace the thread's checkpoint atomically (never a torn checkpoint)."""
 
 
-async def _serialise(records: AsyncIterator[StoredRecord]) -> AsyncIterator[bytes]:
+async def _serialise(records: AsyncIterator[StoredRecord]) -> AsyncGenerator[bytes, None]:
     import orjson
 
     async for record in records:
         yield orjson.dumps(record.to_json_dict()) + b"\n"
 
 
-async def _event_json(records: AsyncIterator[StoredRecord]) -> AsyncIterator[tuple[int, bytes]]:
+async def _event_json(records: AsyncIterator[StoredRecord]) -> AsyncGenerator[tuple[int, bytes], None]:
     import orjson
 
     try:

@@ -1,2 +1,3 @@
-"""The agent side: the SSE client that runs one upstream AG-UI run (with its fault
-mapping), its SSE parser, and the scripted demo agent."""
+"""The agent side: one upstream AG-UI run (``run``: its lifecycle), the HTTP exchange
+with the agent and its fault mapping (``agent_http``), the SSE parser (``sse_parser``),
+and the scripted demo agent (``demo``)."""

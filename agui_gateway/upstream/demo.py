@@ -226,11 +226,14 @@ def demo_script(run_input: RunAgentInput) -> list[DemoStep]:
         add(
             DemoStep(
                 0.05,
-                StateDeltaEvent(
-                    delta=[
-                        {"op": "replace", "path": f"/todos/{index}/done", "value": True},
-                        {"op": "replace", "path": "/progress", "value": round((index + 1) / len(todos), 2)},
-                    ]
+                # Validated from wire dicts: the model types ``delta`` as operation models.
+                StateDeltaEvent.model_validate(
+                    {
+                        "delta": [
+                            {"op": "replace", "path": f"/todos/{index}/done", "value": True},
+                            {"op": "replace", "path": "/progress", "value": round((index + 1) / len(todos), 2)},
+                        ]
+                    }
                 ),
             )
         )

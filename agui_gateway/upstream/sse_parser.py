@@ -7,13 +7,16 @@ What cannot be used becomes a :class:`Malformed` (skipped and counted by the cal
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any
 
 import orjson
 
-# The official TypeScript client fails a stream whose SSE buffer passes 10 MB; an
-# event above this is skipped (and counted) so one runaway event cannot grow memory.
-DEFAULT_MAX_EVENT_BYTES = 16 * 1024 * 1024
+from agui_gateway.protocol.types import CLIENT_SSE_BUFFER_LIMIT, Event
+
+# An event whose data passes the official client's frame limit could never reach a
+# client through the gateway (the client fails the stream instead), so it is skipped
+# and counted here rather than stored; the bound also keeps one runaway event from
+# growing memory.
+DEFAULT_MAX_EVENT_BYTES = CLIENT_SSE_BUFFER_LIMIT
 _EXCERPT_CHARS = 200
 
 
@@ -30,7 +33,7 @@ def excerpt(raw: bytes | bytearray | str) -> str:
     return raw if len(raw) <= _EXCERPT_CHARS else raw[:_EXCERPT_CHARS] + "…"
 
 
-def decode_event(data: bytes) -> dict[str, Any] | Malformed:
+def decode_event(data: bytes) -> Event | Malformed:
     """One SSE event's data as an AG-UI event dict, or why it is not one."""
     try:
         value = orjson.loads(data)

@@ -203,10 +203,8 @@ class Planner:
         turns = None if budget is not None else r.randint(*s.turns_per_run)
         turn = 0
         while True:
-            if turns is None:
-                last = w.count - run_start + self._turn_mean * 0.5 >= budget  # type: ignore[operator]
-            else:
-                last = turn >= turns
+            # Without a turn count, the run ends once the budget would be reached mid-turn.
+            last = turn >= turns if turns is not None else w.count - run_start + self._turn_mean * 0.5 >= (budget or 0)
             before = w.count
             if last:
                 yield from self._turn(final=not open_end, force_nested=open_end)

@@ -5,7 +5,7 @@ Three layers:
 * the same cases, plus random chunk streams, run through the real
   ``transformChunks`` from the installed @ag-ui/client (harness/node_modules)
   and compared event for event, error for error;
-* the whole client (tests/official_client.py): replaying a raw chunked stream
+* the whole client (tests/support/official_client.py): replaying a raw chunked stream
   ends where replaying our expansion of it ends.
 """
 
@@ -17,10 +17,10 @@ from typing import Any
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
-from support.node_driver import NodeDriver, start_node_driver
+from support.official_client import NodeDriver, module_driver
 
-from agui_gateway.protocol.chunks import CHUNK_EVENT_TYPES as CHUNK_TYPES
 from agui_gateway.protocol.chunks import ChunkStreamError, ChunkTransformer
+from agui_gateway.protocol.events import CHUNK_TYPES
 
 # ---------------------------------------------------------------- helpers
 
@@ -380,20 +380,21 @@ for await (const line of readline.createInterface({ input: process.stdin })) {
 """
 
 
-class NodeTransformChunks(NodeDriver):
+class NodeTransformChunks:
     """A long-lived node process running @ag-ui/client's own transformChunks."""
 
-    def __init__(self, script: str) -> None:
-        super().__init__(script, "transformChunks")
+    def __init__(self, driver: NodeDriver) -> None:
+        self._driver = driver
 
     def run(self, events: list[dict[str, Any]]) -> tuple[list[dict[str, Any]], str | None]:
-        reply = self.ask(events)
+        reply = self._driver.ask(events)
         return reply["events"], reply["error"]
 
 
 @pytest.fixture(scope="module")
 def js_chunks() -> Iterator[NodeTransformChunks]:
-    yield from start_node_driver(NodeTransformChunks, _NODE_DRIVER)
+    with module_driver(_NODE_DRIVER, "transformChunks") as driver:
+        yield NodeTransformChunks(driver)
 
 
 @pytest.mark.parametrize(("name", "stream", "expected", "error"), CASES, ids=CASE_IDS)

@@ -15,7 +15,7 @@ from typing import Any
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
-from support.node_driver import NodeDriver, start_node_driver
+from support.official_client import NodeDriver, module_driver
 
 from agui_gateway.protocol import schema
 from agui_gateway.protocol.compat import apply_compatibility_boundary
@@ -309,21 +309,32 @@ for await (const line of readline.createInterface({ input: process.stdin })) {
 """
 
 
-class NodeEnforcement(NodeDriver):
+class NodeEnforcement:
     """A long-lived node process running the client's own enforcement and boundary."""
 
-    def __init__(self, script: str) -> None:
-        super().__init__(script, "enforcement")
+    def __init__(self, driver: NodeDriver) -> None:
+        self._driver = driver
 
     def enforce(self, events: list[dict[str, Any]], compat: bool = False) -> list[dict[str, Any]]:
-        reply = self.ask({"op": "enforce", "events": events, "compat": compat})
+        reply = self._driver.ask({"op": "enforce", "events": events, "compat": compat})
         assert reply["error"] is None, f"test input must be valid 1.0 after stripping: {reply['error']}"
         return reply["events"]
+
+    def describe(self) -> dict[str, Any]:
+        """The client's zod schemas, described as plain data."""
+        reply: dict[str, Any] = self._driver.ask({"op": "describe"})
+        return reply
+
+    def compat(self, events: list[dict[str, Any]]) -> list[dict[str, Any]]:
+        """Each event through the client's CompatibilityBoundary alone."""
+        reply: list[dict[str, Any]] = self._driver.ask({"op": "compat", "events": events})
+        return reply
 
 
 @pytest.fixture(scope="module")
 def js() -> Iterator[NodeEnforcement]:
-    yield from start_node_driver(NodeEnforcement, _NODE_DRIVER)
+    with module_driver(_NODE_DRIVER, "enforcement") as driver:
+        yield NodeEnforcement(driver)
 
 
 def ours(events: list[dict[str, Any]], compat: bool = False) -> list[dict[str, Any]]:
@@ -390,7 +401,7 @@ def _differences(zod: Any, python: Any, path: str) -> list[str]:
 
 
 def test_compiled_shapes_match_the_zod_schemas(js) -> None:
-    zod = js.ask({"op": "describe"})
+    zod = js.describe()
     found = _differences(zod["EventSchema"], _describe(schema.EVENT_SHAPE), "Event")
     found += _differences(zod["MessageSchema"], _describe(schema.MESSAGE_SHAPE), "Message")
     # Known and harmless: the discriminator literals (type / role / op) are required in
@@ -653,7 +664,7 @@ _legacy_event = st.one_of(
 @settings(max_examples=200, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(events=st.lists(_legacy_event, min_size=1, max_size=4))
 def test_compatibility_boundary_matches_the_client(js, events: list[dict[str, Any]]) -> None:
-    assert [apply_compatibility_boundary(event) for event in events] == js.ask({"op": "compat", "events": events})
+    assert [apply_compatibility_boundary(event) for event in events] == js.compat(events)
     assert ours(events, compat=True) == js.enforce(events, compat=True)
 
 

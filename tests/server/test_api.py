@@ -9,19 +9,11 @@ from pathlib import Path
 import httpx
 import orjson
 import pytest
-from support.gateway_fixtures import (
-    RunningGateway,
-    ScriptedAgent,
-    agent_run_events,
-    collect,
-    events_of,
-    has_event,
-    read_log,
-    run_input,
-    serve_scripted_gateway,
-    user_message,
-    wait_for_condition,
-)
+from support.agents import ScriptedAgent
+from support.events import agent_run_events, read_log, run_input, user_message
+from support.servers import RunningGateway, serve_scripted_gateway
+from support.sse import collect, events_of, has_event
+from support.waiting import wait_until_async
 
 
 @pytest.fixture
@@ -39,7 +31,7 @@ async def test_run_streams_the_agents_events_with_dense_ids_and_records_the_user
 ) -> None:
     scripted, _ = agent
     script = agent_run_events("t-run", "r1")
-    scripted.script("r1", script)
+    answer = scripted.script("r1", script)
     body = run_input("t-run", "r1", [user_message("u1", "hello")])
     async with httpx.AsyncClient(base_url=gateway.url) as client:
         frames = await collect(client, "POST", "/agents/scripted/run", json=body)
@@ -64,7 +56,7 @@ async def test_run_streams_the_agents_events_with_dense_ids_and_records_the_user
     assert [r["seq"] for r in stored] == list(range(1, len(events) + 1))
     assert [r["source"] for r in stored] == ["gateway", "gateway"] + ["agent"] * len(script)
     assert [r["event"] for r in stored[2:]] == script  # the agent's events exactly as sent
-    assert scripted._scripts["r1"].requests[0] == body  # forwarded unchanged
+    assert answer.requests[0] == body  # forwarded unchanged
 
 
 async def test_second_run_records_only_messages_the_thread_does_not_have(
@@ -153,7 +145,7 @@ async def test_empty_thread_stream_stays_open_until_the_first_run(
             collect(client, "GET", "/threads/t-empty/events", until=has_event(lambda e: e["type"] == "RUN_FINISHED"))
         )
         # Heartbeats show the stream is open and waiting (interval 0.2 s in this config).
-        await wait_for_condition(lambda: gateway.gateway.metrics.subscribers._value.get() >= 1)
+        await wait_until_async(lambda: gateway.gateway.metrics.subscribers._value.get() >= 1)
         run = await collect(client, "POST", "/agents/scripted/run", json=run_input("t-empty", "e1"))
         frames = await watching
     assert events_of(frames) == events_of(run) == script

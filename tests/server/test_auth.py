@@ -9,16 +9,10 @@ from pathlib import Path
 import httpx
 import pytest
 from click.testing import CliRunner
-from support.gateway_fixtures import (
-    RunningGateway,
-    ScriptedAgent,
-    agent_run_events,
-    collect,
-    events_of,
-    has_id,
-    run_input,
-    serve_scripted_gateway,
-)
+from support.agents import ScriptedAgent
+from support.events import agent_run_events, run_input
+from support.servers import RunningGateway, serve_scripted_gateway
+from support.sse import collect, events_of, has_id
 
 from agui_gateway.cli.main import main
 from agui_gateway.server.auth import InsecureBindError, check_bind

@@ -7,19 +7,11 @@ from collections.abc import Awaitable
 from pathlib import Path
 
 import httpx
-from support.gateway_fixtures import (
-    ScriptedAgent,
-    agent_run_events,
-    collect,
-    events_of,
-    has_event,
-    has_id,
-    read_log,
-    run_input,
-    serve_gateway,
-    user_message,
-    wait_for_condition,
-)
+from support.agents import ScriptedAgent
+from support.events import agent_run_events, read_log, run_input, user_message
+from support.servers import serve_gateway
+from support.sse import collect, events_of, has_event, has_id
+from support.waiting import wait_until_async
 
 from agui_gateway import Reducer, SnapshotCompactor
 from agui_gateway.server.config import GatewayConfig
@@ -56,7 +48,7 @@ async def test_checkpoint_follows_each_run_and_the_log_is_only_appended(
                 raw = [r["event"] for r in read_log(data, "cp")]
                 # Written right after the run's last event is stored (the caller's stream
                 # does not wait for it).
-                checkpoint = await wait_for_condition(
+                checkpoint = await wait_until_async(
                     lambda: (cp := read_checkpoint(thread_dir)) is not None and cp.seq == len(raw) and cp  # noqa: B023
                 )
                 restored = SnapshotCompactor.loads(checkpoint.data)
@@ -66,7 +58,7 @@ async def test_checkpoint_follows_each_run_and_the_log_is_only_appended(
                 return (await client.get("/metrics")).text
 
             # One checkpoint write per run, and one build (the first run): never a rebuild.
-            text = await wait_for_condition(lambda: _written(metrics(), 3))
+            text = await wait_until_async(lambda: _written(metrics(), 3))
     assert _metric(text, "agui_gateway_checkpoint_builds_total") == 1
 
 

@@ -14,7 +14,8 @@ from pathlib import Path
 import httpx
 import pytest
 from click.testing import CliRunner
-from support.gateway_fixtures import RunningGateway, SseParser, serve_gateway
+from support.servers import RunningGateway, serve_gateway
+from support.sse import SseReader
 
 from agui_gateway.cli.serve import build_config, serve
 from agui_gateway.server.config import ConfigError, GatewayConfig, load_config, parse_tokens
@@ -132,9 +133,9 @@ async def test_any_origin_with_a_star(tmp_path: Path) -> None:
                 "POST", "/agents/demo/run", json=body, headers={"origin": "https://anything.example"}
             ) as run:
                 assert run.status_code == 200 and run.headers["access-control-allow-origin"] == "*"
-                parser, frames = SseParser(), []
+                reader, frames = SseReader(), []
                 async for chunk in run.aiter_bytes():
-                    frames += parser.feed(chunk)
+                    frames += reader.feed(chunk)
                 types = [f.event["type"] for f in frames if f.event is not None]
                 assert types[0] == "RUN_STARTED" and types[-1] == "RUN_FINISHED"
 
@@ -185,7 +186,7 @@ def test_origins_from_file_environment_and_flags(tmp_path: Path) -> None:
 
 @pytest.mark.parametrize("value", ["https://ui.example.com/", "ui.example.com", "https://ui.example.com/app", "null"])
 def test_what_is_not_an_origin_is_a_clear_error(value: str, tmp_path: Path) -> None:
-    with pytest.raises(ConfigError, match="cors_origins: .* is not an origin"):
+    with pytest.raises(ConfigError, match=r"cors_origins: .* is not an origin"):
         load_config(None, {"AGUI_GATEWAY_CORS_ORIGINS": value})
     path = tmp_path / "gateway.json"
     path.write_text(json.dumps({"cors_origins": [value]}))

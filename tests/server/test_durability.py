@@ -21,20 +21,11 @@ from typing import Any
 import httpx
 import orjson
 import pytest
-from support.gateway_fixtures import (
-    Frame,
-    GatewayProcess,
-    ScriptedAgent,
-    SseParser,
-    agent_run_events,
-    collect,
-    events_of,
-    has_id,
-    read_log,
-    run_input,
-    user_message,
-    wait_for_condition,
-)
+from support.agents import ScriptedAgent
+from support.events import agent_run_events, read_log, run_input, user_message
+from support.servers import GatewayProcess
+from support.sse import Frame, SseReader, collect, events_of, has_id
+from support.waiting import wait_until_async
 
 from agui_gateway import Reducer
 
@@ -72,7 +63,7 @@ def drain_stalled(sock: socket.socket, until_id: int, timeout: float = 60.0) -> 
     while b"\r\n\r\n" not in data:
         data += sock.recv(65536)
     _, body = data.split(b"\r\n\r\n", 1)
-    parser, frames, raw = SseParser(), [], body
+    reader, frames, raw = SseReader(), [], body
     pending = b""
     while True:
         pending += raw
@@ -84,7 +75,7 @@ def drain_stalled(sock: socket.socket, until_id: int, timeout: float = 60.0) -> 
             size = int(pending[:size_end], 16)
             if len(pending) < size_end + 2 + size + 2:
                 break
-            frames.extend(parser.feed(pending[size_end + 2 : size_end + 2 + size]))
+            frames.extend(reader.feed(pending[size_end + 2 : size_end + 2 + size]))
             pending = pending[size_end + 2 + size + 2 :]
         if any(f.id is not None and f.id >= until_id for f in frames):
             return frames
@@ -117,7 +108,7 @@ async def test_a_stalled_client_loses_nothing_and_costs_no_memory(
                 stalled_client(gw.port, f"/threads/{thread_id}/events?after={warm_seq}"),
                 stalled_client(gw.port, f"/threads/{thread_id}/events"),
             ]
-            await wait_for_condition(
+            await wait_until_async(
                 lambda: b"agui_gateway_subscribers 2.0" in httpx.get(gw.url + "/metrics").content, timeout=10
             )
             count = 40  # 40 runs x 16 x 64 KiB = 40 MiB that the stalled clients do not read
@@ -148,11 +139,11 @@ async def test_a_stalled_client_loses_nothing_and_costs_no_memory(
 
 async def _watch(client: httpx.AsyncClient, url: str, frames: list[Frame], **kwargs: Any) -> None:
     """Record complete frames until the connection breaks (the gateway is killed)."""
-    parser = SseParser()
+    reader = SseReader()
     try:
         async with client.stream("GET", url, **kwargs) as response:
             async for chunk in response.aiter_bytes():
-                frames.extend(parser.feed(chunk))
+                frames.extend(reader.feed(chunk))
     except (httpx.HTTPError, ConnectionError):
         pass
 
@@ -235,12 +226,12 @@ async def _run_and_kill(
         watched = seen.raw[0]
         # At a run's end the checkpoint is written, right after the run's last event.
         target = before + (total if moment == "run_end" else rng.randint(1, total - 1))
-        await wait_for_condition(lambda: _last_id(watched) >= target, timeout=30)
+        await wait_until_async(lambda: _last_id(watched) >= target, timeout=30)
         if moment == "replay":
             replayers: list[list[Frame]] = [[] for _ in range(8)]
             tasks += [asyncio.ensure_future(_watch(client, path, frames)) for frames in replayers]
             seen.fresh += replayers
-            await wait_for_condition(lambda: any(replayers), timeout=30)
+            await wait_until_async(lambda: any(replayers), timeout=30)
         gw.kill()
         await asyncio.gather(*tasks)
     return seen
@@ -294,11 +285,11 @@ async def _check_restarted(
 
 
 async def _post_run(client: httpx.AsyncClient, thread_id: str, run_id: str, frames: list[Frame]) -> None:
-    parser = SseParser()
+    reader = SseReader()
     body = run_input(thread_id, run_id, [user_message(f"{run_id}-u", f"question of {run_id}")])
     try:
         async with client.stream("POST", "/agents/scripted/run", json=body) as response:
             async for chunk in response.aiter_bytes():
-                frames.extend(parser.feed(chunk))
+                frames.extend(reader.feed(chunk))
     except (httpx.HTTPError, ConnectionError):
         pass

@@ -16,7 +16,9 @@ from pathlib import Path
 
 import httpx
 import pytest
-from support.gateway_fixtures import RunningGateway, collect, events_of, run_input, serve_gateway
+from support.events import run_input
+from support.servers import RunningGateway, serve_gateway
+from support.sse import collect, events_of
 
 from agui_gateway.server.config import GatewayConfig
 
@@ -79,7 +81,9 @@ async def _run_in_thread(url: str, thread_id: str) -> dict:
 
 async def test_serve_demo_walkthrough(tmp_path: Path) -> None:
     """`agui-gateway serve --demo`, then the README's walk-through: run, watch, resume, snapshot."""
-    from support.gateway_fixtures import GatewayProcess, has_id, user_message
+    from support.events import user_message
+    from support.servers import GatewayProcess
+    from support.sse import has_id
 
     with GatewayProcess(tmp_path / "data", {}, "--demo", "--demo-pace", "0") as gw:
         async with httpx.AsyncClient(base_url=gw.url, timeout=30) as client:

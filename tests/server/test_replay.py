@@ -15,20 +15,11 @@ from typing import Any
 
 import httpx
 import pytest
-from support.gateway_fixtures import (
-    Frame,
-    RunningGateway,
-    ScriptedAgent,
-    agent_run_events,
-    collect,
-    events_of,
-    has_id,
-    read_log,
-    run_input,
-    serve_scripted_gateway,
-    user_message,
-    wait_for_condition,
-)
+from support.agents import ScriptedAgent
+from support.events import agent_run_events, read_log, run_input, user_message
+from support.servers import RunningGateway, serve_scripted_gateway
+from support.sse import Frame, collect, events_of, has_id
+from support.waiting import wait_until_async
 
 from agui_gateway import Reducer
 from agui_testkit.generate import generate_log
@@ -262,7 +253,7 @@ async def test_many_clients_at_once_all_end_identically(
         ]
         # All of them connect while the run is held (the caller's stream is one more).
         subscribers = gateway.gateway.metrics.subscribers
-        await wait_for_condition(lambda: subscribers._value.get() == len(fresh) + len(resumers) + 1)
+        await wait_until_async(lambda: subscribers._value.get() == len(fresh) + len(resumers) + 1)
         held.release()
         await caller
         fresh_frames = await asyncio.gather(*fresh)

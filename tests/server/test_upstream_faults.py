@@ -3,95 +3,74 @@ thread takes runs again."""
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Iterator
+import contextlib
+from collections.abc import Iterator
 from pathlib import Path
 
 import httpx
+import orjson
 import pytest
-from starlette.applications import Starlette
-from starlette.requests import Request
-from starlette.responses import JSONResponse, Response, StreamingResponse
-from starlette.routing import Route
-from support.gateway_fixtures import (
-    RunningGateway,
-    collect,
-    events_of,
-    read_log,
-    run_input,
-    serve_gateway,
-    user_message,
-)
-from support.servers import refused_port, serve_app
+from support.agents import ScriptedAgent, sse
+from support.events import read_log, run_input, user_message
+from support.servers import RunningGateway, refused_port, serve_app, serve_gateway
+from support.sse import collect, events_of
 
-from agui_gateway.server.config import GatewayConfig, UpstreamTimeouts
+from agui_gateway.server.config import GatewayConfig
+from agui_gateway.upstream.agent_http import UpstreamTimeouts
 
 
-def _faulty_agent() -> Starlette:
-    async def status_500(request: Request) -> Response:
-        return JSONResponse({"detail": "model overloaded"}, status_code=500)
+def _started(thread_id: str, run_id: str) -> dict[str, str]:
+    return {"type": "RUN_STARTED", "threadId": thread_id, "runId": run_id}
 
-    async def plain_text(request: Request) -> Response:
-        return Response("hello", media_type="text/plain")
 
-    async def malformed(request: Request) -> Response:
-        body = await request.json()
-
-        async def stream() -> AsyncIterator[bytes]:
-            t, r = body["threadId"], body["runId"]
-            yield b'data: {"type":"RUN_STARTED","threadId":"%s","runId":"%s"}\n\n' % (t.encode(), r.encode())
-            yield b"data: {not json\n\n"
-            yield b'data: {"type":"TEXT_MESSAGE_START","messageId":"m","role":"assistant"}\n\n'
-            yield b"data: [1,2,3]\n\n"
-            yield b'data: {"type":"TEXT_MESSAGE_CONTENT","messageId":"m","delta":"kept"}\n\n'
-            yield b'data: {"type":"TEXT_MESSAGE_END","messageId":"m"}\n\n'
-            yield b'data: {"type":"RUN_FINISHED","threadId":"%s","runId":"%s"}\n\n' % (t.encode(), r.encode())
-
-        return StreamingResponse(stream(), media_type="text/event-stream")
-
-    async def truncated(request: Request) -> Response:
-        body = await request.json()
-
-        async def stream() -> AsyncIterator[bytes]:
-            yield b'data: {"type":"RUN_STARTED","threadId":"%s","runId":"%s"}\n\n' % (
-                body["threadId"].encode(),
-                body["runId"].encode(),
-            )
-            yield b'data: {"type":"TEXT_MESSAGE_START","messageId":"m","role":"assistant"}\n\n'
-
-        return StreamingResponse(stream(), media_type="text/event-stream")
-
-    async def silent(request: Request) -> Response:
-        async def stream() -> AsyncIterator[bytes]:
-            import asyncio
-
-            yield b": hello\n\n"
-            await asyncio.Event().wait()  # never sends anything else
-            yield b""
-
-        return StreamingResponse(stream(), media_type="text/event-stream")
-
-    return Starlette(
-        routes=[
-            Route("/500", status_500, methods=["POST"]),
-            Route("/text", plain_text, methods=["POST"]),
-            Route("/malformed", malformed, methods=["POST"]),
-            Route("/truncated", truncated, methods=["POST"]),
-            Route("/silent", silent, methods=["POST"]),
-        ]
+def _faulty_agents() -> dict[str, ScriptedAgent]:
+    """One agent per fault, each answering every run the same way (or per run where the
+    answer names the run)."""
+    status_500 = ScriptedAgent(
+        [orjson.dumps({"detail": "model overloaded"})], status=500, content_type="application/json"
     )
+    plain_text = ScriptedAgent([b"hello"], content_type="text/plain; charset=utf-8")
+    malformed = ScriptedAgent()
+    malformed.answer(
+        "r1",
+        [
+            sse(_started("fault-lines", "r1")),
+            b"data: {not json\n\n",
+            sse({"type": "TEXT_MESSAGE_START", "messageId": "m", "role": "assistant"}),
+            b"data: [1,2,3]\n\n",
+            sse({"type": "TEXT_MESSAGE_CONTENT", "messageId": "m", "delta": "kept"}),
+            sse({"type": "TEXT_MESSAGE_END", "messageId": "m"}),
+            sse({"type": "RUN_FINISHED", "threadId": "fault-lines", "runId": "r1"}),
+        ],
+    )
+    truncated = ScriptedAgent()
+    for run_id in ("r1", "r2"):  # the stream stops before the run's end
+        truncated.answer(
+            run_id,
+            [
+                sse(_started("fault-truncated", run_id)),
+                sse({"type": "TEXT_MESSAGE_START", "messageId": "m", "role": "assistant"}),
+            ],
+        )
+    silent = ScriptedAgent([b": hello\n\n"], then="stall")  # never sends anything else
+    return {"500": status_500, "text": plain_text, "malformed": malformed, "truncated": truncated, "silent": silent}
 
 
 @pytest.fixture(scope="module")
-def faulty() -> Iterator[str]:
-    with serve_app(_faulty_agent()) as url:
-        yield url
+def faulty() -> Iterator[dict[str, str]]:
+    """The faulty agents on loopback: name -> run URL."""
+    with contextlib.ExitStack() as stack:
+        urls = {}
+        for name, agent in _faulty_agents().items():
+            urls[name] = stack.enter_context(serve_app(agent)) + "/"
+            stack.callback(agent.release_all)
+        yield urls
 
 
 @pytest.fixture
-def gateway(tmp_path: Path, faulty: str) -> Iterator[RunningGateway]:
+def gateway(tmp_path: Path, faulty: dict[str, str]) -> Iterator[RunningGateway]:
     with refused_port() as nowhere:
-        agents = {name: f"{faulty}/{name}" for name in ("500", "text", "malformed", "truncated", "silent")}
-        agents["down"] = nowhere
+        agents = {**faulty, "down": nowhere}
         config = GatewayConfig(
             data_dir=tmp_path / "data", agents=agents, timeouts=UpstreamTimeouts(connect=2, read=0.5, total=None)
         )

@@ -27,6 +27,7 @@ from agui_gateway.store.base import (
     NewEvent,
     StoredRecord,
     ThreadStore,
+    UnencodableEvent,
 )
 
 MakeStore = Callable[[], Awaitable[ThreadStore]]
@@ -76,7 +77,8 @@ def new(value: Any, run_id: str | None = "run-1", **extra: Any) -> NewEvent:
     return NewEvent(event(value, **extra), run_id)
 
 
-async def collect(records: AsyncIterator[Any]) -> list[Any]:
+async def drain(records: AsyncIterator[Any]) -> list[Any]:
+    """Every item of an async iterator, in order."""
     return [record async for record in records]
 
 
@@ -151,7 +153,7 @@ class StoreContract:
         second = await store.append("t", [new(3)])
         third = await store.append("t", [new(4), new(5)])
         assert [r.seq for r in first + second + third] == [1, 2, 3, 4, 5, 6]
-        read = await collect(store.read("t"))
+        read = await drain(store.read("t"))
         assert [r.seq for r in read] == [1, 2, 3, 4, 5, 6]
         assert [r.event["value"] for r in read] == [0, 1, 2, 3, 4, 5]
         assert await store.last_seq("t") == 6
@@ -165,7 +167,7 @@ class StoreContract:
                 NewEvent({"type": "RUN_STARTED", "threadId": "t", "runId": "r"}, "r"),
             ],
         )
-        read = await collect(store.read("t"))
+        read = await drain(store.read("t"))
         assert read == appended
         assert [(r.run_id, r.source) for r in read] == [
             ("run-1", "agent"),
@@ -183,16 +185,16 @@ class StoreContract:
         for start in range(0, 37, 4):
             await store.append("t", [new(v) for v in range(start, min(start + 4, 37))])
         for after in range(40):
-            seqs = [r.seq for r in await collect(store.read("t", after=after))]
+            seqs = [r.seq for r in await drain(store.read("t", after=after))]
             assert seqs == list(range(after + 1, 38)), after
-            lines = await collect(store.read_lines("t", after=after))
+            lines = await drain(store.read_lines("t", after=after))
             assert [orjson.loads(line)["seq"] for line in lines] == seqs
 
     async def test_read_lines_are_the_stored_records(self, store: ThreadStore) -> None:
         await store.append("t", [new(v) for v in range(5)])
         await store.append("t", [NewEvent(e, None, "gateway") for e in awkward_events()[:3]])
-        records = await collect(store.read("t"))
-        lines = await collect(store.read_lines("t"))
+        records = await drain(store.read("t"))
+        lines = await drain(store.read_lines("t"))
         assert len(lines) == len(records)
         for line, record in zip(lines, records, strict=True):
             assert line.endswith(b"\n") and line.count(b"\n") == 1
@@ -206,37 +208,38 @@ class StoreContract:
         await store.append("t", [NewEvent(e, "run-\u00e9") for e in originals[:5]])
         for e in originals[5:]:
             await store.append("t", [NewEvent(e, None)])
-        read = await collect(store.read("t"))
+        read = await drain(store.read("t"))
         assert [orjson.dumps(r.event) for r in read] == [orjson.dumps(e) for e in originals]
         assert read[0].run_id == "run-\u00e9"
-        tail = await collect(store.read("t", after=len(originals) - 2))
+        tail = await drain(store.read("t", after=len(originals) - 2))
         assert [r.event for r in tail] == originals[-2:]
 
     async def test_unencodable_event_is_rejected_and_stores_nothing(self, store: ThreadStore) -> None:
         await store.append("t", [new(0)])
-        with pytest.raises(ValueError):
+        # The base contract documents UnencodableEvent (a ValueError) for both backends.
+        with pytest.raises(UnencodableEvent, match="JSON"):
             await store.append("t", [new(1), NewEvent({1: "non-string key"}, None)])  # type: ignore[dict-item]
-        with pytest.raises(ValueError):
+        with pytest.raises(UnencodableEvent, match="JSON"):
             await store.append("t", [NewEvent(event(object()), None)])
         assert await store.last_seq("t") == 1
         assert [r.seq for r in await store.append("t", [new(2)])] == [2]
-        assert [r.event["value"] for r in await collect(store.read("t"))] == [0, 2]
+        assert [r.event["value"] for r in await drain(store.read("t"))] == [0, 2]
 
     async def test_threads_are_independent(self, store: ThreadStore) -> None:
         await store.append("a", [new("a1"), new("a2")])
         await store.append("b", [new("b1")])
         await store.append("a", [new("a3")])
-        assert [(r.seq, r.event["value"]) for r in await collect(store.read("a"))] == [
+        assert [(r.seq, r.event["value"]) for r in await drain(store.read("a"))] == [
             (1, "a1"),
             (2, "a2"),
             (3, "a3"),
         ]
-        assert [(r.seq, r.event["value"]) for r in await collect(store.read("b"))] == [(1, "b1")]
+        assert [(r.seq, r.event["value"]) for r in await drain(store.read("b"))] == [(1, "b1")]
 
     async def test_longest_valid_thread_id(self, store: ThreadStore) -> None:
         thread_id = ("Ab9._-" * 22)[:128]
         await store.append(thread_id, [new(0)])
-        assert [r.seq for r in await collect(store.read(thread_id))] == [1]
+        assert [r.seq for r in await drain(store.read(thread_id))] == [1]
         assert {i.thread_id for i in await store.list_threads()} == {thread_id}
 
     # -- events as stored JSON (served without decoding) ----------------------------------
@@ -247,12 +250,12 @@ class StoreContract:
             source = "agent" if i % 3 else "gateway"
             await store.append("t", [NewEvent(e, AWKWARD_RUN_IDS[i % len(AWKWARD_RUN_IDS)], source)])
         await store.append("t", [NewEvent(e, "batch") for e in events_holding_the_envelope()])
-        records = await collect(store.read("t"))
-        lines = await collect(store.read_lines("t"))
+        records = await drain(store.read("t"))
+        lines = await drain(store.read_lines("t"))
         last = records[-1].seq
         for after in (0, 1, 7, 8, last - 9, last - 1, last, last + 3):
             expected = [(r, line) for r, line in zip(records, lines, strict=True) if r.seq > after]
-            got = await collect(store.read_event_json("t", after))
+            got = await drain(store.read_event_json("t", after))
             assert [seq for seq, _ in got] == [r.seq for r, _ in expected], after
             for (seq, data), (record, line) in zip(got, expected, strict=True):
                 assert type(data) is bytes and b"\n" not in data and b"\r" not in data
@@ -271,7 +274,7 @@ class StoreContract:
         # Whether a running read reaches a record stored meanwhile is up to the backend;
         # whatever it yields is a contiguous prefix, and a new read yields the rest.
         assert seen[:3] == [(1, 0), (2, 1), (3, 2)] and seen == [(s, s - 1) for s in range(1, len(seen) + 1)]
-        rest = [(seq, orjson.loads(data)["value"]) for seq, data in await collect(store.read_event_json("t", 3))]
+        rest = [(seq, orjson.loads(data)["value"]) for seq, data in await drain(store.read_event_json("t", 3))]
         assert rest == [(4, 3)]
 
     # -- concurrency -------------------------------------------------------------------
@@ -291,7 +294,7 @@ class StoreContract:
         returned = [r for per_task in results for batch in per_task for r in batch]
         total = sum(1 + (t + b) % 3 for t in range(tasks) for b in range(batches_per_task))
         assert sorted(r.seq for r in returned) == list(range(1, total + 1))
-        stored = await collect(store.read("t"))
+        stored = await drain(store.read("t"))
         assert [r.seq for r in stored] == list(range(1, total + 1))
         by_seq = {r.seq: r.event["value"] for r in stored}
         for per_task in results:
@@ -317,13 +320,13 @@ class StoreContract:
             while seen < total:
                 await store.wait_for("t", seen, timeout=HANG_GUARD)
                 if kind == "lines":
-                    got = [orjson.loads(line) for line in await collect(store.read_lines("t", seen))]
+                    got = [orjson.loads(line) for line in await drain(store.read_lines("t", seen))]
                     pairs = [(g["seq"], g["event"]["value"]) for g in got]
                 elif kind == "event_json":
-                    got = await collect(store.read_event_json("t", seen))
+                    got = await drain(store.read_event_json("t", seen))
                     pairs = [(seq, orjson.loads(data)["value"]) for seq, data in got]
                 else:
-                    got = await collect(store.read("t", seen))
+                    got = await drain(store.read("t", seen))
                     pairs = [(r.seq, r.event["value"]) for r in got]
                 assert pairs == [(seen + 1 + i, seen + i) for i in range(len(pairs))]
                 seen += len(pairs)
@@ -403,8 +406,8 @@ class StoreContract:
         infos = {i.thread_id: i for i in await store.list_threads()}
         assert set(infos) == {"alpha", "beta.2"}
         for thread_id, events in (("alpha", 3), ("beta.2", 1)):
-            records = await collect(store.read(thread_id))
-            lines = await collect(store.read_lines(thread_id))
+            records = await drain(store.read(thread_id))
+            lines = await drain(store.read_lines(thread_id))
             expected = (events, sum(len(line) for line in lines), records[-1].ts)
             info = infos[thread_id]
             assert (info.events, info.bytes, info.last_activity_ms) == expected
@@ -427,11 +430,11 @@ class StoreContract:
         with pytest.raises(InvalidThreadId):
             await store.append(bad, [new(0)])
         with pytest.raises(InvalidThreadId):
-            await collect(store.read(bad))
+            await drain(store.read(bad))
         with pytest.raises(InvalidThreadId):
-            await collect(store.read_lines(bad, 3))
+            await drain(store.read_lines(bad, 3))
         with pytest.raises(InvalidThreadId):
-            await collect(store.read_event_json(bad))
+            await drain(store.read_event_json(bad))
         with pytest.raises(InvalidThreadId):
             await store.last_seq(bad)
         with pytest.raises(InvalidThreadId):
@@ -445,9 +448,9 @@ class StoreContract:
         assert await store.list_threads() == []
 
     async def test_unknown_thread_is_empty(self, store: ThreadStore) -> None:
-        assert await collect(store.read("nobody")) == []
-        assert await collect(store.read_lines("nobody", 5)) == []
-        assert await collect(store.read_event_json("nobody")) == []
+        assert await drain(store.read("nobody")) == []
+        assert await drain(store.read_lines("nobody", 5)) == []
+        assert await drain(store.read_event_json("nobody")) == []
         assert await store.last_seq("nobody") == 0
         assert await store.thread_info("nobody") is None
         assert await store.load_checkpoint("nobody") is None
@@ -462,8 +465,8 @@ class StoreContract:
         await store.save_checkpoint("t", Checkpoint(300, b"state"))
         await store.close()
         reopened = await make_store()
-        assert await collect(reopened.read("t")) == appended
-        assert [r.seq for r in await collect(reopened.read("t", after=257))] == list(range(258, 301))
+        assert await drain(reopened.read("t")) == appended
+        assert [r.seq for r in await drain(reopened.read("t", after=257))] == list(range(258, 301))
         assert await reopened.last_seq("t") == 300
         assert await reopened.load_checkpoint("t") == Checkpoint(300, b"state")
         assert {i.thread_id: i.events for i in await reopened.list_threads()} == {"t": 300, "u": 1}

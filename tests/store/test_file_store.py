@@ -29,7 +29,7 @@ from store.contract import (
     MakeStore,
     StoreContract,
     awkward_events,
-    collect,
+    drain,
     events_holding_the_envelope,
     new,
     opened_stores,
@@ -112,7 +112,7 @@ async def test_invalid_thread_id_touches_no_path(open_store: list[FileStore], da
 async def test_read_only_calls_create_nothing(open_store: list[FileStore], data_dir: Path) -> None:
     store = await reopen(open_store, data_dir)
     assert await store.last_seq("ghost") == 0
-    assert await collect(store.read("ghost")) == []
+    assert await drain(store.read("ghost")) == []
     assert await store.thread_info("ghost") is None
     assert await store.load_checkpoint("ghost") is None
     assert list((data_dir / "threads").iterdir()) == []
@@ -166,7 +166,7 @@ async def test_torn_tail_is_repaired_on_open(open_store: list[FileStore], data_d
 
     store = await reopen(open_store, data_dir)
     assert await store.last_seq("t") == 5
-    assert await collect(store.read("t")) == appended
+    assert await drain(store.read("t")) == appended
     assert log_path(data_dir).read_bytes() == good
     [side] = torn_files(data_dir)
     assert side.read_bytes() == TORN_TAILS[tail]
@@ -200,9 +200,9 @@ async def test_malformed_middle_lines_are_skipped_and_counted(open_store: list[F
     log_path(data_dir).write_bytes(b"".join(lines))
 
     store = await reopen(open_store, data_dir)
-    assert [r.event["value"] for r in await collect(store.read("t"))] == [0, 1, 3, 4, 5]
-    assert [r.seq for r in await collect(store.read("t", after=2))] == [4, 5, 6]
-    assert len(await collect(store.read_lines("t"))) == 5
+    assert [r.event["value"] for r in await drain(store.read("t"))] == [0, 1, 3, 4, 5]
+    assert [r.seq for r in await drain(store.read("t", after=2))] == [4, 5, 6]
+    assert len(await drain(store.read_lines("t"))) == 5
     assert store.malformed_lines == 3 and store.stats.torn_repairs == 0
     assert await store.last_seq("t") == 6
     assert [r.seq for r in await store.append("t", [new(6)])] == [7]
@@ -236,13 +236,13 @@ HAND_EDITED_ODD = 7  # every line but records 1, 2 and 9
 
 
 async def _event_json_matches_read(store: FileStore, thread_id: str, after: int) -> list[int]:
-    records = await collect(store.read(thread_id, after))
-    got = await collect(store.read_event_json(thread_id, after))
+    records = await drain(store.read(thread_id, after))
+    got = await drain(store.read_event_json(thread_id, after))
     assert [seq for seq, _ in got] == [r.seq for r in records], after
     for (seq, data), record in zip(got, records, strict=True):
         assert b"\n" not in data and b"\r" not in data, seq
         assert orjson.dumps(orjson.loads(data)) == orjson.dumps(record.event), seq
-    lines = await collect(store.read_lines(thread_id, after))
+    lines = await drain(store.read_lines(thread_id, after))
     assert [orjson.loads(line)["seq"] for line in lines] == [r.seq for r in records], after
     return [r.seq for r in records]
 
@@ -270,7 +270,7 @@ async def test_event_json_of_hand_edited_lines_is_decoded(
     store = await reopen(open_store, data_dir)
     assert await store.last_seq("t") == 9 and store.stats.torn_repairs == 1
     assert store.malformed_lines == 2
-    events = {r.seq: r.event for r in await collect(store.read("t"))}
+    events = {r.seq: r.event for r in await drain(store.read("t"))}
     assert events[2]["value"] == '"event":{"v":0}}' and events[3]["value"] == 3
     assert events[4] == {"v": "dup"} and events[8]["value"] == 8
 
@@ -278,16 +278,16 @@ async def test_event_json_of_hand_edited_lines_is_decoded(
         assert await _event_json_matches_read(store, "t", after) == [s for s in (1, 2, 3, 4, 5, 7, 8, 9) if s > after]
 
     count_decodes.clear()
-    await collect(store.read_event_json("t"))
+    await drain(store.read_event_json("t"))
     assert len(count_decodes) == HAND_EDITED_ODD
     appended = await store.append("t", [new(v) for v in range(INDEX_EVERY + 3)])  # where the torn line was
     count_decodes.clear()
-    got = await collect(store.read_event_json("t", after=9))
+    got = await drain(store.read_event_json("t", after=9))
     # The read passes the odd lines before seq 9 again; the store's own lines are cut.
     assert set(count_decodes) <= {line.rstrip(b"\n") for line in HAND_EDITED}
     assert [(seq, orjson.loads(data)) for seq, data in got] == [(r.seq, r.event) for r in appended]
     count_decodes.clear()
-    await collect(store.read_lines("t"))
+    await drain(store.read_lines("t"))
     assert len(count_decodes) == HAND_EDITED_ODD
 
 
@@ -310,7 +310,7 @@ async def test_event_json_of_a_long_log_with_odd_lines_from_any_offset(
     for after in sorted(p for p in probes if p >= 0):
         assert await _event_json_matches_read(store, "t", after) == list(range(after + 1, total + 1))
     count_decodes.clear()
-    await collect(store.read_event_json("t"))
+    await drain(store.read_event_json("t"))
     assert len(count_decodes) == total // 41
 
 
@@ -322,9 +322,9 @@ async def test_event_json_is_what_the_default_serialisation_gives(
     run_ids = [r for r in AWKWARD_RUN_IDS if r is None or '"' not in r]  # a quote: decoded, see below
     await store.append("t", [NewEvent(e, run_ids[i % len(run_ids)]) for i, e in enumerate(events)])
     count_decodes.clear()
-    fast = await collect(store.read_event_json("t", 2))
+    fast = await drain(store.read_event_json("t", 2))
     assert count_decodes == []
-    default = await collect(ThreadStore._read_event_json(store, "t", 2))  # serialises read()
+    default = await drain(ThreadStore._read_event_json(store, "t", 2))  # serialises read()
     assert len(count_decodes) == len(events)  # every line up to the end
     assert fast == default and len(fast) == len(events) - 2
 
@@ -402,13 +402,13 @@ async def test_reopen_builds_a_sparse_index_that_reads_from_any_offset(
     probes = set(range(0, total + 2, 97)) | {total - 1, total, total + 1}
     probes |= {k * INDEX_EVERY + d for k in range(10) for d in (-1, 0, 1)}
     for after in sorted(p for p in probes if p >= 0):
-        seqs = [r.seq for r in await collect(store.read("t", after=after))]
+        seqs = [r.seq for r in await drain(store.read("t", after=after))]
         assert seqs == list(range(after + 1, total + 1)), after
     # Appends after the reopen extend the index consistently.
     await store.append("t", [new(v) for v in range(INDEX_EVERY + 5)])
     last = total + INDEX_EVERY + 5
     for after in (total - 3, total + 1, total + INDEX_EVERY, last - 1):
-        assert [r.seq for r in await collect(store.read("t", after=after))] == list(range(after + 1, last + 1))
+        assert [r.seq for r in await drain(store.read("t", after=after))] == list(range(after + 1, last + 1))
 
 
 async def test_abandoned_reader_releases_its_file(open_store: list[FileStore], data_dir: Path) -> None:
@@ -464,7 +464,7 @@ async def test_cancelled_append_is_either_stored_whole_or_not_at_all(
     tasks[5].cancel()
     tasks[17].cancel()
     results = await asyncio.gather(*tasks, return_exceptions=True)
-    stored = await collect(store.read("t"))
+    stored = await drain(store.read("t"))
     assert [r.seq for r in stored] == list(range(1, len(stored) + 1))
     values = [r.event["value"] for r in stored]
     for i, result in enumerate(results):
@@ -548,7 +548,7 @@ async def _check_after_crash(data_dir: Path, acked: list[int], seed: int) -> int
     try:
         last = await store.last_seq("t")
         assert max(acked) <= last, f"seed {seed}: acked {max(acked)} but only {last} survived"
-        records = await collect(store.read("t"))
+        records = await drain(store.read("t"))
         assert [r.seq for r in records] == list(range(1, last + 1)), f"seed {seed}"
         lines = log_lines(data_dir)  # every line is whole, valid JSON
         assert [line["seq"] for line in lines] == list(range(1, last + 1))

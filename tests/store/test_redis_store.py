@@ -22,7 +22,7 @@ from store.contract import (
     HANG_GUARD,
     MakeStore,
     StoreContract,
-    collect,
+    drain,
     let_waiters_start,
     new,
     opened_stores,
@@ -90,7 +90,7 @@ async def test_two_replicas_appending_concurrently_get_dense_unique_seqs(
     total = 2 * 10 * sum(1 + b % 3 for b in range(8))
     assert returned == list(range(1, total + 1))
     for replica in replicas:
-        stored = await collect(replica.read("t"))
+        stored = await drain(replica.read("t"))
         assert [r.seq for r in stored] == returned
     values = [r.event["value"] for r in stored]
     assert len({tuple(v) for v in values}) == total
@@ -105,7 +105,7 @@ async def test_wait_for_wakes_on_an_append_by_another_replica(make_replica: Make
     await writing.append("t", [NewEvent({"type": "CUSTOM", "name": "n", "value": 1}, None)])
     async with asyncio.timeout(HANG_GUARD):
         assert await waiter == 2
-    assert [r.seq for r in await collect(waiting.read("t", after=1))] == [2]
+    assert [r.seq for r in await drain(waiting.read("t", after=1))] == [2]
 
 
 async def test_read_pages_through_long_streams(make_replica: MakeStore) -> None:
@@ -113,9 +113,9 @@ async def test_read_pages_through_long_streams(make_replica: MakeStore) -> None:
     total = 1300  # several XRANGE pages
     for start in range(0, total, 250):
         await store.append("t", [new(v) for v in range(start, min(start + 250, total))])
-    assert [r.event["value"] for r in await collect(store.read("t"))] == list(range(total))
-    assert [r.seq for r in await collect(store.read("t", after=511))] == list(range(512, total + 1))
-    got = await collect(store.read_event_json("t", after=511))
+    assert [r.event["value"] for r in await drain(store.read("t"))] == list(range(total))
+    assert [r.seq for r in await drain(store.read("t", after=511))] == list(range(512, total + 1))
+    got = await drain(store.read_event_json("t", after=511))
     assert [(seq, orjson.loads(data)["value"]) for seq, data in got] == [(s, s - 1) for s in range(512, total + 1)]
 
 
@@ -132,10 +132,10 @@ async def test_event_json_decodes_entries_of_another_shape(make_replica: MakeSto
     finally:
         await client.aclose()
     await store.append("t", [new(3)])
-    records = await collect(store.read("t"))
+    records = await drain(store.read("t"))
     assert [r.seq for r in records] == [1, 2, 3, 6]
     before = store.malformed_entries
-    got = await collect(store.read_event_json("t"))
+    got = await drain(store.read_event_json("t"))
     assert store.malformed_entries == before + 2
     assert [(seq, orjson.loads(data)) for seq, data in got] == [(r.seq, r.event) for r in records]
 

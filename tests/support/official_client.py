@@ -1,25 +1,30 @@
 """Python access to the official ``@ag-ui/client`` through the Node harness.
 
-``OfficialClient`` keeps ONE long-lived ``node harness/replay.mjs --serve``
-process and sends it one JSON line per replay, so a test can run hundreds of
-replays without paying Node's start-up each time. A replay reports what a
-(re)connecting UI built with the official client ends up holding: its messages,
-its state, and the error (if any) that ended the stream.
+:class:`NodeDriver` is the one way the tests talk to Node: a long-lived process
+in ``harness/``, one JSON line in and one out per request. :class:`OfficialClient`
+drives the harness's replay server (``replay.mjs --serve``) with it, so a test can
+run hundreds of replays without paying Node's start-up each time; a replay reports
+what a (re)connecting UI built with the official client ends up holding: its
+messages, its state, and the error (if any) that ended the stream. Tests that
+compare a Python port with one function of the client (chunk transform, schema
+enforcement) run their own small module script through :func:`module_driver`.
 """
 
 from __future__ import annotations
 
+import contextlib
 import os
 import shutil
 import subprocess
 import tempfile
 import threading
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any, Literal, Self
 
 import orjson
+import pytest
 
 Mode = Literal["connect", "run", "verify"]
 
@@ -66,7 +71,12 @@ class ReplayResult:
         )
 
 
-def _require_installed(harness_dir: Path) -> str:
+def require_harness(harness_dir: Path = HARNESS_DIR) -> str:
+    """The path of ``node``, once Node and the harness's npm packages are known to be there.
+
+    The real client is what the tests check against; without it they would prove
+    nothing, so a missing harness is an error (scripts/test.sh installs it), never a skip.
+    """
     node = shutil.which("node")
     if node is None:
         raise HarnessNotInstalled("node is not on PATH; the official-client harness needs Node 20+")
@@ -78,64 +88,81 @@ def _require_installed(harness_dir: Path) -> str:
     return node
 
 
-class OfficialClient:
-    """A long-lived replay server around the official TypeScript client.
+class NodeDriver:
+    """One long-lived Node process in the harness directory: a JSON line in, a JSON line out.
 
-    Requests are serialised with a lock, so one instance can be shared by a
-    whole pytest session. If the Node process dies or a replay exceeds
-    ``timeout`` seconds, that call raises :class:`HarnessError` and the next
-    call starts a fresh process.
+    Node's start-up is paid once, then each request is one line each way.
+    Requests are serialised with a lock, so one driver can be shared by a whole
+    pytest session. If the process dies or a request exceeds ``timeout``
+    seconds, that call raises :class:`HarnessError` (with the tail of Node's
+    stderr) and the next call starts a fresh process.
     """
 
     def __init__(
         self,
-        harness_dir: Path = HARNESS_DIR,
+        node_args: Sequence[str],
         *,
+        name: str,
+        harness_dir: Path = HARNESS_DIR,
         timeout: float = 600.0,
         env: Mapping[str, str] | None = None,
     ) -> None:
+        self.name = name
         self._harness_dir = Path(harness_dir)
-        self._node = _require_installed(self._harness_dir)
+        self._node = require_harness(self._harness_dir)
+        self._args = list(node_args)
         self._timeout = timeout
         self._env = {**os.environ, **(env or {})}
         self._lock = threading.Lock()
         self._proc: subprocess.Popen[bytes] | None = None
         self._stderr: Any = None
-        self._next_id = 0
 
-    # -- public API -------------------------------------------------------
+    def ask(self, request: Any) -> Any:
+        """Sends ``request`` as one JSON line and returns the decoded reply line."""
+        with self._lock:
+            proc = self._proc if self._proc is not None and self._proc.poll() is None else self._start()
+            assert proc.stdin is not None and proc.stdout is not None
+            # The watchdog kills a request that runs past the timeout; readline
+            # then sees EOF and the call fails instead of hanging the suite.
+            timed_out = threading.Event()
 
-    def replay(self, events: Sequence[Mapping[str, Any]], mode: Mode = "connect") -> ReplayResult:
-        """Replays ``events`` (bare events or stored-record envelopes) on a fresh agent."""
-        return self._request({"events": list(events), "mode": mode})
+            def on_timeout() -> None:
+                timed_out.set()
+                proc.kill()
 
-    def replay_file(self, path: str | os.PathLike[str], mode: Mode = "connect") -> ReplayResult:
-        """Replays a JSONL log; blank lines are skipped, bad lines counted in ``bad_lines``."""
-        return self._request({"path": str(Path(path).resolve()), "mode": mode})
-
-    def verify(self, events: Sequence[Mapping[str, Any]]) -> ReplayResult:
-        """Runs only the official ``verifyEvents`` over ``events``; ``error`` is its verdict."""
-        return self.replay(events, mode="verify")
+            watchdog = threading.Timer(self._timeout, on_timeout)
+            watchdog.start()
+            try:
+                proc.stdin.write(orjson.dumps(request) + b"\n")
+                proc.stdin.flush()
+                reply = proc.stdout.readline()
+            except (BrokenPipeError, OSError):
+                reply = b""
+            finally:
+                watchdog.cancel()
+            if not reply:
+                tail = self._stderr_tail()
+                self._stop()
+                reason = f"timed out after {self._timeout}s" if timed_out.is_set() else "exited"
+                raise HarnessError(f"the node {self.name} driver {reason}; stderr:\n{tail}")
+            return orjson.loads(reply)
 
     def close(self) -> None:
+        """Ends the process; a later request starts a fresh one."""
         with self._lock:
             self._stop()
 
-    def __enter__(self) -> OfficialClient:
+    def __enter__(self) -> Self:
         return self
 
     def __exit__(self, *exc: object) -> None:
         self.close()
 
-    # -- plumbing ---------------------------------------------------------
-
     def _start(self) -> subprocess.Popen[bytes]:
         # stderr goes to a file: a pipe nobody reads could fill and block Node.
-        self._stderr = tempfile.TemporaryFile()
+        self._stderr = tempfile.TemporaryFile()  # noqa: SIM115 -- lives as long as the process; _stop closes it
         self._proc = subprocess.Popen(
-            # A large log's replay keeps many full copies of the conversation
-            # alive at once; give V8 room beyond its default heap ceiling.
-            [self._node, "--max-old-space-size=8192", str(self._harness_dir / "replay.mjs"), "--serve"],
+            [self._node, *self._args],
             stdin=subprocess.PIPE,
             stdout=subprocess.PIPE,
             stderr=self._stderr,
@@ -164,45 +191,72 @@ class OfficialClient:
         if self._stderr is None:
             return ""
         self._stderr.seek(0)
-        return self._stderr.read()[-4000:].decode("utf-8", "replace")
+        return str(self._stderr.read()[-4000:].decode("utf-8", "replace"))
+
+
+@contextlib.contextmanager
+def module_driver(script: str, name: str) -> Iterator[NodeDriver]:
+    """A driver running the ES module source ``script`` (which answers each stdin line with one
+    stdout line) for a module-scoped fixture; a clear failure without the harness."""
+    node_args = ["--input-type=module", "-e", script]
+    try:
+        driver = NodeDriver(node_args, name=name, env={"SUPPRESS_TRANSFORMATION_WARNINGS": "true"})
+    except HarnessNotInstalled as error:
+        pytest.fail(str(error), pytrace=False)
+    with driver:
+        yield driver
+
+
+class OfficialClient:
+    """The replay server of the harness (``replay.mjs --serve``) around the official TypeScript client."""
+
+    def __init__(
+        self,
+        harness_dir: Path = HARNESS_DIR,
+        *,
+        timeout: float = 600.0,
+        env: Mapping[str, str] | None = None,
+    ) -> None:
+        harness_dir = Path(harness_dir)
+        # A large log's replay keeps many full copies of the conversation
+        # alive at once; give V8 room beyond its default heap ceiling.
+        args = ["--max-old-space-size=8192", str(harness_dir / "replay.mjs"), "--serve"]
+        self._driver = NodeDriver(args, name="replay", harness_dir=harness_dir, timeout=timeout, env=env)
+        self._lock = threading.Lock()  # request ids in the order the driver sends them
+        self._next_id = 0
+
+    def replay(self, events: Sequence[Mapping[str, Any]], mode: Mode = "connect") -> ReplayResult:
+        """Replays ``events`` (bare events or stored-record envelopes) on a fresh agent."""
+        return self._request({"events": list(events), "mode": mode})
+
+    def replay_file(self, path: str | os.PathLike[str], mode: Mode = "connect") -> ReplayResult:
+        """Replays a JSONL log; blank lines are skipped, bad lines counted in ``bad_lines``."""
+        return self._request({"path": str(Path(path).resolve()), "mode": mode})
+
+    def verify(self, events: Sequence[Mapping[str, Any]]) -> ReplayResult:
+        """Runs only the official ``verifyEvents`` over ``events``; ``error`` is its verdict."""
+        return self.replay(events, mode="verify")
+
+    def close(self) -> None:
+        self._driver.close()
+
+    def __enter__(self) -> OfficialClient:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
 
     def _request(self, body: dict[str, Any]) -> ReplayResult:
         with self._lock:
-            proc = self._proc if self._proc is not None and self._proc.poll() is None else self._start()
-            assert proc.stdin is not None and proc.stdout is not None
             self._next_id += 1
             request_id = self._next_id
-            line = orjson.dumps({"id": request_id, **body}) + b"\n"
-            # The watchdog kills a replay that runs past the timeout; readline
-            # then sees EOF and the call fails instead of hanging the suite.
-            timed_out = threading.Event()
-
-            def on_timeout() -> None:
-                timed_out.set()
-                proc.kill()
-
-            watchdog = threading.Timer(self._timeout, on_timeout)
-            watchdog.start()
-            try:
-                proc.stdin.write(line)
-                proc.stdin.flush()
-                reply = proc.stdout.readline()
-            except (BrokenPipeError, OSError):
-                reply = b""
-            finally:
-                watchdog.cancel()
-            if not reply:
-                tail = self._stderr_tail()
-                self._stop()
-                reason = f"timed out after {self._timeout}s" if timed_out.is_set() else "exited"
-                raise HarnessError(f"replay harness {reason}; stderr:\n{tail}")
-            payload = orjson.loads(reply)
+            payload = self._driver.ask({"id": request_id, **body})
             if payload.get("id") != request_id:
-                self._stop()
+                self._driver.close()  # out of step: the next request starts afresh
                 raise HarnessError(f"harness answered request {payload.get('id')!r}, expected {request_id}")
-            if "requestError" in payload:
-                raise HarnessError(payload["requestError"])
-            return ReplayResult.from_wire(payload)
+        if "requestError" in payload:
+            raise HarnessError(payload["requestError"])
+        return ReplayResult.from_wire(payload)
 
 
 def js_values(value: Any) -> Any:

@@ -1,63 +1,203 @@
-"""Real uvicorn servers on loopback for tests, each in its own thread and event loop.
+"""Real servers on loopback for tests.
 
-``serve_app(app)`` binds a free port on 127.0.0.1 before the server starts (so there
-is no race for the port), runs uvicorn on it in a daemon thread and yields the base
-URL; on exit it asks uvicorn to stop and joins the thread.
+* :func:`serve_app` runs any ASGI app (a scripted agent, the demo agent) on uvicorn
+  in a thread; :func:`serve_gateway` runs the gateway app the same way, lifespan on
+  (store opened and closed). Both bind a free port on 127.0.0.1 before the server
+  starts, so there is no race for the port.
+* :class:`GatewayProcess` runs ``agui-gateway serve`` as a child process, for
+  SIGKILL and memory tests.
+* :func:`refused_port` gives a URL nobody answers.
 """
 
 from __future__ import annotations
 
+import os
+import signal
 import socket
+import subprocess
+import sys
 import threading
-import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from contextlib import contextmanager
-from typing import Any
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Literal
 
+import httpx
 import uvicorn
+from starlette.applications import Starlette
 
+from agui_gateway.server.app import create_app
+from agui_gateway.server.config import GatewayConfig
+from support.waiting import wait_until
+
+REPO_ROOT = Path(__file__).resolve().parents[2]
+LOOPBACK = "127.0.0.1"
 STARTUP_DEADLINE = 10.0
 
 
-def wait_until(condition: Callable[[], bool], timeout: float = 10.0, interval: float = 0.005) -> bool:
-    """Polls ``condition`` until it holds or ``timeout`` passes; returns whether it held."""
-    deadline = time.monotonic() + timeout
-    while True:
-        if condition():
-            return True
-        if time.monotonic() >= deadline:
-            return False
-        time.sleep(interval)
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind((LOOPBACK, 0))
+        return int(sock.getsockname()[1])
 
 
 @contextmanager
-def serve_app(app: Any, host: str = "127.0.0.1") -> Iterator[str]:
+def _listening_socket() -> Iterator[socket.socket]:
     sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
     sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-    sock.bind((host, 0))
-    sock.listen(128)
-    port = sock.getsockname()[1]
-    config = uvicorn.Config(app, log_level="warning", lifespan="off", timeout_graceful_shutdown=2, access_log=False)
+    try:
+        sock.bind((LOOPBACK, 0))
+        sock.listen(256)
+        yield sock
+    finally:
+        sock.close()
+
+
+@contextmanager
+def _run_uvicorn(app: Any, sock: socket.socket, *, lifespan: Literal["on", "off"]) -> Iterator[None]:
+    """uvicorn serving ``app`` on ``sock`` in a daemon thread, from started to stopped."""
+    config = uvicorn.Config(app, log_level="warning", lifespan=lifespan, timeout_graceful_shutdown=2, access_log=False)
     server = uvicorn.Server(config)
+    port = sock.getsockname()[1]
     thread = threading.Thread(target=server.run, kwargs={"sockets": [sock]}, daemon=True, name=f"uvicorn-{port}")
     thread.start()
     try:
-        if not wait_until(lambda: server.started or not thread.is_alive(), STARTUP_DEADLINE) or not server.started:
-            raise RuntimeError("test server did not start")
-        yield f"http://{host}:{port}"
+        wait_until(lambda: server.started or not thread.is_alive(), STARTUP_DEADLINE, what=f"server on port {port}")
+        if not server.started:
+            raise RuntimeError(f"the server on port {port} exited before it started")
+        yield
     finally:
         server.should_exit = True
-        thread.join(timeout=10)
-        sock.close()
+        thread.join(timeout=15)
 
 
 @contextmanager
-def refused_port(host: str = "127.0.0.1") -> Iterator[str]:
+def serve_app(app: Any) -> Iterator[str]:
+    """Any ASGI app on loopback (lifespan off); yields its base URL."""
+    with _listening_socket() as sock, _run_uvicorn(app, sock, lifespan="off"):
+        yield f"http://{LOOPBACK}:{sock.getsockname()[1]}"
+
+
+@dataclass
+class RunningGateway:
+    url: str
+    app: Starlette
+
+    @property
+    def gateway(self) -> Any:
+        return self.app.state.gateway
+
+
+@contextmanager
+def serve_gateway(config: GatewayConfig, store: Any = None) -> Iterator[RunningGateway]:
+    """The gateway app on loopback in this process (lifespan on: store opened and closed)."""
+    with _listening_socket() as sock:
+        port = sock.getsockname()[1]
+        # The app learns its own address (the demo agent's URL is built from it).
+        app = create_app(config.with_overrides(host=LOOPBACK, port=port), store)
+        with _run_uvicorn(app, sock, lifespan="on"):
+            yield RunningGateway(f"http://{LOOPBACK}:{port}", app)
+
+
+@contextmanager
+def serve_scripted_gateway(data_dir: Path, agent_url: str, **overrides: Any) -> Iterator[RunningGateway]:
+    """The gateway in-process with the scripted agent registered as ``scripted``."""
+    config = GatewayConfig(data_dir=data_dir, agents={"scripted": agent_url}, **overrides)
+    with serve_gateway(config) as gw:
+        yield gw
+
+
+@contextmanager
+def refused_port() -> Iterator[str]:
     """A URL whose port is bound but not listening: connecting is refused at once,
     and holding the port keeps anyone else from taking it during the test."""
     sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-    sock.bind((host, 0))
+    sock.bind((LOOPBACK, 0))
     try:
-        yield f"http://{host}:{sock.getsockname()[1]}/"
+        yield f"http://{LOOPBACK}:{sock.getsockname()[1]}/"
     finally:
         sock.close()
+
+
+class GatewayProcess:
+    """``agui-gateway serve`` as a child process (so it can be SIGKILLed and measured)."""
+
+    def __init__(
+        self,
+        data_dir: Path,
+        agents: dict[str, str],
+        *extra_args: str,
+        port: int | None = None,
+        env: dict[str, str] | None = None,
+    ) -> None:
+        self.data_dir = data_dir
+        self.agents = agents
+        self.extra_args = extra_args
+        self.port = port or free_port()
+        self.env = env
+        self.url = f"http://{LOOPBACK}:{self.port}"
+        self.proc: subprocess.Popen[bytes] | None = None
+        self.log_path = data_dir.parent / f"gateway-{self.port}.log"
+
+    def start(self, timeout: float = 20.0) -> GatewayProcess:
+        args = [
+            sys.executable,
+            "-c",
+            "from agui_gateway.cli.main import main; main()",
+            "serve",
+            "--port",
+            str(self.port),
+            "--data",
+            str(self.data_dir),
+            "--log-level",
+            "warning",
+        ]
+        for name, url in self.agents.items():
+            args += ["--agent", f"{name}={url}"]
+        args += list(self.extra_args)
+        env = {**os.environ, **(self.env or {})}
+        self.log_path.parent.mkdir(parents=True, exist_ok=True)
+        with open(self.log_path, "ab") as log_file:
+            self.proc = subprocess.Popen(args, cwd=REPO_ROOT, env=env, stdout=log_file, stderr=subprocess.STDOUT)
+        try:
+            wait_until(self._healthy, timeout, what="gateway answering /healthz", interval=0.05)
+        except AssertionError:
+            self.kill()
+            raise
+        return self
+
+    def _healthy(self) -> bool:
+        assert self.proc is not None
+        if self.proc.poll() is not None:
+            raise RuntimeError(f"gateway exited with {self.proc.returncode}: {self.log_path.read_text()[-2000:]}")
+        try:
+            return httpx.get(self.url + "/healthz", timeout=1).status_code == 200
+        except httpx.HTTPError:
+            return False
+
+    def kill(self) -> None:
+        if self.proc is not None and self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGKILL)
+            self.proc.wait(timeout=10)
+
+    def terminate(self) -> None:
+        if self.proc is not None and self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGTERM)
+            try:
+                self.proc.wait(timeout=15)
+            except subprocess.TimeoutExpired:
+                self.kill()
+
+    def rss_bytes(self) -> int:
+        assert self.proc is not None
+        for line in Path(f"/proc/{self.proc.pid}/status").read_text().splitlines():
+            if line.startswith("VmRSS:"):
+                return int(line.split()[1]) * 1024
+        raise RuntimeError("no VmRSS")
+
+    def __enter__(self) -> GatewayProcess:
+        return self.start()
+
+    def __exit__(self, *exc: object) -> None:
+        self.kill()

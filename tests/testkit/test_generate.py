@@ -8,6 +8,7 @@ feature checks below re-derive from the events themselves (with the
 
 from __future__ import annotations
 
+import itertools
 import os
 import subprocess
 import sys
@@ -27,9 +28,7 @@ from agui_testkit.generate import SHAPES, generate_log, iter_log, realistic_codi
 
 REPO = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(REPO / "bench"))
-import itertools
-
-import make_log  # noqa: E402
+import make_log  # noqa: E402 -- bench/ holds scripts, not a package: importable only after the insert above
 
 Event = dict[str, Any]
 DELTA_TYPES = {"TEXT_MESSAGE_CONTENT", "TOOL_CALL_ARGS", "REASONING_MESSAGE_CONTENT"}
@@ -288,7 +287,10 @@ def test_same_seed_same_log_and_different_seed_different_log(name: str) -> None:
 
 def test_generation_does_not_depend_on_hash_seed() -> None:
     """Same log in a fresh interpreter with another PYTHONHASHSEED (no set-order leaks)."""
-    code = "import orjson,sys; from agui_testkit import generate_log; sys.stdout.buffer.write(orjson.dumps(generate_log('mixed', 3)))"
+    code = (
+        "import orjson, sys; from agui_testkit import generate_log; "
+        "sys.stdout.buffer.write(orjson.dumps(generate_log('mixed', 3)))"
+    )
     out = subprocess.run(
         [sys.executable, "-c", code],
         capture_output=True,

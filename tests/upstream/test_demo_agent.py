@@ -10,13 +10,14 @@ import orjson
 import pytest
 from support.servers import serve_app
 
-from agui_gateway.upstream.client import AgentEvent, UpstreamTimeouts, stream_run
+from agui_gateway.upstream.agent_http import UpstreamTimeouts
 from agui_gateway.upstream.demo import create_demo_app
+from agui_gateway.upstream.run import AgentEvent, UpstreamRun
 
 TIMEOUTS = UpstreamTimeouts(connect=5.0, read=30.0)
 
 
-def run_input(
+def demo_input(
     text: Any, *, run_id: str = "run-1", state: Any = None, history: list[Any] | None = None
 ) -> dict[str, Any]:
     body: dict[str, Any] = {
@@ -40,7 +41,7 @@ def demo_url() -> Any:
 async def stream_demo(url: str, body: dict[str, Any]) -> list[dict[str, Any]]:
     """The demo's events as the gateway reads them; any malformed or gateway item fails."""
     async with httpx.AsyncClient() as client:
-        run = stream_run(client, url, body, timeouts=TIMEOUTS)
+        run = UpstreamRun(client, url, body, timeouts=TIMEOUTS)
         async with run:
             items = [item async for item in run]
     assert all(isinstance(item, AgentEvent) for item in items), [i for i in items if not isinstance(i, AgentEvent)]
@@ -56,7 +57,7 @@ def joined(events: list[dict[str, Any]], kind: str, key: str, value: str) -> str
 
 
 async def test_a_run_has_every_kind_of_event_in_a_valid_order(demo_url: str) -> None:
-    events = await stream_demo(demo_url, run_input("Tell me something about streams"))
+    events = await stream_demo(demo_url, demo_input("Tell me something about streams"))
     kinds = types(events)
     assert events[0] == {"type": "RUN_STARTED", "threadId": "demo-thread", "runId": "run-1"}
     assert events[-1] == {"type": "RUN_FINISHED", "threadId": "demo-thread", "runId": "run-1"}
@@ -100,11 +101,11 @@ async def test_a_run_has_every_kind_of_event_in_a_valid_order(demo_url: str) -> 
 
 
 async def test_the_demo_reacts_to_the_users_message(demo_url: str) -> None:
-    events = await stream_demo(demo_url, run_input("Please summarise the quarterly numbers"))
+    events = await stream_demo(demo_url, demo_input("Please summarise the quarterly numbers"))
     first = next(e["messageId"] for e in events if e["type"] == "TEXT_MESSAGE_START")
     assert "Please summarise the quarterly numbers" in joined(events, "TEXT_MESSAGE_CONTENT", "messageId", first)
 
-    weather = await stream_demo(demo_url, run_input([{"type": "text", "text": "What's the weather in Oslo?"}]))
+    weather = await stream_demo(demo_url, demo_input([{"type": "text", "text": "What's the weather in Oslo?"}]))
     names = {e["toolCallName"] for e in weather if e["type"] == "TOOL_CALL_START"}
     assert names == {"get_weather"}
     calls = [e["toolCallId"] for e in weather if e["type"] == "TOOL_CALL_START"]
@@ -115,7 +116,7 @@ async def test_the_demo_reacts_to_the_users_message(demo_url: str) -> None:
 async def test_the_official_client_accepts_the_stream_and_builds_the_conversation(
     demo_url: str, official_client: Any
 ) -> None:
-    events = await stream_demo(demo_url, run_input("Is it going to rain in Lima? weather please", state={"runs": 2}))
+    events = await stream_demo(demo_url, demo_input("Is it going to rain in Lima? weather please", state={"runs": 2}))
     assert official_client.verify(events).error is None
     result = official_client.replay(events)
     assert result.error is None
@@ -144,11 +145,11 @@ async def test_the_official_client_accepts_the_stream_and_builds_the_conversatio
 
 
 async def test_consecutive_runs_of_a_thread_replay_as_one_conversation(demo_url: str, official_client: Any) -> None:
-    first = await stream_demo(demo_url, run_input("first question", run_id="run-a"))
+    first = await stream_demo(demo_url, demo_input("first question", run_id="run-a"))
     after_first = official_client.replay(first)
     second = await stream_demo(
         demo_url,
-        run_input("second question", run_id="run-b", state=after_first.state, history=after_first.messages),
+        demo_input("second question", run_id="run-b", state=after_first.state, history=after_first.messages),
     )
     result = official_client.replay(first + second)
     assert result.error is None
@@ -158,7 +159,7 @@ async def test_consecutive_runs_of_a_thread_replay_as_one_conversation(demo_url:
 
 
 async def test_pacing_changes_timing_only(demo_url: str) -> None:
-    body = run_input("same words, different pace")
+    body = demo_input("same words, different pace")
     with serve_app(create_demo_app(pace=0.02)) as paced_url:
         paced = await stream_demo(paced_url + "/", body)
     assert paced == await stream_demo(demo_url, body)

@@ -4,25 +4,18 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import threading
 from typing import Any
 
 import httpx
 import orjson
 import pytest
-from support.servers import refused_port, serve_app, wait_until
+from support.agents import ScriptedAgent, sse
+from support.servers import refused_port, serve_app
+from support.waiting import wait_until_async
 
-from agui_gateway.upstream.client import (
-    AgentEvent,
-    GatewayEvent,
-    Malformed,
-    SseData,
-    SseParser,
-    UpstreamItem,
-    UpstreamRun,
-    UpstreamTimeouts,
-    stream_run,
-)
+from agui_gateway.upstream.agent_http import UpstreamTimeouts
+from agui_gateway.upstream.run import AgentEvent, GatewayEvent, UpstreamItem, UpstreamRun
+from agui_gateway.upstream.sse_parser import Malformed, SseData, SseParser
 
 RUN_INPUT: dict[str, Any] = {
     "threadId": "thread-1",
@@ -41,74 +34,11 @@ MSG_END = {"type": "TEXT_MESSAGE_END", "messageId": "m1"}
 FINISHED = {"type": "RUN_FINISHED", "threadId": "thread-1", "runId": "run-1"}
 
 
-def sse(*events: dict[str, Any]) -> bytes:
-    return b"".join(b"data: " + orjson.dumps(event) + b"\n\n" for event in events)
-
-
-class ScriptedAgent:
-    """An ASGI agent that answers every POST the same way: ``status`` and
-    ``content_type``, then each of ``chunks`` as its own write, then
-    ``then``: "end" (close the body), "stall" (send nothing until the client leaves),
-    "trickle" (a comment every 50 ms until the client leaves) or "abort" (drop the
-    connection mid-body). It records each request and sets ``disconnected`` when it
-    sees the client go away."""
-
-    def __init__(
-        self,
-        chunks: list[bytes] | tuple[bytes, ...] = (),
-        *,
-        status: int = 200,
-        content_type: str = "text/event-stream",
-        then: str = "end",
-    ) -> None:
-        self.chunks = list(chunks)
-        self.status = status
-        self.content_type = content_type
-        self.then = then
-        self.requests: list[tuple[dict[str, str], bytes]] = []
-        self.disconnected = threading.Event()
-
-    async def __call__(self, scope: dict[str, Any], receive: Any, send: Any) -> None:
-        if scope["type"] != "http":
-            return
-        body = b""
-        while True:
-            message = await receive()
-            body += message.get("body", b"")
-            if not message.get("more_body"):
-                break
-        headers = {k.decode().lower(): v.decode() for k, v in scope["headers"]}
-        self.requests.append((headers, body))
-        await send(
-            {
-                "type": "http.response.start",
-                "status": self.status,
-                "headers": [(b"content-type", self.content_type.encode())],
-            }
-        )
-        for chunk in self.chunks:
-            await send({"type": "http.response.body", "body": chunk, "more_body": True})
-        if self.then == "end":
-            await send({"type": "http.response.body", "body": b"", "more_body": False})
-        elif self.then == "stall":
-            # After the request body, receive() returns only when the client disconnects.
-            await receive()
-            self.disconnected.set()
-        elif self.then == "trickle":
-            gone = asyncio.ensure_future(receive())
-            while not gone.done():
-                await send({"type": "http.response.body", "body": b": keep-alive\n\n", "more_body": True})
-                await asyncio.wait({gone}, timeout=0.05)
-            self.disconnected.set()
-        elif self.then == "abort":
-            raise RuntimeError("scripted agent drops the connection mid-stream")
-
-
-async def collect(
+async def consume_run(
     url: str, timeouts: UpstreamTimeouts = TIMEOUTS, **options: Any
 ) -> tuple[list[UpstreamItem], UpstreamRun]:
     async with httpx.AsyncClient() as client:
-        run = stream_run(client, url, RUN_INPUT, timeouts=timeouts, **options)
+        run = UpstreamRun(client, url, RUN_INPUT, timeouts=timeouts, **options)
         async with run:
             items = [item async for item in run]
     return items, run
@@ -118,7 +48,7 @@ async def run_against(
     agent: ScriptedAgent, timeouts: UpstreamTimeouts = TIMEOUTS, **options: Any
 ) -> tuple[list[UpstreamItem], UpstreamRun]:
     with serve_app(agent) as url:
-        return await collect(url + "/agent", timeouts, **options)
+        return await consume_run(url + "/agent", timeouts, **options)
 
 
 def gateway_events(items: list[UpstreamItem]) -> list[dict[str, Any]]:
@@ -178,10 +108,10 @@ async def test_reading_stops_at_the_terminal_event_and_closes_the_connection() -
     agent = ScriptedAgent([sse(STARTED, FINISHED, MSG_START)], then="stall")
     with serve_app(agent) as url:
         async with httpx.AsyncClient() as client:
-            run = stream_run(client, url, RUN_INPUT, timeouts=UpstreamTimeouts(connect=5, read=120))
+            run = UpstreamRun(client, url, RUN_INPUT, timeouts=UpstreamTimeouts(connect=5, read=120))
             items = [item async for item in run]
             # Checked while the client (and its connection pool) is still open.
-            assert await asyncio.to_thread(wait_until, agent.disconnected.is_set), "upstream left open"
+            await wait_until_async(agent.disconnected.is_set, what="the agent sees the connection closed")
     assert items == [AgentEvent(STARTED), AgentEvent(FINISHED)]
 
 
@@ -279,7 +209,7 @@ async def test_an_event_over_the_size_limit_is_skipped_and_the_rest_kept() -> No
 
 async def test_unreachable_agent_ends_the_run_with_run_started_and_run_error() -> None:
     with refused_port() as url:
-        items, run = await collect(url)
+        items, run = await consume_run(url)
     assert len(items) == 2
     started = items[0]
     assert isinstance(started, GatewayEvent) and started.event["type"] == "RUN_STARTED"
@@ -337,9 +267,9 @@ async def test_stream_stalling_past_the_read_timeout() -> None:
     agent = ScriptedAgent([sse(STARTED, MSG_START)], then="stall")
     with serve_app(agent) as url:
         async with httpx.AsyncClient() as client:
-            run = stream_run(client, url, RUN_INPUT, timeouts=UpstreamTimeouts(connect=5, read=0.3))
+            run = UpstreamRun(client, url, RUN_INPUT, timeouts=UpstreamTimeouts(connect=5, read=0.3))
             items = [item async for item in run]
-            assert await asyncio.to_thread(wait_until, agent.disconnected.is_set), "upstream left open"
+            await wait_until_async(agent.disconnected.is_set, what="the agent sees the connection closed")
     assert items[:2] == [AgentEvent(STARTED), AgentEvent(MSG_START)]
     error = assert_gateway_failure(items, "upstream_read_timeout")
     assert "0.3" in error["message"]
@@ -351,7 +281,7 @@ async def test_heartbeats_do_not_beat_the_total_timeout() -> None:
     assert items[0] == AgentEvent(STARTED)
     error = assert_gateway_failure(items, "upstream_total_timeout")
     assert "0.5" in error["message"]
-    assert wait_until(agent.disconnected.is_set)
+    await wait_until_async(agent.disconnected.is_set, what="the agent sees the connection closed")
 
 
 async def test_connection_dropped_mid_stream() -> None:
@@ -397,11 +327,11 @@ async def test_cancelling_the_consumer_closes_the_upstream_connection(cancelled_
     agent = ScriptedAgent([sse(STARTED, MSG_START)], then="stall")
     with serve_app(agent) as url:
         async with httpx.AsyncClient() as client:
-            run = stream_run(client, url, RUN_INPUT, timeouts=TIMEOUTS)
+            run = UpstreamRun(client, url, RUN_INPUT, timeouts=TIMEOUTS)
             hold_at = 2 if cancelled_while == "handling an item" else None
             received = await cancel_while_consuming(run, cancel_at=2, hold_at=hold_at)
             # Checked while the client (and its connection pool) is still open.
-            assert await asyncio.to_thread(wait_until, agent.disconnected.is_set), "upstream left open"
+            await wait_until_async(agent.disconnected.is_set, what="the agent sees the connection closed")
     assert received == [AgentEvent(STARTED), AgentEvent(MSG_START)]
     # The stop endpoint then ends the run in the log, once.
     closing = run.closing_events("run stopped by a client", "stopped")
@@ -415,7 +345,7 @@ async def test_a_stop_before_the_terminal_event_was_handed_out_still_ends_the_ru
     agent = ScriptedAgent([sse(STARTED, MSG_START, MSG_END, FINISHED)], then="stall")
     with serve_app(agent) as url:
         async with httpx.AsyncClient() as client:
-            run = stream_run(client, url, RUN_INPUT, timeouts=TIMEOUTS)
+            run = UpstreamRun(client, url, RUN_INPUT, timeouts=TIMEOUTS)
             received = await cancel_while_consuming(run, cancel_at=1, hold_at=1)
     assert received == [AgentEvent(STARTED)]
     assert run.started and not run.terminated
@@ -424,7 +354,7 @@ async def test_a_stop_before_the_terminal_event_was_handed_out_still_ends_the_ru
 
 async def test_closing_a_run_that_never_started_opens_it_first() -> None:
     async with httpx.AsyncClient() as client:
-        run = stream_run(client, "http://127.0.0.1:9/", RUN_INPUT, timeouts=TIMEOUTS)
+        run = UpstreamRun(client, "http://127.0.0.1:9/", RUN_INPUT, timeouts=TIMEOUTS)
         closing = run.closing_events("stopped before the agent answered", "stopped")
     assert [e["type"] for e in closing] == ["RUN_STARTED", "RUN_ERROR"]
     assert closing[0]["runId"] == "run-1"
@@ -434,7 +364,7 @@ async def test_fault_streams_pass_the_official_verifier(official_client: Any) ->
     """What the gateway stores for a fault is a valid AG-UI stream, alone and after
     earlier runs (finished or errored) of the same thread."""
     with refused_port() as url:
-        unreachable, _ = await collect(url)
+        unreachable, _ = await consume_run(url)
     incomplete, _ = await run_against(ScriptedAgent([sse(STARTED, MSG_START, MSG_CONTENT)]))
     headless, _ = await run_against(ScriptedAgent([sse(MSG_START, MSG_END)]))
     finished = [STARTED, FINISHED]

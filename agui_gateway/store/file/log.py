@@ -119,7 +119,7 @@ class ThreadLog:
         self.index = SparseIndex()
         # Start offsets of the lines readers must decode (see jsonl_scan); sorted. Only the
         # open-time scan finds any: every line appended since is in the store's own shape.
-        self.odd_offsets: array = array("q")
+        self.odd_offsets: array[int] = array("q")
         self.changed = asyncio.Event()  # replaced on every commit, see notify()
         self._policy = policy
         self._fds = fds

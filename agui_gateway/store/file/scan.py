@@ -97,8 +97,8 @@ class LineSplitter:
 class SparseIndex:
     """``seq -> byte offset`` for every ~``INDEX_EVERY``-th record: 16 bytes per entry."""
 
-    seqs: array = field(default_factory=lambda: array("q"))
-    offsets: array = field(default_factory=lambda: array("q"))
+    seqs: array[int] = field(default_factory=lambda: array("q"))
+    offsets: array[int] = field(default_factory=lambda: array("q"))
 
     def note(self, seq: int, offset: int) -> None:
         """Called for every good line in file order; keeps one in ``INDEX_EVERY``."""
@@ -136,7 +136,7 @@ class ScanResult:
     file_size: int = 0
     malformed: int = 0  # bad lines in the middle, skipped
     index: SparseIndex = field(default_factory=SparseIndex)
-    odd: array = field(default_factory=lambda: array("q"))  # start offsets of the odd lines
+    odd: array[int] = field(default_factory=lambda: array("q"))  # start offsets of the odd lines
 
     @property
     def torn_bytes(self) -> int:

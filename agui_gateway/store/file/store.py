@@ -33,7 +33,7 @@ import os
 import time
 from array import array
 from bisect import bisect_left
-from collections.abc import AsyncGenerator, AsyncIterator, Callable, Iterator, Sequence
+from collections.abc import AsyncGenerator, Callable, Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import aclosing
 from pathlib import Path
@@ -173,7 +173,7 @@ class FileStore(ThreadStore):
         log = await self._thread(thread_id)
         return await log.append(events, _now_ms())
 
-    async def _read(self, thread_id: str, after: int) -> AsyncIterator[StoredRecord]:
+    async def _read(self, thread_id: str, after: int) -> AsyncGenerator[StoredRecord, None]:
         async with aclosing(self._line_chunks(thread_id, after)) as chunks:
             async for _, block, rule in chunks:
                 for line in block.split(b"\n")[:-1]:
@@ -181,7 +181,7 @@ class FileStore(ThreadStore):
                     if record is not None and rule.accept(record.seq) and record.seq > after:
                         yield record
 
-    async def _read_lines(self, thread_id: str, after: int) -> AsyncIterator[bytes]:
+    async def _read_lines(self, thread_id: str, after: int) -> AsyncGenerator[bytes, None]:
         """The stored bytes of each record, as they are on disk."""
         async with aclosing(self._line_chunks(thread_id, after)) as chunks:
             async for start, block, rule in chunks:
@@ -189,7 +189,7 @@ class FileStore(ThreadStore):
                     if seq > after:
                         yield line + b"\n"
 
-    async def _read_event_json(self, thread_id: str, after: int) -> AsyncIterator[tuple[int, bytes]]:
+    async def _read_event_json(self, thread_id: str, after: int) -> AsyncGenerator[tuple[int, bytes], None]:
         """Each event's bytes cut from its stored line; only the scan's odd lines are decoded."""
         async with aclosing(self._line_chunks(thread_id, after)) as chunks:
             async for start, block, rule in chunks:
@@ -299,7 +299,7 @@ class _LineRule:
     this store since, so cutting it is exact.
     """
 
-    def __init__(self, odd_offsets: array, offset: int) -> None:
+    def __init__(self, odd_offsets: array[int], offset: int) -> None:
         self.previous = 0
         self._odd = odd_offsets
         self._next = bisect_left(odd_offsets, offset)  # the first odd line not passed yet

@@ -23,7 +23,7 @@ this backend targets a single Redis (or a primary with replicas), not Cluster.
 from __future__ import annotations
 
 import time
-from collections.abc import AsyncGenerator, AsyncIterator, Sequence
+from collections.abc import AsyncGenerator, Mapping, Sequence
 from contextlib import aclosing
 from typing import Any
 
@@ -130,12 +130,12 @@ class RedisStore(ThreadStore):
             watch.advance(first + len(events) - 1)
         return [StoredRecord(first + i, e.run_id, ts, e.source, e.event) for i, e in enumerate(events)]
 
-    async def _read(self, thread_id: str, after: int) -> AsyncIterator[StoredRecord]:
+    async def _read(self, thread_id: str, after: int) -> AsyncGenerator[StoredRecord, None]:
         async with aclosing(self._entries(thread_id, after)) as entries:
             async for record, _ in entries:
                 yield record
 
-    async def _read_event_json(self, thread_id: str, after: int) -> AsyncIterator[tuple[int, bytes]]:
+    async def _read_event_json(self, thread_id: str, after: int) -> AsyncGenerator[tuple[int, bytes], None]:
         """Each event's bytes cut from its stored line (see ``records.slice_event``).
 
         Exact because the append script is the only writer of the stream, and it
@@ -155,7 +155,7 @@ class RedisStore(ThreadStore):
                         continue
                     yield record.seq, orjson.dumps(record.event)
 
-    async def _read_lines(self, thread_id: str, after: int) -> AsyncIterator[bytes]:
+    async def _read_lines(self, thread_id: str, after: int) -> AsyncGenerator[bytes, None]:
         async with aclosing(self._entries(thread_id, after)) as entries:
             async for _, line in entries:
                 yield line + b"\n"
@@ -176,13 +176,12 @@ class RedisStore(ThreadStore):
         key = self._key(thread_id, "log")
         start = f"0-{max(after, 0) + 1}"
         while True:
-            page = await self._redis.xrange(key, min=start, max="+", count=_PAGE)
+            page = await self._redis.xrange(key, min=start, max="+", count=_PAGE) or []
             if page:
                 yield page
             if len(page) < _PAGE:
                 return
-            last_seq = int(page[-1][0].split(b"-")[1])
-            start = f"0-{last_seq + 1}"
+            start = f"0-{_seq_of(page[-1][0]) + 1}"
 
     async def last_seq(self, thread_id: str) -> int:
         validate_thread_id(thread_id)
@@ -211,7 +210,7 @@ class RedisStore(ThreadStore):
     # -- listing -------------------------------------------------------------------
 
     async def list_threads(self) -> list[ThreadInfo]:
-        thread_ids = sorted(t.decode() for t in await self._redis.zrange(self._index_key, 0, -1))
+        thread_ids = sorted(_text(t) for t in await self._redis.zrange(self._index_key, 0, -1))
         infos = []
         for i in range(0, len(thread_ids), _PAGE):
             chunk = thread_ids[i : i + _PAGE]
@@ -236,7 +235,7 @@ class RedisStore(ThreadStore):
         blob = await self._redis.get(self._key(thread_id, "ckpt"))
         if blob is None:
             return None
-        header, _, data = blob.partition(b"\n")
+        header, _, data = _bytes(blob).partition(b"\n")
         return Checkpoint(seq=int(header), data=data)
 
     async def save_checkpoint(self, thread_id: str, checkpoint: Checkpoint) -> None:
@@ -249,7 +248,32 @@ class RedisStore(ThreadStore):
         await self._redis.set(self._key(thread_id, "ckpt"), blob)
 
 
-def _info_from_hash(thread_id: str, fields: dict[bytes, bytes]) -> ThreadInfo | None:
+# The client runs without decode_responses, so replies are bytes; redis-py types them
+# as bytes or str (its typing cannot follow that option), hence these narrowings.
+
+
+def _text(value: object) -> str:
+    if isinstance(value, bytes):
+        return value.decode()
+    if isinstance(value, str):
+        return value
+    raise StoreError(f"unexpected Redis reply {value!r}")
+
+
+def _bytes(value: object) -> bytes:
+    if isinstance(value, bytes):
+        return value
+    if isinstance(value, str):
+        return value.encode()
+    raise StoreError(f"unexpected Redis reply {value!r}")
+
+
+def _seq_of(entry_id: object) -> int:
+    """The seq of a log stream entry id, ``0-<seq>``."""
+    return int(_text(entry_id).split("-")[1])
+
+
+def _info_from_hash(thread_id: str, fields: Mapping[Any, Any]) -> ThreadInfo | None:
     seq = int(fields.get(b"seq", 0))
     if seq == 0:
         return None

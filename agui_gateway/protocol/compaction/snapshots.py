@@ -1,0 +1,123 @@
+"""The replay form: finished runs folded into one synthetic run, the open run after
+it in delta form; incremental and checkpointable."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from typing import Any
+
+from agui_gateway.protocol import events as ev
+from agui_gateway.protocol.compaction.checkpoint import dump_checkpoint, load_checkpoint
+from agui_gateway.protocol.compaction.deltas import DeltaCompactor
+from agui_gateway.protocol.compaction.folding import FoldedRuns
+from agui_gateway.protocol.compaction.frames import MAX_FRAME_BYTES
+from agui_gateway.protocol.reducer import Reducer
+from agui_gateway.protocol.types import Event, Message
+
+# The events at which the compactor acts: a run opens, a run ends (and is folded).
+_RUN_BOUNDARIES = frozenset({ev.RUN_STARTED}) | ev.TERMINAL_TYPES
+
+
+class SnapshotCompactor:
+    """Folds finished runs into a replay snapshot, incrementally and checkpointably.
+
+    Two parts: the folded runs (:class:`.folding.FoldedRuns`, a reducer holding the
+    state at the last folded terminal event) and a :class:`.deltas.DeltaCompactor`
+    of the open run (the events fed since the last fold). When a run's RUN_FINISHED /
+    RUN_ERROR arrives, the open run's compacted events are folded and it starts over.
+    """
+
+    def __init__(self, folded: FoldedRuns | None = None) -> None:
+        self._folded = folded if folded is not None else FoldedRuns()
+        self._open_run = DeltaCompactor(start_seq=self._folded.folded_seq)
+        self._open_run_id: str | None = None
+
+    # --- feeding
+
+    def feed(self, event: Event, seq: int | None = None) -> None:
+        """Add the next event; ``seq`` defaults to one more than the last."""
+        self._open_run.feed(event, seq)
+        if event.get("type") in _RUN_BOUNDARIES:
+            self._at_boundary(event)
+
+    def feed_all(self, events: Iterable[Event]) -> None:
+        """:meth:`feed` for a whole stream, at the delta compactor's speed."""
+        stream = iter(events)
+        while (boundary := self._open_run.feed_until(stream, _RUN_BOUNDARIES)) is not None:
+            self._at_boundary(boundary)
+
+    def _at_boundary(self, event: Event) -> None:
+        if event.get("type") == ev.RUN_STARTED:
+            run_id = event.get("runId")
+            self._open_run_id = run_id if isinstance(run_id, str) else ""
+            return
+        self._folded.fold(self._open_run.events(), event, self._open_run.last_seq)
+        self._open_run.clear()
+        self._open_run_id = None
+
+    # --- reading
+
+    @property
+    def last_seq(self) -> int:
+        """Seq of the last event fed (or of the checkpoint's last folded event)."""
+        return self._open_run.last_seq
+
+    @property
+    def folded_seq(self) -> int:
+        """Seq of the last event folded: what a checkpoint written now covers."""
+        return self._folded.folded_seq
+
+    @property
+    def run_open(self) -> bool:
+        """A RUN_STARTED was fed that no terminal event has ended yet."""
+        return self._open_run_id is not None
+
+    @property
+    def open_run_id(self) -> str | None:
+        """The open run's ``runId`` ("" when it has none), ``None`` when no run is open."""
+        return self._open_run_id
+
+    def finished_block(self, max_frame_bytes: int = MAX_FRAME_BYTES) -> list[Event]:
+        """The synthetic run standing for every finished run ([] before the first)."""
+        return self._folded.block(max_frame_bytes)
+
+    def open_run_events(self) -> list[tuple[Event, int | None]]:
+        """Events fed after the last fold, delta-compacted, with their resumable ids."""
+        return self._open_run.sequenced()
+
+    def replay_events(self, max_frame_bytes: int = MAX_FRAME_BYTES) -> list[Event]:
+        """The whole replay: :meth:`finished_block`, then the open run's compacted events."""
+        return self._folded.block(max_frame_bytes) + self._open_run.events()
+
+    def snapshot(self) -> tuple[list[Message], Any]:
+        """Copies of the current messages and state, the open run included."""
+        messages, state = self._folded.reducer.snapshot()
+        if self._open_run.empty:
+            return messages, state
+        current = Reducer(messages, state, client_view=False)
+        current.apply_all(self._open_run.events())
+        return current.snapshot()
+
+    def message_ids(self) -> set[Any]:
+        """Ids of the messages the thread holds now (cheap while no run is open)."""
+        if self._open_run.empty:
+            return {m.get("id") for m in self._folded.reducer.messages}
+        return {m.get("id") for m in self.snapshot()[0]}
+
+    # --- checkpoints
+
+    def dumps(self) -> bytes:
+        """Serialise the folded part (what a checkpoint stores; see :mod:`.checkpoint`)."""
+        return dump_checkpoint(self._folded)
+
+    @classmethod
+    def loads(cls, data: bytes) -> SnapshotCompactor:
+        """A compactor resuming after the checkpoint ``data`` (errors: :func:`.checkpoint.load_checkpoint`)."""
+        return cls(load_checkpoint(data))
+
+
+def compact_to_snapshots(events: Iterable[Event]) -> list[Event]:
+    """The replay form of a thread log (see the package docs)."""
+    compactor = SnapshotCompactor()
+    compactor.feed_all(events)
+    return compactor.replay_events()

@@ -1,0 +1,91 @@
+"""The state of one gateway app: :class:`Gateway`, built from a configuration.
+
+Everything a request handler needs hangs off one :class:`Gateway` object that
+:func:`~agui_gateway.server.app.create_app` stores on ``app.state.gateway``;
+there are no module globals.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import httpx
+
+from agui_gateway.server.auth import Authorizer
+from agui_gateway.server.config import GatewayConfig
+from agui_gateway.server.metrics import GatewayMetrics
+from agui_gateway.server.runs import RunManager
+from agui_gateway.server.threads import ThreadRegistry
+from agui_gateway.store.base import ThreadStore
+
+DEMO_AGENT = "demo"
+DEMO_PATH = "/demo/agent"
+
+
+@dataclass
+class Gateway:
+    """The state of one gateway app."""
+
+    config: GatewayConfig
+    store: ThreadStore
+    agents: dict[str, str]
+    metrics: GatewayMetrics
+    threads: ThreadRegistry
+    runs: RunManager
+    auth: Authorizer
+    http: httpx.AsyncClient
+
+    @classmethod
+    def create(cls, config: GatewayConfig, store: ThreadStore | None = None) -> Gateway:
+        store = store if store is not None else default_store(config)
+        metrics = GatewayMetrics()
+        agents = dict(config.agents)
+        if config.demo:
+            agents.setdefault(DEMO_AGENT, demo_agent_url(config))
+        # The upstream client: no pool limit (each open run holds one streaming connection).
+        http = httpx.AsyncClient(limits=httpx.Limits(max_connections=None, max_keepalive_connections=32))
+        return cls(
+            config=config,
+            store=store,
+            agents=agents,
+            metrics=metrics,
+            threads=ThreadRegistry(
+                store,
+                metrics,
+                cached_threads=config.cached_threads,
+                cache_bytes=config.cache_bytes,
+                recover_open_runs=config.recover_open_runs,
+            ),
+            runs=RunManager(http, metrics, config.timeouts),
+            auth=Authorizer.from_config(config),
+            http=http,
+        )
+
+    async def open(self) -> None:
+        await self.store.open()
+
+    async def close(self) -> None:
+        await self.runs.shutdown()
+        await self.http.aclose()
+        await self.store.close()
+
+
+def default_store(config: GatewayConfig) -> ThreadStore:
+    if config.redis_url:
+        from agui_gateway.store.redis import RedisStore
+
+        return RedisStore(config.redis_url)
+    from agui_gateway.store.file import FileStore
+
+    return FileStore(config.data_dir, fsync=config.fsync, fsync_interval_ms=config.fsync_interval_ms)
+
+
+def demo_agent_url(config: GatewayConfig) -> str:
+    """Where the gateway reaches the demo agent it serves itself (over real HTTP)."""
+    host = config.host
+    if host in ("", "0.0.0.0", "::"):
+        host = "127.0.0.1"
+    elif ":" in host:
+        host = f"[{host}]"
+    # The trailing slash: Starlette redirects a mount's bare path with a 307.
+    return f"http://{host}:{config.port}{DEMO_PATH}/"

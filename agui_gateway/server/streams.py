@@ -1,0 +1,85 @@
+"""The bodies of the API's streams: a thread's history, then its live tail.
+
+Every event stream follows the same id rule: a frame has ``id: N`` exactly when
+a client holding everything up to that frame holds the effect of every stored
+event up to seq N. History for a fresh client (``position`` None) is the
+compacted replay view; for a resuming client it is exactly the stored events
+after its position (0: all of them, uncompacted). Either way the live tail
+follows from where the history ends, read from the log by the client's own
+cursor (:class:`~agui_gateway.server.fanout.LogFollower`).
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncGenerator, AsyncIterator, Awaitable, Callable
+from contextlib import aclosing
+
+from agui_gateway.server.fanout import Batcher, LogFollower, slices
+from agui_gateway.server.gateway import Gateway
+from agui_gateway.server.sse import HEARTBEAT, STREAM_PREAMBLE
+from agui_gateway.server.threads import ThreadRuntime
+
+
+async def history_then_live(
+    gw: Gateway,
+    runtime: ThreadRuntime,
+    position: int | None,
+    *,
+    wait: Callable[[int, float], Awaitable[int]],
+    stop: Callable[[int], bool] | None = None,
+    bound: Callable[[], int | None] | None = None,
+) -> AsyncIterator[bytes | memoryview]:
+    """History (the replay view when ``position`` is None), then the log after it.
+
+    ``wait``, ``stop`` and ``bound`` are the :class:`LogFollower`'s: how to sleep
+    when caught up, when the stream is complete, and the last seq it may send.
+    """
+    metrics = gw.metrics
+    runtime.add_subscriber()
+    follower: LogFollower | None = None
+    try:
+        yield STREAM_PREAMBLE
+        if position is None:
+            view = await runtime.replay_view()
+            metrics.replays.labels("fresh").inc()
+            metrics.replay_bytes.labels("fresh").inc(view.nbytes)
+            for chunk in view.chunks():
+                yield chunk
+            cursor = view.seq
+        else:
+            # Opening the thread also closes a run a crash left open (its RUN_ERROR
+            # then reaches this client like any stored event).
+            await runtime.compactor()
+            metrics.replays.labels("resume").inc()
+            cursor = position
+        follower = LogFollower(
+            gw.store,
+            runtime.thread_id,
+            runtime.recent,
+            cursor,
+            heartbeat_s=gw.config.heartbeat_s,
+            heartbeat=HEARTBEAT,
+            wait=wait,
+            stop=stop,
+            bound=bound,
+        )
+        async for chunk in follower.follow():
+            yield chunk
+    finally:
+        runtime.remove_subscriber()
+        if position is not None and follower is not None:
+            metrics.replay_bytes.labels("resume").inc(follower.bytes_before_caught_up)
+
+
+async def batched(lines: AsyncGenerator[bytes, None]) -> AsyncIterator[bytes | memoryview]:
+    """Stored lines (a thread's raw log) gathered into send-sized pieces."""
+    batcher = Batcher()
+    async with aclosing(lines):  # a client that goes away closes the read it stands on at once
+        async for line in lines:
+            full = batcher.add(line)
+            if full is not None:
+                for piece in slices(full):
+                    yield piece
+        rest = batcher.flush()
+        if rest is not None:
+            yield rest

@@ -1,0 +1,79 @@
+"""AG-UI events and stored records as the gateway tests build and read them."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import orjson
+
+
+def user_message(message_id: str, text: str) -> dict[str, Any]:
+    return {"id": message_id, "role": "user", "content": text}
+
+
+def run_input(
+    thread_id: str, run_id: str, messages: list[dict[str, Any]] | None = None, **extra: Any
+) -> dict[str, Any]:
+    return {
+        "threadId": thread_id,
+        "runId": run_id,
+        "messages": messages or [],
+        "tools": [],
+        "context": [],
+        "state": {},
+        "forwardedProps": {},
+        **extra,
+    }
+
+
+def agent_run_events(thread_id: str, run_id: str, *, text_deltas: int = 6, tools: int = 2) -> list[dict[str, Any]]:
+    """A realistic agent run: state, text, parallel tool calls with results, deltas, custom."""
+    p = run_id
+    events: list[dict[str, Any]] = [
+        {"type": "RUN_STARTED", "threadId": thread_id, "runId": run_id},
+        {"type": "STATE_SNAPSHOT", "snapshot": {"run": run_id, "progress": 0, "todo": ["a", "b"]}},
+        {"type": "TEXT_MESSAGE_START", "messageId": f"{p}-m1", "role": "assistant"},
+    ]
+    events += [
+        {"type": "TEXT_MESSAGE_CONTENT", "messageId": f"{p}-m1", "delta": f"part {i} ünïcödé "}
+        for i in range(text_deltas)
+    ]
+    events.append({"type": "TEXT_MESSAGE_END", "messageId": f"{p}-m1"})
+    for t in range(tools):
+        events.append(
+            {
+                "type": "TOOL_CALL_START",
+                "toolCallId": f"{p}-c{t}",
+                "toolCallName": "lookup",
+                "parentMessageId": f"{p}-m1",
+            }
+        )
+    for piece in ('{"q":', '"x', 'y"}'):
+        for t in range(tools):  # interleaved ARGS of parallel calls
+            events.append({"type": "TOOL_CALL_ARGS", "toolCallId": f"{p}-c{t}", "delta": piece})
+    for t in range(tools):
+        events.append({"type": "TOOL_CALL_END", "toolCallId": f"{p}-c{t}"})
+    for t in reversed(range(tools)):
+        events.append(
+            {"type": "TOOL_CALL_RESULT", "messageId": f"{p}-r{t}", "toolCallId": f"{p}-c{t}", "content": f"result {t}"}
+        )
+    events += [
+        {"type": "STATE_DELTA", "delta": [{"op": "replace", "path": "/progress", "value": 1}]},
+        {"type": "CUSTOM", "name": "progress", "value": {"done": True}},
+        {"type": "TEXT_MESSAGE_START", "messageId": f"{p}-m2", "role": "assistant"},
+    ]
+    events += [
+        {"type": "TEXT_MESSAGE_CONTENT", "messageId": f"{p}-m2", "delta": f"answer {i}. "} for i in range(text_deltas)
+    ]
+    events += [
+        {"type": "TEXT_MESSAGE_END", "messageId": f"{p}-m2"},
+        {"type": "RUN_FINISHED", "threadId": thread_id, "runId": run_id},
+    ]
+    return events
+
+
+def read_log(data_dir: Path, thread_id: str) -> list[dict[str, Any]]:
+    """The stored records of a thread, straight from its JSONL file."""
+    path = data_dir / "threads" / thread_id / "log.jsonl"
+    return [orjson.loads(line) for line in path.read_bytes().splitlines() if line]
