@@ -1,0 +1,119 @@
+"""The streaming ASGI transport that runs in-process agents (real ASGI apps, no mocks)."""
+
+from __future__ import annotations
+
+import asyncio
+from typing import Any
+
+import httpx
+import pytest
+
+from agui_gateway.upstream.asgi import QUEUE_CHUNKS, StreamingASGITransport
+
+DEADLINE = 10.0
+
+
+def _client(app: Any) -> httpx.AsyncClient:
+    return httpx.AsyncClient(transport=StreamingASGITransport(app), base_url="http://agent.test")
+
+
+async def _start(send: Any, status: int = 200) -> None:
+    await send({"type": "http.response.start", "status": status, "headers": [(b"content-type", b"text/plain")]})
+
+
+async def test_chunks_arrive_while_the_app_is_still_running() -> None:
+    release = asyncio.Event()
+
+    async def app(scope: Any, receive: Any, send: Any) -> None:
+        await _start(send)
+        await send({"type": "http.response.body", "body": b"first", "more_body": True})
+        await release.wait()  # the reader must get "first" before this returns
+        await send({"type": "http.response.body", "body": b"second", "more_body": False})
+
+    async with _client(app) as client, client.stream("GET", "/") as response:
+        chunks = response.aiter_raw()
+        assert await asyncio.wait_for(chunks.__anext__(), DEADLINE) == b"first"
+        release.set()
+        assert [chunk async for chunk in chunks] == [b"second"]
+
+
+async def test_the_request_body_and_path_reach_the_app() -> None:
+    seen: dict[str, Any] = {}
+
+    async def app(scope: Any, receive: Any, send: Any) -> None:
+        message = await receive()
+        seen.update(path=scope["path"], query=scope["query_string"], body=message["body"], method=scope["method"])
+        await _start(send)
+        await send({"type": "http.response.body", "body": b"ok"})
+
+    async with _client(app) as client:
+        response = await client.post("/agent/run?x=1", content=b'{"a": 1}')
+    assert response.text == "ok"
+    assert seen == {"path": "/agent/run", "query": b"x=1", "body": b'{"a": 1}', "method": "POST"}
+
+
+async def test_an_exception_before_the_response_is_a_500_naming_it() -> None:
+    async def app(scope: Any, receive: Any, send: Any) -> None:
+        raise RuntimeError("model credentials missing")
+
+    async with _client(app) as client:
+        response = await client.post("/", content=b"{}")
+    assert response.status_code == 500
+    assert "RuntimeError: model credentials missing" in response.text
+
+
+async def test_an_exception_while_streaming_is_a_read_error() -> None:
+    async def app(scope: Any, receive: Any, send: Any) -> None:
+        await _start(send)
+        await send({"type": "http.response.body", "body": b"partial", "more_body": True})
+        raise ValueError("tool crashed")
+
+    async with _client(app) as client, client.stream("GET", "/") as response:
+        received = []
+        with pytest.raises(httpx.ReadError, match="ValueError: tool crashed"):
+            async for chunk in response.aiter_raw():
+                received.append(chunk)
+    assert received == [b"partial"]
+
+
+async def test_closing_early_disconnects_and_cancels_the_app() -> None:
+    outcome: asyncio.Future[str] = asyncio.get_running_loop().create_future()
+
+    async def app(scope: Any, receive: Any, send: Any) -> None:
+        await _start(send)
+        try:
+            while True:
+                await send({"type": "http.response.body", "body": b"x" * 100, "more_body": True})
+        except asyncio.CancelledError:
+            outcome.set_result("cancelled")
+            raise
+        except OSError:
+            outcome.set_result("write failed")
+
+    async with _client(app) as client:
+        async with client.stream("GET", "/") as response:
+            await response.aiter_raw().__anext__()
+        assert await asyncio.wait_for(outcome, DEADLINE) in {"cancelled", "write failed"}
+
+
+async def test_a_reader_that_does_not_read_holds_the_app_back() -> None:
+    sent = 0
+    blocked = asyncio.Event()
+
+    async def app(scope: Any, receive: Any, send: Any) -> None:
+        nonlocal sent
+        await _start(send)
+        for _ in range(QUEUE_CHUNKS * 10):
+            send_task = asyncio.ensure_future(send({"type": "http.response.body", "body": b"y", "more_body": True}))
+            done, _ = await asyncio.wait({send_task}, timeout=0.5)
+            if not done:
+                blocked.set()
+                await send_task
+            sent += 1
+        await send({"type": "http.response.body", "body": b"", "more_body": False})
+
+    async with _client(app) as client, client.stream("GET", "/") as response:
+        await asyncio.wait_for(blocked.wait(), DEADLINE)
+        # The app is blocked in send(): it ran ahead by the queue's size, not further.
+        assert sent <= QUEUE_CHUNKS + 1
+        assert len([chunk async for chunk in response.aiter_raw()]) == QUEUE_CHUNKS * 10
