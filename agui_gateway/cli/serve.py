@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 import os
+import sys
 from pathlib import Path
 
 import click
@@ -59,7 +60,11 @@ def build_config(
     help="Data directory of the embedded store (default ./agui-data).",
 )
 @click.option(
-    "--agent", "agents", multiple=True, metavar="NAME=URL", help="An upstream AG-UI agent; repeat for several."
+    "--agent",
+    "agents",
+    multiple=True,
+    metavar="NAME=URL|NAME=module:app[/path]",
+    help="An upstream AG-UI agent: a URL, or an ASGI app to run in this process; repeat for several.",
 )
 @click.option("--demo", is_flag=True, help="Serve the built-in scripted demo agent as agent 'demo'.")
 @click.option(
@@ -103,6 +108,7 @@ def serve(
     """Run the gateway: store, fan out and replay the events of AG-UI agents."""
     import uvicorn
 
+    from agui_gateway.server.agents import AgentLoadError
     from agui_gateway.server.app import create_app
 
     logging.basicConfig(level=log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s")
@@ -126,16 +132,25 @@ def serve(
     except (ConfigError, InsecureBindError) as exc:
         raise click.UsageError(str(exc)) from None
     if not config.agents and not config.demo:
-        click.echo("warning: no agents configured (use --agent NAME=URL or --demo)", err=True)
+        click.echo("warning: no agents configured (use --agent NAME=URL, NAME=module:app or --demo)", err=True)
     log = logging.getLogger("agui_gateway")
     log.info("access: %s", access_note)
     store_note = config.redis_url or f"{config.data_dir} (fsync={config.fsync})"
     log.info("store: %s", store_note)
     if config.cors_origins:
         log.info("cors: browser pages from %s may call the API", ", ".join(config.cors_origins))
-    app = create_app(config)
-    for name, url in app.state.gateway.agents.items():
-        log.info("agent %s -> %s  (POST /agents/%s/run)", name, url, name)
+    # In-process agents (module:app) import like uvicorn's apps: from the working directory.
+    if os.getcwd() not in sys.path:
+        sys.path.insert(0, os.getcwd())
+    try:
+        app = create_app(config)
+    except AgentLoadError as exc:
+        raise click.UsageError(str(exc)) from exc
+    directory = app.state.gateway.agents
+    for name in directory.names():
+        endpoint = directory.get(name)
+        where = config.agents.get(name, endpoint.url) + ("  (in process)" if endpoint.in_process else "")
+        log.info("agent %s -> %s  (POST /agents/%s/run)", name, where, name)
     uvicorn.run(
         app,
         host=config.host,

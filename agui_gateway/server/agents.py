@@ -6,7 +6,8 @@ and in the config file, or as an app object through the library API). Both are
 reached through an httpx client, so the upstream client, its fault handling and
 the stored RUN_ERRORs are the same for both; an in-process app's client uses
 :class:`~agui_gateway.upstream.asgi.StreamingASGITransport` and its lifespan
-(start-up and shut-down) runs with the gateway's.
+(:class:`~agui_gateway.upstream.asgi.AppLifespan`: start-up and shut-down) runs
+with the gateway's.
 """
 
 from __future__ import annotations
@@ -14,13 +15,11 @@ from __future__ import annotations
 import importlib
 import re
 from collections.abc import Mapping
-from contextlib import AsyncExitStack
 from dataclasses import dataclass
 
 import httpx
-from asgi_lifespan import LifespanManager, LifespanNotSupported
 
-from agui_gateway.upstream.asgi import ASGIApp, StreamingASGITransport
+from agui_gateway.upstream.asgi import AppLifespan, ASGIApp, StreamingASGITransport
 
 # module.path:attribute[.attribute][/url/path]
 _APP_SPEC = re.compile(r"(?P<module>[A-Za-z_][\w.]*):(?P<attribute>[A-Za-z_][\w.]*)(?P<path>/\S*)?")
@@ -60,7 +59,7 @@ class AppSpec:
                 raise AgentLoadError(f"{self.module!r} has no attribute {self.attribute!r}") from error
         if not callable(target):
             raise AgentLoadError(f"{self.module}:{self.attribute} is not an ASGI app")
-        return target  # type: ignore[return-value]  # callable(); the ASGI signature is checked at the first call
+        return target  # callable(); the ASGI signature is checked at the first call
 
 
 def is_agent_target(text: str) -> bool:
@@ -97,14 +96,15 @@ class AgentDirectory:
         self._endpoints: dict[str, AgentEndpoint] = {
             name: AgentEndpoint(name, url, network_client, in_process=False) for name, url in remote.items()
         }
-        for name, (app, path) in self._apps.items():
+        self._lifespans = [AppLifespan(app) for app, _path in self._apps.values()]
+        for lifespan, (name, (app, path)) in zip(self._lifespans, self._apps.items(), strict=True):
             client = httpx.AsyncClient(
-                transport=StreamingASGITransport(app),
+                transport=StreamingASGITransport(app, state=lifespan.state),
                 limits=httpx.Limits(max_connections=None, max_keepalive_connections=None),
             )
             url = f"http://{_IN_PROCESS_HOST}/{path.lstrip('/')}"
             self._endpoints[name] = AgentEndpoint(name, url, client, in_process=True)
-        self._lifespans = AsyncExitStack()
+        self._started: list[AppLifespan] = []
 
     @classmethod
     def from_targets(
@@ -134,15 +134,14 @@ class AgentDirectory:
         return sorted(self._endpoints)
 
     async def open(self) -> None:
-        for app, _path in self._apps.values():
-            try:
-                await self._lifespans.enter_async_context(LifespanManager(app))  # type: ignore[arg-type]
-            except LifespanNotSupported:
-                pass  # an app without a lifespan handler needs no start-up
+        for lifespan in self._lifespans:
+            await lifespan.startup()
+            self._started.append(lifespan)
 
     async def close(self) -> None:
         try:
-            await self._lifespans.aclose()
+            while self._started:
+                await self._started.pop().shutdown()
         finally:
             for endpoint in self._endpoints.values():
                 if endpoint.in_process:

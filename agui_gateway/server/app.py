@@ -1,4 +1,4 @@
-"""The gateway's ASGI app: ``create_app(config, store=None) -> Starlette``.
+"""The gateway's ASGI app: ``create_app(config, store=None, agents=None) -> Starlette``.
 
 Wiring only: the :class:`~agui_gateway.server.gateway.Gateway` state opened and
 closed with the app's lifespan, the API's routes (:mod:`.routes`), the demo
@@ -8,7 +8,7 @@ agent when configured, CORS, and the one place errors become responses
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Mapping
 from contextlib import asynccontextmanager
 
 from starlette.applications import Starlette
@@ -21,6 +21,7 @@ from agui_gateway.server.errors import exception_handlers
 from agui_gateway.server.gateway import DEMO_PATH, Gateway
 from agui_gateway.server.routes import api_routes
 from agui_gateway.store.base import ThreadStore
+from agui_gateway.upstream.asgi import ASGIApp
 
 # What a browser page on another origin needs to call the API: the methods of the
 # routes, and the request headers they read (bearer tokens, JSON bodies, resume
@@ -29,8 +30,14 @@ CORS_METHODS = ("GET", "POST")
 CORS_HEADERS = ("Authorization", "Content-Type", "Last-Event-ID")
 
 
-def create_app(config: GatewayConfig, store: ThreadStore | None = None) -> Starlette:
-    gateway = Gateway.create(config, store)
+def create_app(
+    config: GatewayConfig,
+    store: ThreadStore | None = None,
+    agents: Mapping[str, ASGIApp | tuple[ASGIApp, str]] | None = None,
+) -> Starlette:
+    """The gateway app. ``agents`` mounts ASGI AG-UI apps in process, by agent name: an app
+    (runs are posted to its ``/``) or ``(app, path)``; they join the configured agents."""
+    gateway = Gateway.create(config, store, agents)
 
     @asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:

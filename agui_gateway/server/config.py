@@ -10,7 +10,13 @@ A config file is TOML (``.toml``) or JSON (anything else)::
     max_body_bytes = 16777216
     cors_origins = ["https://ui.example.com"]   # browser UIs on other origins; "*" = any
     [agents]
-    research = "http://127.0.0.1:9000/agent"
+    research = "http://127.0.0.1:9000/agent"      # a remote agent
+    planner = "my_agents.planner:app/agent"        # an ASGI app run in this process
+    [agents.support]                               # an agent with options
+    url = "http://127.0.0.1:9001/"                 # or: app = "module:attribute[/path]"
+    history = "gateway"         # client (default): the caller sends the transcript;
+                                # gateway: the gateway sends the stored thread + new messages
+    capabilities = { tools = { supported = true } }   # AG-UI capabilities it declares
     [timeouts]                  # upstream agent, seconds
     connect = 10
     read = 300                  # longest silence between two bytes of the agent's stream
@@ -37,6 +43,7 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any, Literal, get_args
 
+from agui_gateway.server.agents import is_agent_target
 from agui_gateway.store.file import FsyncPolicy
 from agui_gateway.upstream.agent_http import UpstreamTimeouts
 
@@ -68,12 +75,31 @@ class TokenGrant:
         return "" in self.prefixes
 
 
+HistoryMode = Literal["client", "gateway"]
+_HISTORY_MODES: tuple[str, ...] = get_args(HistoryMode)
+
+
+@dataclass(frozen=True, slots=True)
+class AgentOptions:
+    """How the gateway treats one agent, beyond where it is."""
+
+    # "client": forward the caller's messages as sent (the caller holds the transcript).
+    # "gateway": build the agent's messages from the stored thread plus the caller's new
+    # ones; a caller may send only its new message, and cannot rewrite stored ones.
+    history: HistoryMode = "client"
+    # AG-UI capabilities (camelCase JSON, as AgentCapabilities) the agent declares; the
+    # gateway merges its own (streaming, resumable) over them.
+    capabilities: Mapping[str, Any] = field(default_factory=dict)
+
+
 @dataclass(frozen=True, slots=True)
 class GatewayConfig:
     host: str = "127.0.0.1"
     port: int = 8000
     data_dir: Path = Path("agui-data")
+    # name -> an http(s) URL, or "module:attribute[/path]" for an ASGI app run in process
     agents: Mapping[str, str] = field(default_factory=dict)
+    agent_options: Mapping[str, AgentOptions] = field(default_factory=dict)
     demo: bool = False
     demo_pace: float = 1.0  # 0 streams the demo agent's script without pauses
     tokens: tuple[TokenGrant, ...] = ()
@@ -95,6 +121,9 @@ class GatewayConfig:
     # Origins (scheme://host[:port]) whose pages may call the API from a browser, or
     # "*" for any; empty: no CORS headers at all. Tokens still decide what a call may do.
     cors_origins: tuple[str, ...] = ()
+
+    def options_of(self, agent: str) -> AgentOptions:
+        return self.agent_options.get(agent) or AgentOptions()
 
     def with_overrides(self, **overrides: Any) -> GatewayConfig:
         """A copy with the given fields replaced; ``None`` values are ignored."""
@@ -152,7 +181,20 @@ def _redact(entry: str) -> str:
 
 
 def parse_agents(value: Any) -> dict[str, str]:
-    """Agents from a table/object or from ``name=url`` strings (comma-separated or a list)."""
+    """Agent targets from a table/object or from ``name=target`` strings (comma-separated or a list).
+
+    A target is an ``http(s)://`` URL or an in-process app ``module:attribute[/path]``;
+    a table value may also be a table with ``url`` or ``app`` (see :func:`parse_agent_options`).
+    """
+    return {name: target for name, (target, _options) in _agent_entries(value).items()}
+
+
+def parse_agent_options(value: Any) -> dict[str, AgentOptions]:
+    """The options of the agents given as tables (``history``, ``capabilities``)."""
+    return {name: options for name, (_target, options) in _agent_entries(value).items() if options is not None}
+
+
+def _agent_entries(value: Any) -> dict[str, tuple[str, AgentOptions | None]]:
     if isinstance(value, Mapping):
         items = list(value.items())
     else:
@@ -163,16 +205,39 @@ def parse_agents(value: Any) -> dict[str, str]:
         for entry in entries:
             name, sep, url = str(entry).strip().partition("=")
             if not sep:
-                raise ConfigError(f"agents: {entry!r} is not NAME=URL")
+                raise ConfigError(f"agents: {entry!r} is not NAME=URL or NAME=module:attribute")
             items.append((name.strip(), url.strip()))
-    agents: dict[str, str] = {}
-    for name, url in items:
+    agents: dict[str, tuple[str, AgentOptions | None]] = {}
+    for name, entry in items:
         if not isinstance(name, str) or not name or "/" in name:
             raise ConfigError(f"agents: invalid agent name {name!r}")
-        if not isinstance(url, str) or not url.startswith(("http://", "https://")):
-            raise ConfigError(f"agents: the URL of {name!r} must start with http:// or https://")
-        agents[name] = url
+        options: AgentOptions | None = None
+        if isinstance(entry, Mapping):
+            target, options = _agent_table(name, entry)
+        else:
+            target = entry
+        if not isinstance(target, str) or not is_agent_target(target):
+            raise ConfigError(
+                f"agents: the target of {name!r} must be an http:// or https:// URL "
+                "or an in-process app as module:attribute[/path]"
+            )
+        agents[name] = (target, options)
     return agents
+
+
+def _agent_table(name: str, table: Mapping[str, Any]) -> tuple[Any, AgentOptions]:
+    unknown = set(table) - {"url", "app", "history", "capabilities"}
+    if unknown:
+        raise ConfigError(f"agents.{name}: unknown key(s) {', '.join(sorted(unknown))}")
+    if ("url" in table) == ("app" in table):
+        raise ConfigError(f"agents.{name}: give exactly one of url or app")
+    history = table.get("history", "client")
+    if history not in _HISTORY_MODES:
+        raise ConfigError(f"agents.{name}.history: expected one of {', '.join(_HISTORY_MODES)}")
+    capabilities = table.get("capabilities", {})
+    if not isinstance(capabilities, Mapping):
+        raise ConfigError(f"agents.{name}.capabilities: expected a table/object")
+    return table.get("url", table.get("app")), AgentOptions(history=history, capabilities=dict(capabilities))
 
 
 _ORIGIN = re.compile(r"[a-z][a-z0-9+.-]*://[^/?#\s@]+")
@@ -236,6 +301,7 @@ def _fields_from_mapping(doc: Mapping[str, Any], origin: str) -> dict[str, Any]:
             out["data_dir"] = Path(str(value))
         elif key == "agents":
             out["agents"] = parse_agents(value)
+            out["agent_options"] = parse_agent_options(value)
         elif key == "demo":
             out["demo"] = _parse_bool(name, value)
         elif key == "demo_pace":

@@ -113,6 +113,12 @@ class Conflict(_FixedApiError):
     CODE = "conflict"
 
 
+class HistoryMismatch(Conflict):
+    """409: with server-side history, a caller's message rewrites one the thread holds."""
+
+    CODE = "history_conflict"
+
+
 class PayloadTooLarge(_FixedApiError):
     """413: a body over the configured limit."""
 

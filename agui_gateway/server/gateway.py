@@ -7,16 +7,19 @@ there are no module globals.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass
 
 import httpx
 
+from agui_gateway.server.agents import AgentDirectory
 from agui_gateway.server.auth import Authorizer
 from agui_gateway.server.config import GatewayConfig
 from agui_gateway.server.metrics import GatewayMetrics
 from agui_gateway.server.runs import RunManager
 from agui_gateway.server.threads import ThreadRegistry
 from agui_gateway.store.base import ThreadStore
+from agui_gateway.upstream.asgi import ASGIApp
 
 DEMO_AGENT = "demo"
 DEMO_PATH = "/demo/agent"
@@ -28,7 +31,7 @@ class Gateway:
 
     config: GatewayConfig
     store: ThreadStore
-    agents: dict[str, str]
+    agents: AgentDirectory
     metrics: GatewayMetrics
     threads: ThreadRegistry
     runs: RunManager
@@ -36,18 +39,24 @@ class Gateway:
     http: httpx.AsyncClient
 
     @classmethod
-    def create(cls, config: GatewayConfig, store: ThreadStore | None = None) -> Gateway:
+    def create(
+        cls,
+        config: GatewayConfig,
+        store: ThreadStore | None = None,
+        apps: Mapping[str, ASGIApp | tuple[ASGIApp, str]] | None = None,
+    ) -> Gateway:
+        """The gateway for ``config``; ``apps`` adds in-process agents by name (app, or (app, path))."""
         store = store if store is not None else default_store(config)
         metrics = GatewayMetrics()
-        agents = dict(config.agents)
+        targets = dict(config.agents)
         if config.demo:
-            agents.setdefault(DEMO_AGENT, demo_agent_url(config))
+            targets.setdefault(DEMO_AGENT, demo_agent_url(config))
         # The upstream client: no pool limit (each open run holds one streaming connection).
         http = httpx.AsyncClient(limits=httpx.Limits(max_connections=None, max_keepalive_connections=32))
         return cls(
             config=config,
             store=store,
-            agents=agents,
+            agents=AgentDirectory.from_targets(targets, http, apps),
             metrics=metrics,
             threads=ThreadRegistry(
                 store,
@@ -56,18 +65,22 @@ class Gateway:
                 cache_bytes=config.cache_bytes,
                 recover_open_runs=config.recover_open_runs,
             ),
-            runs=RunManager(http, metrics, config.timeouts),
+            runs=RunManager(metrics, config.timeouts),
             auth=Authorizer.from_config(config),
             http=http,
         )
 
     async def open(self) -> None:
         await self.store.open()
+        await self.agents.open()
 
     async def close(self) -> None:
-        await self.runs.shutdown()
-        await self.http.aclose()
-        await self.store.close()
+        try:
+            await self.runs.shutdown()
+            await self.agents.close()
+            await self.http.aclose()
+        finally:
+            await self.store.close()
 
 
 def default_store(config: GatewayConfig) -> ThreadStore:

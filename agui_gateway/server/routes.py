@@ -27,7 +27,10 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import BaseRoute, Route
 
-from agui_gateway.server.errors import BadResumePosition, Conflict, NotFound
+from agui_gateway.protocol.history import HistoryConflict
+from agui_gateway.server.agents import AgentEndpoint
+from agui_gateway.server.capabilities import gateway_capabilities
+from agui_gateway.server.errors import BadResumePosition, Conflict, HistoryMismatch, NotFound
 from agui_gateway.server.gateway import Gateway
 from agui_gateway.server.requests import read_run_input, resume_position, thread_param
 from agui_gateway.server.responses import json_response, ndjson_response, sse_response
@@ -40,6 +43,7 @@ def api_routes(gateway: Gateway) -> list[BaseRoute]:
     return [
         Route("/agents/{agent}/run", api.run, methods=["POST"]),
         Route("/agents/{agent}/connect", api.connect, methods=["POST"]),
+        Route("/agents/{agent}/capabilities", api.capabilities, methods=["GET"]),
         Route("/threads", api.list_threads, methods=["GET"]),
         Route("/threads/{thread}/events", api.events, methods=["GET"]),
         Route("/threads/{thread}/snapshot", api.snapshot, methods=["GET"]),
@@ -56,23 +60,25 @@ class _Handlers:
 
     # -- runs ------------------------------------------------------------------------
 
-    def _agent_url(self, request: Request) -> tuple[str, str]:
+    def _agent(self, request: Request) -> AgentEndpoint:
         name = request.path_params["agent"]
-        url = self.gw.agents.get(name)
-        if url is None:
+        endpoint = self.gw.agents.get(name)
+        if endpoint is None:
             raise NotFound(f"unknown agent {name!r}")
-        return name, url
+        return endpoint
 
     async def run(self, request: Request) -> Response:
-        agent, url = self._agent_url(request)
+        agent = self._agent(request)
         run_input = await read_run_input(request, self.gw.config.max_body_bytes)
         thread_id = run_input["threadId"]
         self.gw.auth.require(request, thread_id, "write")
         runtime = self.gw.threads.get(thread_id)
         try:
-            run = await self.gw.runs.start(runtime, agent, url, run_input)
+            run = await self.gw.runs.start(runtime, agent, run_input, self.gw.config.options_of(agent.name).history)
         except RunConflict as exc:
             raise Conflict(str(exc)) from exc
+        except HistoryConflict as exc:
+            raise HistoryMismatch(str(exc), details={"messageId": exc.message_id, "fields": list(exc.fields)}) from exc
         # The caller gets the log from just before the run to the run's last event;
         # the bound keeps a next run (started the moment this one ended) out of it.
         return sse_response(
@@ -111,7 +117,7 @@ class _Handlers:
         return sse_response(history_then_live(self.gw, runtime, position, wait=wait))
 
     async def connect(self, request: Request) -> Response:
-        self._agent_url(request)
+        self._agent(request)
         run_input = await read_run_input(request, self.gw.config.max_body_bytes)
         thread_id = run_input["threadId"]
         self.gw.auth.require(request, thread_id, "read")
@@ -172,6 +178,11 @@ class _Handlers:
         self.gw.auth.require(request, thread_id, "read")
         after = resume_position(request, header=False) or 0
         return ndjson_response(batched(self.gw.store.read_lines(thread_id, after)))
+
+    async def capabilities(self, request: Request) -> Response:
+        self.gw.auth.require_any(request)
+        agent = self._agent(request)
+        return json_response(gateway_capabilities(agent, self.gw.config.options_of(agent.name)))
 
     async def healthz(self, request: Request) -> Response:
         return json_response({"status": "ok", "runs": len(self.gw.threads.active_runs())})

@@ -39,11 +39,12 @@ import logging
 from collections.abc import Iterable
 from typing import Any
 
-import httpx
-
 from agui_gateway.protocol import events as ev
 from agui_gateway.protocol.builders import run_error_event, run_started_event
+from agui_gateway.protocol.history import HistoryConflict, merge_history
 from agui_gateway.server.active_run import ActiveRun
+from agui_gateway.server.agents import AgentEndpoint
+from agui_gateway.server.config import HistoryMode
 from agui_gateway.server.metrics import GatewayMetrics
 from agui_gateway.server.threads import ThreadRuntime
 from agui_gateway.store.base import NewEvent, Source
@@ -85,37 +86,46 @@ def new_messages(known_ids: set[str], messages: Iterable[Any]) -> list[dict[str,
 
 
 class RunManager:
-    def __init__(
-        self,
-        http_client: httpx.AsyncClient,
-        metrics: GatewayMetrics,
-        timeouts: UpstreamTimeouts,
-    ) -> None:
-        self._client = http_client
+    def __init__(self, metrics: GatewayMetrics, timeouts: UpstreamTimeouts) -> None:
         self._metrics = metrics
         self._timeouts = timeouts
         self._runs: set[ActiveRun] = set()
 
-    async def start(self, runtime: ThreadRuntime, agent: str, url: str, run_input: dict[str, Any]) -> ActiveRun:
+    async def start(
+        self,
+        runtime: ThreadRuntime,
+        agent: AgentEndpoint,
+        run_input: dict[str, Any],
+        history: HistoryMode = "client",
+    ) -> ActiveRun:
         """Open a run on the thread and start driving it; raise :class:`RunConflict` if one is open.
 
         Shielded: once the gateway's RUN_STARTED is stored the run must get its driver,
         even if the caller disconnects in the middle of opening it.
         """
-        opening = asyncio.ensure_future(self._open(runtime, agent, url, run_input))
+        opening = asyncio.ensure_future(self._open(runtime, agent, run_input, history))
         opening.add_done_callback(_consume_exception)  # the caller may be gone by then
         return await asyncio.shield(opening)
 
-    async def _open(self, runtime: ThreadRuntime, agent: str, url: str, run_input: dict[str, Any]) -> ActiveRun:
+    async def _open(
+        self, runtime: ThreadRuntime, agent: AgentEndpoint, run_input: dict[str, Any], history: HistoryMode
+    ) -> ActiveRun:
         compactor = await runtime.compactor()
         thread_id, run_id = runtime.thread_id, run_input["runId"]
-        run = ActiveRun(thread_id, run_id, agent, start_after=compactor.last_seq, current_run_id=run_id)
+        run = ActiveRun(thread_id, run_id, agent.name, start_after=compactor.last_seq, current_run_id=run_id)
         if not runtime.claim_run(run):  # claimed before the first await below: a racing start sees it
             self._metrics.runs_rejected.inc()
             raise RunConflict(f"thread {thread_id!r} already has a run in progress")
         try:
             if runtime.log_run_open:  # another replica's run (recovery is off), still open
                 raise RunConflict(f"thread {thread_id!r} has a run open in its log")
+            if history == "gateway":
+                # The thread is the source of truth: the agent gets what a replaying
+                # client holds plus the caller's new messages (HistoryConflict: 409).
+                stored_messages, _state, _seq = await runtime.snapshot()
+                upstream_input = {**run_input, "messages": merge_history(stored_messages, run_input["messages"])}
+            else:
+                upstream_input = run_input
             fresh = new_messages(await runtime.message_ids(), run_input.get("messages") or ())
             if fresh:
                 started = run_started_event(thread_id, run_id, recorded_input(thread_id, run_id, fresh))
@@ -124,7 +134,7 @@ class RunManager:
                 run.input_run_open = True
             else:
                 run.start_after = runtime.last_seq
-        except RunConflict:
+        except (RunConflict, HistoryConflict):
             runtime.release_run(run)
             self._metrics.runs_rejected.inc()
             raise
@@ -132,9 +142,9 @@ class RunManager:
             runtime.release_run(run)
             raise
         upstream = UpstreamRun(
-            self._client,
-            url,
-            run_input,
+            agent.client,
+            agent.url,
+            upstream_input,
             timeouts=self._timeouts,
             # A RUN_STARTED the upstream side synthesizes needs no input: the new
             # messages, if any, are in the gateway's own RUN_STARTED already.
@@ -142,7 +152,7 @@ class RunManager:
         )
         run.task = asyncio.create_task(self._drive(runtime, run, upstream), name=f"run-{thread_id}-{run_id}")
         self._runs.add(run)
-        self._metrics.runs_started.labels(agent).inc()
+        self._metrics.runs_started.labels(agent.name).inc()
         self._metrics.runs_active.inc()
         runtime.notify_run_changed()
         return run

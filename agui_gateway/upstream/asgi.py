@@ -146,12 +146,73 @@ class _ResponseBody(httpx.AsyncByteStream):
         await self._exchange.close()
 
 
+class AgentStartupError(RuntimeError):
+    """An in-process app reported ``lifespan.startup.failed`` (or shutdown failed)."""
+
+
+class AppLifespan:
+    """Runs an ASGI app's lifespan (start-up before the first run, shut-down at the end).
+
+    As lenient as uvicorn's ``lifespan="auto"``: an app that raises on the lifespan
+    scope, or returns without answering, has no lifespan and needs none. The state
+    the app fills in during start-up (``scope["state"]``) is handed, shallow-copied,
+    to each request, as servers do.
+    """
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+        self.state: dict[str, Any] = {}
+        self._inbox: asyncio.Queue[Message] = asyncio.Queue()
+        self._replies: asyncio.Queue[Message] = asyncio.Queue()
+        self._task: asyncio.Task[None] | None = None
+
+    async def _run(self) -> None:
+        scope: Scope = {"type": "lifespan", "asgi": {"version": "3.0", "spec_version": "2.0"}, "state": self.state}
+        try:
+            await self.app(scope, self._inbox.get, self._replies.put)
+        except Exception:  # the app has no lifespan handler (the ASGI spec's way to say so)
+            log.debug("in-process agent has no lifespan support", exc_info=True)
+
+    async def _exchange(self, message_type: str) -> None:
+        assert self._task is not None
+        await self._inbox.put({"type": message_type})
+        reply = asyncio.ensure_future(self._replies.get())
+        await asyncio.wait({reply, self._task}, return_when=asyncio.FIRST_COMPLETED)
+        if not reply.done():  # the app returned without answering: no lifespan
+            reply.cancel()
+            return
+        answer = reply.result()
+        if answer["type"].endswith(".failed"):
+            raise AgentStartupError(answer.get("message") or f"{message_type} failed")
+
+    async def startup(self) -> None:
+        self._task = asyncio.create_task(self._run(), name="asgi-agent lifespan")
+        await self._exchange("lifespan.startup")
+
+    async def shutdown(self) -> None:
+        if self._task is None:
+            return
+        try:
+            if not self._task.done():
+                await self._exchange("lifespan.shutdown")
+        finally:
+            if not self._task.done():
+                self._task.cancel()
+            await asyncio.gather(self._task, return_exceptions=True)
+
+
 class StreamingASGITransport(httpx.AsyncBaseTransport):
     """Sends requests to an ASGI app in this process and streams its responses."""
 
-    def __init__(self, app: ASGIApp, client: tuple[str, int] = ("127.0.0.1", 0)) -> None:
+    def __init__(
+        self,
+        app: ASGIApp,
+        client: tuple[str, int] = ("127.0.0.1", 0),
+        state: dict[str, Any] | None = None,
+    ) -> None:
         self.app = app
         self.client = client
+        self.state = state if state is not None else {}  # the lifespan's state, see AppLifespan
 
     async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
         url = request.url
@@ -168,7 +229,7 @@ class StreamingASGITransport(httpx.AsyncBaseTransport):
             "headers": [(k.lower(), v) for k, v in request.headers.raw],
             "server": (url.host, url.port or (443 if url.scheme == "https" else 80)),
             "client": self.client,
-            "state": {},
+            "state": dict(self.state),
         }
         exchange = _Exchange(self.app, scope, request)
         try:

@@ -50,12 +50,14 @@ messages = st.builds(user, ids, st.sampled_from(["a", "b"]))
 
 @given(st.lists(messages, unique_by=lambda m: m["id"]), st.lists(messages))
 def test_merge_keeps_the_thread_first_and_never_duplicates_an_id(stored: list, sent: list) -> None:
-    try:
-        merged = merge_history(stored, sent)
-    except HistoryConflict as conflict:
-        stored_by_id = {m["id"]: m for m in stored}
-        assert any(m["id"] == conflict.message_id and m != stored_by_id[m["id"]] for m in sent)
+    stored_by_id = {m["id"]: m for m in stored}
+    rewrites = [m for m in sent if m["id"] in stored_by_id and m != stored_by_id[m["id"]]]
+    if rewrites:
+        with pytest.raises(HistoryConflict) as caught:
+            merge_history(stored, sent)
+        assert caught.value.message_id == rewrites[0]["id"]
         return
+    merged = merge_history(stored, sent)
     assert merged[: len(stored)] == stored
     merged_ids = [m["id"] for m in merged]
     assert len(merged_ids) == len(set(merged_ids))

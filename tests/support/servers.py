@@ -90,12 +90,13 @@ class RunningGateway:
 
 
 @contextmanager
-def serve_gateway(config: GatewayConfig, store: Any = None) -> Iterator[RunningGateway]:
-    """The gateway app on loopback in this process (lifespan on: store opened and closed)."""
+def serve_gateway(config: GatewayConfig, store: Any = None, apps: Any = None) -> Iterator[RunningGateway]:
+    """The gateway app on loopback in this process (lifespan on: store opened and closed);
+    ``apps`` mounts in-process agents through the library API."""
     with _listening_socket() as sock:
         port = sock.getsockname()[1]
         # The app learns its own address (the demo agent's URL is built from it).
-        app = create_app(config.with_overrides(host=LOOPBACK, port=port), store)
+        app = create_app(config.with_overrides(host=LOOPBACK, port=port), store, apps)
         with _run_uvicorn(app, sock, lifespan="on"):
             yield RunningGateway(f"http://{LOOPBACK}:{port}", app)
 

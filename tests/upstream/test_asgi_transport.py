@@ -68,11 +68,15 @@ async def test_an_exception_while_streaming_is_a_read_error() -> None:
         await send({"type": "http.response.body", "body": b"partial", "more_body": True})
         raise ValueError("tool crashed")
 
+    received: list[bytes] = []
+
+    async def read_all(response: httpx.Response) -> None:
+        async for chunk in response.aiter_raw():
+            received.append(chunk)
+
     async with _client(app) as client, client.stream("GET", "/") as response:
-        received = []
         with pytest.raises(httpx.ReadError, match="ValueError: tool crashed"):
-            async for chunk in response.aiter_raw():
-                received.append(chunk)
+            await read_all(response)
     assert received == [b"partial"]
 
 
@@ -117,3 +121,64 @@ async def test_a_reader_that_does_not_read_holds_the_app_back() -> None:
         # The app is blocked in send(): it ran ahead by the queue's size, not further.
         assert sent <= QUEUE_CHUNKS + 1
         assert len([chunk async for chunk in response.aiter_raw()]) == QUEUE_CHUNKS * 10
+
+
+async def test_lifespan_state_reaches_requests_and_shutdown_runs() -> None:
+    from contextlib import asynccontextmanager
+
+    from starlette.applications import Starlette
+    from starlette.requests import Request
+    from starlette.responses import PlainTextResponse
+    from starlette.routing import Route
+
+    from agui_gateway.upstream.asgi import AppLifespan
+
+    events: list[str] = []
+
+    @asynccontextmanager
+    async def lifespan(app: Starlette) -> Any:
+        events.append("startup")
+        yield {"model": "loaded"}
+        events.append("shutdown")
+
+    async def endpoint(request: Request) -> PlainTextResponse:
+        return PlainTextResponse(request.state.model)
+
+    app = Starlette(routes=[Route("/", endpoint)], lifespan=lifespan)
+    manager = AppLifespan(app)
+    await manager.startup()
+    async with httpx.AsyncClient(transport=StreamingASGITransport(app, state=manager.state)) as client:
+        assert (await client.get("http://agent.test/")).text == "loaded"
+    await manager.shutdown()
+    assert events == ["startup", "shutdown"]
+
+
+@pytest.mark.parametrize("style", ["raises", "returns"])
+async def test_an_app_without_lifespan_support_needs_none(style: str) -> None:
+    from agui_gateway.upstream.asgi import AppLifespan
+
+    async def app(scope: Any, receive: Any, send: Any) -> None:
+        if scope["type"] != "http":
+            if style == "raises":
+                raise RuntimeError("http only")
+            return
+        await _start(send)
+        await send({"type": "http.response.body", "body": b"fine"})
+
+    manager = AppLifespan(app)
+    await asyncio.wait_for(manager.startup(), DEADLINE)
+    async with _client(app) as client:
+        assert (await client.get("/")).text == "fine"
+    await asyncio.wait_for(manager.shutdown(), DEADLINE)
+
+
+async def test_a_failed_startup_is_an_error_naming_the_reason() -> None:
+    from agui_gateway.upstream.asgi import AgentStartupError, AppLifespan
+
+    async def app(scope: Any, receive: Any, send: Any) -> None:
+        assert scope["type"] == "lifespan"
+        await receive()
+        await send({"type": "lifespan.startup.failed", "message": "no API key"})
+
+    with pytest.raises(AgentStartupError, match="no API key"):
+        await AppLifespan(app).startup()
