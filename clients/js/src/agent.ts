@@ -38,6 +38,8 @@ export interface GatewayAgentConfig extends HttpAgentConfig {
 }
 
 type HttpRunParameters = Parameters<HttpAgent["runAgent"]>[0];
+/** @ag-ui/core's AgentCapabilities, as HttpAgent's optional getCapabilities() returns it. */
+export type Capabilities = Awaited<ReturnType<NonNullable<HttpAgent["getCapabilities"]>>>;
 
 const RUN_URL = /^(.*)\/agents\/([^/?#]+)\/run\/?(?:[?#].*)?$/;
 
@@ -111,6 +113,25 @@ export class GatewayAgent extends HttpAgent {
   ): Promise<RunAgentResult> {
     this.abortController = parameters?.abortController ?? new AbortController();
     return super.connectAgent(parameters as RunAgentParameters | undefined, subscriber);
+  }
+
+  /**
+   * The agent's AG-UI capabilities as the gateway advertises them
+   * (`GET /agents/{agent}/capabilities`): what the agent declares, plus
+   * `transport.resumable` and the resume mechanism under `custom.aguiGateway`.
+   */
+  public async getCapabilities(): Promise<Capabilities> {
+    const routes = this.routes();
+    if (!routes || !/\/connect$/.test(routes.connect)) {
+      throw new Error("GatewayAgent.getCapabilities: the agent's gateway routes are unknown (pass connectUrl)");
+    }
+    const response = await fetch(routes.connect.replace(/\/connect$/, "/capabilities"), {
+      headers: this.headers,
+    });
+    if (!response.ok) {
+      throw new Error(`GatewayAgent.getCapabilities: HTTP ${response.status} ${await response.text()}`);
+    }
+    return (await response.json()) as Capabilities;
   }
 
   public clone(): GatewayAgent {

@@ -1,4 +1,4 @@
-export { GatewayAgent, gatewayRoutes, type GatewayAgentConfig } from "./agent.js";
+export { GatewayAgent, gatewayRoutes, type Capabilities, type GatewayAgentConfig } from "./agent.js";
 export {
   GatewayConnectionError,
   type GatewayRoutes,

@@ -516,3 +516,12 @@ describe("bounded attempts and errors", () => {
     assert.equal(agent.isRunning, false);
   });
 });
+
+describe("capabilities", () => {
+  test("getCapabilities() reads what the gateway advertises: resumable SSE", async () => {
+    const agent = new GatewayAgent({ url: gateway.runUrl });
+    const capabilities = await agent.getCapabilities();
+    assert.deepStrictEqual(capabilities.transport, { streaming: true, resumable: true });
+    assert.equal(capabilities.custom.aguiGateway.resume.header, "Last-Event-ID");
+  });
+});
