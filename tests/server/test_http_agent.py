@@ -8,21 +8,17 @@ second official client (a reload) replays the history through the gateway.
 
 from __future__ import annotations
 
-import json
-import shutil
-import subprocess
 from collections.abc import Iterator
 from pathlib import Path
 
 import httpx
 import pytest
 from support.events import run_input
+from support.official_client import run_node_script
 from support.servers import RunningGateway, serve_gateway
 from support.sse import collect, events_of
 
 from agui_gateway.server.config import GatewayConfig
-
-HARNESS = Path(__file__).resolve().parents[2] / "harness"
 
 SCRIPT = r"""
 import { HttpAgent } from "@ag-ui/client";
@@ -46,14 +42,8 @@ def gateway(tmp_path: Path) -> Iterator[RunningGateway]:
 
 
 def run_node(*args: str) -> dict:
-    node = shutil.which("node")
-    if node is None or not (HARNESS / "node_modules" / "@ag-ui" / "client").is_dir():
-        pytest.fail("the official client is not installed: run `npm ci --prefix harness`", pytrace=False)
-    done = subprocess.run(
-        [node, "--input-type=module", "-e", SCRIPT, *args], cwd=HARNESS, capture_output=True, timeout=60, check=False
-    )
-    assert done.returncode == 0, done.stderr.decode()[-2000:]
-    return json.loads(done.stdout)
+    result: dict = run_node_script(SCRIPT, *args)
+    return result
 
 
 async def test_official_http_agent_runs_through_the_gateway(gateway: RunningGateway, official_client) -> None:

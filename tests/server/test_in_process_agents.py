@@ -7,9 +7,6 @@ caller's. Also: an in-process app's failures become stored RUN_ERRORs.
 from __future__ import annotations
 
 import asyncio
-import json
-import shutil
-import subprocess
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -22,7 +19,7 @@ from starlette.responses import StreamingResponse
 from starlette.routing import Route
 from support import pydantic_agent
 from support.events import read_log, run_input, user_message
-from support.official_client import HARNESS_DIR
+from support.official_client import run_node_script
 from support.servers import GatewayProcess, RunningGateway, serve_app, serve_gateway
 from support.sse import collect, events_of
 
@@ -49,17 +46,7 @@ def replay_complete(frames: list[Any]) -> bool:
 
 
 def run_caller(url: str, thread_id: str) -> dict[str, Any]:
-    node = shutil.which("node")
-    assert node is not None, "Node.js is needed for the official client"
-    done = subprocess.run(
-        [node, "--input-type=module", "-e", CALLER, url, thread_id],
-        cwd=HARNESS_DIR,
-        capture_output=True,
-        timeout=60,
-        check=False,
-    )
-    assert done.returncode == 0, done.stderr.decode()[-2000:]
-    result: dict[str, Any] = json.loads(done.stdout)
+    result: dict[str, Any] = run_node_script(CALLER, url, thread_id)
     return result
 
 

@@ -13,6 +13,7 @@ enforcement) run their own small module script through :func:`module_driver`.
 from __future__ import annotations
 
 import contextlib
+import json
 import os
 import shutil
 import subprocess
@@ -86,6 +87,21 @@ def require_harness(harness_dir: Path = HARNESS_DIR) -> str:
             "from the repository root to install the official client"
         )
     return node
+
+
+def run_node_script(script: str, *args: str, timeout: float = 60) -> Any:
+    """Runs an ES-module ``script`` (importing ``@ag-ui/client``) in the harness with
+    ``args`` as ``process.argv.slice(1)``; returns the JSON it writes to stdout."""
+    node = require_harness()
+    done = subprocess.run(
+        [node, "--input-type=module", "-e", script, *args],
+        cwd=HARNESS_DIR,
+        capture_output=True,
+        timeout=timeout,
+        check=False,
+    )
+    assert done.returncode == 0, done.stderr.decode()[-2000:]
+    return json.loads(done.stdout)
 
 
 class NodeDriver:
