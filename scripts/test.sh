@@ -33,6 +33,21 @@ if [ ! -d harness/node_modules ] || [ harness/package-lock.json -nt harness/node
   npm ci --prefix harness --no-audit --no-fund --loglevel=error
 fi
 
+# The /ui page's official-client bundle: its build is checked against the committed file.
+if [ ! -d ui/node_modules ] || [ ui/package-lock.json -nt ui/node_modules/.package-lock.json ]; then
+  npm ci --prefix ui --no-audit --no-fund --loglevel=error
+fi
+
+# Debian's chromium for the /ui browser tests (Playwright drives it; it downloads no browser).
+if [ ! -x /usr/bin/chromium ]; then
+  if [ "$(id -u)" -ne 0 ]; then
+    echo "error: the browser tests need Debian's chromium: apt-get install chromium (as root)" >&2
+    exit 1
+  fi
+  export DEBIAN_FRONTEND=noninteractive
+  apt-get install -y -qq chromium >/dev/null || { apt-get update -qq && apt-get install -y -qq chromium >/dev/null; }
+fi
+
 # A Redis server for the Redis store's tests: use one that answers, else start our own.
 source scripts/redis.sh
 ensure_redis

@@ -17,6 +17,7 @@ from agui_gateway.server.config import (
     parse_agents,
     parse_cors_origins,
 )
+from agui_gateway.server.ui.inspector import INSPECTOR_PATH, InspectorUnavailable
 
 
 def build_config(
@@ -90,6 +91,7 @@ def build_config(
     metavar="ORIGIN",
     help="Let browser pages from ORIGIN (scheme://host[:port], or '*') call the API; repeatable.",
 )
+@click.option("--inspector", is_flag=True, help="Mount the agui-inspector extra at /ui/inspector.")
 @click.option("--log-level", default="info", type=click.Choice(["debug", "info", "warning", "error"]))
 def serve(
     host: str | None,
@@ -103,6 +105,7 @@ def serve(
     heartbeat: float | None,
     demo_pace: float | None,
     cors_origins: tuple[str, ...],
+    inspector: bool,
     log_level: str,
 ) -> None:
     """Run the gateway: store, fan out and replay the events of AG-UI agents."""
@@ -127,7 +130,7 @@ def serve(
             heartbeat=heartbeat,
             demo_pace=demo_pace,
             cors_origins=cors_origins,
-        )
+        ).with_overrides(inspector=inspector or None)
         access_note = check_bind(config)
     except (ConfigError, InsecureBindError) as exc:
         raise click.UsageError(str(exc)) from None
@@ -146,6 +149,10 @@ def serve(
         app = create_app(config)
     except AgentLoadError as exc:
         raise click.UsageError(str(exc)) from exc
+    except InspectorUnavailable as exc:
+        raise click.UsageError(str(exc)) from None
+    if config.inspector:
+        log.info("inspector: %s/ (the agui-inspector extra)", INSPECTOR_PATH)
     directory = app.state.gateway.agents
     for name in directory.names():
         endpoint = directory.get(name)

@@ -20,6 +20,7 @@ from agui_gateway.server.config import GatewayConfig
 from agui_gateway.server.errors import exception_handlers
 from agui_gateway.server.gateway import DEMO_PATH, Gateway
 from agui_gateway.server.routes import api_routes
+from agui_gateway.server.ui import ui_routes
 from agui_gateway.store.base import ThreadStore
 from agui_gateway.upstream.asgi import ASGIApp
 
@@ -47,7 +48,7 @@ def create_app(
         finally:
             await gateway.close()
 
-    routes = api_routes(gateway)
+    routes = api_routes(gateway) + ui_routes(gateway)
     if config.demo:
         from agui_gateway.upstream.demo import create_demo_app
 

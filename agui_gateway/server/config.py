@@ -118,6 +118,7 @@ class GatewayConfig:
     # several gateway replicas share one store (another replica may own the run).
     recover_open_runs: bool = True
     redis_url: str | None = None
+    inspector: bool = False  # mount the agui-inspector extra at /ui/inspector
     # Origins (scheme://host[:port]) whose pages may call the API from a browser, or
     # "*" for any; empty: no CORS headers at all. Tokens still decide what a call may do.
     cors_origins: tuple[str, ...] = ()

@@ -14,6 +14,7 @@ import httpx
 
 from agui_gateway.server.agents import AgentDirectory
 from agui_gateway.server.auth import Authorizer
+from agui_gateway.server.changes import ThreadChanges
 from agui_gateway.server.config import GatewayConfig
 from agui_gateway.server.metrics import GatewayMetrics
 from agui_gateway.server.runs import RunManager
@@ -37,6 +38,7 @@ class Gateway:
     runs: RunManager
     auth: Authorizer
     http: httpx.AsyncClient
+    changes: ThreadChanges  # which threads changed, for the thread list's live feed
 
     @classmethod
     def create(
@@ -53,6 +55,7 @@ class Gateway:
             targets.setdefault(DEMO_AGENT, demo_agent_url(config))
         # The upstream client: no pool limit (each open run holds one streaming connection).
         http = httpx.AsyncClient(limits=httpx.Limits(max_connections=None, max_keepalive_connections=32))
+        changes = ThreadChanges()
         return cls(
             config=config,
             store=store,
@@ -64,10 +67,12 @@ class Gateway:
                 cached_threads=config.cached_threads,
                 cache_bytes=config.cache_bytes,
                 recover_open_runs=config.recover_open_runs,
+                on_change=changes.touch,
             ),
             runs=RunManager(metrics, config.timeouts),
             auth=Authorizer.from_config(config),
             http=http,
+            changes=changes,
         )
 
     async def open(self) -> None:

@@ -30,8 +30,10 @@ from starlette.routing import BaseRoute, Route
 from agui_gateway.protocol.history import HistoryConflict
 from agui_gateway.server.agents import AgentEndpoint
 from agui_gateway.server.capabilities import gateway_capabilities
-from agui_gateway.server.errors import BadResumePosition, Conflict, HistoryMismatch, NotFound
+from agui_gateway.server.compacted_log import compacted_lines
+from agui_gateway.server.errors import BadRequest, BadResumePosition, Conflict, HistoryMismatch, NotFound
 from agui_gateway.server.gateway import Gateway
+from agui_gateway.server.listing import InvalidListQuery, page, parse_list_query, thread_row
 from agui_gateway.server.requests import read_run_input, resume_position, thread_param
 from agui_gateway.server.responses import json_response, ndjson_response, sse_response
 from agui_gateway.server.runs import NoOpenRun, RunConflict
@@ -157,26 +159,26 @@ class _Handlers:
 
     async def list_threads(self, request: Request) -> Response:
         grant = self.gw.auth.require_any(request)
-        threads = []
-        for info in await self.gw.store.list_threads():
-            if not self.gw.auth.may_read(grant, info.thread_id):
-                continue
-            runtime = self.gw.threads.peek(info.thread_id)
-            threads.append(
-                {
-                    "threadId": info.thread_id,
-                    "events": info.events,
-                    "bytes": info.bytes,
-                    "lastActivity": info.last_activity_ms,
-                    "running": runtime is not None and runtime.running,
-                }
-            )
-        return json_response({"threads": threads})
+        try:
+            query = parse_list_query(dict(request.query_params))
+        except InvalidListQuery as exc:
+            raise BadRequest(str(exc)) from exc
+        rows = [
+            thread_row(info, self.gw.threads.peek(info.thread_id))
+            for info in await self.gw.store.list_threads()
+            if self.gw.auth.may_read(grant, info.thread_id)
+        ]
+        return json_response(page(rows, query))
 
     async def log_jsonl(self, request: Request) -> Response:
         thread_id = thread_param(request)
         self.gw.auth.require(request, thread_id, "read")
         after = resume_position(request, header=False) or 0
+        if request.query_params.get("compact") in ("1", "true"):
+            if after:
+                raise BadRequest("compact=1 compacts the whole log; it takes no 'after'")
+            lines = await compacted_lines(self.gw.threads.get(thread_id))
+            return Response(b"".join(lines), media_type="application/x-ndjson")
         return ndjson_response(batched(self.gw.store.read_lines(thread_id, after)))
 
     async def capabilities(self, request: Request) -> Response:

@@ -31,7 +31,7 @@ import asyncio
 import logging
 import weakref
 from collections import OrderedDict
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from contextlib import aclosing
 from dataclasses import dataclass
 from typing import Any
@@ -75,8 +75,10 @@ class ThreadRuntime:
         metrics: GatewayMetrics,
         *,
         recover_open_runs: bool = True,
+        on_change: Callable[[str], None] | None = None,
     ) -> None:
         self.thread_id = thread_id
+        self._on_change = on_change  # told of every append and run start/end (the thread list feed)
         self.store = store
         self._metrics = metrics
         self._recover_open_runs = recover_open_runs
@@ -142,6 +144,11 @@ class ThreadRuntime:
     def notify_run_changed(self) -> None:
         changed, self._run_changed = self._run_changed, asyncio.Event()
         changed.set()
+        self._changed()
+
+    def _changed(self) -> None:
+        if self._on_change is not None:
+            self._on_change(self.thread_id)
 
     async def wait_activity(self, after: int, timeout: float) -> int:
         """Wait for a record after ``after``, a run starting or ending, or the timeout.
@@ -319,6 +326,8 @@ class ThreadRuntime:
                 for record in records:
                     compactor.feed(record.event, record.seq)
                 encoded = self.recent.push(records)
+        if records:
+            self._changed()
         for record in records:
             self._metrics.events_stored.labels(record.source).inc()
         self._metrics.bytes_stored.inc(encoded)
@@ -353,8 +362,10 @@ class ThreadRegistry:
         cached_threads: int = 256,
         cache_bytes: int = 256 * 1024 * 1024,
         recover_open_runs: bool = True,
+        on_change: Callable[[str], None] | None = None,
     ) -> None:
         self.store = store
+        self._on_change = on_change
         self._metrics = metrics
         self._cap = cached_threads
         self._cap_bytes = cache_bytes
@@ -372,7 +383,9 @@ class ThreadRegistry:
             return runtime
         runtime = self._alive.get(thread_id)
         if runtime is None:
-            runtime = ThreadRuntime(thread_id, self.store, self._metrics, recover_open_runs=self._recover)
+            runtime = ThreadRuntime(
+                thread_id, self.store, self._metrics, recover_open_runs=self._recover, on_change=self._on_change
+            )
             self._alive[thread_id] = runtime
         self._runtimes[thread_id] = runtime
         self._evict()

@@ -110,3 +110,12 @@ def test_the_wheel_needs_no_test_only_dependency_and_installs_the_command(wheel:
     assert names & TEST_ONLY == set()
     entry_points = wheel.read(f"{dist_info}/entry_points.txt").decode()
     assert "agui-gateway = agui_gateway.cli:main" in entry_points
+
+
+def test_the_wheel_ships_the_ui_page_and_its_client_bundle(wheel: zipfile.ZipFile) -> None:
+    """``pip install .`` users get every static file of /ui (package data); no Node needed."""
+    static = REPO / PACKAGE / "server" / "ui" / "static"
+    files = [path for path in static.rglob("*") if path.is_file()]
+    assert {path.name for path in files} >= {"index.html", "app.js", "agui-client.js"}
+    missing = {path.relative_to(REPO).as_posix() for path in files} - set(wheel.namelist())
+    assert missing == set(), f"not packaged: {sorted(missing)}"

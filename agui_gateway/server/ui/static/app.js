@@ -1,0 +1,47 @@
+// The gateway's thread browser: a thread list and a thread view, routed by the URL's
+// hash (#/ and #/threads/{id}). An AG-UI client of its own gateway: a thread's events
+// come from GET /threads/{t}/events (fresh replay, then the live tail) and go through
+// the official @ag-ui/client pipeline (vendor/agui-client.js, built from ui/ at the
+// repository root), which holds the messages and state rendered here.
+import { loadAgents, setupAuth } from "./api.js";
+import { $ } from "./dom.js";
+import { closeFeed, openFeed, renderList, setupList } from "./threads-list.js";
+import { ThreadView, setupThread } from "./thread-view.js";
+
+let view = null; // the open thread's ThreadView
+
+function route() {
+  const match = window.location.hash.match(/^#\/threads\/(.+)$/);
+  view?.close();
+  view = null;
+  if (match) {
+    closeFeed();
+    $("#list-view").hidden = true;
+    $("#thread-view").hidden = false;
+    view = new ThreadView(decodeURIComponent(match[1]));
+    view.open();
+  } else {
+    $("#thread-view").hidden = true;
+    $("#list-view").hidden = false;
+    openFeed();
+  }
+  loadAgents();
+}
+
+setupAuth(() => {
+  closeFeed(); // reopened with the new token
+  route();
+});
+setupList();
+setupThread(() => view);
+setInterval(() => {
+  if (!$("#list-view").hidden) renderList(); // keeps "last activity" ages current
+}, 10_000);
+window.addEventListener("hashchange", route);
+// For tests and curious operators: what the open thread view received.
+window.aguiUi = {
+  get view() {
+    return view;
+  },
+};
+route();

@@ -1,0 +1,373 @@
+// One thread: its events through the official client (a resumable stream of
+// GET /threads/{t}/events), the conversation, state, run badge, reconnect figures, actions.
+import { AbstractAgent, Observable } from "./vendor/agui-client.js";
+import { ResumableStream } from "./sse.js";
+import { renderJsonTree } from "./tree.js";
+import { API, api, authHeaders, startRun } from "./api.js";
+import { $, el, formatBytes, prettyJson, showError, textOf } from "./dom.js";
+
+const MESSAGE_WINDOW = 60; // messages rendered at first; more as the reader scrolls up
+const INTERRUPTED_CODES = new Set(["stopped", "gateway_restarted"]);
+
+/** An agent whose transport is the gateway's thread stream (resumable, never a duplicate). */
+class GatewayThreadAgent extends AbstractAgent {
+  constructor(threadId, stream) {
+    super({ threadId });
+    this.stream = stream;
+  }
+
+  connect() {
+    return new Observable((subscriber) => {
+      this.stream.onEvents = (events) => {
+        performance.mark("agui:events");
+        for (const event of events) subscriber.next(event);
+      };
+      this.stream.run();
+      return () => this.stream.stop();
+    });
+  }
+
+  run() {
+    throw new Error("runs are started with POST /agents/{agent}/run; this agent only watches");
+  }
+}
+
+export class ThreadView {
+  constructor(threadId) {
+    this.threadId = threadId;
+    this.stats = { connects: 0, frames: 0, events: 0, bytes: 0, dropped: 0, firstPaintMs: null };
+    this.opened = performance.now();
+    this.messages = [];
+    this.state = {};
+    this.stateDirty = true; // shown even when no state event ever comes
+    this.run = null; // {status, message}
+    this.runErrors = []; // {after, message, code}
+    this.window = MESSAGE_WINDOW;
+    this.nodes = new Map(); // message id -> {sig, node}
+    this.frame = 0;
+    this.closed = false;
+    this.stream = new ResumableStream(new URL(`threads/${encodeURIComponent(threadId)}/events`, API), {
+      headers: authHeaders,
+      stats: this.stats,
+      onStatus: (status) => this.setStatus(status),
+      onFatal: (error) => this.fail(error),
+    });
+    this.agent = new GatewayThreadAgent(threadId, this.stream);
+    this.agent.subscribe({
+      onMessagesChanged: ({ messages }) => {
+        performance.mark("agui:messages");
+        this.messages = messages;
+        this.schedule();
+      },
+      onStateChanged: ({ state }) => {
+        this.state = state;
+        this.stateDirty = true;
+        this.schedule();
+      },
+      onRunStartedEvent: () => {
+        this.run = { status: "open" };
+        this.schedule();
+      },
+      onRunFinishedEvent: ({ outcome }) => {
+        this.run = { status: outcome === "success" ? "finished" : "interrupted", outcome };
+        this.schedule();
+        this.refreshInfo();
+      },
+      onRunErrorEvent: ({ event }) => {
+        const interrupted = INTERRUPTED_CODES.has(event.code);
+        this.run = { status: interrupted ? "interrupted" : "error", message: event.message, code: event.code };
+        this.runErrors.push({ after: this.messages.length, message: event.message, code: event.code, key: this.runErrors.length });
+        this.schedule();
+        this.refreshInfo();
+      },
+    });
+  }
+
+  open() {
+    $("#thread-title").textContent = this.threadId;
+    $("#thread-error").hidden = true;
+    $("#messages").replaceChildren();
+    $("#state-tree").replaceChildren();
+    $("#thread-body").hidden = false;
+    this.expanded = new Set([""]);
+    this.refreshInfo();
+    this.agent.connectAgent().catch((error) => {
+      if (!this.closed) this.fail(error);
+    });
+    this.render();
+  }
+
+  close() {
+    this.closed = true;
+    this.stream.stop();
+    this.agent.detachActiveRun?.().catch(() => {});
+    cancelAnimationFrame(this.frame);
+    clearTimeout(this.infoTimer);
+  }
+
+  setStatus(status) {
+    const node = $("#stream-status");
+    node.textContent = status;
+    node.className = `status ${status}`;
+  }
+
+  fail(error) {
+    const box = $("#thread-error");
+    const status = error.status ? `${error.status}: ` : "";
+    box.textContent =
+      error.status === 403
+        ? `Access denied: ${error.message}. This token cannot read thread “${this.threadId}”.`
+        : `${status}${error.message}`;
+    box.hidden = false;
+    if (error.status === 403 || error.status === 401) $("#thread-body").hidden = true;
+  }
+
+  async refreshInfo() {
+    clearTimeout(this.infoTimer);
+    try {
+      const info = await api(`threads/${encodeURIComponent(this.threadId)}/info`);
+      if (this.closed) return;
+      this.info = info;
+      this.renderNumbers();
+    } catch (error) {
+      if (error.status === 404) this.info = null;
+      else if (error.status === 403) this.fail(error);
+    }
+    if (!this.closed && this.run?.status === "open") this.infoTimer = setTimeout(() => this.refreshInfo(), 2000);
+  }
+
+  schedule() {
+    if (!this.frame) this.frame = requestAnimationFrame(() => this.render());
+  }
+
+  render() {
+    this.frame = 0;
+    if (this.closed) return;
+    performance.mark("agui:render-start");
+    this.renderBadge();
+    this.renderMessages();
+    performance.mark("agui:messages-rendered");
+    if (this.stateDirty) {
+      this.stateDirty = false;
+      renderJsonTree($("#state-tree"), this.state, this.expanded);
+    }
+    this.renderNumbers();
+    performance.mark("agui:render");
+    if (this.stats.firstPaintMs === null && this.stats.events > 0) {
+      this.stats.firstPaintMs = Math.round(performance.now() - this.opened);
+    }
+  }
+
+  renderBadge() {
+    const badge = $("#run-badge");
+    const status = this.run?.status ?? "none";
+    badge.className = `badge ${status}`;
+    badge.textContent = { none: "no run yet", open: "run open", finished: "finished", error: "error", interrupted: "interrupted" }[status];
+    badge.title = this.run?.message ? `${this.run.code ?? ""} ${this.run.message}` : "";
+    $("#stop-run").disabled = status !== "open";
+  }
+
+  renderNumbers() {
+    const info = this.info;
+    const parts = [];
+    if (info) {
+      parts.push(`stored: ${info.events.toLocaleString("en")} events, ${formatBytes(info.bytes)}`);
+      const ratio = info.bytes ? ((info.replay.bytes / info.bytes) * 100).toFixed(1) : "0";
+      parts.push(`fresh replay: ${info.replay.frames.toLocaleString("en")} frames, ${formatBytes(info.replay.bytes)} (${ratio}% of the log)`);
+    }
+    const s = this.stats;
+    parts.push(
+      `this page: ${s.frames.toLocaleString("en")} frames, ${formatBytes(s.bytes)} received, ${s.events.toLocaleString("en")} events applied` +
+        (s.connects > 1 ? `, resumed ${s.connects - 1}×` : "") +
+        (s.firstPaintMs !== null ? `, first paint ${s.firstPaintMs} ms` : ""),
+    );
+    $("#numbers").replaceChildren(...parts.map((text) => el("li", { text })));
+  }
+
+  /** Messages as rendered: tool results sit beside their calls, not on their own. */
+  visibleItems() {
+    const results = new Map();
+    const callIds = new Set();
+    for (const message of this.messages) {
+      if (message.role === "tool" && message.toolCallId) results.set(message.toolCallId, message);
+      if (message.role === "assistant") for (const call of message.toolCalls ?? []) callIds.add(call.id);
+    }
+    const items = [];
+    let errorIndex = 0;
+    const errors = this.runErrors;
+    this.messages.forEach((message, index) => {
+      while (errorIndex < errors.length && errors[errorIndex].after <= index) items.push({ error: errors[errorIndex++] });
+      if (message.role === "tool" && callIds.has(message.toolCallId)) return;
+      items.push({ message, results });
+    });
+    while (errorIndex < errors.length) items.push({ error: errors[errorIndex++] });
+    return items;
+  }
+
+  renderMessages() {
+    const container = $("#messages");
+    const items = this.visibleItems();
+    const start = Math.max(0, items.length - this.window);
+    const wanted = [];
+    if (start > 0) {
+      wanted.push(this.moreButton(start));
+    }
+    const pinned = container.scrollHeight - container.scrollTop - container.clientHeight < 40;
+    const seen = new Set();
+    for (const item of items.slice(start)) {
+      const key = item.error ? `error:${item.error.key}` : `m:${item.message.id}`;
+      seen.add(key);
+      const sig = item.error ? "e" : signature(item.message, item.results);
+      let entry = this.nodes.get(key);
+      if (!entry || entry.sig !== sig) {
+        const node = item.error ? renderRunError(item.error) : renderMessage(item.message, item.results);
+        entry = { sig, node };
+        this.nodes.set(key, entry);
+      }
+      wanted.push(entry.node);
+    }
+    for (const key of this.nodes.keys()) if (!seen.has(key)) this.nodes.delete(key);
+    // Move only what moved: streaming a long thread touches one node per frame.
+    let current = container.firstChild;
+    for (const node of wanted) {
+      if (current === node) {
+        current = current.nextSibling;
+      } else {
+        container.insertBefore(node, current);
+      }
+    }
+    while (current) {
+      const next = current.nextSibling;
+      current.remove();
+      current = next;
+    }
+    $("#messages-empty").hidden = items.length > 0;
+    if (pinned) container.scrollTop = container.scrollHeight;
+  }
+
+  moreButton(hidden) {
+    if (!this.more) {
+      this.more = el("button", { class: "more", type: "button" });
+      this.more.addEventListener("click", () => {
+        const container = $("#messages");
+        const before = container.scrollHeight - container.scrollTop;
+        this.window += MESSAGE_WINDOW;
+        this.renderMessages();
+        container.scrollTop = container.scrollHeight - before;
+      });
+      // Reaching the top loads the next batch: long threads render lazily, in windows.
+      this.moreObserver = new IntersectionObserver((entries) => {
+        if (entries.some((e) => e.isIntersecting) && this.more.isConnected) this.more.click();
+      });
+      this.moreObserver.observe(this.more);
+    }
+    this.more.textContent = `show ${Math.min(hidden, MESSAGE_WINDOW)} earlier (${hidden} hidden)`;
+    return this.more;
+  }
+}
+
+function signature(message, results) {
+  let sig = `${message.role}:${textOf(message.content).length}`;
+  if (message.role === "assistant") {
+    for (const call of message.toolCalls ?? []) {
+      const result = results.get(call.id);
+      sig += `|${call.function?.arguments?.length ?? 0}:${result ? textOf(result.content).length : -1}`;
+    }
+  }
+  if (message.role === "activity") sig += JSON.stringify(message.content).length;
+  return sig;
+}
+
+function renderMessage(message, results) {
+  const role = message.role;
+  const box = el("article", { class: `message ${role}`, dataset: { messageId: message.id, role } });
+  if (role === "reasoning") {
+    box.append(el("details", {}, el("summary", { text: "reasoning" }), el("div", { class: "text", text: textOf(message.content) })));
+    return box;
+  }
+  if (role === "activity") {
+    box.append(el("div", { class: "role", text: `activity · ${message.activityType ?? ""}` }));
+    const tree = el("div", { class: "tree" });
+    renderJsonTree(tree, message.content, new Set([""]), "content");
+    box.append(tree);
+    return box;
+  }
+  box.append(el("div", { class: "role", text: role === "tool" ? `tool result · ${message.toolCallId ?? ""}` : role }));
+  const text = textOf(message.content);
+  if (text) box.append(el("div", { class: "text", text }));
+  if (role === "assistant") {
+    for (const call of message.toolCalls ?? []) {
+      const result = results.get(call.id);
+      box.append(
+        el(
+          "div",
+          { class: "tool-call", dataset: { toolCallId: call.id } },
+          el("div", { class: "call" }, el("div", { class: "label", text: `${call.function?.name ?? "tool"}(…)` }), el("pre", { text: prettyJson(call.function?.arguments ?? "") })),
+          el(
+            "div",
+            { class: `result ${result ? "" : "pending"}` },
+            el("div", { class: "label", text: result ? "result" : "waiting for result" }),
+            el("pre", { text: result ? prettyJson(textOf(result.content)) : "" }),
+          ),
+        ),
+      );
+    }
+  }
+  return box;
+}
+
+function renderRunError(error) {
+  const interrupted = INTERRUPTED_CODES.has(error.code);
+  return el(
+    "div",
+    { class: `run-error ${interrupted ? "interrupted" : ""}`, role: "alert" },
+    el("strong", { text: interrupted ? "run interrupted" : "run error" }),
+    error.code ? ` (${error.code})` : "",
+    `: ${error.message ?? ""}`,
+  );
+}
+
+async function download(view, compact) {
+  const threadId = view.threadId;
+  const query = compact ? "?compact=1" : "";
+  try {
+    const response = await api(`threads/${encodeURIComponent(threadId)}/log.jsonl${query}`, { raw: true });
+    const blob = await response.blob();
+    const link = el("a", { href: URL.createObjectURL(blob), download: `${threadId}${compact ? ".compact" : ""}.jsonl` });
+    document.body.append(link);
+    link.click();
+    link.remove();
+    setTimeout(() => URL.revokeObjectURL(link.href), 10_000);
+  } catch (error) {
+    view.fail(error);
+  }
+}
+
+/** The thread view's controls; `currentView()` is the open thread's ThreadView. */
+export function setupThread(currentView) {
+  $("#composer").addEventListener("submit", async (event) => {
+    event.preventDefault();
+    const text = $("#composer-text").value.trim();
+    const view = currentView();
+    if (!text || !view) return;
+    $("#composer-error").hidden = true;
+    try {
+      await startRun($("#composer-agent").value, view.threadId, view.messages, view.state, text);
+      $("#composer-text").value = "";
+    } catch (error) {
+      showError($("#composer-error"), error);
+    }
+  });
+  $("#composer-text").addEventListener("keydown", (event) => {
+    if (event.key === "Enter" && (event.ctrlKey || event.metaKey)) $("#composer").requestSubmit();
+  });
+  $("#stop-run").addEventListener("click", async () => {
+    try {
+      await api(`threads/${encodeURIComponent(currentView().threadId)}/stop`, { method: "POST", body: {} });
+    } catch (error) {
+      showError($("#composer-error"), error);
+    }
+  });
+  $("#download-raw").addEventListener("click", () => download(currentView(), false));
+  $("#download-compact").addEventListener("click", () => download(currentView(), true));
+}
