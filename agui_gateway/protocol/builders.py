@@ -1,4 +1,5 @@
-"""The run events the gateway writes itself: RUN_STARTED, RUN_FINISHED, RUN_ERROR.
+"""The events the gateway writes itself: RUN_STARTED, RUN_FINISHED, RUN_ERROR, and the
+CUSTOM record that stands in for an agent event that could not be stored.
 
 Plain dicts in the official models' wire form (``model_dump(by_alias=True,
 mode="json")``, which leaves out unset optional fields); the test suite checks them
@@ -34,3 +35,17 @@ def run_error_event(message: str, code: str | None = None) -> Event:
     if code is not None:
         event["code"] = code
     return event
+
+
+# The CUSTOM event name of the record stored in place of an agent event that cannot be stored.
+REJECTED_EVENT_NAME = "agui_gateway.event_rejected"
+
+
+def rejected_event(reason: str, event_type: Any, size: int | None = None) -> Event:
+    """The record stored in place of an agent event the gateway cannot store: a CUSTOM
+    event, which clients pass by without a change of messages or state, so the run goes on.
+    ``value`` says why, the dropped event's type and (when known) its size in bytes."""
+    value: dict[str, Any] = {"reason": reason, "eventType": event_type if isinstance(event_type, str) else None}
+    if size is not None:
+        value["bytes"] = size
+    return {"type": ev.CUSTOM, "name": REJECTED_EVENT_NAME, "value": value}

@@ -36,6 +36,7 @@ import orjson
 
 from agui_gateway.protocol import events as ev
 from agui_gateway.protocol.chunks import ChunkStreamError, ChunkTransformer
+from agui_gateway.protocol.limits import TooDeep, depth_exceeds, patch_exceeds
 from agui_gateway.protocol.types import NOT_GIVEN, Event, Message
 
 _ACTIVITY_HISTORY_METADATA = "@ag-ui/client"
@@ -85,8 +86,13 @@ def _authoritative_activity_types(event: Event) -> list[str] | bool | None:
 def _apply_json_patch(document: Any, patch: Any) -> Any:
     """fast-json-patch ``applyPatch(doc, patch, validate=true, mutate=false)``: all or nothing.
 
-    Raises on any invalid operation; the caller keeps the old document.
+    Raises on any invalid operation; the caller keeps the old document. A patch
+    that would nest the document deeper than :data:`~agui_gateway.protocol.limits.MAX_DEPTH`
+    is refused the same way (:class:`TooDeep`): a state that cannot be encoded again
+    would make the thread unreadable (the one place this port departs from the client).
     """
+    if patch_exceeds(document, patch):
+        raise TooDeep("the patch would nest the document too deep")
     # Clone with orjson (much faster than the deepcopy jsonpatch would do), then patch the clone.
     return jsonpatch.apply_patch(_clone(document), patch, in_place=True)
 
@@ -442,7 +448,10 @@ class Reducer:
     # --- state
 
     def _state_snapshot(self, event: Event) -> None:
-        self._state = event.get("snapshot")
+        snapshot = event.get("snapshot")
+        if depth_exceeds(snapshot):
+            return  # never a state that cannot be encoded again (see _apply_json_patch)
+        self._state = snapshot
         self.state_touched = True
 
     def _state_delta(self, event: Event) -> None:

@@ -2,7 +2,7 @@
 
 Wiring only: the :class:`~agui_gateway.server.gateway.Gateway` state opened and
 closed with the app's lifespan, the API's routes (:mod:`.routes`), the demo
-agent when configured, CORS, and the one place errors become responses
+agent when configured, CORS, the browser guard (:mod:`.guards`), and the one place errors become responses
 (:func:`~agui_gateway.server.errors.exception_handlers`).
 """
 
@@ -19,6 +19,7 @@ from starlette.routing import Mount
 from agui_gateway.server.config import GatewayConfig
 from agui_gateway.server.errors import exception_handlers
 from agui_gateway.server.gateway import DEMO_PATH, Gateway
+from agui_gateway.server.guards import BrowserGuard
 from agui_gateway.server.routes import api_routes
 from agui_gateway.server.ui import ui_routes
 from agui_gateway.store.base import ThreadStore
@@ -55,12 +56,19 @@ def create_app(
         routes.append(Mount(DEMO_PATH, app=create_demo_app(config.demo_pace)))
     app = Starlette(
         routes=routes,
-        middleware=_cors(config),
+        middleware=[*_cors(config), _browser_guard(config)],
         lifespan=lifespan,
         exception_handlers=exception_handlers(),
     )
     app.state.gateway = gateway
     return app
+
+
+def _browser_guard(config: GatewayConfig) -> Middleware:
+    """Host/Origin/content-type checks (see :mod:`.guards`), inside CORS: loopback-only
+    rules without tokens (and without ``--insecure``)."""
+    open_access = not config.tokens and not config.insecure
+    return Middleware(BrowserGuard, open_access=open_access, cors_origins=config.cors_origins)
 
 
 def _cors(config: GatewayConfig) -> list[Middleware]:

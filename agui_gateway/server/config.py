@@ -9,6 +9,8 @@ A config file is TOML (``.toml``) or JSON (anything else)::
     heartbeat = 15              # seconds between SSE comment heartbeats
     max_body_bytes = 16777216
     cors_origins = ["https://ui.example.com"]   # browser UIs on other origins; "*" = any
+    max_streams = 4096          # concurrent event streams per process (503 beyond)
+    max_streams_per_token = 512
     [agents]
     research = "http://127.0.0.1:9000/agent"      # a remote agent
     planner = "my_agents.planner:app/agent"        # an ASGI app run in this process
@@ -20,7 +22,7 @@ A config file is TOML (``.toml``) or JSON (anything else)::
     [timeouts]                  # upstream agent, seconds
     connect = 10
     read = 300                  # longest silence between two bytes of the agent's stream
-    total = 3600                # a whole run; omit for no limit
+    total = 21600               # a whole run (default 6 h); 0 for no limit
     [[tokens]]
     token = "s3cret"
     access = "write"            # read | write (write includes read)
@@ -29,7 +31,8 @@ A config file is TOML (``.toml``) or JSON (anything else)::
 Environment: ``AGUI_GATEWAY_HOST``, ``_PORT``, ``_DATA``, ``_AGENTS`` (``name=url,name=url``),
 ``_TOKENS`` (a JSON list like ``[[tokens]]`` above, or ``TOKEN:ACCESS:PREFIX[,PREFIX]``
 entries separated by ``;`` or whitespace), ``_INSECURE`` (1/true), ``_FSYNC``,
-``_HEARTBEAT``, ``_MAX_BODY_BYTES``, ``_REDIS_URL``, ``_CORS_ORIGINS`` (origins separated by
+``_HEARTBEAT``, ``_MAX_BODY_BYTES``, ``_REDIS_URL``, ``_REDIS_PREFIX``, ``_MAX_STREAMS``,
+``_MAX_STREAMS_PER_TOKEN``, ``_CORS_ORIGINS`` (origins separated by
 commas or whitespace).
 """
 
@@ -119,9 +122,14 @@ class GatewayConfig:
     recover_open_runs: bool = True
     redis_url: str | None = None
     inspector: bool = False  # mount the agui-inspector extra at /ui/inspector
+    redis_prefix: str = "agui"  # key prefix of the Redis store (several gateways, one Redis)
     # Origins (scheme://host[:port]) whose pages may call the API from a browser, or
     # "*" for any; empty: no CORS headers at all. Tokens still decide what a call may do.
     cors_origins: tuple[str, ...] = ()
+    # Concurrent event streams (runs' callers, watchers, connects): per process (further
+    # lowered to what RLIMIT_NOFILE allows) and per bearer token; beyond them a 503.
+    max_streams: int = 4096
+    max_streams_per_token: int = 512
 
     def options_of(self, agent: str) -> AgentOptions:
         return self.agent_options.get(agent) or AgentOptions()
@@ -329,8 +337,14 @@ def _fields_from_mapping(doc: Mapping[str, Any], origin: str) -> dict[str, Any]:
             out["recover_open_runs"] = _parse_bool(name, value)
         elif key == "redis_url":
             out["redis_url"] = str(value) or None
+        elif key == "redis_prefix":
+            out["redis_prefix"] = str(value)
         elif key == "cors_origins":
             out["cors_origins"] = parse_cors_origins(value)
+        elif key == "max_streams":
+            out["max_streams"] = _number(name, value, int, 1)
+        elif key == "max_streams_per_token":
+            out["max_streams_per_token"] = _number(name, value, int, 1)
         elif key == "timeouts":
             if not isinstance(value, Mapping):
                 raise ConfigError(f"{name}: expected a table with connect, read, total")
@@ -379,7 +393,10 @@ _ENV_KEYS = (
     "heartbeat",
     "max_body_bytes",
     "redis_url",
+    "redis_prefix",
     "cors_origins",
+    "max_streams",
+    "max_streams_per_token",
 )
 
 

@@ -23,7 +23,7 @@ from starlette.responses import Response
 from starlette.types import ExceptionHandler
 
 from agui_gateway.server.responses import json_response
-from agui_gateway.store.base import InvalidThreadId
+from agui_gateway.store.base import InvalidThreadId, StoreError
 
 log = logging.getLogger("agui_gateway")
 
@@ -126,6 +126,37 @@ class PayloadTooLarge(_FixedApiError):
     CODE = "payload_too_large"
 
 
+class UnsupportedMediaType(_FixedApiError):
+    """415: a POST body not declared as JSON (what a foreign page can send without a preflight)."""
+
+    STATUS = 415
+    CODE = "unsupported_media_type"
+
+
+RETRY_AFTER_S = 5
+
+
+class ServiceUnavailable(_FixedApiError):
+    """503: the gateway cannot take this now; retry after ``Retry-After`` seconds. The
+    connection is closed, which gives its descriptor back at once."""
+
+    STATUS = 503
+    CODE = "unavailable"
+    HEADERS: ClassVar[Mapping[str, str] | None] = {"retry-after": str(RETRY_AFTER_S), "connection": "close"}
+
+
+class TooManyStreams(ServiceUnavailable):
+    """503: a stream cap (per process, per token) is reached."""
+
+    CODE = "too_many_streams"
+
+
+class StorageUnavailable(ServiceUnavailable):
+    """503: the store refused a write (disk full, I/O error); nothing of it was stored."""
+
+    CODE = "storage_unavailable"
+
+
 class InvalidRunInput(_FixedApiError):
     """422: a JSON object that is not a valid RunAgentInput (``details`` says where)."""
 
@@ -154,6 +185,8 @@ def exception_handlers() -> dict[Any, ExceptionHandler]:
         ApiError: _api_error,
         # The store's own check, should a thread id reach it unchecked.
         InvalidThreadId: _invalid_thread,
+        # A write the store refused (disk full, I/O error) while answering a request.
+        StoreError: _store_error,
         # Starlette's router raises HTTPException(404 / 405) for unknown paths and methods.
         404: _no_such_endpoint,
         405: _method_not_allowed,
@@ -163,7 +196,15 @@ def exception_handlers() -> dict[Any, ExceptionHandler]:
 
 async def _api_error(request: Request, exc: Exception) -> Response:
     assert isinstance(exc, ApiError)
+    gateway = getattr(request.app.state, "gateway", None)
+    if gateway is not None and 400 <= exc.status < 500:
+        gateway.metrics.bad_input.labels("request").inc()  # refused requests are counted, not logged
     return error_response(exc)
+
+
+async def _store_error(request: Request, exc: Exception) -> Response:
+    log.error("%s %s: %s", request.method, request.url.path, exc)
+    return error_response(StorageUnavailable(f"storage unavailable: {exc}"))
 
 
 async def _invalid_thread(request: Request, exc: Exception) -> Response:

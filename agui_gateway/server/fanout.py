@@ -21,7 +21,7 @@ does not cover falls back to ``store.read``.
 from __future__ import annotations
 
 from collections import deque
-from collections.abc import AsyncIterator, Awaitable, Callable, Iterable
+from collections.abc import AsyncGenerator, Awaitable, Callable, Iterable
 from contextlib import aclosing
 from itertools import islice
 
@@ -85,7 +85,7 @@ class RecentFrames:
         return list(islice(self._frames, cursor + 1 - self._first_seq, None))
 
 
-def slices(data: bytes, size: int = BATCH_BYTES) -> Iterable[bytes | memoryview]:
+def slices(data: bytes | memoryview, size: int = BATCH_BYTES) -> Iterable[bytes | memoryview]:
     """``data`` in pieces of at most ``size`` bytes, without copying."""
     if len(data) <= size:
         yield data
@@ -99,16 +99,16 @@ class Batcher:
     """Groups small frames into sends of about :data:`BATCH_BYTES`."""
 
     def __init__(self) -> None:
-        self._parts: list[bytes] = []
+        self._parts: list[bytes | memoryview] = []
         self._size = 0
 
-    def add(self, data: bytes) -> bytes | None:
+    def add(self, data: bytes | memoryview) -> bytes | memoryview | None:
         """Add a frame; returns a full batch to send, or None."""
         self._parts.append(data)
         self._size += len(data)
         return self.flush() if self._size >= BATCH_BYTES else None
 
-    def flush(self) -> bytes | None:
+    def flush(self) -> bytes | memoryview | None:
         if not self._parts:
             return None
         out = self._parts[0] if len(self._parts) == 1 else b"".join(self._parts)
@@ -152,12 +152,13 @@ class LogFollower:
         self.caught_up_once = False
         self.bytes_before_caught_up = 0
 
-    async def follow(self) -> AsyncIterator[bytes | memoryview]:
+    async def follow(self) -> AsyncGenerator[bytes | memoryview, None]:
         latest = await self.store.last_seq(self.thread_id)
         while True:
             if latest > self.cursor:
-                async for chunk in self._send_stored(latest):
-                    yield chunk
+                async with aclosing(self._send_stored(latest)) as chunks:
+                    async for chunk in chunks:
+                        yield chunk
             if not self.caught_up_once:
                 self.caught_up_once = True
                 self.bytes_before_caught_up = self.bytes_sent
@@ -170,7 +171,7 @@ class LogFollower:
                 self.bytes_sent += len(self._heartbeat)
                 yield self._heartbeat
 
-    async def _send_stored(self, latest: int) -> AsyncIterator[bytes | memoryview]:
+    async def _send_stored(self, latest: int) -> AsyncGenerator[bytes | memoryview, None]:
         # Frames are gathered into sends of about BATCH_BYTES (a Batcher, inlined: the
         # loop below runs once per event per subscriber, 36,000 x 200 for a raw replay).
         parts: list[bytes] = []
@@ -191,6 +192,16 @@ class LogFollower:
                     if bound_of is not None and (bound := bound_of()) is not None and seq > bound:
                         break
                     self.cursor = seq
+                    if len(event_json) > BATCH_BYTES:
+                        # A big event goes out in slices of its own bytes, never copied
+                        # into a frame: a stalled client holds one event, not three.
+                        if parts:
+                            for piece in self._flush(parts):
+                                yield piece
+                            size = 0
+                        for piece in self._big_frame(event_json, seq):
+                            yield piece
+                        continue
                     data = frame(event_json, seq)
                     parts.append(data)
                     size += len(data)
@@ -201,6 +212,14 @@ class LogFollower:
         if parts:
             for piece in self._flush(parts):
                 yield piece
+
+    def _big_frame(self, event_json: bytes | memoryview, seq: int) -> Iterable[bytes | memoryview]:
+        """``frame(event_json, seq)`` as pieces: the head, slices of the event, the tail."""
+        head = b"id: %d\ndata: " % seq
+        self.bytes_sent += len(head) + len(event_json) + 2
+        yield head
+        yield from slices(event_json)
+        yield b"\n\n"
 
     def _flush(self, parts: list[bytes]) -> Iterable[bytes | memoryview]:
         """The gathered frames as send-sized pieces; empties ``parts``."""

@@ -18,6 +18,7 @@ from agui_gateway.server.changes import ThreadChanges
 from agui_gateway.server.config import GatewayConfig
 from agui_gateway.server.metrics import GatewayMetrics
 from agui_gateway.server.runs import RunManager
+from agui_gateway.server.streamcap import StreamSlots
 from agui_gateway.server.threads import ThreadRegistry
 from agui_gateway.store.base import ThreadStore
 from agui_gateway.upstream.asgi import ASGIApp
@@ -39,6 +40,7 @@ class Gateway:
     auth: Authorizer
     http: httpx.AsyncClient
     changes: ThreadChanges  # which threads changed, for the thread list's live feed
+    streams: StreamSlots
 
     @classmethod
     def create(
@@ -73,6 +75,7 @@ class Gateway:
             auth=Authorizer.from_config(config),
             http=http,
             changes=changes,
+            streams=StreamSlots(config.max_streams, config.max_streams_per_token),
         )
 
     async def open(self) -> None:
@@ -92,7 +95,7 @@ def default_store(config: GatewayConfig) -> ThreadStore:
     if config.redis_url:
         from agui_gateway.store.redis import RedisStore
 
-        return RedisStore(config.redis_url)
+        return RedisStore(config.redis_url, prefix=config.redis_prefix)
     from agui_gateway.store.file import FileStore
 
     return FileStore(config.data_dir, fsync=config.fsync, fsync_interval_ms=config.fsync_interval_ms)

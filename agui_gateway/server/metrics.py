@@ -46,6 +46,18 @@ class GatewayMetrics:
         self.upstream_malformed = Counter(
             "agui_gateway_upstream_malformed", "Malformed upstream lines or events skipped", registry=r
         )
+        self.bad_input = Counter(
+            "agui_gateway_bad_input",
+            "Bad input counted (malformed upstream lines, rejected agent events, refused requests)",
+            ["kind"],
+            registry=r,
+        )
+        self.events_rejected = Counter(
+            "agui_gateway_events_rejected", "Agent events replaced by a stored event_rejected record", registry=r
+        )
+        self.streams_refused = Counter(
+            "agui_gateway_streams_refused", "Event streams refused with 503 (stream caps)", ["cap"], registry=r
+        )
         self.recovered_runs = Counter(
             "agui_gateway_recovered_runs", "Runs a crash left open, closed with a RUN_ERROR", registry=r
         )

@@ -14,6 +14,7 @@ from ag_ui.core import RunAgentInput
 from pydantic import ValidationError
 from starlette.requests import Request
 
+from agui_gateway.protocol.limits import MAX_DEPTH, json_exceeds
 from agui_gateway.server import sse
 from agui_gateway.server.errors import BadRequest, BadResumePosition, InvalidRunInput, InvalidThread, PayloadTooLarge
 from agui_gateway.store.base import InvalidThreadId, validate_thread_id
@@ -40,9 +41,9 @@ async def read_body(request: Request, limit: int) -> bytes:
     """The request body, refusing more than ``limit`` bytes without reading them all."""
     declared = request.headers.get("content-length")
     if declared is not None:
-        if not declared.isdigit():
+        if not declared.isascii() or not declared.isdigit():
             raise BadRequest("invalid Content-Length header")
-        if int(declared) > limit:
+        if len(declared) > len(str(limit)) or int(declared) > limit:
             raise PayloadTooLarge(f"request body of {declared} bytes exceeds the limit of {limit} bytes")
     body = bytearray()
     async for chunk in request.stream():
@@ -65,6 +66,10 @@ async def read_run_input(request: Request, limit: int) -> dict[str, Any]:
         raise BadRequest(f"the body is not valid JSON: {exc}") from exc
     if not isinstance(doc, dict):
         raise BadRequest("the body must be a JSON object (a RunAgentInput)")
+    if json_exceeds(doc, body, MAX_DEPTH):
+        # Checked before anything else sees it: such a body could be neither validated
+        # reliably nor stored (its messages go into the thread's log).
+        raise BadRequest(f"the body is nested deeper than {MAX_DEPTH} levels")
     try:
         RunAgentInput.model_validate(doc)
     except ValidationError as exc:

@@ -37,6 +37,7 @@ from agui_gateway.server.listing import InvalidListQuery, page, parse_list_query
 from agui_gateway.server.requests import read_run_input, resume_position, thread_param
 from agui_gateway.server.responses import json_response, ndjson_response, sse_response
 from agui_gateway.server.runs import NoOpenRun, RunConflict
+from agui_gateway.server.streamcap import StreamsExhausted, StreamSlot
 from agui_gateway.server.streams import batched, history_then_live
 
 
@@ -69,18 +70,35 @@ class _Handlers:
             raise NotFound(f"unknown agent {name!r}")
         return endpoint
 
-    async def run(self, request: Request) -> Response:
-        agent = self._agent(request)
-        run_input = await read_run_input(request, self.gw.config.max_body_bytes)
-        thread_id = run_input["threadId"]
-        self.gw.auth.require(request, thread_id, "write")
-        runtime = self.gw.threads.get(thread_id)
+    def _stream_slot(self, request: Request) -> StreamSlot:
+        """The token is checked before a body is read or an agent name is looked up (no
+        enumeration of agent names without a token); then a stream slot, or a 503."""
+        grant = self.gw.auth.require_any(request)
         try:
-            run = await self.gw.runs.start(runtime, agent, run_input, self.gw.config.options_of(agent.name).history)
-        except RunConflict as exc:
-            raise Conflict(str(exc)) from exc
-        except HistoryConflict as exc:
-            raise HistoryMismatch(str(exc), details={"messageId": exc.message_id, "fields": list(exc.fields)}) from exc
+            return self.gw.streams.acquire(grant.token if grant is not None else None)
+        except StreamsExhausted as exc:
+            self.gw.metrics.streams_refused.labels(exc.cap).inc()
+            raise
+
+    async def run(self, request: Request) -> Response:
+        slot = self._stream_slot(request)
+        try:
+            agent = self._agent(request)
+            run_input = await read_run_input(request, self.gw.config.max_body_bytes)
+            thread_id = run_input["threadId"]
+            self.gw.auth.require(request, thread_id, "write")
+            runtime = self.gw.threads.get(thread_id)
+            try:
+                run = await self.gw.runs.start(runtime, agent, run_input, self.gw.config.options_of(agent.name).history)
+            except RunConflict as exc:
+                raise Conflict(str(exc)) from exc
+            except HistoryConflict as exc:
+                raise HistoryMismatch(
+                    str(exc), details={"messageId": exc.message_id, "fields": list(exc.fields)}
+                ) from exc
+        except BaseException:
+            slot.release()
+            raise
         # The caller gets the log from just before the run to the run's last event;
         # the bound keeps a next run (started the moment this one ended) out of it.
         return sse_response(
@@ -91,7 +109,8 @@ class _Handlers:
                 wait=runtime.wait_activity,
                 stop=lambda cursor: run.done and cursor >= (run.final_seq or 0),
                 bound=lambda: run.final_seq,
-            )
+            ),
+            slot.release,
         )
 
     async def stop(self, request: Request) -> Response:
@@ -116,20 +135,28 @@ class _Handlers:
         def wait(after: int, timeout: float) -> Awaitable[int]:
             return store.wait_for(thread_id, after, timeout)
 
-        return sse_response(history_then_live(self.gw, runtime, position, wait=wait))
+        slot = self._stream_slot(request)
+        return sse_response(history_then_live(self.gw, runtime, position, wait=wait), slot.release)
 
     async def connect(self, request: Request) -> Response:
-        self._agent(request)
-        run_input = await read_run_input(request, self.gw.config.max_body_bytes)
-        thread_id = run_input["threadId"]
-        self.gw.auth.require(request, thread_id, "read")
-        position = await self._resume_position_within(request, thread_id)
-        runtime = self.gw.threads.get(thread_id)
+        slot = self._stream_slot(request)
+        try:
+            self._agent(request)
+            run_input = await read_run_input(request, self.gw.config.max_body_bytes)
+            thread_id = run_input["threadId"]
+            self.gw.auth.require(request, thread_id, "read")
+            position = await self._resume_position_within(request, thread_id)
+            runtime = self.gw.threads.get(thread_id)
+        except BaseException:
+            slot.release()
+            raise
 
         def settled(cursor: int) -> bool:
             return not runtime.running and not runtime.log_run_open and cursor >= runtime.last_seq
 
-        return sse_response(history_then_live(self.gw, runtime, position, wait=runtime.wait_activity, stop=settled))
+        return sse_response(
+            history_then_live(self.gw, runtime, position, wait=runtime.wait_activity, stop=settled), slot.release
+        )
 
     async def _resume_position_within(self, request: Request, thread_id: str) -> int | None:
         """The client's resume position, refused when the thread never had that event.

@@ -40,14 +40,16 @@ from collections.abc import Iterable
 from typing import Any
 
 from agui_gateway.protocol import events as ev
-from agui_gateway.protocol.builders import run_error_event, run_started_event
+from agui_gateway.protocol.builders import REJECTED_EVENT_NAME, rejected_event, run_error_event, run_started_event
 from agui_gateway.protocol.history import HistoryConflict, merge_history
 from agui_gateway.server.active_run import ActiveRun
 from agui_gateway.server.agents import AgentEndpoint
+from agui_gateway.server.badinput import BadInputLog
 from agui_gateway.server.config import HistoryMode
 from agui_gateway.server.metrics import GatewayMetrics
 from agui_gateway.server.threads import ThreadRuntime
-from agui_gateway.store.base import NewEvent, Source
+from agui_gateway.store.base import NewEvent, Source, StoreError, UnencodableEvent
+from agui_gateway.store.records import encode_unsequenced
 from agui_gateway.upstream.agent_http import CODE_INCOMPLETE, UpstreamTimeouts
 from agui_gateway.upstream.run import AgentEvent, GatewayEvent, UpstreamRun
 from agui_gateway.upstream.sse_parser import Malformed
@@ -57,6 +59,11 @@ log = logging.getLogger("agui_gateway.server.runs")
 CODE_STOPPED = "stopped"
 CODE_SHUTDOWN = "gateway_shutdown"
 CODE_GATEWAY_ERROR = "gateway_error"
+CODE_STORAGE_ERROR = "gateway_storage_error"  # the store refused the run's events (disk full, I/O error)
+# Storing a run's end is retried (the thread's run stays open meanwhile) with these pauses, so
+# the gateway recovers by itself once space returns.
+STORE_RETRY_FIRST_S = 0.1
+STORE_RETRY_MAX_S = 5.0
 QUEUE_ITEMS = 128  # upstream items read ahead of the disk, at most (bounds a run's memory)
 BATCH_ITEMS = 64  # items stored by one append (one fsync), at most
 
@@ -86,10 +93,14 @@ def new_messages(known_ids: set[str], messages: Iterable[Any]) -> list[dict[str,
 
 
 class RunManager:
-    def __init__(self, metrics: GatewayMetrics, timeouts: UpstreamTimeouts) -> None:
+    def __init__(
+        self, metrics: GatewayMetrics, timeouts: UpstreamTimeouts, bad_input: BadInputLog | None = None
+    ) -> None:
         self._metrics = metrics
+        self._bad_input = bad_input if bad_input is not None else BadInputLog(metrics)
         self._timeouts = timeouts
         self._runs: set[ActiveRun] = set()
+        self._shutting_down = False
 
     async def start(
         self,
@@ -170,6 +181,7 @@ class RunManager:
 
     async def shutdown(self) -> None:
         """Stop every run (each gets a stored RUN_ERROR) and wait for them."""
+        self._shutting_down = True
         runs = list(self._runs)
         for run in runs:
             self._cancel(run, "the gateway shut down during the run", CODE_SHUTDOWN)
@@ -209,7 +221,12 @@ class RunManager:
                 for _ in items:
                     space.release()
                 await self._store(runtime, run, items)
-        except Exception as exc:  # a store failure or a bug: end the run, keep the gateway up
+        except StoreError as exc:  # disk full, I/O error: nothing of the failed batch is stored
+            log.error("thread %s run %s: storing its events failed: %s", run.thread_id, run.run_id, exc)
+            if run.stop_reason is None:
+                run.stop_reason = (f"storing the run's events failed: {exc}", CODE_STORAGE_ERROR)
+            run.reader.cancel()
+        except Exception as exc:  # a bug: end the run, keep the gateway up
             log.exception("thread %s run %s failed", run.thread_id, run.run_id)
             if run.stop_reason is None:
                 run.stop_reason = (f"the gateway failed during the run: {exc!r}", CODE_GATEWAY_ERROR)
@@ -229,8 +246,12 @@ class RunManager:
                 async for item in upstream:
                     if isinstance(item, Malformed):
                         self._metrics.upstream_malformed.inc()
-                        log.warning("thread %s run %s: skipped %s", run.thread_id, run.run_id, item.reason)
+                        self._bad_input.report(
+                            "upstream_malformed", "thread %s run %s: skipped %s", run.thread_id, run.run_id, item.reason
+                        )
                         continue
+                    if isinstance(item, GatewayEvent) and item.event.get("name") == REJECTED_EVENT_NAME:
+                        self._note_rejected(run, item.event)
                     await space.acquire()
                     queue.put_nowait(item)
         except asyncio.CancelledError:
@@ -245,13 +266,21 @@ class RunManager:
 
     async def _finish(self, runtime: ThreadRuntime, run: ActiveRun, upstream: UpstreamRun) -> None:
         try:
-            if run.stop_reason is not None:
-                message, code = run.stop_reason
-                closing = upstream.closing_events(message, code)
-                await self._store(runtime, run, [GatewayEvent(e) for e in closing])
-            if runtime.log_run_open:  # never leave the thread unable to take runs
-                message, code = run.stop_reason or ("the run ended still open", CODE_INCOMPLETE)
-                await self._store(runtime, run, [GatewayEvent(run_error_event(message, code))])
+            delay = STORE_RETRY_FIRST_S
+            while True:
+                try:
+                    await self._store_end(runtime, run, upstream)
+                    break
+                except StoreError as exc:
+                    if self._shutting_down:
+                        raise
+                    # The run stays the thread's run until its end is stored: subscribers get
+                    # that RUN_ERROR, and the thread takes runs again, as soon as space returns.
+                    log.warning(
+                        "thread %s run %s: its end is not stored yet (%s); retrying", run.thread_id, run.run_id, exc
+                    )
+                    await asyncio.sleep(delay)
+                    delay = min(delay * 2, STORE_RETRY_MAX_S)
             if upstream.stats.error_code is not None:
                 self._metrics.upstream_errors.labels(upstream.stats.error_code).inc()
         except Exception:
@@ -269,12 +298,42 @@ class RunManager:
         except Exception:
             log.exception("thread %s: writing the checkpoint failed", run.thread_id)
 
+    async def _store_end(self, runtime: ThreadRuntime, run: ActiveRun, upstream: UpstreamRun) -> None:
+        if run.stop_reason is not None:
+            message, code = run.stop_reason
+            closing = upstream.closing_events(message, code)
+            await self._store(runtime, run, [GatewayEvent(e) for e in closing])
+        if runtime.log_run_open:  # never leave the thread unable to take runs
+            message, code = run.stop_reason or ("the run ended still open", CODE_INCOMPLETE)
+            await self._store(runtime, run, [GatewayEvent(run_error_event(message, code))])
+
     async def _store(self, runtime: ThreadRuntime, run: ActiveRun, items: list[AgentEvent | GatewayEvent]) -> None:
         batch: list[NewEvent] = []
         for item in items:
             batch.extend(self._translate(run, item))
-        if batch:
+        if not batch:
+            return
+        try:
             await runtime.append(batch)
+        except UnencodableEvent:
+            # Nothing of the batch was stored: store it again with each event that
+            # cannot be stored replaced by a record saying so, so no good event is lost.
+            await runtime.append([self._storable(run, new) for new in batch])
+
+    def _storable(self, run: ActiveRun, new: NewEvent) -> NewEvent:
+        try:
+            encode_unsequenced(new, 0)
+        except UnencodableEvent as exc:
+            replacement = rejected_event(f"the event cannot be stored: {exc}", new.event.get("type"))
+            self._note_rejected(run, replacement)
+            return NewEvent(replacement, new.run_id, "gateway")
+        return new
+
+    def _note_rejected(self, run: ActiveRun, record: dict[str, Any]) -> None:
+        self._metrics.events_rejected.inc()
+        self._bad_input.report(
+            "event_rejected", "thread %s run %s: agent event rejected: %s", run.thread_id, run.run_id, record["value"]
+        )
 
     def _translate(self, run: ActiveRun, item: AgentEvent | GatewayEvent) -> list[NewEvent]:
         """The records one upstream item becomes (see the module docstring)."""

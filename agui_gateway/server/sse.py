@@ -18,13 +18,14 @@ HEARTBEAT = b": ping\n\n"
 STREAM_PREAMBLE = b"retry: 1000\n\n"
 
 _MAX_ID = 2**63 - 1
+_MAX_ID_DIGITS = len(str(_MAX_ID))
 
 
 class InvalidResumePosition(ValueError):
     """A Last-Event-ID header or ``after`` parameter that is not a non-negative integer."""
 
 
-def frame(data: bytes, event_id: int | None = None) -> bytes:
+def frame(data: bytes | memoryview, event_id: int | None = None) -> bytes:
     """One SSE frame around already-serialised JSON."""
     if event_id is None:
         return b"data: " + data + b"\n\n"
@@ -54,7 +55,8 @@ def parse_resume_position(last_event_id: str | None, after: str | None) -> int |
         text = value.strip()
         if name == "Last-Event-ID" and text == "":
             continue
-        if not text.isascii() or not text.isdigit() or int(text) > _MAX_ID:
+        # The length first: int() of thousands of digits is slow, and refused by Python itself.
+        if len(text) > _MAX_ID_DIGITS or not text.isascii() or not text.isdigit() or int(text) > _MAX_ID:
             raise InvalidResumePosition(f"{name} must be a non-negative integer event id")
         return int(text)
     return None

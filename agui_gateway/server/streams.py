@@ -63,8 +63,11 @@ async def history_then_live(
             stop=stop,
             bound=bound,
         )
-        async for chunk in follower.follow():
-            yield chunk
+        # Closed with the stream, not when the garbage collector finds it: it holds
+        # the log's file descriptor while it reads.
+        async with aclosing(follower.follow()) as chunks:
+            async for chunk in chunks:
+                yield chunk
     finally:
         runtime.remove_subscriber()
         if position is not None and follower is not None:

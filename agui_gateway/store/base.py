@@ -130,14 +130,14 @@ class ThreadStore(ABC):
         validate_thread_id(thread_id)
         return self._read_lines(thread_id, after)
 
-    def read_event_json(self, thread_id: str, after: int = 0) -> AsyncGenerator[tuple[int, bytes], None]:
+    def read_event_json(self, thread_id: str, after: int = 0) -> AsyncGenerator[tuple[int, bytes | memoryview], None]:
         """Yield ``(seq, event_json)`` for the records with ``seq > after``, like :meth:`read`.
 
         ``event_json`` is the stored event's JSON: one line (no CR or LF) that
         decodes to exactly the event :meth:`read` yields for that seq. It is for
         readers that pass events on as they are (SSE subscribers): a backend that
         keeps each record as a JSON line returns the event's bytes cut from it,
-        without decoding.
+        without decoding (a big one as a view into what it read, to hold it once).
         """
         validate_thread_id(thread_id)
         return self._read_event_json(thread_id, after)
@@ -151,7 +151,7 @@ class ThreadStore(ABC):
         a backend that keeps JSON lines may stream its bytes."""
         return _serialise(self._read(thread_id, after))
 
-    def _read_event_json(self, thread_id: str, after: int) -> AsyncGenerator[tuple[int, bytes], None]:
+    def _read_event_json(self, thread_id: str, after: int) -> AsyncGenerator[tuple[int, bytes | memoryview], None]:
         """:meth:`read_event_json` for a validated thread id. Default: serialise :meth:`_read`."""
         return _event_json(self._read(thread_id, after))
 

@@ -45,7 +45,7 @@ def encode_record(record: StoredRecord) -> bytes:
     return orjson.dumps(record.to_json_dict()) + b"\n"
 
 
-def decode_record(line: bytes) -> StoredRecord | None:
+def decode_record(line: bytes | bytearray | memoryview) -> StoredRecord | None:
     """Parse one stored line (newline optional); None when it is not a valid record."""
     try:
         obj = orjson.loads(line)
@@ -61,7 +61,7 @@ _HEAD = re.compile(
 )
 
 
-def slice_event(line: bytes) -> tuple[int, bytes] | None:
+def slice_event(line: bytes | memoryview) -> tuple[int, bytes | memoryview] | None:
     """``(seq, event JSON)`` cut out of a stored line (no newline), without decoding it.
 
     None unless the line starts exactly as :func:`sequence_line` writes it,

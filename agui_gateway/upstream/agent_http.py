@@ -30,6 +30,9 @@ _ERROR_BODY_BYTES = 2048
 SSE_MEDIA_TYPE = "text/event-stream"
 
 
+DEFAULT_RUN_LIMIT_S = 6 * 3600.0
+
+
 @dataclass(frozen=True, slots=True)
 class UpstreamTimeouts:
     """Seconds. ``connect`` bounds opening the connection (and writing the request);
@@ -39,7 +42,9 @@ class UpstreamTimeouts:
 
     connect: float = 10.0
     read: float = 300.0
-    total: float | None = None
+    # Generous, but finite: an agent trickling a byte now and then cannot hold a run
+    # (and its thread) open forever.
+    total: float | None = DEFAULT_RUN_LIMIT_S
 
 
 class UpstreamFault(Exception):

@@ -64,6 +64,9 @@ _REASONING_PAUSE = (0.015, 0.04)
 _ARGS_PAUSE = (0.01, 0.03)
 _TOOL_WORK_PAUSE = 0.35
 _ECHO_CHARS = 160
+# The demo reads at most this much of a prompt: its echo (quotes, the longest word,
+# the search query) is bounded whatever a client sends, so a run stays a few dozen events.
+_READ_CHARS = 4096
 _CITIES = ("Paris", "Tokyo", "Berlin", "London", "Lisbon", "New York", "Sydney", "Nairobi", "Lima", "Oslo")
 
 
@@ -129,7 +132,7 @@ class _Plan:
 
 
 def _weather_plan(text: str) -> _Plan:
-    found = [city for city in _CITIES if city.lower() in text.lower()]
+    found = [city for city in _CITIES if city.lower() in text[:_READ_CHARS].lower()]
     cities = (found + [c for c in ("Paris", "Tokyo") if c not in found])[:2]
     reports = [_fake_weather(city) for city in cities]
     return _Plan(
@@ -157,14 +160,18 @@ def _warmer(reports: list[dict[str, Any]]) -> str:
 
 def _default_plan(text: str) -> _Plan:
     quoted = _quote(text) if text.strip() else "(nothing yet)"
-    words = re.findall(r"\w+", text)
-    longest = max(words, key=len) if words else ""
-    query = " ".join(words[:6]) or "getting started"
+    words = re.findall(r"\w+", text[:_READ_CHARS])
+    longest = _quote(max(words, key=len)) if words else ""
+    query = _quote(" ".join(words[:6])) or "getting started"
     hits = [
         {"title": f"Notes on {query}", "score": 0.92},
         {"title": "How the AG-UI gateway replays a thread", "score": 0.71},
     ]
     stats = {"words": len(words), "characters": len(text), "longestWord": longest}
+    if len(text) <= _READ_CHARS:
+        counted = f"Your message has {len(words)} words and {len(text)} characters"
+    else:
+        counted = f"Your message has {len(text)} characters ({len(words)} words in the first {_READ_CHARS})"
     return _Plan(
         reasoning=(
             f"The user wrote: “{quoted}”. I have no language model, so I will search "
@@ -176,7 +183,7 @@ def _default_plan(text: str) -> _Plan:
             ("analyse_text", {"text": _quote(text)}, stats),
         ),
         answer=(
-            f"Your message has {stats['words']} words and {stats['characters']} characters"
+            counted
             + (f"; the longest word is “{longest}”." if longest else ".")
             + f" The best note I found is “{hits[0]['title']}”. Ask me about the weather"
             " in a city to see a different script."

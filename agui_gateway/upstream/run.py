@@ -36,8 +36,9 @@ from typing import Any, TypeVar
 
 import httpx
 
-from agui_gateway.protocol.builders import run_error_event, run_started_event
+from agui_gateway.protocol.builders import rejected_event, run_error_event, run_started_event
 from agui_gateway.protocol.events import RUN_STARTED, TERMINAL_TYPES
+from agui_gateway.protocol.limits import MAX_DEPTH, json_exceeds
 from agui_gateway.protocol.types import NOT_GIVEN, Event
 from agui_gateway.upstream.agent_http import (
     CODE_INCOMPLETE,
@@ -71,6 +72,7 @@ class UpstreamStats:
 
     agent_events: int = 0
     malformed: int = 0
+    rejected: int = 0  # agent events replaced by a rejected_event record
     bytes_received: int = 0
     error_code: str | None = None
 
@@ -197,6 +199,16 @@ class UpstreamRun:
             malformed: Malformed
             if isinstance(entry, SseData):
                 decoded = decode_event(entry.data)
+                if isinstance(decoded, dict) and json_exceeds(decoded, entry.data, MAX_DEPTH):
+                    # Valid JSON that could never be encoded again (or served, or checkpointed):
+                    # a gateway record says what was dropped, and the run goes on.
+                    self.stats.rejected += 1
+                    if not self._opened:
+                        items.append(GatewayEvent(self._synthesized_run_started()))
+                        self._opened = True
+                    reason = f"event nested deeper than {MAX_DEPTH} levels"
+                    items.append(GatewayEvent(rejected_event(reason, decoded["type"], len(entry.data))))
+                    continue
                 if isinstance(decoded, dict):
                     items.extend(self._agent_item(decoded))
                     if self._ended:

@@ -84,6 +84,11 @@ class SseParser:
         self._data_size = 0
         self._oversized = False
 
+    @property
+    def buffered_bytes(self) -> int:
+        """Bytes held between two feeds: the current line and the current event's data."""
+        return len(self._partial) + self._data_size
+
     def feed(self, chunk: bytes) -> list[SseData | Malformed]:
         out: list[SseData | Malformed] = []
         if self._skip_lf and chunk:

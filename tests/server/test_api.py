@@ -191,9 +191,10 @@ async def test_oversized_and_invalid_bodies(gateway: RunningGateway) -> None:
             for i in range(0, len(data), 8192):
                 yield data[i : i + 8192]
 
-        streamed = await client.post("/agents/scripted/run", content=chunked())
+        as_json = {"content-type": "application/json"}
+        streamed = await client.post("/agents/scripted/run", content=chunked(), headers=as_json)
         assert streamed.status_code == 413
-        not_json = await client.post("/agents/scripted/run", content=b"{nope")
+        not_json = await client.post("/agents/scripted/run", content=b"{nope", headers=as_json)
         assert not_json.status_code == 400 and "JSON" in not_json.json()["error"]
         not_object = await client.post("/agents/scripted/run", json=[1, 2])
         assert not_object.status_code == 400

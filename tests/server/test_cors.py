@@ -144,11 +144,14 @@ async def test_off_by_default(tmp_path: Path) -> None:
     assert GatewayConfig().cors_origins == ()
     with serve_gateway(GatewayConfig(data_dir=tmp_path / "data")) as gw:
         async with httpx.AsyncClient(base_url=gw.url, timeout=10) as client:
+            # Without tokens a page of a foreign origin is refused outright (issue 8: no
+            # web page may drive a local gateway), the preflight included; no CORS headers.
             preflight = await client.options("/threads", headers=_preflight("GET", "authorization"))
-            assert preflight.status_code == 405
+            assert preflight.status_code == 403
             assert "access-control-allow-origin" not in preflight.headers
             response = await client.get("/threads", headers={"origin": UI})
-            assert response.status_code == 200 and "access-control-allow-origin" not in response.headers
+            assert response.status_code == 403 and "access-control-allow-origin" not in response.headers
+            assert (await client.get("/threads")).status_code == 200
 
 
 # -- configuration -----------------------------------------------------------------------

@@ -12,8 +12,11 @@
 from __future__ import annotations
 
 import asyncio
+import os
 import random
 import socket
+import uuid
+from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -21,13 +24,20 @@ from typing import Any
 import httpx
 import orjson
 import pytest
+import redis.asyncio as aioredis
 from support.agents import ScriptedAgent
 from support.events import agent_run_events, read_log, run_input, user_message
+from support.official_client import OfficialClient
 from support.servers import GatewayProcess
 from support.sse import Frame, SseReader, collect, events_of, has_id
 from support.waiting import wait_until_async
 
 from agui_gateway import Reducer
+from agui_gateway.protocol.compaction import SnapshotCompactor
+from agui_gateway.store.base import ThreadStore
+from agui_gateway.store.file import FileStore
+from agui_gateway.store.file.checkpoint import read_checkpoint
+from agui_gateway.store.redis import RedisStore
 
 MiB = 1024 * 1024
 
@@ -153,26 +163,97 @@ def _last_id(frames: list[Frame]) -> int:
     return ids[-1] if ids else 0
 
 
-def _assert_log_intact(data_dir: Path, thread_id: str) -> list[dict[str, Any]]:
-    """Every line of the log is a complete record, seqs dense from 1; returns the records."""
-    lines = (data_dir / "threads" / thread_id / "log.jsonl").read_bytes().split(b"\n")
-    assert lines[-1] == b"", "the log ends with a complete line"
-    records = [orjson.loads(line) for line in lines[:-1]]  # every line parses: nothing torn
-    assert [r["seq"] for r in records] == list(range(1, len(records) + 1))
-    return records
+class _Store:
+    """Where a killed gateway kept its data: the file store's directory or a Redis prefix."""
+
+    def __init__(self, kind: str, data_dir: Path, redis_prefix: str | None) -> None:
+        self.kind = kind
+        self.data_dir = data_dir
+        self.prefix = redis_prefix
+
+    def env(self) -> dict[str, str]:
+        if self.kind == "file":
+            return {}
+        assert self.prefix is not None
+        return {"AGUI_GATEWAY_REDIS_URL": REDIS_URL, "AGUI_GATEWAY_REDIS_PREFIX": self.prefix}
+
+    def open(self) -> ThreadStore:
+        if self.kind == "file":
+            return FileStore(self.data_dir)
+        assert self.prefix is not None
+        return RedisStore(REDIS_URL, prefix=self.prefix)
+
+    async def stored_lines(self, thread_id: str) -> list[bytes]:
+        """The thread's stored lines exactly as stored (read straight from the storage)."""
+        if self.kind == "file":
+            path = self.data_dir / "threads" / thread_id / "log.jsonl"
+            if not path.exists():
+                return []
+            data = path.read_bytes()
+            assert data == b"" or data.endswith(b"\n"), "the log ends with a complete line"
+            return data.split(b"\n")[:-1]
+        store = self.open()
+        await store.open()
+        try:
+            return b"".join([bytes(piece) async for piece in store.read_lines(thread_id)]).split(b"\n")[:-1]
+        finally:
+            await store.close()
+
+    async def records(self, thread_id: str) -> list[dict[str, Any]]:
+        """Every stored line is a complete record, seqs dense from 1; returns the records."""
+        records = [orjson.loads(line) for line in await self.stored_lines(thread_id)]  # nothing torn
+        assert [r["seq"] for r in records] == list(range(1, len(records) + 1))
+        return records
+
+    async def checkpoint(self, thread_id: str) -> tuple[int, bytes] | None:
+        """The stored checkpoint, read without opening the thread (the gateway may be running)."""
+        if self.kind == "file":
+            checkpoint = read_checkpoint(self.data_dir / "threads" / thread_id)  # CorruptCheckpoint if torn
+        else:
+            store = self.open()
+            await store.open()
+            try:
+                checkpoint = await store.load_checkpoint(thread_id)
+            finally:
+                await store.close()
+        return None if checkpoint is None else (checkpoint.seq, checkpoint.data)
 
 
-@pytest.mark.parametrize("moment", ["append", "run_end", "replay"])
-async def test_sigkill_and_restart(agent: tuple[ScriptedAgent, str], tmp_path: Path, moment: str) -> None:
-    seed = ["append", "run_end", "replay"].index(moment)
-    await _sigkill_rounds(agent, tmp_path, moment, rounds=2, seed=seed)
+REDIS_URL = os.environ.get("AGUI_TEST_REDIS_URL", "redis://127.0.0.1:6379/0")
+MOMENTS = ("append", "run_end", "replay")
+THREAD_KILLS = 5
+
+
+@pytest.fixture(params=["file", "redis"])
+async def crash_store(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator[_Store]:
+    if request.param == "file":
+        yield _Store("file", tmp_path / "data", None)
+        return
+    client = aioredis.from_url(REDIS_URL)
+    prefix = f"agui-crash-{uuid.uuid4().hex}"
+    try:
+        yield _Store("redis", tmp_path / "data", prefix)
+    finally:
+        keys = [key async for key in client.scan_iter(match=f"{prefix}:*", count=1000)]
+        if keys:
+            await client.delete(*keys)
+        await client.aclose()
+
+
+async def test_sigkill_and_restart(
+    agent: tuple[ScriptedAgent, str], crash_store: _Store, official_client: OfficialClient
+) -> None:
+    """5 kills (appends, a checkpoint write, replays, in turn) on each store."""
+    await _sigkill_rounds(agent, crash_store, official_client, kills=5, seed=1)
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("seed", range(6))
-async def test_sigkill_and_restart_many_rounds(agent: tuple[ScriptedAgent, str], tmp_path: Path, seed: int) -> None:
-    for moment in ("append", "run_end", "replay"):
-        await _sigkill_rounds(agent, tmp_path / moment, moment, rounds=4, seed=seed)
+@pytest.mark.timeout(1800)
+async def test_sigkill_and_restart_many_rounds(
+    agent: tuple[ScriptedAgent, str], crash_store: _Store, official_client: OfficialClient
+) -> None:
+    """50 kills on each store."""
+    await _sigkill_rounds(agent, crash_store, official_client, kills=50, seed=random.randrange(2**32))
 
 
 @dataclass
@@ -184,16 +265,18 @@ class _Seen:
 
 
 async def _sigkill_rounds(
-    agent: tuple[ScriptedAgent, str], tmp_path: Path, moment: str, *, rounds: int, seed: int
+    agent: tuple[ScriptedAgent, str], store: _Store, official_client: OfficialClient, *, kills: int, seed: int
 ) -> None:
     scripted, agent_url = agent
     rng = random.Random(seed)
-    data_dir = tmp_path / "data"
-    thread_id = f"crash-{moment}"
-    gw = GatewayProcess(data_dir, {"scripted": agent_url})
+    gw = GatewayProcess(store.data_dir, {"scripted": agent_url}, env=store.env())
     gw.start()
     try:
-        for round_no in range(rounds):
+        for round_no in range(kills):
+            # A new thread every few kills keeps each round's cost (and the official
+            # client's replay of the whole log) bounded however many kills there are.
+            thread_id = f"crash-{store.kind}-{round_no // THREAD_KILLS}"
+            moment = MOMENTS[round_no % len(MOMENTS)]
             run_id = f"{moment}-{seed}-{round_no}"
             # Big messages make checkpoint writes and replays take a while to hit.
             events = agent_run_events(thread_id, run_id, text_deltas=150, tools=3)
@@ -201,19 +284,32 @@ async def _sigkill_rounds(
                 if e["type"] == "TEXT_MESSAGE_CONTENT":
                     e["delta"] += "y" * 2000
             scripted.script(run_id, events, pace_s=0.001)
-            seen = await _run_and_kill(gw, thread_id, run_id, len(events) + 2, moment, rng)  # +2: the input run
-            gw.start()  # restart on the same data directory
-            await _check_restarted(gw, scripted, data_dir, thread_id, run_id, seen)
+            old_checkpoint = await store.checkpoint(thread_id) if round_no else None
+            seen = await _run_and_kill(gw, store, thread_id, run_id, len(events) + 2, moment, rng)  # +2: input run
+            await _check_killed(store, thread_id, old_checkpoint, f"seed {seed} round {round_no} ({moment})")
+            gw.start()  # restart on the same store
+            await _check_restarted(gw, scripted, store, official_client, thread_id, run_id, seen)
     finally:
         gw.kill()
 
 
+async def _check_killed(store: _Store, thread_id: str, old: tuple[int, bytes] | None, where: str) -> None:
+    """Straight after the kill: no torn line, and the checkpoint is the old one or a whole new one."""
+    records = await store.records(thread_id)
+    checkpoint = await store.checkpoint(thread_id)
+    if checkpoint is None or checkpoint == old:
+        return
+    seq, data = checkpoint
+    compactor = SnapshotCompactor.loads(data)  # whole: it loads
+    run_ends = {r["seq"] for r in records if r["event"]["type"] in ("RUN_FINISHED", "RUN_ERROR")}
+    assert compactor.folded_seq == seq and seq in run_ends, f"{where}: checkpoint at {seq} is not a run's end"
+
+
 async def _run_and_kill(
-    gw: GatewayProcess, thread_id: str, run_id: str, total: int, moment: str, rng: random.Random
+    gw: GatewayProcess, store: _Store, thread_id: str, run_id: str, total: int, moment: str, rng: random.Random
 ) -> _Seen:
     """Start a run watched by several clients; SIGKILL the gateway at the chosen moment."""
-    data_dir = gw.data_dir
-    before = len(read_log(data_dir, thread_id)) if (data_dir / "threads" / thread_id).exists() else 0
+    before = len(await store.stored_lines(thread_id))
     seen = _Seen(raw=[[], [], []], fresh=[[]])
     path = f"/threads/{thread_id}/events"
     async with httpx.AsyncClient(base_url=gw.url, timeout=60, limits=httpx.Limits(max_connections=None)) as client:
@@ -238,7 +334,13 @@ async def _run_and_kill(
 
 
 async def _check_restarted(
-    gw: GatewayProcess, scripted: ScriptedAgent, data_dir: Path, thread_id: str, run_id: str, seen: _Seen
+    gw: GatewayProcess,
+    scripted: ScriptedAgent,
+    store: _Store,
+    official_client: OfficialClient,
+    thread_id: str,
+    run_id: str,
+    seen: _Seen,
 ) -> None:
     async with httpx.AsyncClient(base_url=gw.url, timeout=60) as client:
         # Resuming with the last id seen continues exactly (opening the thread also
@@ -251,7 +353,7 @@ async def _check_restarted(
             json=run_input(thread_id, "c"),
             headers={"last-event-id": str(resume_from)},
         )
-        records = _assert_log_intact(data_dir, thread_id)
+        records = await store.records(thread_id)
         raw = [r["event"] for r in records]
         assert events_of(resumed) == raw[resume_from:]
         # Every frame of a raw or live stream with id N is the stored record N.
@@ -277,6 +379,11 @@ async def _check_restarted(
         # The replay state is consistent with the log.
         fresh = await collect(client, "POST", "/agents/scripted/connect", json=run_input(thread_id, "c"))
         assert Reducer().apply_all(events_of(fresh)).snapshot() == Reducer().apply_all(raw).snapshot()
+        # ... and under the official client, a fresh replay ends where the stored log does.
+        reference = official_client.replay(raw)
+        replayed = official_client.replay(events_of(fresh))
+        assert reference.error is None and replayed.error is None, (reference.error, replayed.error)
+        assert (replayed.messages, replayed.state) == (reference.messages, reference.state)
         # The thread takes runs again.
         check = f"{run_id}-after"
         scripted.script(check, agent_run_events(thread_id, check, tools=0))

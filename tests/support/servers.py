@@ -17,7 +17,7 @@ import socket
 import subprocess
 import sys
 import threading
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -131,12 +131,18 @@ class GatewayProcess:
         *extra_args: str,
         port: int | None = None,
         env: dict[str, str] | None = None,
+        preexec: Callable[[], None] | None = None,
+        gc: bool = True,
     ) -> None:
         self.data_dir = data_dir
         self.agents = agents
         self.extra_args = extra_args
         self.port = port or free_port()
         self.env = env
+        self.preexec = preexec  # runs in the child before exec (e.g. to lower an rlimit)
+        # gc=False: no cyclic garbage collector, so whatever is released is released
+        # deterministically (by reference counting), not whenever a collection runs.
+        self.gc = gc
         self.url = f"http://{LOOPBACK}:{self.port}"
         self.proc: subprocess.Popen[bytes] | None = None
         self.log_path = data_dir.parent / f"gateway-{self.port}.log"
@@ -145,7 +151,7 @@ class GatewayProcess:
         args = [
             sys.executable,
             "-c",
-            "from agui_gateway.cli.main import main; main()",
+            ("" if self.gc else "import gc; gc.disable(); ") + "from agui_gateway.cli.main import main; main()",
             "serve",
             "--port",
             str(self.port),
@@ -160,7 +166,9 @@ class GatewayProcess:
         env = {**os.environ, **(self.env or {})}
         self.log_path.parent.mkdir(parents=True, exist_ok=True)
         with open(self.log_path, "ab") as log_file:
-            self.proc = subprocess.Popen(args, cwd=REPO_ROOT, env=env, stdout=log_file, stderr=subprocess.STDOUT)
+            self.proc = subprocess.Popen(
+                args, cwd=REPO_ROOT, env=env, stdout=log_file, stderr=subprocess.STDOUT, preexec_fn=self.preexec
+            )
         try:
             wait_until(self._healthy, timeout, what="gateway answering /healthz", interval=0.05)
         except AssertionError:

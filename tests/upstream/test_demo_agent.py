@@ -174,3 +174,13 @@ async def test_an_invalid_body_is_a_422_with_a_json_error(demo_url: str, body: b
         response = await client.post(demo_url, content=body, headers={"content-type": "application/json"})
     assert response.status_code == 422
     assert "RunAgentInput" in response.json()["error"]
+
+
+@pytest.mark.parametrize("prompt", ["word " * 400_000, "x" * 2_000_000, "weather " + "Paris " * 300_000])
+async def test_a_huge_prompt_gives_a_bounded_run(demo_url: str, prompt: str) -> None:
+    """A 2 MB prompt (one giant word, or hundreds of thousands of words) is not echoed
+    into millions of events: the run is a few dozen small events, as for any prompt."""
+    small = await stream_demo(demo_url, demo_input("hello there"))
+    events = await stream_demo(demo_url, demo_input(prompt))
+    assert len(events) < 2 * len(small) + 100
+    assert max(len(orjson.dumps(e)) for e in events) < 2048

@@ -38,6 +38,7 @@ from agui_gateway.store.records import decode_record, decode_scan
 
 CHUNK_SIZE = 64 * 1024
 INDEX_EVERY = 256  # one (seq, offset) index entry per this many records
+BIG_PARTIAL = 1 << 20  # a partial line above this is grown in place (LineSplitter.block)
 _RECENT = 64  # good lines remembered for the torn-tail check
 
 
@@ -46,27 +47,47 @@ class LineSplitter:
 
     def __init__(self, offset: int = 0) -> None:
         self._parts: list[bytes] = []
+        self._parts_size = 0
+        # A line longer than BIG_PARTIAL is assembled in one buffer grown in place, so a
+        # reader holds it once (joining pieces would hold it twice at the end).
+        self._big: bytearray | None = None
         self.line_start = offset  # file offset where the current partial line starts
 
-    def block(self, chunk: bytes) -> bytes:
-        """The lines ``chunk`` completes, as one bytes object, newlines included (b"" if none).
+    def block(self, chunk: bytes) -> bytes | bytearray:
+        """The lines ``chunk`` completes, as one buffer, newlines included (b"" if none).
 
         The bulk form of :meth:`feed`. Read :attr:`line_start` before the call: the
         block starts there, and :attr:`line_start` afterwards is where it ends.
         """
         last = chunk.rfind(b"\n")
         if last < 0:
-            self._parts.append(chunk)
+            self._add_partial(chunk)
             return b""
-        block = chunk[: last + 1]
-        if self._parts:
-            self._parts.append(block)
-            block = b"".join(self._parts)
-            self._parts.clear()
+        block: bytes | bytearray
+        if self._big is not None:
+            self._big += memoryview(chunk)[: last + 1]
+            block, self._big = self._big, None
+        else:
+            block = chunk[: last + 1]
+            if self._parts:
+                self._parts.append(block)
+                block = b"".join(self._parts)
+                self._parts.clear()
+        self._parts_size = 0
         if last + 1 < len(chunk):
-            self._parts.append(chunk[last + 1 :])
+            self._add_partial(chunk[last + 1 :])
         self.line_start += len(block)
         return block
+
+    def _add_partial(self, piece: bytes) -> None:
+        if self._big is not None:
+            self._big += piece
+            return
+        self._parts.append(piece)
+        self._parts_size += len(piece)
+        if self._parts_size > BIG_PARTIAL:
+            self._big = bytearray().join(self._parts)
+            self._parts.clear()
 
     def feed(self, chunk: bytes) -> Iterator[tuple[int, bytes, int]]:
         """Yield ``(start, line, end)`` for each line completed by ``chunk``."""
@@ -90,7 +111,7 @@ class LineSplitter:
 
     @property
     def has_partial(self) -> bool:
-        return bool(self._parts)
+        return bool(self._parts) or self._big is not None
 
 
 @dataclass

@@ -67,6 +67,8 @@ from agui_gateway.store.file.log import (
 from agui_gateway.store.file.scan import CHUNK_SIZE, LineSplitter, peek_tail, repair_torn, scan_log
 from agui_gateway.store.records import decode_record, slice_event
 
+BIG_LINE = 1 << 20  # lines above this are handed out as views into the block read
+
 __all__ = ["FileStore", "FileStoreStats", "FsyncPolicy"]
 
 _T = TypeVar("_T")
@@ -187,9 +189,11 @@ class FileStore(ThreadStore):
             async for start, block, rule in chunks:
                 for seq, line, _ in rule.records(start, block):
                     if seq > after:
-                        yield line + b"\n"
+                        yield b"".join((line, b"\n"))
 
-    async def _read_event_json(self, thread_id: str, after: int) -> AsyncGenerator[tuple[int, bytes], None]:
+    async def _read_event_json(
+        self, thread_id: str, after: int
+    ) -> AsyncGenerator[tuple[int, bytes | memoryview], None]:
         """Each event's bytes cut from its stored line; only the scan's odd lines are decoded."""
         async with aclosing(self._line_chunks(thread_id, after)) as chunks:
             async for start, block, rule in chunks:
@@ -197,7 +201,9 @@ class FileStore(ThreadStore):
                     if seq > after:
                         yield seq, event_json
 
-    async def _line_chunks(self, thread_id: str, after: int) -> AsyncGenerator[tuple[int, bytes, _LineRule], None]:
+    async def _line_chunks(
+        self, thread_id: str, after: int
+    ) -> AsyncGenerator[tuple[int, bytes | bytearray, _LineRule], None]:
         """From a line at or before the first record with seq > after up to the end:
         the complete lines of each 64 KiB chunk as one block, with its offset."""
         log = await self._existing_thread(thread_id)
@@ -298,8 +304,11 @@ class FileStore(ThreadStore):
         log = await self._thread(thread_id)
         durable = self._policy.durable
         async with log.checkpoint_lock:
-            await self._io(ensure_dir, log.directory, durable)
-            await self._io(write_checkpoint, log.directory, checkpoint, durable=durable)
+            try:
+                await self._io(ensure_dir, log.directory, durable)
+                await self._io(write_checkpoint, log.directory, checkpoint, durable=durable)
+            except OSError as exc:  # disk full, I/O error: the old checkpoint is left as it was
+                raise StoreError(f"writing the checkpoint of {thread_id!r} failed: {exc}") from exc
 
 
 class _LineRule:
@@ -323,14 +332,27 @@ class _LineRule:
         self.previous = seq
         return True
 
-    def records(self, start: int, block: bytes) -> Iterator[tuple[int, bytes, bytes]]:
+    def records(
+        self, start: int, block: bytes | bytearray
+    ) -> Iterator[tuple[int, bytes | memoryview, bytes | memoryview]]:
         """``(seq, line, event JSON)`` of the records in ``block`` (lines from offset ``start``).
 
         A generator, so that a reader holds one block, not also every event cut from it.
+        A line above :data:`BIG_LINE` comes as views into the block, not copies: a reader
+        stalled in the middle of a multi-megabyte event holds that event's bytes once.
         """
         odd = self._odd
         next_odd = odd[self._next] if self._next < len(odd) else -1
-        for line in block.split(b"\n")[:-1]:
+        view = memoryview(block)
+        position, end = 0, len(block)
+        while position < end:
+            newline = block.find(b"\n", position)
+            if newline < 0:
+                break
+            line: bytes | memoryview = (
+                view[position:newline] if newline - position > BIG_LINE else bytes(view[position:newline])
+            )
+            position = newline + 1
             if start == next_odd:
                 self._next += 1
                 next_odd = odd[self._next] if self._next < len(odd) else -1

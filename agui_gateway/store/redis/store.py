@@ -135,7 +135,9 @@ class RedisStore(ThreadStore):
             async for record, _ in entries:
                 yield record
 
-    async def _read_event_json(self, thread_id: str, after: int) -> AsyncGenerator[tuple[int, bytes], None]:
+    async def _read_event_json(
+        self, thread_id: str, after: int
+    ) -> AsyncGenerator[tuple[int, bytes | memoryview], None]:
         """Each event's bytes cut from its stored line (see ``records.slice_event``).
 
         Exact because the append script is the only writer of the stream, and it
