@@ -29,7 +29,7 @@ from support.events import run_input
 from support.servers import GatewayProcess
 from support.sse import SseReader, collect, events_of
 
-SOAK_S = 40.0  # default run: the issue asks for 2 min; 40 s keeps the default suite within its time budget
+SOAK_S = 120.0  # the default run: two minutes
 SLOW_SOAK_S = 3600.0
 SAMPLES = 12
 MiB = 1024 * 1024
