@@ -1,7 +1,8 @@
 """Reading AG-UI event logs (JSONL): tolerant, streaming, bounded memory.
 
 A line is either a bare event (``{"type": ...}``) or a stored record
-(``{"seq": N, "event": {...}, ...}``) as the gateway writes them. Torn or
+(``{"seq": N, "event": {...}, ...}``) as the gateway writes them (a record's event
+is read as the gateway serves it: its ``gateway`` annotation merged in). Torn or
 non-JSON lines, and JSON that is not an event, are skipped and counted, never
 fatal: a crash mid-write must not make a thread unreadable.
 """
@@ -14,7 +15,9 @@ from typing import Protocol
 
 import orjson
 
+from agui_gateway.protocol.lineage import served_event
 from agui_gateway.protocol.types import Event
+from agui_gateway.store.base import NOTE_KEY
 
 _CHUNK = 1 << 20
 
@@ -96,10 +99,13 @@ def read_events(
                     continue
                 if doc.__class__ is dict:
                     if "event" in doc and "seq" in doc:
+                        note = doc.get(NOTE_KEY)
                         doc = doc["event"]
                         if doc.__class__ is not dict:
                             stats.count_bad(lines)
                             continue
+                        if note.__class__ is dict:  # a stored record's annotation: serve it merged
+                            doc = served_event(doc, note)
                     if doc.get("type").__class__ is str:
                         events += 1
                         yield doc
@@ -138,7 +144,8 @@ def read_records(
         seq = None
         if isinstance(doc, dict) and "seq" in doc and isinstance(doc.get("event"), dict):
             seq = doc["seq"] if isinstance(doc["seq"], int) else None
-            doc = doc["event"]
+            note = doc.get(NOTE_KEY)
+            doc = served_event(doc["event"], note if isinstance(note, dict) else None)
         if not isinstance(doc, dict) or not isinstance(doc.get("type"), str):
             stats.count_bad(number)
             continue

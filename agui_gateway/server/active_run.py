@@ -11,6 +11,8 @@ from __future__ import annotations
 import asyncio
 from dataclasses import dataclass, field
 
+from agui_gateway.protocol.lineage import RunPlan
+
 
 @dataclass(eq=False)
 class ActiveRun:
@@ -18,7 +20,7 @@ class ActiveRun:
     run_id: str
     agent: str
     start_after: int  # the caller's stream is the log after this seq
-    input_run_open: bool = False  # the gateway's RUN_STARTED(input) awaits the agent's
+    plan: RunPlan | None = None  # what the run's first RUN_STARTED record still has to carry
     current_run_id: str = ""  # envelope runId for the events being stored
     stop_reason: tuple[str, str] | None = None  # (message, code) when stopped
     final_seq: int | None = None  # set when the run's last event is stored

@@ -40,7 +40,7 @@ def record_frame(record: StoredRecord) -> bytes:
 
     The same bytes as ``frame(event_json, seq)`` for the ``read_event_json`` of the store.
     """
-    return frame(orjson.dumps(record.event), record.seq)
+    return frame(orjson.dumps(record.served), record.seq)
 
 
 class RecentFrames:

@@ -81,6 +81,11 @@ class Gateway:
     async def open(self) -> None:
         await self.store.open()
         await self.agents.open()
+        if self.config.recover_open_runs:
+            # Close every run a crash left open before the first request: no read
+            # (a log export, the thread list) can then observe one still open.
+            for info in await self.store.list_threads():
+                await self.threads.get(info.thread_id).compactor()
 
     async def close(self) -> None:
         try:

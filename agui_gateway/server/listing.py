@@ -69,7 +69,9 @@ def thread_row(info: ThreadInfo, runtime: ThreadRuntime | None) -> Row:
         "events": info.events,
         "bytes": info.bytes,
         "lastActivity": info.last_activity_ms,
-        "running": runtime is not None and runtime.running,
+        # A run in progress here, or one the log shows open (another replica's, with
+        # recovery off; with it on, runs a crash left open are closed at start-up).
+        "running": runtime is not None and (runtime.running or runtime.log_run_open),
     }
 
 

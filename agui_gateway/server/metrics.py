@@ -58,6 +58,9 @@ class GatewayMetrics:
         self.streams_refused = Counter(
             "agui_gateway_streams_refused", "Event streams refused with 503 (stream caps)", ["cap"], registry=r
         )
+        self.branches = Counter(
+            "agui_gateway_branches", "Runs whose caller's history did not continue the thread", registry=r
+        )
         self.recovered_runs = Counter(
             "agui_gateway_recovered_runs", "Runs a crash left open, closed with a RUN_ERROR", registry=r
         )

@@ -9,7 +9,9 @@ Streams (``text/event-stream``, see :mod:`.streams` for the id rule):
 
 * ``POST /agents/{agent}/run``: the run's own events (the log after the seq
   before the run), ending with the run; what an ``HttpAgent`` expects.
-* ``GET /threads/{thread}/events``: history, then the live tail, forever.
+* ``GET /threads/{thread}/events``: history, then the live tail, forever;
+  with ``?run=R``, the branch that ends at run R and nothing else
+  (:mod:`.history_routes`).
 * ``POST /agents/{agent}/connect``: history, then the live tail until the
   thread has no run in progress (a connect must complete, or the official
   client's ``connectAgent`` never resolves and shows the agent as running).
@@ -34,6 +36,7 @@ from agui_gateway.server.compacted_log import compacted_lines
 from agui_gateway.server.errors import BadRequest, BadResumePosition, Conflict, HistoryMismatch, NotFound
 from agui_gateway.server.gateway import Gateway
 from agui_gateway.server.listing import InvalidListQuery, page, parse_list_query, thread_row
+from agui_gateway.server.history_routes import branch_stream, list_runs, requested_run
 from agui_gateway.server.requests import read_run_input, resume_position, thread_param
 from agui_gateway.server.responses import json_response, ndjson_response, sse_response
 from agui_gateway.server.runs import NoOpenRun, RunConflict
@@ -49,6 +52,7 @@ def api_routes(gateway: Gateway) -> list[BaseRoute]:
         Route("/agents/{agent}/capabilities", api.capabilities, methods=["GET"]),
         Route("/threads", api.list_threads, methods=["GET"]),
         Route("/threads/{thread}/events", api.events, methods=["GET"]),
+        Route("/threads/{thread}/runs", api.runs_list, methods=["GET"]),
         Route("/threads/{thread}/snapshot", api.snapshot, methods=["GET"]),
         Route("/threads/{thread}/log.jsonl", api.log_jsonl, methods=["GET"]),
         Route("/threads/{thread}/stop", api.stop, methods=["POST"]),
@@ -128,6 +132,9 @@ class _Handlers:
     async def events(self, request: Request) -> Response:
         thread_id = thread_param(request)
         self.gw.auth.require(request, thread_id, "read")
+        branch = requested_run(request)
+        if branch is not None:
+            return await branch_stream(self.gw.threads.get(thread_id), branch)
         position = await self._resume_position_within(request, thread_id)
         runtime = self.gw.threads.get(thread_id)
         store = self.gw.store
@@ -190,17 +197,22 @@ class _Handlers:
             query = parse_list_query(dict(request.query_params))
         except InvalidListQuery as exc:
             raise BadRequest(str(exc)) from exc
-        rows = [
-            thread_row(info, self.gw.threads.peek(info.thread_id))
-            for info in await self.gw.store.list_threads()
-            if self.gw.auth.may_read(grant, info.thread_id)
-        ]
+        rows = []
+        for info in await self.gw.store.list_threads():
+            if not self.gw.auth.may_read(grant, info.thread_id):
+                continue
+            runtime = self.gw.threads.peek(info.thread_id)
+            if not self.gw.config.recover_open_runs:  # other replicas' runs: only the log tells
+                runtime = self.gw.threads.get(info.thread_id)
+                await runtime.compactor()
+            rows.append(thread_row(info, runtime))
         return json_response(page(rows, query))
 
     async def log_jsonl(self, request: Request) -> Response:
         thread_id = thread_param(request)
         self.gw.auth.require(request, thread_id, "read")
         after = resume_position(request, header=False) or 0
+        await self.gw.threads.get(thread_id).compactor()  # recovery before the export
         if request.query_params.get("compact") in ("1", "true"):
             if after:
                 raise BadRequest("compact=1 compacts the whole log; it takes no 'after'")
@@ -212,6 +224,11 @@ class _Handlers:
         self.gw.auth.require_any(request)
         agent = self._agent(request)
         return json_response(gateway_capabilities(agent, self.gw.config.options_of(agent.name)))
+
+    async def runs_list(self, request: Request) -> Response:
+        thread_id = thread_param(request)
+        self.gw.auth.require(request, thread_id, "read")
+        return await list_runs(self.gw.threads.get(thread_id))
 
     async def healthz(self, request: Request) -> Response:
         return json_response({"status": "ok", "runs": len(self.gw.threads.active_runs())})

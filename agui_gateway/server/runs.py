@@ -4,47 +4,45 @@ A run is a task owned by the thread's runtime, not by the HTTP request that
 started it: the caller may disconnect, the run goes on and every event is
 stored. At most one run is open per thread (a second gets :class:`RunConflict`).
 
-Recording the caller's new messages
------------------------------------
-A client sends its whole conversation in ``RunAgentInput.messages``; the new
-user message (or a tool result of a frontend tool) is only there. Most agents
-do not echo it, so a replay of the log alone would lose it. The gateway records
-the messages of the input that the thread does not have yet, and it does so
-without touching any agent event (the log keeps those exactly as sent):
+Recording what the caller holds
+-------------------------------
+A client sends its whole conversation (and its state) in ``RunAgentInput``; the
+new user message (or a frontend tool's result, or a state the caller set) is
+only there. Most agents do not echo it, so a replay of the log alone would lose
+it. When the run is accepted the gateway plans what to record
+(:func:`agui_gateway.protocol.lineage.plan_run`: the new messages, whether the
+run continues the thread or branches, and from which run) and records it with
+the run's own first RUN_STARTED, whoever sends it (the agent, or the upstream
+client that synthesizes one for an agent that fails or never sends one):
 
-* When the run is accepted, the gateway stores its own RUN_STARTED
-  (``source: "gateway"``) whose ``input.messages`` are exactly those new
-  messages. The official client adds RUN_STARTED input messages whose ids it
-  does not have yet, so the run's caller (who has them) sees no change, and a
-  replay or a second tab sees the user's message at once, in its place.
-* When the agent's own RUN_STARTED arrives, the gateway first stores a
-  RUN_FINISHED (gateway) for its run, so the stream stays valid for
-  ``verifyEvents`` (no RUN_STARTED inside an open run):
-  ``gw RUN_STARTED(input) · gw RUN_FINISHED · agent RUN_STARTED … agent RUN_FINISHED``.
-* When the agent sends no RUN_STARTED of its own, its events continue the
-  gateway's run; when it fails before starting, the gateway's RUN_ERROR ends the
-  gateway's run: ``gw RUN_STARTED(input) · gw RUN_ERROR``.
+* the RUN_STARTED record carries the annotation (envelope field ``gateway``)
+  that every served stream merges into the event: ``input`` with the new
+  messages (and ``resume``), ``parentRunId`` on a branch; the stored event
+  itself stays exactly as the agent sent it;
+* gateway events right after it: a MESSAGES_SNAPSHOT of the caller's messages
+  on a branch or a run resuming interrupts, a STATE_SNAPSHOT of the caller's state when it differs from the
+  thread's (or on a branch). The caller already holds both: they change
+  nothing for it, and bring every other client to where the caller is.
 
-Alternatives rejected: filling ``input`` into the agent's RUN_STARTED (changes
-the agent's event); TEXT_MESSAGE_* events for the user message (the caller
-already holds the message, and the client would append the text a second time;
-they also cannot carry non-text content); a MESSAGES_SNAPSHOT (must restate the
-whole conversation, so the log would grow quadratically).
+So a run is one run in every stream: ``RUN_STARTED(input) ... terminal``, the
+caller's POST stream included. Logs written before (the gateway's own
+``RUN_STARTED(input) · RUN_FINISHED`` run ahead of the agent's) replay as before.
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Iterable
 from typing import Any
 
 from agui_gateway.protocol import events as ev
 from agui_gateway.protocol.builders import REJECTED_EVENT_NAME, rejected_event, run_error_event, run_started_event
 from agui_gateway.protocol.history import HistoryConflict, merge_history
+from agui_gateway.protocol.lineage import RunPlan, continues, plan_run
 from agui_gateway.server.active_run import ActiveRun
 from agui_gateway.server.agents import AgentEndpoint
 from agui_gateway.server.badinput import BadInputLog
+from agui_gateway.server.branches import branch_parent
 from agui_gateway.server.config import HistoryMode
 from agui_gateway.server.metrics import GatewayMetrics
 from agui_gateway.server.threads import ThreadRuntime
@@ -76,22 +74,6 @@ class NoOpenRun(Exception):
     """A stop for a thread without an open run."""
 
 
-def recorded_input(thread_id: str, run_id: str, messages: list[dict[str, Any]]) -> dict[str, Any]:
-    """The RunAgentInput the gateway's RUN_STARTED carries: only the new messages."""
-    return {"threadId": thread_id, "runId": run_id, "messages": messages, "tools": [], "context": []}
-
-
-def new_messages(known_ids: set[str], messages: Iterable[Any]) -> list[dict[str, Any]]:
-    """The input messages the thread does not have yet, in input order, each id once."""
-    seen = set(known_ids)
-    out = []
-    for message in messages:
-        if isinstance(message, dict) and isinstance(message.get("id"), str) and message["id"] not in seen:
-            seen.add(message["id"])
-            out.append(message)
-    return out
-
-
 class RunManager:
     def __init__(
         self, metrics: GatewayMetrics, timeouts: UpstreamTimeouts, bad_input: BadInputLog | None = None
@@ -111,8 +93,8 @@ class RunManager:
     ) -> ActiveRun:
         """Open a run on the thread and start driving it; raise :class:`RunConflict` if one is open.
 
-        Shielded: once the gateway's RUN_STARTED is stored the run must get its driver,
-        even if the caller disconnects in the middle of opening it.
+        Shielded: once the run is claimed it must get its driver (which stores its
+        RUN_STARTED and its end), even if the caller disconnects while it opens.
         """
         opening = asyncio.ensure_future(self._open(runtime, agent, run_input, history))
         opening.add_done_callback(_consume_exception)  # the caller may be gone by then
@@ -137,14 +119,10 @@ class RunManager:
                 upstream_input = {**run_input, "messages": merge_history(stored_messages, run_input["messages"])}
             else:
                 upstream_input = run_input
-            fresh = new_messages(await runtime.message_ids(), run_input.get("messages") or ())
-            if fresh:
-                started = run_started_event(thread_id, run_id, recorded_input(thread_id, run_id, fresh))
-                records = await runtime.append([NewEvent(started, run_id, "gateway")])
-                run.start_after = records[0].seq - 1
-                run.input_run_open = True
-            else:
-                run.start_after = runtime.last_seq
+            # Recorded from what the agent gets: with server-side history, the merge
+            # continues the thread by construction, so only the new messages are recorded.
+            run.plan = await self._plan(runtime, upstream_input)
+            run.start_after = runtime.last_seq
         except (RunConflict, HistoryConflict):
             runtime.release_run(run)
             self._metrics.runs_rejected.inc()
@@ -157,8 +135,8 @@ class RunManager:
             agent.url,
             upstream_input,
             timeouts=self._timeouts,
-            # A RUN_STARTED the upstream side synthesizes needs no input: the new
-            # messages, if any, are in the gateway's own RUN_STARTED already.
+            # A RUN_STARTED the upstream side synthesizes gets the run's annotation
+            # like the agent's own would (see _translate).
             run_started_input=None,
         )
         run.task = asyncio.create_task(self._drive(runtime, run, upstream), name=f"run-{thread_id}-{run_id}")
@@ -308,17 +286,22 @@ class RunManager:
             await self._store(runtime, run, [GatewayEvent(run_error_event(message, code))])
 
     async def _store(self, runtime: ThreadRuntime, run: ActiveRun, items: list[AgentEvent | GatewayEvent]) -> None:
+        plan = run.plan
         batch: list[NewEvent] = []
         for item in items:
             batch.extend(self._translate(run, item))
         if not batch:
             return
         try:
-            await runtime.append(batch)
-        except UnencodableEvent:
-            # Nothing of the batch was stored: store it again with each event that
-            # cannot be stored replaced by a record saying so, so no good event is lost.
-            await runtime.append([self._storable(run, new) for new in batch])
+            try:
+                await runtime.append(batch)
+            except UnencodableEvent:
+                # Nothing of the batch was stored: store it again with each event that
+                # cannot be stored replaced by a record saying so, so no good event is lost.
+                await runtime.append([self._storable(run, new) for new in batch])
+        except BaseException:
+            run.plan = plan  # nothing of the batch is stored: the run's RUN_STARTED is still to come
+            raise
 
     def _storable(self, run: ActiveRun, new: NewEvent) -> NewEvent:
         try:
@@ -340,23 +323,33 @@ class RunManager:
         event = item.event
         kind = event.get("type")
         source: Source = "agent" if isinstance(item, AgentEvent) else "gateway"
-        out: list[NewEvent] = []
-        if run.input_run_open:
-            if kind == ev.RUN_STARTED:
-                if source == "gateway":
-                    return []  # the gateway's own run already stands for it
-                out.append(
-                    NewEvent(
-                        {"type": ev.RUN_FINISHED, "threadId": run.thread_id, "runId": run.run_id},
-                        run.run_id,
-                        "gateway",
-                    )
-                )
-            run.input_run_open = False
         if kind == ev.RUN_STARTED and isinstance(event.get("runId"), str) and event["runId"]:
             run.current_run_id = event["runId"]
-        out.append(NewEvent(event, run.current_run_id, source))
-        return out
+        plan = run.plan
+        if plan is None or kind not in (ev.RUN_STARTED, *ev.TERMINAL_TYPES):
+            return [NewEvent(event, run.current_run_id, source)]
+        run.plan = None
+        extras = [NewEvent(extra, run.current_run_id, "gateway") for extra in plan.extras]
+        if kind == ev.RUN_STARTED:
+            return [NewEvent(event, run.current_run_id, source, note=plan.note), *extras]
+        # The run ends and its RUN_STARTED was never stored (the batch holding it failed):
+        # the gateway's RUN_STARTED keeps the run whole, and the caller's input with it.
+        started = run_started_event(run.thread_id, run.run_id)
+        return [
+            NewEvent(started, run.current_run_id, "gateway", note=plan.note),
+            *extras,
+            NewEvent(event, run.current_run_id, source),
+        ]
+
+    async def _plan(self, runtime: ThreadRuntime, run_input: dict[str, Any]) -> RunPlan:
+        """What the run records beside the agent's events (see the module docstring)."""
+        messages, state, _ = await runtime.snapshot()
+        caller = run_input.get("messages") or []
+        parent = None
+        if not continues(messages, caller):
+            parent = await branch_parent(runtime.store, runtime.thread_id, caller)
+            self._metrics.branches.inc()
+        return plan_run(run_input, messages, state, parent)
 
 
 def _consume_exception(task: asyncio.Future[Any]) -> None:

@@ -188,7 +188,7 @@ class ThreadRuntime:
         fed = 0
         async with aclosing(self.store.read(self.thread_id, after=compactor.last_seq)) as records:
             async for record in records:
-                compactor.feed(record.event, record.seq)
+                compactor.feed(record.served, record.seq)
                 fed += 1
                 if fed % _YIELD_EVERY == 0:
                     await asyncio.sleep(0)  # let other threads' streams run during a long build
@@ -327,7 +327,7 @@ class ThreadRuntime:
                 encoded = 0
             else:
                 for record in records:
-                    compactor.feed(record.event, record.seq)
+                    compactor.feed(record.served, record.seq)
                 encoded = self.recent.push(records)
         if records:
             self._changed()
@@ -339,7 +339,7 @@ class ThreadRuntime:
     async def _catch_up_locked(self, compactor: SnapshotCompactor) -> None:
         async with aclosing(self.store.read(self.thread_id, after=compactor.last_seq)) as records:
             async for record in records:
-                compactor.feed(record.event, record.seq)
+                compactor.feed(record.served, record.seq)
                 self.recent.push((record,))
 
     async def save_checkpoint(self) -> None:

@@ -16,9 +16,11 @@ from collections.abc import AsyncGenerator, AsyncIterator, Sequence
 from dataclasses import dataclass
 from typing import Any, Literal
 
+from agui_gateway.protocol.lineage import served_event
 from agui_gateway.protocol.types import Event
 
 Source = Literal["agent", "gateway"]
+NOTE_KEY = "gateway"  # the envelope field of a record's annotation
 
 _THREAD_ID = re.compile(r"[A-Za-z0-9._-]{1,128}")
 
@@ -50,26 +52,36 @@ class NewEvent:
     event: Event
     run_id: str | None
     source: Source = "agent"
+    note: dict[str, Any] | None = None  # the envelope's ``gateway`` field (see protocol.lineage)
 
 
 @dataclass(frozen=True, slots=True)
 class StoredRecord:
-    """One stored line: ``{"seq", "runId", "ts", "source", "event"}``."""
+    """One stored line: ``{"seq", "runId", "ts", "source", ["gateway",] "event"}``.
+
+    ``note`` (the ``gateway`` field, on a run's first RUN_STARTED only) is what
+    the gateway adds to the stored event when serving it; the event itself is
+    exactly as received.
+    """
 
     seq: int
     run_id: str | None
     ts: int  # epoch milliseconds when the gateway received the event
     source: Source
     event: Event
+    note: dict[str, Any] | None = None
 
     def to_json_dict(self) -> dict[str, Any]:
-        return {
-            "seq": self.seq,
-            "runId": self.run_id,
-            "ts": self.ts,
-            "source": self.source,
-            "event": self.event,
-        }
+        out: dict[str, Any] = {"seq": self.seq, "runId": self.run_id, "ts": self.ts, "source": self.source}
+        if self.note is not None:
+            out[NOTE_KEY] = self.note
+        out["event"] = self.event
+        return out
+
+    @property
+    def served(self) -> Event:
+        """The event as every stream serves it (the annotation merged in)."""
+        return served_event(self.event, self.note)
 
 
 @dataclass(frozen=True, slots=True)
@@ -195,7 +207,7 @@ async def _event_json(records: AsyncIterator[StoredRecord]) -> AsyncGenerator[tu
 
     try:
         async for record in records:
-            yield record.seq, orjson.dumps(record.event)
+            yield record.seq, orjson.dumps(record.served)
     finally:  # a reader that stops early closes the read it stands on at once
         aclose = getattr(records, "aclose", None)
         if aclose is not None:

@@ -1,7 +1,9 @@
 """The stored line format shared by every backend.
 
 One record is one JSON object ``{"seq", "runId", "ts", "source", "event"}``,
-``seq`` first. Backends serialise the envelope without ``seq`` first
+``seq`` first; a run's first RUN_STARTED also has a ``gateway`` annotation just
+before ``event`` (what the gateway adds when serving it, see protocol.lineage).
+Backends serialise the envelope without ``seq`` first
 (:func:`encode_unsequenced`) and splice the seq in once it is assigned
 (:func:`sequence_line`), so the file store and the Redis store (whose Lua script
 does the splice server-side) produce byte-identical lines.
@@ -18,7 +20,7 @@ from typing import Any
 
 import orjson
 
-from agui_gateway.store.base import NewEvent, StoredRecord, UnencodableEvent
+from agui_gateway.store.base import NOTE_KEY, NewEvent, StoredRecord, UnencodableEvent
 
 _SOURCES = ("agent", "gateway")
 
@@ -29,8 +31,16 @@ def encode_unsequenced(event: NewEvent, ts: int) -> bytes:
         raise UnencodableEvent(f"source must be 'agent' or 'gateway', not {event.source!r}")
     if not isinstance(event.event, dict):
         raise UnencodableEvent("an event must be a JSON object (dict)")
+    if event.note is not None and not isinstance(event.note, dict):
+        raise UnencodableEvent("an annotation must be a JSON object (dict)")
+    envelope: dict[str, Any] = {"runId": event.run_id, "ts": ts, "source": event.source}
+    if event.note is not None:
+        # Before the event: slice_event then does not match this line, and its
+        # readers decode it and serve the event with the annotation merged in.
+        envelope[NOTE_KEY] = event.note
+    envelope["event"] = event.event
     try:
-        return orjson.dumps({"runId": event.run_id, "ts": ts, "source": event.source, "event": event.event})
+        return orjson.dumps(envelope)
     except TypeError as exc:  # orjson.JSONEncodeError subclasses TypeError
         raise UnencodableEvent(f"event is not JSON-serialisable: {exc}") from exc
 
@@ -103,7 +113,7 @@ def decode_scan(line: bytes) -> tuple[int, int, bool] | None:
 def record_from_json(obj: Any) -> StoredRecord | None:
     if not _is_record(obj):
         return None
-    return StoredRecord(obj["seq"], obj["runId"], obj["ts"], obj["source"], obj["event"])
+    return StoredRecord(obj["seq"], obj["runId"], obj["ts"], obj["source"], obj["event"], obj.get(NOTE_KEY))
 
 
 def _is_record(obj: Any) -> bool:
@@ -117,4 +127,5 @@ def _is_record(obj: Any) -> bool:
         and type(obj.get("ts")) is int
         and obj.get("source") in _SOURCES
         and isinstance(obj.get("event"), dict)
+        and isinstance(obj.get(NOTE_KEY, {}), dict)
     )

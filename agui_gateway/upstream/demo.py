@@ -5,7 +5,9 @@ by streaming SSE: RUN_STARTED, a STATE_SNAPSHOT holding a small to-do plan, a
 reasoning block, an assistant message that issues two parallel tool calls (their
 ARGS interleaved), both TOOL_CALL_RESULTs, STATE_DELTAs ticking the plan off, a final
 assistant message, RUN_FINISHED. What it says and which tools it "calls" depend on
-the last user message, so a demo session feels alive. Every event is built with the
+the last user message, so a demo session feels alive. Human-in-the-loop turns get
+short scripts of their own (:func:`_short_turn`): a frontend tool call the client
+answers, and an interrupt the client resumes. Every event is built with the
 official ``ag_ui.core`` models and encoded with the official ``EventEncoder``.
 
 ``pace`` scales the pauses (1.0: tens of ms between deltas, like a model streaming;
@@ -30,6 +32,7 @@ from typing import Any
 import orjson
 from ag_ui.core import (
     BaseEvent,
+    Interrupt,
     ReasoningEndEvent,
     ReasoningMessageContentEvent,
     ReasoningMessageEndEvent,
@@ -37,6 +40,7 @@ from ag_ui.core import (
     ReasoningStartEvent,
     RunAgentInput,
     RunFinishedEvent,
+    RunFinishedInterruptOutcome,
     RunStartedEvent,
     StateDeltaEvent,
     StateSnapshotEvent,
@@ -196,11 +200,66 @@ def _previous_runs(state: Any) -> int:
     return runs if isinstance(runs, int) and not isinstance(runs, bool) else 0
 
 
+def _short_turn(run_input: RunAgentInput, rng: random.Random) -> list[DemoStep] | None:
+    """The human-in-the-loop scripts, or None for the regular one.
+
+    * the client answered a tool call itself (the last message is a tool message: a
+      frontend tool's result): a short answer quoting it;
+    * a run resuming interrupts (``resume``): a short answer saying what was decided;
+    * "approve" in the user's message: the run ends asking for approval (an interrupt);
+    * "frontend" in it and the client declared tools: a call of the first of them,
+      which the client runs (the run ends with the call pending).
+    """
+    thread_id, run_id = run_input.thread_id, run_input.run_id
+    last = run_input.messages[-1] if run_input.messages else None
+    text = last_user_text(run_input.messages)
+    message_id = f"{run_id}-msg-1"
+    finished = RunFinishedEvent(thread_id=thread_id, run_id=run_id)
+    call: ToolCallStartEvent | None = None
+    if getattr(last, "role", None) == "tool":
+        say = f"Thanks, the UI answered: “{_quote(str(getattr(last, 'content', '')))}”."
+    elif run_input.resume:
+        decisions = ", ".join(f"{entry.interrupt_id}: {entry.status}" for entry in run_input.resume)
+        say = f"Resumed with your decision ({decisions}). Done."
+    elif "approve" in text.lower():
+        say = "This step needs your approval first."
+        interrupt = Interrupt(id=f"{run_id}-approval", reason="confirmation", message="Go ahead?")
+        finished = RunFinishedEvent(
+            thread_id=thread_id, run_id=run_id, outcome=RunFinishedInterruptOutcome(interrupts=[interrupt])
+        )
+    elif "frontend" in text.lower() and run_input.tools:
+        say = "I'll ask you in the UI."
+        call = ToolCallStartEvent(
+            tool_call_id=f"{run_id}-ui-call", tool_call_name=run_input.tools[0].name, parent_message_id=message_id
+        )
+    else:
+        return None
+    steps = [
+        DemoStep(0.0, RunStartedEvent(thread_id=thread_id, run_id=run_id)),
+        DemoStep(0.1, TextMessageStartEvent(message_id=message_id, role="assistant")),
+        *(
+            DemoStep(rng.uniform(*_DELTA_PAUSE), TextMessageContentEvent(message_id=message_id, delta=delta))
+            for delta in _tokens(say, rng)
+        ),
+        DemoStep(0.0, TextMessageEndEvent(message_id=message_id)),
+    ]
+    if call is not None:
+        steps += [
+            DemoStep(0.05, call),
+            DemoStep(0.05, ToolCallArgsEvent(tool_call_id=call.tool_call_id, delta="{}")),
+            DemoStep(0.0, ToolCallEndEvent(tool_call_id=call.tool_call_id)),
+        ]
+    return [*steps, DemoStep(0.0, finished)]
+
+
 def demo_script(run_input: RunAgentInput) -> list[DemoStep]:
     """The events of one demo run with their pauses at pace 1.0. Pure and deterministic
     for a given input: ids derive from the run id, pauses from a seeded generator."""
     thread_id, run_id = run_input.thread_id, run_input.run_id
     rng = random.Random(f"{thread_id}/{run_id}")
+    short = _short_turn(run_input, rng)
+    if short is not None:
+        return short
     text = last_user_text(run_input.messages)
     plan = _weather_plan(text) if "weather" in text.lower() else _default_plan(text)
 

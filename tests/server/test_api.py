@@ -36,26 +36,24 @@ async def test_run_streams_the_agents_events_with_dense_ids_and_records_the_user
     async with httpx.AsyncClient(base_url=gateway.url) as client:
         frames = await collect(client, "POST", "/agents/scripted/run", json=body)
     events = events_of(frames)
-    # The gateway's run records the new user message, then hands over to the agent's run.
-    assert events[0] == {
-        "type": "RUN_STARTED",
+    recorded = {
         "threadId": "t-run",
         "runId": "r1",
-        "input": {
-            "threadId": "t-run",
-            "runId": "r1",
-            "messages": [user_message("u1", "hello")],
-            "tools": [],
-            "context": [],
-        },
+        "messages": [user_message("u1", "hello")],
+        "tools": [],
+        "context": [],
     }
-    assert events[1] == {"type": "RUN_FINISHED", "threadId": "t-run", "runId": "r1"}
-    assert events[2:] == script
+    # One run: the agent's own RUN_STARTED carries the caller's new message as its input.
+    assert script[0]["type"] == "RUN_STARTED" and "input" not in script[0]
+    assert events[0] == {**script[0], "input": recorded}
+    assert events[1:] == script[1:]
     assert [f.id for f in frames if f.event is not None] == list(range(1, len(events) + 1))
     stored = read_log(tmp_path / "data", "t-run")
     assert [r["seq"] for r in stored] == list(range(1, len(events) + 1))
-    assert [r["source"] for r in stored] == ["gateway", "gateway"] + ["agent"] * len(script)
-    assert [r["event"] for r in stored[2:]] == script  # the agent's events exactly as sent
+    assert [r["source"] for r in stored] == ["agent"] * len(script)
+    assert [r["event"] for r in stored] == script  # the agent's events exactly as sent
+    assert stored[0]["gateway"] == {"input": recorded}  # what the gateway adds, beside the event
+    assert all("gateway" not in r for r in stored[1:])
     assert answer.requests[0] == body  # forwarded unchanged
 
 
@@ -229,8 +227,9 @@ async def test_log_jsonl_listing_and_metrics(
         await collect(client, "GET", "/threads/t-log/events", until=has_event(lambda e: e["type"] == "RUN_FINISHED"))
         metrics = (await client.get("/metrics")).text
     events = len(file_bytes.splitlines())
-    assert f'agui_gateway_events_stored_total{{source="agent"}} {float(events - 2)}' in metrics
-    assert 'agui_gateway_events_stored_total{source="gateway"} 2.0' in metrics
+    # The caller's message rides on the agent's RUN_STARTED: the gateway stored no event of its own.
+    assert f'agui_gateway_events_stored_total{{source="agent"}} {float(events)}' in metrics
+    assert 'agui_gateway_events_stored_total{source="gateway"}' not in metrics
     assert 'agui_gateway_replays_total{kind="fresh"} 1.0' in metrics
     assert "agui_gateway_checkpoint_writes_total 1.0" in metrics  # once, when the run ended
     assert "agui_gateway_subscribers 0.0" in metrics or "agui_gateway_subscribers 1.0" in metrics

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import httpx
 from support.agents import ScriptedAgent
-from support.events import agent_run_events, read_log, run_input, user_message
+from support.events import agent_run_events, read_log, run_input, served, user_message
 from support.servers import serve_gateway
 from support.sse import collect, events_of, has_event, has_id
 from support.waiting import wait_until_async
@@ -45,7 +45,7 @@ async def test_checkpoint_follows_each_run_and_the_log_is_only_appended(
                 log_bytes = (thread_dir / "log.jsonl").read_bytes()
                 assert log_bytes.startswith(previous_log), "the raw log is only ever appended to"
                 previous_log = log_bytes
-                raw = [r["event"] for r in read_log(data, "cp")]
+                raw = [served(r) for r in read_log(data, "cp")]
                 # Written right after the run's last event is stored (the caller's stream
                 # does not wait for it).
                 checkpoint = await wait_until_async(
@@ -87,7 +87,7 @@ async def test_concurrent_first_readers_share_one_build(agent: tuple[ScriptedAge
     assert all(events_of(r) == events_of(replays[0]) for r in replays)
     assert (
         Reducer().apply_all(events_of(replays[0])).snapshot()
-        == Reducer().apply_all(r["event"] for r in read_log(data, "sf")).snapshot()
+        == Reducer().apply_all(served(r) for r in read_log(data, "sf")).snapshot()
     )
 
 

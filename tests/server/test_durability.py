@@ -26,7 +26,7 @@ import orjson
 import pytest
 import redis.asyncio as aioredis
 from support.agents import ScriptedAgent
-from support.events import agent_run_events, read_log, run_input, user_message
+from support.events import agent_run_events, read_log, run_input, served, user_message
 from support.official_client import OfficialClient
 from support.servers import GatewayProcess
 from support.sse import Frame, SseReader, collect, events_of, has_id
@@ -137,7 +137,7 @@ async def test_a_stalled_client_loses_nothing_and_costs_no_memory(
             assert stored[-1]["seq"] == latest
             frames = drain_stalled(stalled[0], latest)
             got = [(f.id, f.event) for f in frames if f.event is not None]
-            assert got == [(r["seq"], r["event"]) for r in stored[warm_seq:]]
+            assert got == [(r["seq"], served(r)) for r in stored[warm_seq:]]
             tail = drain_stalled(stalled[1], latest)
             assert [f.id for f in tail if f.event is not None][-1] == latest
             for sock in stalled:
@@ -285,7 +285,7 @@ async def _sigkill_rounds(
                     e["delta"] += "y" * 2000
             scripted.script(run_id, events, pace_s=0.001)
             old_checkpoint = await store.checkpoint(thread_id) if round_no else None
-            seen = await _run_and_kill(gw, store, thread_id, run_id, len(events) + 2, moment, rng)  # +2: input run
+            seen = await _run_and_kill(gw, store, thread_id, run_id, len(events), moment, rng)
             await _check_killed(store, thread_id, old_checkpoint, f"seed {seed} round {round_no} ({moment})")
             gw.start()  # restart on the same store
             await _check_restarted(gw, scripted, store, official_client, thread_id, run_id, seen)
@@ -354,7 +354,7 @@ async def _check_restarted(
             headers={"last-event-id": str(resume_from)},
         )
         records = await store.records(thread_id)
-        raw = [r["event"] for r in records]
+        raw = [served(r) for r in records]
         assert events_of(resumed) == raw[resume_from:]
         # Every frame of a raw or live stream with id N is the stored record N.
         for frames in seen.raw:

@@ -16,7 +16,7 @@ from typing import Any
 import httpx
 import pytest
 from support.agents import ScriptedAgent
-from support.events import agent_run_events, read_log, run_input, user_message
+from support.events import agent_run_events, read_log, run_input, served, user_message
 from support.servers import RunningGateway, serve_scripted_gateway
 from support.sse import Frame, collect, events_of, has_id
 from support.waiting import wait_until_async
@@ -56,8 +56,7 @@ def assert_same_end(official_client: Any, label: str, events: list[dict[str, Any
 def agent_run_done(run_id: str) -> Any:
     """Until the agent's run (from agent_run_events) has ended: its last message, then RUN_FINISHED.
 
-    (A RUN_FINISHED with the run's id alone is not enough: the gateway's run that records
-    the caller's messages carries the same run id and ends when the agent's run starts.)
+    (Logs written before issue 7 had a gateway run with the same run id ahead of the agent's.)
     """
 
     def has_last_message(event: dict[str, Any]) -> bool:
@@ -124,7 +123,7 @@ async def test_generated_thread_through_the_gateway(
         stored = read_log(tmp_path / "data", thread_id)
         total[0] = len(stored)
         watched = await watcher
-        raw = [r["event"] for r in stored]
+        raw = [served(r) for r in stored]
         assert events_of(live) == raw, "the callers' live streams are the stored log"
         assert events_of(watched) == raw, "a watcher's live stream is the stored log"
         assert [f.id for f in watched if f.event is not None] == list(range(1, len(raw) + 1))
@@ -179,7 +178,7 @@ async def test_fresh_client_during_an_open_run_and_every_resume(
             )
         )
         # Wait until the held part of the run is stored, then join fresh, mid-run.
-        stored_before_hold = len(first) + 2 + 2 + hold_at
+        stored_before_hold = len(first) + hold_at
         await collect(
             client, "GET", f"/threads/{thread_id}/events", params={"after": "0"}, until=has_id(stored_before_hold)
         )
@@ -188,10 +187,12 @@ async def test_fresh_client_during_an_open_run_and_every_resume(
         mid_events = events_of(mid)
         # The finished first run is one compacted run; the open run follows, from its RUN_STARTED.
         assert [e["type"] for e in mid_events[:2]] == ["RUN_STARTED", "MESSAGES_SNAPSHOT"]
-        # The gateway's run recording u2 is finished, so u2 is in the compacted block.
-        assert user_message("u2", "second") in mid_events[1]["messages"]
         open_part = mid_events[[e["type"] for e in mid_events].index("RUN_FINISHED") + 1 :]
-        assert open_part[0] == second[0]
+        # The open run's own RUN_STARTED carries u2, the caller's new message.
+        assert open_part[0] == {
+            **second[0],
+            "input": {**open_part[0]["input"], "messages": [user_message("u2", "second")]},
+        }
         cuts = [(mid_events[: index + 1], n) for index, n in id_positions(mid)]
         assert len(cuts) >= 3
         # A watcher that joined mid-run keeps receiving the run live after release.
@@ -201,14 +202,14 @@ async def test_fresh_client_during_an_open_run_and_every_resume(
         held.release()
         run_frames = await caller
         watched = await watcher
-        raw = [r["event"] for r in read_log(tmp_path / "data", thread_id)]
+        raw = [served(r) for r in read_log(tmp_path / "data", thread_id)]
         reference = official_client.replay(raw)
         assert reference.error is None, reference.error
         assert_same_end(
             official_client,
             "caller's live stream",
             events_of(run_frames),
-            official_client.replay(raw[len(first) + 2 :]),
+            official_client.replay(raw[len(first) :]),
         )
         assert_same_end(official_client, "mid-run fresh join + live", events_of(watched), reference)
         for prefix, n in cuts:
@@ -258,7 +259,7 @@ async def test_many_clients_at_once_all_end_identically(
         await caller
         fresh_frames = await asyncio.gather(*fresh)
         resumed_frames = await asyncio.gather(*resumers)
-    raw = [r["event"] for r in read_log(tmp_path / "data", thread_id)]
+    raw = [served(r) for r in read_log(tmp_path / "data", thread_id)]
     reference = official_client.replay(raw)
     expected = (reference.messages, reference.state)
     for frames in fresh_frames:
@@ -290,7 +291,7 @@ async def test_resume_from_every_position(
         live += await collect(
             client, "POST", "/agents/scripted/run", json=run_input(thread_id, "e2", [user_message("u2", "b")])
         )
-        raw = [r["event"] for r in read_log(tmp_path / "data", thread_id)]
+        raw = [served(r) for r in read_log(tmp_path / "data", thread_id)]
         assert events_of(live) == raw
         reference = official_client.replay(raw)
         for index, n in id_positions(live):

@@ -1,12 +1,11 @@
-"""The run bookkeeping (server/runs.py) that records a caller's new messages and hands
-the gateway's input run over to the agent's run."""
+"""The run bookkeeping (server/runs.py): a run's first RUN_STARTED carries what the caller
+adds (the plan), and the agent's events are stored exactly as sent."""
 
 from __future__ import annotations
 
-import orjson
-
+from agui_gateway.protocol.lineage import new_messages, plan_run
 from agui_gateway.server.active_run import ActiveRun
-from agui_gateway.server.runs import RunManager, new_messages
+from agui_gateway.server.runs import RunManager
 from agui_gateway.upstream.run import AgentEvent, GatewayEvent
 
 
@@ -18,27 +17,37 @@ def test_new_messages_are_those_the_thread_lacks_in_input_order() -> None:
         {"role": "user", "content": "no id"},
         {"id": "c", "role": "tool", "toolCallId": "t", "content": "r"},
     ]
-    assert [m["id"] for m in new_messages({"b"}, msgs)] == ["a", "c"]
-    assert new_messages({"a", "b", "c"}, msgs) == []
+    assert [m["id"] for m in new_messages([{"id": "b"}], msgs)] == ["a", "c"]
+    assert new_messages([{"id": "a"}, {"id": "b"}, {"id": "c"}], msgs) == []
 
 
-def test_the_gateways_input_run_hands_over_to_the_agents_run() -> None:
+def test_the_runs_first_run_started_carries_the_plan_and_the_agents_event_stays_as_sent() -> None:
     translate = RunManager._translate
     manager = object.__new__(RunManager)
-    run = ActiveRun("t", "r", "agent", start_after=0, input_run_open=True, current_run_id="r")
-    synthesized = GatewayEvent({"type": "RUN_STARTED", "threadId": "t", "runId": "r"})
-    assert translate(manager, run, synthesized) == []  # the gateway's own run already stands for it
+    plan = plan_run(
+        {"threadId": "t", "runId": "r", "messages": [{"id": "u", "role": "user", "content": "hi"}], "state": {"x": 1}},
+        [],
+        {},
+        None,
+    )
+    run = ActiveRun("t", "r", "agent", start_after=0, plan=plan, current_run_id="r")
     started = AgentEvent({"type": "RUN_STARTED", "threadId": "t", "runId": "agent-run"})
     records = translate(manager, run, started)
     assert [(r.event["type"], r.source, r.run_id) for r in records] == [
-        ("RUN_FINISHED", "gateway", "r"),
         ("RUN_STARTED", "agent", "agent-run"),
+        ("STATE_SNAPSHOT", "gateway", "agent-run"),  # the caller set a state the thread did not have
     ]
-    assert records[1].event is started.event  # stored exactly as the agent sent it
+    assert records[0].event is started.event  # stored exactly as the agent sent it
+    assert records[0].note is not None and records[0].note["input"]["messages"] == [
+        {"id": "u", "role": "user", "content": "hi"}
+    ]
+    assert records[1].event == {"type": "STATE_SNAPSHOT", "snapshot": {"x": 1}}
     delta = AgentEvent({"type": "TEXT_MESSAGE_START", "messageId": "m", "role": "assistant"})
-    assert [(r.source, r.run_id) for r in translate(manager, run, delta)] == [("agent", "agent-run")]
-    # An agent that sends no RUN_STARTED continues the gateway's run.
-    run2 = ActiveRun("t", "r2", "agent", start_after=0, input_run_open=True, current_run_id="r2")
-    assert [r.event["type"] for r in translate(manager, run2, delta)] == ["TEXT_MESSAGE_START"]
-    assert not run2.input_run_open
-    assert orjson.dumps(records[0].event) == b'{"type":"RUN_FINISHED","threadId":"t","runId":"r"}'
+    assert [(r.source, r.run_id, r.note) for r in translate(manager, run, delta)] == [("agent", "agent-run", None)]
+    # A second RUN_STARTED (an agent's sub-run) carries nothing of the caller's.
+    assert translate(manager, run, started)[0].note is None
+    # A RUN_STARTED the upstream client synthesizes carries the plan like the agent's would.
+    run2 = ActiveRun("t", "r2", "agent", start_after=0, plan=plan, current_run_id="r2")
+    synthesized = GatewayEvent({"type": "RUN_STARTED", "threadId": "t", "runId": "r2"})
+    first = translate(manager, run2, synthesized)[0]
+    assert (first.source, first.note) == ("gateway", plan.note)

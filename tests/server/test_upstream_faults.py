@@ -11,7 +11,7 @@ import httpx
 import orjson
 import pytest
 from support.agents import ScriptedAgent, sse
-from support.events import read_log, run_input, user_message
+from support.events import read_log, run_input, served, user_message
 from support.servers import RunningGateway, refused_port, serve_app, serve_gateway
 from support.sse import collect, events_of
 
@@ -98,11 +98,14 @@ async def test_upstream_fault_ends_the_run_with_a_stored_run_error(
         )
         events = events_of(frames)
         assert events[0]["type"] == "RUN_STARTED" and events[0]["input"]["messages"] == [user_message("u1", "hi")]
+        # One run (the gateway's RUN_STARTED stands in for the agent's and carries the input).
+        assert [e["type"] for e in events].count("RUN_STARTED") == 1
+        assert [e["type"] for e in events if e["type"] in ("RUN_FINISHED", "RUN_ERROR")] == ["RUN_ERROR"]
         error = events[-1]
         assert error["type"] == "RUN_ERROR" and error["code"] == code and words in error["message"]
         stored = read_log(tmp_path / "data", thread_id)
         assert stored[-1] == {**stored[-1], "source": "gateway", "event": error}
-        assert [r["event"] for r in stored] == events
+        assert [served(r) for r in stored] == events
         # The user's message is kept, and a fresh replay is a valid stream that shows the error.
         snapshot = (await client.get(f"/threads/{thread_id}/snapshot")).json()
         assert snapshot["messages"][0] == user_message("u1", "hi") and snapshot["running"] is False

@@ -267,6 +267,27 @@ class StoreContract:
                 assert orjson.dumps(decoded) == orjson.dumps(record.event), seq  # key order too
                 assert line.endswith(b',"event":' + data + b"}\n"), seq  # the stored bytes
 
+    async def test_an_annotated_record_keeps_its_event_and_is_served_merged(
+        self, store: ThreadStore, make_store: MakeStore
+    ) -> None:
+        started = {"type": "RUN_STARTED", "threadId": "t", "runId": "r", "input": {"agent's": "own"}}
+        note = {"input": {"threadId": "t", "runId": "r", "messages": [{"id": "u", "role": "user", "content": "hi"}]}}
+        appended = await store.append("t", [new("before"), NewEvent(started, "r", "agent", note), new("after")])
+        assert appended[1].note == note and appended[1].event == started
+        for reader in (store, await make_store()):
+            records = await drain(reader.read("t"))
+            assert [(r.event, r.note) for r in records] == [(r.event, r.note) for r in appended]
+            served = {**started, "input": note["input"]}
+            assert [orjson.loads(data) for _, data in await drain(reader.read_event_json("t"))] == [
+                appended[0].event,
+                served,
+                appended[2].event,
+            ]
+            line = (await drain(reader.read_lines("t")))[1]
+            # The envelope: the annotation beside the event, which is stored exactly as sent.
+            assert orjson.loads(line) == {**orjson.loads(line), "gateway": note, "event": started}
+            assert line.endswith(b',"event":' + orjson.dumps(started) + b"}\n")
+
     async def test_event_json_of_events_appended_while_reading(self, store: ThreadStore) -> None:
         await store.append("t", [new(v) for v in range(3)])
         seen = []

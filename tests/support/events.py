@@ -73,6 +73,13 @@ def agent_run_events(thread_id: str, run_id: str, *, text_deltas: int = 6, tools
     return events
 
 
+def served(record: dict[str, Any]) -> dict[str, Any]:
+    """The event a stored record is served as: the README's rule, written out independently
+    (the ``gateway`` annotation's ``input`` and ``parentRunId`` set on the event)."""
+    note = record.get("gateway") or {}
+    return {**record["event"], **{k: note[k] for k in ("input", "parentRunId") if k in note}}
+
+
 def read_log(data_dir: Path, thread_id: str) -> list[dict[str, Any]]:
     """The stored records of a thread, straight from its JSONL file."""
     path = data_dir / "threads" / thread_id / "log.jsonl"

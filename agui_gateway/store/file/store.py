@@ -366,7 +366,7 @@ class _LineRule:
                 continue
             record = decode_record(line)
             if record is not None and self.accept(record.seq):
-                yield record.seq, line, orjson.dumps(record.event)
+                yield record.seq, line, orjson.dumps(record.served)
 
 
 def _now_ms() -> int:

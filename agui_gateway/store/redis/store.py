@@ -128,7 +128,7 @@ class RedisStore(ThreadStore):
         watch = self._watches.get(thread_id)
         if watch is not None:  # wake local waiters without waiting for their XREAD
             watch.advance(first + len(events) - 1)
-        return [StoredRecord(first + i, e.run_id, ts, e.source, e.event) for i, e in enumerate(events)]
+        return [StoredRecord(first + i, e.run_id, ts, e.source, e.event, e.note) for i, e in enumerate(events)]
 
     async def _read(self, thread_id: str, after: int) -> AsyncGenerator[StoredRecord, None]:
         async with aclosing(self._entries(thread_id, after)) as entries:
@@ -155,7 +155,7 @@ class RedisStore(ThreadStore):
                     if record is None:
                         self.malformed_entries += 1
                         continue
-                    yield record.seq, orjson.dumps(record.event)
+                    yield record.seq, orjson.dumps(record.served)
 
     async def _read_lines(self, thread_id: str, after: int) -> AsyncGenerator[bytes, None]:
         async with aclosing(self._entries(thread_id, after)) as entries:

@@ -138,13 +138,15 @@ function parseId(id: string): number | undefined {
 /**
  * Where THIS run ends, told from the events alone where possible.
  *
- * The gateway records the caller's new messages in a RUN_STARTED of its own
- * (carrying `input`); when the agent then sends its own RUN_STARTED, the
- * gateway first closes its run with a bare RUN_FINISHED of the same runId. That
- * interim RUN_FINISHED is byte-for-byte what an agent's final one may look
- * like, so such a candidate is settled from the stored record's `source`
- * ("gateway" only for the interim one) when a stream that is not bounded to
- * the run (the resumed /events tail) reaches it.
+ * Logs written before the gateway's issue 7 record the caller's new messages in
+ * a RUN_STARTED of the gateway's own (carrying `input`); when the agent then sends
+ * its own RUN_STARTED, the gateway first closed its run with a bare RUN_FINISHED
+ * of the same runId. That interim RUN_FINISHED is byte-for-byte what an agent's
+ * final one may look like, so such a candidate is settled from the stored
+ * record's `source` ("gateway" only for the interim one) when a stream that is
+ * not bounded to the run (the resumed /events tail) reaches it. Since issue 7 a
+ * run has one RUN_STARTED (the input rides on it), so the stored record of such
+ * a candidate is always the run's own end.
  */
 class RunEnd {
   done = false;

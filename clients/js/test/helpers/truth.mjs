@@ -1,4 +1,5 @@
-// What the official client ends with: the raw stored log replayed through @ag-ui/client 1.0.0.
+// What the official client ends with: the stored log, served as the gateway serves it,
+// replayed through @ag-ui/client 1.0.0.
 import { AbstractAgent } from "@ag-ui/client";
 import { from } from "rxjs";
 
@@ -20,13 +21,26 @@ export async function readLog(base, threadId, after = 0) {
 }
 
 /**
+ * The event a stored record is served as (the gateway's README): a run's first
+ * RUN_STARTED carries a `gateway` annotation whose `input` and `parentRunId` every
+ * stream sets on the event; the stored event itself is the agent's, as sent.
+ */
+export function servedEvent(record) {
+  const note = record.gateway ?? {};
+  const served = { ...record.event };
+  if (note.input !== undefined) served.input = note.input;
+  if (typeof note.parentRunId === "string") served.parentRunId = note.parentRunId;
+  return served;
+}
+
+/**
  * Replays stored records through the official pipeline (runAgent: middlewares,
  * enforcement, chunks, verify, apply) from the given starting point; returns
  * the final messages and state and the events the pipeline applied.
  */
 export async function replayRecords(records, { threadId, initialMessages = [], initialState = {}, runId } = {}) {
   const agent = new LogReplayAgent(
-    records.map((record) => record.event),
+    records.map(servedEvent),
     { threadId, initialMessages, initialState },
   );
   const events = [];

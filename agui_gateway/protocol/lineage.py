@@ -1,0 +1,321 @@
+"""Runs as a caller sees them: what a run adds to its thread, the branch it forms, the lineage.
+
+Pure functions over messages and events (no I/O); the server decides with them
+what to record when a run starts, and the routes list runs and replay branches
+with them.
+
+The thread's messages are the official client's view of the stored log (the
+compactor's snapshot). A caller's ``RunAgentInput.messages`` either *continue*
+them (every message the thread holds is in the input, unchanged and in order;
+the input may add more at the end: the user's new message, a frontend tool's
+result) or form a *branch* (edit, regenerate, delete: a stored message is missing
+or changed). What a run records, beside the agent's events (which stay as sent):
+
+* on the run's first RUN_STARTED, an annotation ``{"input": ..., "parentRunId":
+  ..., "branch": true}`` (the envelope's ``gateway`` field) that every served
+  stream merges into the event: ``input`` holds the caller's new messages (and
+  its ``resume``), ``parentRunId`` (branches only) the run whose outcome the
+  caller's history continues;
+* right after that RUN_STARTED, gateway events the client applies in place: a
+  MESSAGES_SNAPSHOT of the caller's messages on a branch (RUN_STARTED input only
+  ever appends, so a client holding the old branch needs the snapshot to drop
+  what the caller dropped) and on a run that resumes an interrupt (its events
+  answer tool calls of the run before: the snapshot makes it readable alone);
+  and a STATE_SNAPSHOT of the caller's state when it differs from the thread's
+  (``setState`` before a run; an empty state is what stateless clients always
+  send and is not taken as one) and on every branch (a branch runs on the
+  caller's state, not on the parent's).
+
+Since a branch restates the caller's messages and state, replaying the log in
+order (fresh, resumed, compacted, ``agui-gateway compact``) always ends on the
+branch of the last run; a branch that ends at an earlier run is replayed from
+that run's lineage (:meth:`RunIndex.lineage`).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import orjson
+
+from agui_gateway.protocol import events as ev
+from agui_gateway.protocol.reducer import Reducer
+from agui_gateway.protocol.types import Event
+
+Message = Mapping[str, Any]  # read-only here: a stored message or one of the caller's
+
+# The client never sends these back (prepareRunAgentInput strips them), so a
+# caller's input missing them says nothing about its history.
+_CLIENT_ONLY_ROLES = frozenset({"activity"})
+
+
+def served_event(event: Event, note: Mapping[str, Any] | None) -> Event:
+    """The event a client gets for a stored event and its gateway annotation.
+
+    The annotation's ``input`` and ``parentRunId`` are set on the event (the
+    gateway's recorded input replaces one the agent sent: it is the one that
+    describes this run against the thread's history); other keys stay in the
+    envelope.
+    """
+    if not note:
+        return event
+    served = dict(event)
+    if "input" in note:
+        served["input"] = note["input"]
+    if isinstance(note.get("parentRunId"), str):
+        served["parentRunId"] = note["parentRunId"]
+    return served
+
+
+def _fingerprint(message: Message) -> bytes:
+    """What makes two messages the same for the caller: the fields the client keeps."""
+    calls = message.get("toolCalls")
+    call_keys = None
+    if isinstance(calls, list):
+        call_keys = [
+            (c.get("id"), (c.get("function") or {}).get("name"), (c.get("function") or {}).get("arguments"))
+            for c in calls
+            if isinstance(c, dict)
+        ]
+    return orjson.dumps(
+        [message.get("role"), message.get("content"), message.get("toolCallId"), call_keys],
+        option=orjson.OPT_SORT_KEYS,
+    )
+
+
+def _message_id(message: Any) -> str | None:
+    mid = message.get("id") if isinstance(message, Mapping) else None
+    return mid if isinstance(mid, str) else None
+
+
+def continues(thread_messages: Sequence[Message], caller_messages: Sequence[Any]) -> bool:
+    """Whether the caller's messages continue the thread's (see the module docstring):
+    every stored message is there, unchanged and in order, and every new one after them.
+
+    A caller that shares no message with a non-empty thread is taken to send only
+    its new messages (a client that does not resend the transcript), not to have
+    deleted the whole thread: that continues too.
+    """
+    caller = {mid: m for m in caller_messages if (mid := _message_id(m)) is not None}
+    order = {mid: i for i, mid in enumerate(caller)}
+    kept = [m for m in thread_messages if m.get("role") not in _CLIENT_ONLY_ROLES]
+    if not any(_message_id(m) in caller for m in kept):
+        return True
+    last = -1
+    for message in kept:
+        mid = _message_id(message)
+        if mid is None or mid not in caller:
+            return False
+        if order[mid] < last or not same_message(caller[mid], message):
+            return False
+        last = order[mid]
+    # New messages go after the thread's (RUN_STARTED input appends them): one the
+    # caller put before a stored message is a change of history, not a continuation.
+    known = {_message_id(m) for m in kept}
+    return all(mid in known for mid in list(caller)[: last + 1])
+
+
+def same_message(a: Message, b: Message) -> bool:
+    """Whether two messages with one id are the same for a client (the fields it keeps)."""
+    return _fingerprint(a) == _fingerprint(b)
+
+
+def conflicting_ids(thread_messages: Sequence[Message], caller_messages: Iterable[Any]) -> list[str]:
+    """Ids of the caller's messages that the thread holds with other content, in input order.
+
+    (A gateway that builds the agent's history from the thread itself refuses these
+    rather than guessing which of the two is meant.)
+    """
+    stored = {mid: m for m in thread_messages if (mid := _message_id(m)) is not None}
+    out = []
+    for message in caller_messages:
+        mid = _message_id(message)
+        if mid is not None and mid in stored and not same_message(stored[mid], message):
+            out.append(mid)
+    return out
+
+
+def new_messages(known: Sequence[Message], caller_messages: Iterable[Any]) -> list[dict[str, Any]]:
+    """The caller's messages ``known`` does not hold (by id), in input order, each id once."""
+    seen = {mid for m in known if (mid := _message_id(m)) is not None}
+    out = []
+    for message in caller_messages:
+        mid = _message_id(message)
+        if mid is not None and mid not in seen:
+            seen.add(mid)
+            out.append(dict(message))
+    return out
+
+
+@dataclass(frozen=True)
+class Parent:
+    """The run a branch continues and the messages at its end ([] for a root branch)."""
+
+    run_id: str | None
+    messages: list[dict[str, Any]]
+
+
+class ParentFinder:
+    """The latest run whose outcome the caller's history continues, fed the log.
+
+    Feed the thread's served events with their envelope runIds, in log order. A
+    run's outcome is the client's messages at its terminal event; it is continued
+    when every message of it is in the caller's input unchanged. One pass over the
+    log, made only when a caller branches (edits are rare).
+    """
+
+    def __init__(self, caller_messages: Sequence[Any]) -> None:
+        self._caller = {mid: _fingerprint(m) for m in caller_messages if (mid := _message_id(m)) is not None}
+        self._reducer = Reducer(client_view=False)
+        self.parent = Parent(None, [])
+
+    def feed(self, run_id: str | None, event: Event) -> None:
+        self._reducer.apply(event)
+        if event.get("type") in ev.TERMINAL_TYPES and run_id is not None:
+            messages = [m for m in self._reducer.messages if m.get("role") not in _CLIENT_ONLY_ROLES]
+            caller = self._caller
+            if all(caller.get(_message_id(m) or "") == _fingerprint(m) for m in messages):
+                self.parent = Parent(run_id, messages)
+
+
+@dataclass(frozen=True)
+class RunPlan:
+    """What the gateway records for a run, beside the agent's events."""
+
+    note: dict[str, Any] | None  # the annotation of the run's first RUN_STARTED (None: nothing to add)
+    extras: list[Event]  # gateway events stored right after that RUN_STARTED
+    branch: bool
+    parent_run_id: str | None
+
+
+def plan_run(
+    run_input: Mapping[str, Any],
+    thread_messages: Sequence[Message],
+    thread_state: Any,
+    parent: Parent | None,
+) -> RunPlan:
+    """The record of a caller's run; ``parent`` is given exactly when it is a branch."""
+    thread_id, run_id = run_input["threadId"], run_input["runId"]
+    caller_messages = [m for m in run_input.get("messages") or () if _message_id(m) is not None]
+    branch = parent is not None
+    base = parent.messages if parent is not None else thread_messages
+    recorded: dict[str, Any] = {
+        "threadId": thread_id,
+        "runId": run_id,
+        "messages": new_messages(base, caller_messages),
+        "tools": [],
+        "context": [],
+    }
+    if run_input.get("resume") is not None:
+        recorded["resume"] = run_input["resume"]
+    note: dict[str, Any] = {"input": recorded} if recorded["messages"] or "resume" in recorded else {}
+    extras: list[Event] = []
+    if parent is not None:
+        note.update(branch=True, input=recorded)
+        if parent.run_id is not None:
+            note["parentRunId"] = recorded["parentRunId"] = parent.run_id
+    if parent is not None or "resume" in recorded:
+        # A resumed run answers calls an earlier run made (its TOOL_CALL_RESULTs refer to
+        # them): restating the history makes the run readable on its own, as run-scoped
+        # readers (ag-ui-validate's reference checks) read it.
+        extras.append({"type": ev.MESSAGES_SNAPSHOT, "messages": [dict(m) for m in caller_messages]})
+    # An empty state is what a client without state sends every time (curl, a chat UI
+    # that keeps none): it says nothing about the thread's state, so it is recorded
+    # only on a branch. Any other state that differs from the thread's is the
+    # caller's own (setState before the run), which the agent then runs on.
+    state = run_input.get("state")
+    if state is not None and (branch or (state != {} and state != thread_state)):
+        extras.append({"type": ev.STATE_SNAPSHOT, "snapshot": state})
+    return RunPlan(note or None, extras, branch, parent.run_id if parent is not None else None)
+
+
+# -- the runs of a thread ------------------------------------------------------------------
+
+
+@dataclass
+class RunInfo:
+    """One run of a thread's log: consecutive records with the same envelope runId."""
+
+    run_id: str | None
+    parent_run_id: str | None
+    branch: bool
+    first_seq: int
+    last_seq: int
+    status: str = "running"  # "finished" | "error" | "interrupted" | "running"
+    terminal: dict[str, Any] = field(default_factory=dict)
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "runId": self.run_id,
+            "parentRunId": self.parent_run_id,
+            "branch": self.branch,
+            "status": self.status,
+            "firstSeq": self.first_seq,
+            "lastSeq": self.last_seq,
+        }
+
+
+class RunIndex:
+    """The runs of a log, fed record by record (seq, envelope runId, event, annotation).
+
+    A run's parent is its annotation's ``parentRunId`` when it is a branch (None for
+    a branch from the empty thread), otherwise the run before it in the log: a run
+    that continues the thread continues the latest run's outcome. Logs written
+    before annotations existed (the gateway's own input run, then the agent's run
+    with the same runId) index as one run per runId.
+    """
+
+    def __init__(self) -> None:
+        self.runs: list[RunInfo] = []
+
+    def feed(self, seq: int, run_id: str | None, event: Mapping[str, Any], note: Mapping[str, Any] | None) -> None:
+        kind = event.get("type")
+        current = self.runs[-1] if self.runs else None
+        same = current is not None and current.run_id == run_id
+        opens = kind == ev.RUN_STARTED and not (same and current is not None and current.status == "running")
+        if opens and (not same or (note and note.get("branch"))):
+            branch = bool(note and note.get("branch"))
+            if branch:
+                parent = note.get("parentRunId") if note else None
+                parent = parent if isinstance(parent, str) else None
+            else:
+                parent = self._previous(run_id)
+            self.runs.append(RunInfo(run_id, parent, branch, seq, seq))
+            current = self.runs[-1]
+        if current is None:
+            self.runs.append(RunInfo(run_id, None, False, seq, seq))
+            current = self.runs[-1]
+        current.last_seq = seq
+        if kind in ev.TERMINAL_TYPES:
+            current.status = _status(event)
+        elif kind == ev.RUN_STARTED:
+            current.status = "running"
+
+    def _previous(self, run_id: str | None) -> str | None:
+        for info in reversed(self.runs):
+            if info.run_id != run_id:
+                return info.run_id
+        return None
+
+    def lineage(self, run_id: str) -> set[str | None] | None:
+        """The run ids of the branch that ends at ``run_id`` (None if no such run)."""
+        by_id = {info.run_id: info for info in self.runs}
+        if run_id not in by_id:
+            return None
+        chain: set[str | None] = set()
+        current: str | None = run_id
+        while current is not None and current not in chain and current in by_id:
+            chain.add(current)
+            current = by_id[current].parent_run_id
+        return chain
+
+
+def _status(terminal: Mapping[str, Any]) -> str:
+    if terminal.get("type") == ev.RUN_ERROR:
+        return "error"
+    outcome = terminal.get("outcome")
+    if isinstance(outcome, Mapping) and outcome.get("type") == "interrupt":
+        return "interrupted"
+    return "finished"
