@@ -35,8 +35,8 @@ from agui_gateway.server.capabilities import gateway_capabilities
 from agui_gateway.server.compacted_log import compacted_lines
 from agui_gateway.server.errors import BadRequest, BadResumePosition, Conflict, HistoryMismatch, NotFound
 from agui_gateway.server.gateway import Gateway
-from agui_gateway.server.listing import InvalidListQuery, page, parse_list_query, thread_row
 from agui_gateway.server.history_routes import branch_stream, list_runs, requested_run
+from agui_gateway.server.listing import InvalidListQuery, page, parse_list_query, thread_row
 from agui_gateway.server.requests import read_run_input, resume_position, thread_param
 from agui_gateway.server.responses import json_response, ndjson_response, sse_response
 from agui_gateway.server.runs import NoOpenRun, RunConflict
