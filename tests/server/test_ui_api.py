@@ -12,7 +12,7 @@ import orjson
 import pytest
 from support.agents import ScriptedAgent
 from support.clock import next_millisecond
-from support.events import agent_run_events, read_log, run_input, user_message
+from support.events import agent_run_events, read_log, run_input, served, user_message
 from support.official_client import OfficialClient
 from support.servers import REPO_ROOT, RunningGateway, serve_gateway, serve_scripted_gateway
 from support.sse import collect
@@ -238,7 +238,7 @@ async def test_compacted_log_replays_to_the_raw_logs_messages_and_state(
         compacted = await client.get("/threads/compact-1/log.jsonl", params={"compact": "1"})
         refused = await client.get("/threads/compact-1/log.jsonl", params={"compact": "1", "after": "3"})
     assert compacted.status_code == 200 and compacted.headers["content-type"] == "application/x-ndjson"
-    raw_events = [orjson.loads(line)["event"] for line in raw.content.splitlines()]
+    raw_events = [served(orjson.loads(line)) for line in raw.content.splitlines()]
     compact_events = [orjson.loads(line) for line in compacted.content.splitlines()]
     assert len(compacted.content) < len(raw.content) / 2
     expected = official_client.replay(raw_events)
