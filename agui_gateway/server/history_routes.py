@@ -22,16 +22,11 @@ from agui_gateway.server.threads import ThreadRuntime
 
 
 async def list_runs(runtime: ThreadRuntime) -> Response:
-    await runtime.compactor()  # recovery first: a run a crash left open is closed before it is listed
+    # Recovery first: a run a crash left open is closed before the log is read, so a
+    # run listed as running is one in progress (here, or on another replica).
+    await runtime.compactor()
     index = await run_index(runtime.store, runtime.thread_id)
-    open_run = runtime.run.run_id if runtime.run is not None else None
-    runs = []
-    for info in index.runs:
-        item = info.to_json()
-        if item["status"] == "running" and info is index.runs[-1] and open_run is None and not runtime.log_run_open:
-            item["status"] = "error"  # cannot happen after recovery; never report a closed run as running
-        runs.append(item)
-    return json_response({"threadId": runtime.thread_id, "runs": runs})
+    return json_response({"threadId": runtime.thread_id, "runs": [info.to_json() for info in index.runs]})
 
 
 async def branch_stream(runtime: ThreadRuntime, run_id: str) -> Response:
