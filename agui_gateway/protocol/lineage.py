@@ -35,7 +35,7 @@ that run's lineage (:meth:`RunIndex.lineage`).
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
 import orjson
@@ -244,7 +244,6 @@ class RunInfo:
     first_seq: int
     last_seq: int
     status: str = "running"  # "finished" | "error" | "interrupted" | "running"
-    terminal: dict[str, Any] = field(default_factory=dict)
 
     def to_json(self) -> dict[str, Any]:
         return {
