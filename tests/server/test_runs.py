@@ -51,3 +51,21 @@ def test_the_runs_first_run_started_carries_the_plan_and_the_agents_event_stays_
     synthesized = GatewayEvent({"type": "RUN_STARTED", "threadId": "t", "runId": "r2"})
     first = translate(manager, run2, synthesized)[0]
     assert (first.source, first.note) == ("gateway", plan.note)
+
+
+def test_a_run_that_ends_before_its_run_started_is_stored_gets_the_gateways() -> None:
+    """A batch holding the RUN_STARTED failed to store (disk full): the run's end still
+    makes a whole run, with the caller's input."""
+    translate = RunManager._translate
+    manager = object.__new__(RunManager)
+    plan = plan_run(
+        {"threadId": "t", "runId": "r", "messages": [{"id": "u", "role": "user", "content": "hi"}]}, [], {}, None
+    )
+    run = ActiveRun("t", "r", "agent", start_after=0, plan=plan, current_run_id="r")
+    error = GatewayEvent({"type": "RUN_ERROR", "message": "disk full", "code": "gateway_storage_error"})
+    records = translate(manager, run, error)
+    assert [(r.event["type"], r.source, r.note) for r in records] == [
+        ("RUN_STARTED", "gateway", plan.note),
+        ("RUN_ERROR", "gateway", None),
+    ]
+    assert records[0].event["runId"] == "r" and run.plan is None
