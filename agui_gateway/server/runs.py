@@ -281,7 +281,10 @@ class RunManager:
             message, code = run.stop_reason
             closing = upstream.closing_events(message, code)
             await self._store(runtime, run, [GatewayEvent(e) for e in closing])
-        if runtime.log_run_open:  # never leave the thread unable to take runs
+        # Never leave the thread unable to take runs, nor a run unrecorded: one whose
+        # RUN_STARTED never got stored (the batch holding it failed) is stored whole,
+        # the gateway's RUN_STARTED with the caller's input then this RUN_ERROR.
+        if runtime.log_run_open or run.plan is not None:
             message, code = run.stop_reason or ("the run ended still open", CODE_INCOMPLETE)
             await self._store(runtime, run, [GatewayEvent(run_error_event(message, code))])
 

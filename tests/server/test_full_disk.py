@@ -16,7 +16,7 @@ from pathlib import Path
 import httpx
 import orjson
 from support.agents import ScriptedAgent
-from support.events import agent_run_events, run_input, user_message
+from support.events import agent_run_events, run_input, served, user_message
 from support.servers import GatewayProcess
 from support.sse import Frame, SseReader, collect, events_of
 from support.waiting import wait_until_async
@@ -71,7 +71,7 @@ async def test_a_full_disk_loses_nothing_stored_and_the_gateway_recovers_when_sp
                     _follow(client, "GET", f"/threads/{thread_id}/events", watcher, params={"after": "0"})
                 ),
             ]
-            r2_started = len(before_log.splitlines()) + 2 + 5  # the input run, then 5 agent events
+            r2_started = len(before_log.splitlines()) + 5  # 5 agent events (the input rides on its RUN_STARTED)
             await wait_until_async(lambda: any(f.id == r2_started for f in caller), timeout=30)
             # The "disk" is full from here on, mid-run.
             before_log = log_path.read_bytes()
@@ -99,7 +99,7 @@ async def test_a_full_disk_loses_nothing_stored_and_the_gateway_recovers_when_sp
             assert stored[-1]["event"] == error and stored[-1]["source"] == "gateway"
             assert [r["seq"] for r in stored] == list(range(1, len(stored) + 1))
             await wait_until_async(lambda: any(f.event == error for f in watcher), timeout=30)
-            assert [(f.id, f.event) for f in watcher if f.event is not None] == [(r["seq"], r["event"]) for r in stored]
+            assert [(f.id, f.event) for f in watcher if f.event is not None] == [(r["seq"], served(r)) for r in stored]
             tasks[1].cancel()
             await asyncio.gather(tasks[1], return_exceptions=True)
             # The thread takes runs again, and checkpoints are written again.
@@ -108,17 +108,28 @@ async def test_a_full_disk_loses_nothing_stored_and_the_gateway_recovers_when_sp
             assert events_of(after)[-1]["type"] == "RUN_FINISHED"
             await wait_until_async(lambda: checkpoint_path.read_bytes() != before_checkpoint, timeout=30)
 
-            # Full again when a run starts: its input record cannot be stored, so the run is
-            # refused with a 503 (nothing stored, nothing sent to the agent); then it is taken.
+            # Full again when a run starts: nothing is stored when a run is accepted (the
+            # caller's input rides on the run's own RUN_STARTED), so the run starts and its
+            # first events cannot be stored. Nothing is torn; once space returns the run ends
+            # as one whole run: the gateway's RUN_STARTED with the caller's message, then the
+            # storage error. The next run is taken.
             full = log_path.read_bytes()
+            retries = gw.log_path.read_text().count("its end is not stored yet")
             _limit_file_size(gw.proc.pid, len(full))
             scripted.script("r5", agent_run_events(thread_id, "r5"))
             body = run_input(thread_id, "r5", [user_message("u5", "again")])
-            refused = await client.post("/agents/scripted/run", json=body)
-            assert refused.status_code == 503 and refused.json()["code"] == "storage_unavailable"
-            assert int(refused.headers["retry-after"]) > 0
+            failing = asyncio.ensure_future(collect(client, "POST", "/agents/scripted/run", json=body, timeout=60))
+            await wait_until_async(
+                lambda: gw.log_path.read_text().count("its end is not stored yet") > retries, timeout=30
+            )
             assert log_path.read_bytes() == full
             _limit_file_size(gw.proc.pid, resource.RLIM_INFINITY)
+            ended = events_of(await failing)
+            assert [e["type"] for e in ended] == ["RUN_STARTED", "RUN_ERROR"]
+            assert ended[0]["input"]["messages"] == [user_message("u5", "again")]
+            assert ended[-1]["code"] == "gateway_storage_error"
+            scripted.script("r6", agent_run_events(thread_id, "r6"))
+            body = run_input(thread_id, "r6", [user_message("u6", "and again")])
             taken = await collect(client, "POST", "/agents/scripted/run", json=body)
-            assert events_of(taken)[0]["input"]["messages"] == [user_message("u5", "again")]
+            assert events_of(taken)[0]["input"]["messages"] == [user_message("u6", "and again")]
             assert events_of(taken)[-1]["type"] == "RUN_FINISHED"
