@@ -48,8 +48,9 @@ if [ ! -x /usr/bin/chromium ]; then
   apt-get install -y -qq chromium >/dev/null || { apt-get update -qq && apt-get install -y -qq chromium >/dev/null; }
 fi
 
-# A Redis server for the Redis store's tests: use one that answers, else start our own.
+# Redis for the Redis tests: the binaries (installed when missing) and a server that answers.
 source scripts/redis.sh
 ensure_redis
 
-exec .venv/bin/python -m pytest "$@"
+# Not exec: the EXIT trap of redis.sh stops a Redis it started.
+.venv/bin/python -m pytest "$@"

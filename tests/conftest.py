@@ -8,6 +8,9 @@ import pytest
 from support.agents import ScriptedAgent, serve_agent
 from support.official_client import OfficialClient
 
+# The Redis servers (single and cluster) and the store parameter of the gateway tests.
+pytest_plugins = ["support.redis_fixtures"]
+
 
 def pytest_addoption(parser: pytest.Parser) -> None:
     parser.addoption("--slow", action="store_true", default=False, help="also run tests marked slow")

@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import os
 import sys
+from dataclasses import replace
 from pathlib import Path
 
 import click
@@ -16,7 +18,9 @@ from agui_gateway.server.config import (
     load_config,
     parse_agents,
     parse_cors_origins,
+    read_store_flags,
 )
+from agui_gateway.server.store_url import describe_store
 from agui_gateway.server.ui.inspector import INSPECTOR_PATH, InspectorUnavailable
 
 
@@ -33,8 +37,14 @@ def build_config(
     heartbeat: float | None,
     demo_pace: float | None,
     cors_origins: tuple[str, ...] = (),
+    store: str | None = None,
+    redis_prefix: str | None = None,
+    lease_ttl: float | None = None,
 ) -> GatewayConfig:
-    return load_config(
+    flags = {"store": store, "redis_prefix": redis_prefix, "lease_ttl": lease_ttl}
+    # The store flags go through the config file's parser: one set of rules and messages.
+    store_fields = read_store_flags({k: v for k, v in flags.items() if v is not None})
+    config = load_config(
         config_file,
         os.environ,
         host=host,
@@ -49,6 +59,7 @@ def build_config(
         # Flags replace the origins of the config file and the environment.
         cors_origins=parse_cors_origins(list(cors_origins)) if cors_origins else None,
     )
+    return replace(config, **store_fields)
 
 
 @click.command()
@@ -92,6 +103,17 @@ def build_config(
     help="Let browser pages from ORIGIN (scheme://host[:port], or '*') call the API; repeatable.",
 )
 @click.option("--inspector", is_flag=True, help="Mount the agui-inspector extra at /ui/inspector.")
+@click.option(
+    "--store",
+    default=None,
+    metavar="file|URL",
+    help="Where events are stored: 'file' (default, under --data) or redis://[:PASSWORD@]HOST:PORT/DB "
+    "(rediss:// for TLS; password also from $AGUI_GATEWAY_REDIS_PASSWORD). A Redis Cluster is detected.",
+)
+@click.option("--redis-prefix", default=None, help="Prefix of every Redis key (default 'agui').")
+@click.option(
+    "--lease-ttl", type=float, default=None, help="Seconds a run lease outlives its last renewal (default 10)."
+)
 @click.option("--log-level", default="info", type=click.Choice(["debug", "info", "warning", "error"]))
 def serve(
     host: str | None,
@@ -106,6 +128,9 @@ def serve(
     demo_pace: float | None,
     cors_origins: tuple[str, ...],
     inspector: bool,
+    store: str | None,
+    redis_prefix: str | None,
+    lease_ttl: float | None,
     log_level: str,
 ) -> None:
     """Run the gateway: store, fan out and replay the events of AG-UI agents."""
@@ -130,6 +155,9 @@ def serve(
             heartbeat=heartbeat,
             demo_pace=demo_pace,
             cors_origins=cors_origins,
+            store=store,
+            redis_prefix=redis_prefix,
+            lease_ttl=lease_ttl,
         ).with_overrides(inspector=inspector or None)
         access_note = check_bind(config)
     except (ConfigError, InsecureBindError) as exc:
@@ -138,8 +166,11 @@ def serve(
         click.echo("warning: no agents configured (use --agent NAME=URL, NAME=module:app or --demo)", err=True)
     log = logging.getLogger("agui_gateway")
     log.info("access: %s", access_note)
-    store_note = config.redis_url or f"{config.data_dir} (fsync={config.fsync})"
-    log.info("store: %s", store_note)
+    log.info("store: %s", describe_store(config))
+    if config.redis_url:
+        warning = asyncio.run(_check_redis(config))
+        if warning:
+            log.warning("%s", warning)
     if config.cors_origins:
         log.info("cors: browser pages from %s may call the API", ", ".join(config.cors_origins))
     # In-process agents (module:app) import like uvicorn's apps: from the working directory.
@@ -166,3 +197,21 @@ def serve(
         access_log=log_level == "debug",
         timeout_graceful_shutdown=3,
     )
+
+
+async def _check_redis(config: GatewayConfig) -> str | None:
+    """Connect once before serving: an unreachable Redis is a clear error at start, not a
+    failure at the first request. Returns the warning about missing persistence, if any."""
+    from agui_gateway.server.store_url import build_store
+    from agui_gateway.store.base import StoreError
+    from agui_gateway.store.redis import RedisStore
+
+    store = build_store(config)
+    assert isinstance(store, RedisStore)
+    try:
+        await store.open()
+    except StoreError as exc:
+        raise click.ClickException(f"cannot start on the Redis store: {exc}") from None
+    finally:
+        await store.close()
+    return store.persistence_warning

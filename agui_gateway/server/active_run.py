@@ -12,6 +12,7 @@ import asyncio
 from dataclasses import dataclass, field
 
 from agui_gateway.protocol.lineage import RunPlan
+from agui_gateway.store.lease import Lease
 
 
 @dataclass(eq=False)
@@ -27,6 +28,13 @@ class ActiveRun:
     finished: asyncio.Event = field(default_factory=asyncio.Event)
     task: asyncio.Task[None] | None = None  # the writer: stores items, then the run's end
     reader: asyncio.Task[None] | None = None  # pulls the agent's stream
+    lease: Lease | None = None  # the thread's run lease (stores shared by replicas)
+    keeper: asyncio.Task[None] | None = None  # renews the lease (server/leases.py)
+
+    @property
+    def fence(self) -> int | None:
+        """The fencing token every append of the run carries (None: a store without leases)."""
+        return self.lease.token if self.lease is not None else None
 
     @property
     def done(self) -> bool:

@@ -11,6 +11,10 @@ A config file is TOML (``.toml``) or JSON (anything else)::
     cors_origins = ["https://ui.example.com"]   # browser UIs on other origins; "*" = any
     max_streams = 4096          # concurrent event streams per process (503 beyond)
     max_streams_per_token = 512
+    store = "redis://redis.internal:6379/0"     # default "file"; rediss:// for TLS
+    redis_prefix = "agui"       # key prefix (several deployments can share one Redis)
+    redis_password = "..."      # when the URL carries none
+    lease_ttl = 10              # seconds a dead replica's run stays open at most
     [agents]
     research = "http://127.0.0.1:9000/agent"      # a remote agent
     planner = "my_agents.planner:app/agent"        # an ASGI app run in this process
@@ -31,9 +35,9 @@ A config file is TOML (``.toml``) or JSON (anything else)::
 Environment: ``AGUI_GATEWAY_HOST``, ``_PORT``, ``_DATA``, ``_AGENTS`` (``name=url,name=url``),
 ``_TOKENS`` (a JSON list like ``[[tokens]]`` above, or ``TOKEN:ACCESS:PREFIX[,PREFIX]``
 entries separated by ``;`` or whitespace), ``_INSECURE`` (1/true), ``_FSYNC``,
-``_HEARTBEAT``, ``_MAX_BODY_BYTES``, ``_REDIS_URL``, ``_REDIS_PREFIX``, ``_MAX_STREAMS``,
-``_MAX_STREAMS_PER_TOKEN``, ``_CORS_ORIGINS`` (origins separated by
-commas or whitespace).
+``_HEARTBEAT``, ``_MAX_BODY_BYTES``, ``_STORE`` (``file`` or a ``redis://`` / ``rediss://`` URL;
+``_REDIS_URL`` is the same), ``_REDIS_PREFIX``, ``_REDIS_PASSWORD``, ``_LEASE_TTL``, ``_MAX_STREAMS``,
+``_MAX_STREAMS_PER_TOKEN``, ``_CORS_ORIGINS`` (origins separated by commas or whitespace).
 """
 
 from __future__ import annotations
@@ -47,6 +51,7 @@ from pathlib import Path
 from typing import Any, Literal, get_args
 
 from agui_gateway.server.agents import is_agent_target
+from agui_gateway.server.store_url import parse_store
 from agui_gateway.store.file import FsyncPolicy
 from agui_gateway.upstream.agent_http import UpstreamTimeouts
 
@@ -117,12 +122,16 @@ class GatewayConfig:
     cached_threads: int = 256
     cache_bytes: int = 256 * 1024 * 1024
     # A run the log shows open but no task of this process owns was cut off by a
-    # crash: close it with a stored RUN_ERROR at first open. Turn off only when
-    # several gateway replicas share one store (another replica may own the run).
+    # crash: close it with a stored RUN_ERROR at first open. With replicas on Redis, a
+    # run counts as cut off once its replica's lease lapsed (see server/leases.py).
     recover_open_runs: bool = True
-    redis_url: str | None = None
+    redis_url: str | None = None  # the store: None = the file store (see store_url.py)
+    redis_prefix: str = "agui"  # every Redis key starts with it: several gateways can share one Redis
+    redis_password: str | None = None  # used when the URL carries none
+    # A run lease outlives its last renewal by this long: a replica that died mid-run
+    # leaves its thread open at most this long before another replica closes the run.
+    lease_ttl_s: float = 10.0
     inspector: bool = False  # mount the agui-inspector extra at /ui/inspector
-    redis_prefix: str = "agui"  # key prefix of the Redis store (several gateways, one Redis)
     # Origins (scheme://host[:port]) whose pages may call the API from a browser, or
     # "*" for any; empty: no CORS headers at all. Tokens still decide what a call may do.
     cors_origins: tuple[str, ...] = ()
@@ -335,10 +344,17 @@ def _fields_from_mapping(doc: Mapping[str, Any], origin: str) -> dict[str, Any]:
             out["cache_bytes"] = _number(name, value, int, 0)
         elif key == "recover_open_runs":
             out["recover_open_runs"] = _parse_bool(name, value)
-        elif key == "redis_url":
-            out["redis_url"] = str(value) or None
+        elif key in ("redis_url", "store"):
+            try:
+                out["redis_url"] = parse_store(value)
+            except ValueError as exc:
+                raise ConfigError(f"{name}: expected 'file' or a Redis URL: {exc}") from None
         elif key == "redis_prefix":
-            out["redis_prefix"] = str(value)
+            out["redis_prefix"] = _redis_prefix(name, value)
+        elif key == "redis_password":
+            out["redis_password"] = str(value) or None
+        elif key == "lease_ttl":
+            out["lease_ttl_s"] = _number(name, value, float, 0.1)
         elif key == "cors_origins":
             out["cors_origins"] = parse_cors_origins(value)
         elif key == "max_streams":
@@ -352,6 +368,13 @@ def _fields_from_mapping(doc: Mapping[str, Any], origin: str) -> dict[str, Any]:
         else:
             raise ConfigError(f"{name}: unknown setting")
     return out
+
+
+def _redis_prefix(name: str, value: Any) -> str:
+    text = str(value)
+    if not text or any(c in text for c in "{}") or any(c.isspace() for c in text):
+        raise ConfigError(f"{name}: a key prefix must be non-empty, without spaces, '{{' or '}}'")
+    return text
 
 
 def _timeouts(doc: Mapping[str, Any], origin: str) -> UpstreamTimeouts:
@@ -393,7 +416,10 @@ _ENV_KEYS = (
     "heartbeat",
     "max_body_bytes",
     "redis_url",
+    "store",
     "redis_prefix",
+    "redis_password",
+    "lease_ttl",
     "cors_origins",
     "max_streams",
     "max_streams_per_token",
@@ -404,6 +430,15 @@ def read_environment(env: Mapping[str, str]) -> dict[str, Any]:
     """The dataclass fields the ``AGUI_GATEWAY_*`` environment variables set."""
     doc = {key: env[ENV_PREFIX + key.upper()] for key in _ENV_KEYS if ENV_PREFIX + key.upper() in env}
     return _fields_from_mapping(doc, "environment")
+
+
+def read_store_flags(flags: Mapping[str, Any]) -> dict[str, Any]:
+    """The dataclass fields of the store flags (``store``, ``redis_prefix``, ``lease_ttl``).
+
+    Unlike the other overrides, ``store = "file"`` must replace a Redis URL of the
+    config file, so the result keeps ``redis_url = None`` when the flag names the file store.
+    """
+    return _fields_from_mapping(flags, "command line")
 
 
 def load_config(

@@ -52,6 +52,9 @@ class RecentFrames:
         self._bytes = 0
         self._max_frames = max_frames
         self._max_bytes = max_bytes
+        # The joined bytes of after(cursor) per cursor, until the next push: the subscribers
+        # of a busy thread mostly stand at the same cursor, so one join serves them all.
+        self._joined: dict[int, bytes] = {}
 
     @property
     def last_seq(self) -> int:
@@ -60,10 +63,12 @@ class RecentFrames:
     def clear(self) -> None:
         self._frames.clear()
         self._bytes = 0
+        self._joined.clear()
 
     def push(self, records: Iterable[StoredRecord]) -> int:
         """Cache the frames of newly stored records; returns the bytes of those frames."""
         pushed = 0
+        self._joined.clear()
         for record in records:
             if self._frames and record.seq != self.last_seq + 1:
                 self.clear()  # someone else wrote in between: restart contiguously
@@ -83,6 +88,19 @@ class RecentFrames:
         if not self._frames or not self._first_seq <= cursor + 1 <= self.last_seq:
             return None
         return list(islice(self._frames, cursor + 1 - self._first_seq, None))
+
+    def joined_after(self, cursor: int) -> bytes | None:
+        """:meth:`after` as one buffer, shared by every caller at the same cursor."""
+        joined = self._joined.get(cursor)
+        if joined is None:
+            frames = self.after(cursor)
+            if frames is None:
+                return None
+            joined = b"".join(frames)
+            if len(self._joined) > 64:  # cursors scattered by slow readers: keep it small
+                self._joined.clear()
+            self._joined[cursor] = joined
+        return joined
 
 
 def slices(data: bytes | memoryview, size: int = BATCH_BYTES) -> Iterable[bytes | memoryview]:
@@ -172,6 +190,16 @@ class LogFollower:
                 yield self._heartbeat
 
     async def _send_stored(self, latest: int) -> AsyncGenerator[bytes | memoryview, None]:
+        # The live case: everything new is in the recent frames and no bound cuts it, so
+        # the batch is one buffer shared with the other subscribers at this cursor.
+        if self._bound is None and self.recent.last_seq >= latest:
+            shared = self.recent.joined_after(self.cursor)
+            if shared is not None:
+                self.cursor = self.recent.last_seq
+                self.bytes_sent += len(shared)
+                for piece in slices(shared):
+                    yield piece
+                return
         # Frames are gathered into sends of about BATCH_BYTES (a Batcher, inlined: the
         # loop below runs once per event per subscriber, 36,000 x 200 for a raw replay).
         parts: list[bytes] = []

@@ -7,6 +7,7 @@ there are no module globals.
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Mapping
 from dataclasses import dataclass
 
@@ -16,8 +17,10 @@ from agui_gateway.server.agents import AgentDirectory
 from agui_gateway.server.auth import Authorizer
 from agui_gateway.server.changes import ThreadChanges
 from agui_gateway.server.config import GatewayConfig
+from agui_gateway.server.leases import RecoverySweep
 from agui_gateway.server.metrics import GatewayMetrics
 from agui_gateway.server.runs import RunManager
+from agui_gateway.server.store_url import build_store
 from agui_gateway.server.streamcap import StreamSlots
 from agui_gateway.server.threads import ThreadRegistry
 from agui_gateway.store.base import ThreadStore
@@ -41,6 +44,7 @@ class Gateway:
     http: httpx.AsyncClient
     changes: ThreadChanges  # which threads changed, for the thread list's live feed
     streams: StreamSlots
+    sweep: RecoverySweep | None = None  # closes the runs of dead replicas (stores with leases)
 
     @classmethod
     def create(
@@ -86,9 +90,24 @@ class Gateway:
             # (a log export, the thread list) can then observe one still open.
             for info in await self.store.list_threads():
                 await self.threads.get(info.thread_id).compactor()
+        leases = self.store.leases
+        if leases is not None and self.config.recover_open_runs:
+            self.sweep = RecoverySweep(leases, self._recover, interval_s=leases.ttl_s / 2)
+            self.sweep.start()
+
+    def _recover(self, thread_id: str) -> asyncio.Future[bool]:
+        """Close the run a dead replica left open on the thread (see server/leases.py)."""
+        runtime = self.threads.get(thread_id)
+        if runtime.run is not None:  # our own run: its renewal is late, not dead
+            done: asyncio.Future[bool] = asyncio.get_running_loop().create_future()
+            done.set_result(False)
+            return done
+        return asyncio.ensure_future(runtime.close_abandoned_run())
 
     async def close(self) -> None:
         try:
+            if self.sweep is not None:
+                await self.sweep.stop()
             await self.runs.shutdown()
             await self.agents.close()
             await self.http.aclose()
@@ -97,13 +116,7 @@ class Gateway:
 
 
 def default_store(config: GatewayConfig) -> ThreadStore:
-    if config.redis_url:
-        from agui_gateway.store.redis import RedisStore
-
-        return RedisStore(config.redis_url, prefix=config.redis_prefix)
-    from agui_gateway.store.file import FileStore
-
-    return FileStore(config.data_dir, fsync=config.fsync, fsync_interval_ms=config.fsync_interval_ms)
+    return build_store(config)
 
 
 def demo_agent_url(config: GatewayConfig) -> str:

@@ -23,7 +23,7 @@ the stored events after N (0: all of them, uncompacted).
 
 from __future__ import annotations
 
-from collections.abc import Awaitable
+import asyncio
 
 from starlette.requests import Request
 from starlette.responses import Response
@@ -42,6 +42,9 @@ from agui_gateway.server.responses import json_response, ndjson_response, sse_re
 from agui_gateway.server.runs import NoOpenRun, RunConflict
 from agui_gateway.server.streamcap import StreamsExhausted, StreamSlot
 from agui_gateway.server.streams import batched, history_then_live
+from agui_gateway.store.base import StoreError
+
+HEALTH_TIMEOUT_S = 2.0  # a store that does not answer a ping within it is reported down
 
 
 def api_routes(gateway: Gateway) -> list[BaseRoute]:
@@ -137,13 +140,8 @@ class _Handlers:
             return await branch_stream(self.gw.threads.get(thread_id), branch)
         position = await self._resume_position_within(request, thread_id)
         runtime = self.gw.threads.get(thread_id)
-        store = self.gw.store
-
-        def wait(after: int, timeout: float) -> Awaitable[int]:
-            return store.wait_for(thread_id, after, timeout)
-
         slot = self._stream_slot(request)
-        return sse_response(history_then_live(self.gw, runtime, position, wait=wait), slot.release)
+        return sse_response(history_then_live(self.gw, runtime, position, wait=runtime.wait_records), slot.release)
 
     async def connect(self, request: Request) -> Response:
         slot = self._stream_slot(request)
@@ -231,7 +229,13 @@ class _Handlers:
         return await list_runs(self.gw.threads.get(thread_id))
 
     async def healthz(self, request: Request) -> Response:
-        return json_response({"status": "ok", "runs": len(self.gw.threads.active_runs())})
+        runs = len(self.gw.threads.active_runs())
+        try:
+            await asyncio.wait_for(self.gw.store.ping(), HEALTH_TIMEOUT_S)
+        except (StoreError, TimeoutError) as exc:
+            body = {"status": "degraded", "store": "down", "error": str(exc) or "timeout", "runs": runs}
+            return json_response(body, status=503)
+        return json_response({"status": "ok", "store": "up", "runs": runs})
 
     async def metrics(self, request: Request) -> Response:
         self.gw.auth.require_any(request)

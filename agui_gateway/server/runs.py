@@ -44,9 +44,10 @@ from agui_gateway.server.agents import AgentEndpoint
 from agui_gateway.server.badinput import BadInputLog
 from agui_gateway.server.branches import branch_parent
 from agui_gateway.server.config import HistoryMode
+from agui_gateway.server.leases import keep_lease
 from agui_gateway.server.metrics import GatewayMetrics
 from agui_gateway.server.threads import ThreadRuntime
-from agui_gateway.store.base import NewEvent, Source, StoreError, UnencodableEvent
+from agui_gateway.store.base import LeaseLost, NewEvent, Source, StoreError, UnencodableEvent
 from agui_gateway.store.records import encode_unsequenced
 from agui_gateway.upstream.agent_http import CODE_INCOMPLETE, UpstreamTimeouts
 from agui_gateway.upstream.run import AgentEvent, GatewayEvent, UpstreamRun
@@ -58,6 +59,7 @@ CODE_STOPPED = "stopped"
 CODE_SHUTDOWN = "gateway_shutdown"
 CODE_GATEWAY_ERROR = "gateway_error"
 CODE_STORAGE_ERROR = "gateway_storage_error"  # the store refused the run's events (disk full, I/O error)
+CODE_LEASE_LOST = "lease_lost"
 # Storing a run's end is retried (the thread's run stays open meanwhile) with these pauses, so
 # the gateway recovers by itself once space returns.
 STORE_RETRY_FIRST_S = 0.1
@@ -110,6 +112,8 @@ class RunManager:
             self._metrics.runs_rejected.inc()
             raise RunConflict(f"thread {thread_id!r} already has a run in progress")
         try:
+            if runtime.store.leases is not None:
+                await self._take_lease(runtime, run)
             if runtime.log_run_open:  # another replica's run (recovery is off), still open
                 raise RunConflict(f"thread {thread_id!r} has a run open in its log")
             if history == "gateway":
@@ -124,10 +128,12 @@ class RunManager:
             run.plan = await self._plan(runtime, upstream_input)
             run.start_after = runtime.last_seq
         except (RunConflict, HistoryConflict):
+            await _release(runtime, run)
             runtime.release_run(run)
             self._metrics.runs_rejected.inc()
             raise
         except BaseException:
+            await _release(runtime, run)
             runtime.release_run(run)
             raise
         upstream = UpstreamRun(
@@ -140,15 +146,46 @@ class RunManager:
             run_started_input=None,
         )
         run.task = asyncio.create_task(self._drive(runtime, run, upstream), name=f"run-{thread_id}-{run_id}")
+        if run.lease is not None and runtime.store.leases is not None:
+            run.keeper = asyncio.create_task(
+                keep_lease(
+                    runtime.store.leases,
+                    run.lease,
+                    on_stop=lambda message: self._cancel(run, message, CODE_STOPPED),
+                    on_lost=lambda message: self._cancel(run, message, CODE_LEASE_LOST),
+                ),
+                name=f"lease-{thread_id}-{run_id}",
+            )
         self._runs.add(run)
         self._metrics.runs_started.labels(agent.name).inc()
         self._metrics.runs_active.inc()
         runtime.notify_run_changed()
         return run
 
+    async def _take_lease(self, runtime: ThreadRuntime, run: ActiveRun) -> None:
+        """The thread's run lease for ``run``, or :class:`RunConflict` while another replica holds it.
+
+        Holding it, no other replica writes the thread: a run the log still shows open
+        was abandoned by a dead replica and is closed first (when recovery is on).
+        """
+        leases = runtime.store.leases
+        assert leases is not None
+        run.lease = await leases.acquire(run.thread_id, run.run_id)
+        if run.lease is None:
+            raise RunConflict(f"thread {run.thread_id!r} has a run in progress on another gateway replica")
+        await runtime.follow_store(await runtime.store.last_seq(run.thread_id))
+        if runtime.log_run_open and runtime.recovers_open_runs:
+            await runtime.close_abandoned_run(run.fence)
+
     async def stop(self, runtime: ThreadRuntime, message: str, code: str = CODE_STOPPED) -> ActiveRun:
-        """Cancel the thread's run; returns once its RUN_ERROR is stored."""
+        """Cancel the thread's run; returns once its RUN_ERROR is stored.
+
+        A run another replica drives (stores with leases) is asked to stop through its
+        lease; this returns once this replica sees the run's end in the log.
+        """
         run = runtime.run
+        if run is None and runtime.store.leases is not None:
+            return await self._stop_remote(runtime, message)
         if run is None:
             raise NoOpenRun(f"thread {runtime.thread_id!r} has no run in progress")
         if run.task is None:
@@ -156,6 +193,23 @@ class RunManager:
         self._cancel(run, message, code)
         await asyncio.shield(run.finished.wait())
         return run
+
+    async def _stop_remote(self, runtime: ThreadRuntime, message: str) -> ActiveRun:
+        leases = runtime.store.leases
+        assert leases is not None
+        run_id = await leases.request_stop(runtime.thread_id, message)
+        if run_id is None:
+            raise NoOpenRun(f"thread {runtime.thread_id!r} has no run in progress")
+        await runtime.compactor()
+        loop = asyncio.get_running_loop()
+        # The holder ends the run within a renewal; a dead holder's lease lapses within its ttl.
+        deadline = loop.time() + 2 * leases.ttl_s + 5
+        await runtime.follow_store(await runtime.store.last_seq(runtime.thread_id))
+        while runtime.log_run_open and loop.time() < deadline:
+            await runtime.wait_records(runtime.last_seq, min(1.0, max(0.0, deadline - loop.time())))
+        if runtime.log_run_open:
+            raise NoOpenRun(f"the run on thread {runtime.thread_id!r} did not end in time; retry")
+        return ActiveRun(runtime.thread_id, run_id, "", start_after=0, final_seq=runtime.last_seq)
 
     async def shutdown(self) -> None:
         """Stop every run (each gets a stored RUN_ERROR) and wait for them."""
@@ -249,6 +303,8 @@ class RunManager:
                 try:
                     await self._store_end(runtime, run, upstream)
                     break
+                except LeaseLost:
+                    raise  # another replica (the lease sweep) closes the run now: never ours again
                 except StoreError as exc:
                     if self._shutting_down:
                         raise
@@ -262,10 +318,12 @@ class RunManager:
             if upstream.stats.error_code is not None:
                 self._metrics.upstream_errors.labels(upstream.stats.error_code).inc()
         except Exception:
-            # The log keeps the run open; the next start of the gateway closes it.
+            # The log keeps the run open; the next start of the gateway closes it (with
+            # run leases: whichever replica's sweep finds the lease lapsed).
             log.exception("thread %s run %s: could not store the run's end", run.thread_id, run.run_id)
         finally:
             run.final_seq = runtime.last_seq
+            await _release(runtime, run)
             runtime.release_run(run)
             run.finished.set()
             self._runs.discard(run)
@@ -297,11 +355,11 @@ class RunManager:
             return
         try:
             try:
-                await runtime.append(batch)
+                await runtime.append(batch, run.fence)
             except UnencodableEvent:
                 # Nothing of the batch was stored: store it again with each event that
                 # cannot be stored replaced by a record saying so, so no good event is lost.
-                await runtime.append([self._storable(run, new) for new in batch])
+                await runtime.append([self._storable(run, new) for new in batch], run.fence)
         except BaseException:
             run.plan = plan  # nothing of the batch is stored: the run's RUN_STARTED is still to come
             raise
@@ -353,6 +411,20 @@ class RunManager:
             parent = await branch_parent(runtime.store, runtime.thread_id, caller)
             self._metrics.branches.inc()
         return plan_run(run_input, messages, state, parent)
+
+
+async def _release(runtime: ThreadRuntime, run: ActiveRun) -> None:
+    """Stop renewing the run's lease and give it up (it lapses by itself if Redis is away)."""
+    if run.keeper is not None:
+        run.keeper.cancel()
+        await asyncio.gather(run.keeper, return_exceptions=True)
+    leases, lease = runtime.store.leases, run.lease
+    run.lease = None
+    if leases is not None and lease is not None:
+        try:
+            await leases.release(lease)
+        except StoreError as exc:
+            log.warning("thread %s: releasing the run lease failed (%s); it lapses by itself", run.thread_id, exc)
 
 
 def _consume_exception(task: asyncio.Future[Any]) -> None:

@@ -41,6 +41,16 @@ def frames(events: list[tuple[dict[str, Any], int | None]]) -> bytes:
     return b"".join([event_frame(event, event_id) for event, event_id in events])
 
 
+def store_error_frame(message: str) -> bytes:
+    """The frame a stream ends with when the store fails under it.
+
+    An ``error`` event (not a ``data``-only message): AG-UI clients read no event from it,
+    and an EventSource reports it to ``onerror``-style listeners; it carries no id, so the
+    client's resume position stays at the last event it actually received.
+    """
+    return b"event: error\ndata: " + orjson.dumps({"error": "store_unavailable", "message": message}) + b"\n\n"
+
+
 def parse_resume_position(last_event_id: str | None, after: str | None) -> int | None:
     """The seq a client has already received, or None for a fresh connection.
 

@@ -11,13 +11,17 @@ cursor (:class:`~agui_gateway.server.fanout.LogFollower`).
 
 from __future__ import annotations
 
+import logging
 from collections.abc import AsyncGenerator, AsyncIterator, Awaitable, Callable
 from contextlib import aclosing
 
 from agui_gateway.server.fanout import Batcher, LogFollower, slices
 from agui_gateway.server.gateway import Gateway
-from agui_gateway.server.sse import HEARTBEAT, STREAM_PREAMBLE
+from agui_gateway.server.sse import HEARTBEAT, STREAM_PREAMBLE, store_error_frame
 from agui_gateway.server.threads import ThreadRuntime
+from agui_gateway.store.base import StoreError
+
+log = logging.getLogger("agui_gateway.server.streams")
 
 
 async def history_then_live(
@@ -68,6 +72,11 @@ async def history_then_live(
         async with aclosing(follower.follow()) as chunks:
             async for chunk in chunks:
                 yield chunk
+    except StoreError as exc:
+        # The store went away (Redis down): tell the client and close; it resumes by its
+        # last id once the gateway answers again. Nothing is lost: the log has it all.
+        log.warning("thread %s: stream closed, the store failed: %s", runtime.thread_id, exc)
+        yield store_error_frame(str(exc))
     finally:
         runtime.remove_subscriber()
         if position is not None and follower is not None:

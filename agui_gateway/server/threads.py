@@ -18,7 +18,11 @@ A :class:`ThreadRuntime` owns, for one thread:
   (:meth:`ThreadRuntime.add_subscriber` / :meth:`ThreadRuntime.remove_subscriber`);
 * crash recovery: a run the log shows open that no task of this process owns
   was cut off by a crash; the first open stores and broadcasts a RUN_ERROR
-  (source "gateway") so the thread accepts runs again.
+  (source "gateway") so the thread accepts runs again. On a store shared by
+  replicas (leases), only a run whose lease lapsed is cut off, and the recovery
+  holds the thread's lease while it stores the RUN_ERROR (exactly once);
+* the live tail (:class:`~agui_gateway.server.tail.ThreadTail`): the one waiter on
+  the store for the thread, which takes other replicas' records in (``follow_store``).
 
 Appends of this process go through :meth:`ThreadRuntime.append`, which runs the
 store append and the compactor update as one task that a cancelled caller
@@ -42,11 +46,13 @@ from agui_gateway.server.active_run import ActiveRun
 from agui_gateway.server.fanout import RecentFrames, slices
 from agui_gateway.server.metrics import GatewayMetrics
 from agui_gateway.server.sse import event_frame, frames
+from agui_gateway.server.tail import ThreadTail
 from agui_gateway.store.base import Checkpoint, NewEvent, StoredRecord, StoreError, ThreadStore
 
 log = logging.getLogger("agui_gateway.server.threads")
 
 CODE_GATEWAY_RESTARTED = "gateway_restarted"
+RECOVERY_RUN_ID = "gateway-recovery"  # the run id a recovery's lease names
 _YIELD_EVERY = 2000  # records fed between two event-loop yields while building
 
 
@@ -93,6 +99,8 @@ class ThreadRuntime:
         self.recent = RecentFrames()
         self._run: ActiveRun | None = None
         self._subscribers = 0
+        # The one waiter on the store for this thread in this process (see tail.py).
+        self.tail = ThreadTail(store, thread_id, self.follow_store, lambda: self._subscribers)
 
     # -- run state ----------------------------------------------------------------
 
@@ -100,6 +108,10 @@ class ThreadRuntime:
     def run(self) -> ActiveRun | None:
         """The run this process has open on the thread (at most one)."""
         return self._run
+
+    @property
+    def recovers_open_runs(self) -> bool:
+        return self._recover_open_runs
 
     @property
     def running(self) -> bool:
@@ -155,7 +167,7 @@ class ThreadRuntime:
 
         Returns the thread's latest seq.
         """
-        store_wait = asyncio.ensure_future(self.store.wait_for(self.thread_id, after, timeout))
+        store_wait = asyncio.ensure_future(self.tail.wait(after, timeout))
         run_wait = asyncio.ensure_future(self._run_changed.wait())
         try:
             await asyncio.wait((store_wait, run_wait), return_when=asyncio.FIRST_COMPLETED)
@@ -163,8 +175,32 @@ class ThreadRuntime:
             store_wait.cancel()
             run_wait.cancel()
         if store_wait.done() and not store_wait.cancelled() and store_wait.exception() is None:
-            return store_wait.result()
-        return await self.store.last_seq(self.thread_id)
+            latest: int = store_wait.result()
+        else:
+            latest = await self.store.last_seq(self.thread_id)
+        await self.follow_store(latest)
+        return latest
+
+    async def wait_records(self, after: int, timeout: float) -> int:
+        """Until the thread has a record after ``after`` (taken into :attr:`recent` already), or
+        ``timeout``; returns the latest seq. Shared by all subscribers through :attr:`tail`."""
+        return await self.tail.wait(after, timeout)
+
+    async def follow_store(self, latest: int) -> None:
+        """Take records another replica stored (up to at least ``latest``) into the replay state.
+
+        One caller reads them from the store, under the lock, and puts their frames into
+        :attr:`recent`; the other subscribers woken by the same append find them there.
+        Without it a replica's view of a thread that another replica writes (its run
+        state, its replay) would stay where it was first built.
+        """
+        compactor = self._compactor
+        if compactor is None or latest <= compactor.last_seq:
+            return
+        async with self._lock:
+            if latest > compactor.last_seq:
+                await self._catch_up_locked(compactor)
+                self._changed()  # the thread list's live feed, for another replica's appends
 
     # -- replay state ---------------------------------------------------------------
 
@@ -195,7 +231,10 @@ class ThreadRuntime:
         self._metrics.checkpoint_builds.inc()
         self._saved_seq = saved
         if self._recover_open_runs and compactor.run_open and self._run is None:
-            await self._close_crashed_run(compactor)
+            if self.store.leases is None:
+                await self._close_crashed_run(compactor)
+            else:  # a live replica may be running it: only a lease tells
+                await self._recover_leased(compactor)
         self._compactor = compactor  # published only once complete and recovered
         if compactor.folded_seq > self._saved_seq:
             try:
@@ -226,13 +265,53 @@ class ThreadRuntime:
             return SnapshotCompactor(), 0
         return compactor, checkpoint.seq
 
-    async def _close_crashed_run(self, compactor: SnapshotCompactor) -> None:
+    async def _recover_leased(self, compactor: SnapshotCompactor) -> bool:
+        """Close a run whose replica died, holding the thread's lease while doing it.
+
+        No lease granted: a live replica runs the thread, nothing to do. Granted: no one
+        else can append now, so the run still open in the log (read again under the lease)
+        gets exactly one RUN_ERROR.
+        """
+        leases = self.store.leases
+        assert leases is not None
+        lease = await leases.acquire(self.thread_id, RECOVERY_RUN_ID)
+        if lease is None:
+            return False
+        try:
+            async with self._lock:
+                await self._catch_up_locked(compactor)
+            closed = compactor.run_open and self.run is None
+            if closed:
+                await self._close_crashed_run(compactor, lease.token)
+            await leases.forget(self.thread_id)
+            return closed
+        finally:
+            await leases.release(lease)
+
+    async def close_abandoned_run(self, fence: int | None = None) -> bool:
+        """Close a run the log shows open that no live replica drives (the sweep, a new run).
+
+        ``fence``: the token of a lease the caller holds on the thread (a run being
+        opened); without one, a lease is taken for the recovery. Returns whether a
+        RUN_ERROR was stored.
+        """
+        compactor = await self.compactor()
+        if self.store.leases is not None and fence is None:
+            return await self._recover_leased(compactor)
+        async with self._lock:
+            await self._catch_up_locked(compactor)
+        if not compactor.run_open:
+            return False
+        await self._close_crashed_run(compactor, fence)
+        return True
+
+    async def _close_crashed_run(self, compactor: SnapshotCompactor, fence: int | None = None) -> None:
         run_id = compactor.open_run_id
         event = run_error_event(
             "the gateway stopped before this run ended (crash or restart); the run was cut off",
             CODE_GATEWAY_RESTARTED,
         )
-        await self._append_and_absorb([NewEvent(event, run_id or None, "gateway")], compactor)
+        await self._append_and_absorb([NewEvent(event, run_id or None, "gateway")], compactor, fence)
         self._metrics.recovered_runs.inc()
         log.warning("thread %s: closed run %s left open by a crash", self.thread_id, run_id)
 
@@ -273,6 +352,7 @@ class ThreadRuntime:
     async def snapshot(self) -> tuple[list[dict[str, Any]], Any, int]:
         """Current messages and state (the open run included) and the seq they cover."""
         compactor = await self.compactor()
+        await self.follow_store(await self.store.last_seq(self.thread_id))  # another replica's writes
         messages, state = compactor.snapshot()
         return messages, state, compactor.last_seq
 
@@ -299,29 +379,30 @@ class ThreadRuntime:
 
     # -- appends ----------------------------------------------------------------------
 
-    def append_task(self, events: Sequence[NewEvent]) -> asyncio.Task[list[StoredRecord]]:
+    def append_task(self, events: Sequence[NewEvent], fence: int | None = None) -> asyncio.Task[list[StoredRecord]]:
         """Store events and take them into the replay state, as a task of its own.
 
         Await it shielded: the append completes even if the awaiting caller is
         cancelled, so the log, the compactor and the recent frames never diverge.
+        ``fence`` is the token of the run lease the caller holds (stores with leases).
         """
-        return asyncio.create_task(self._append(list(events)))
+        return asyncio.create_task(self._append(list(events), fence))
 
-    async def append(self, events: Sequence[NewEvent]) -> list[StoredRecord]:
-        return await asyncio.shield(self.append_task(events))
+    async def append(self, events: Sequence[NewEvent], fence: int | None = None) -> list[StoredRecord]:
+        return await asyncio.shield(self.append_task(events, fence))
 
-    async def _append(self, events: list[NewEvent]) -> list[StoredRecord]:
+    async def _append(self, events: list[NewEvent], fence: int | None) -> list[StoredRecord]:
         await self.compactor()
-        return await self._append_and_absorb(events)
+        return await self._append_and_absorb(events, fence=fence)
 
     async def _append_and_absorb(
-        self, events: list[NewEvent], compactor: SnapshotCompactor | None = None
+        self, events: list[NewEvent], compactor: SnapshotCompactor | None = None, fence: int | None = None
     ) -> list[StoredRecord]:
         if compactor is None:
             compactor = self._compactor
         assert compactor is not None, "append before the replay state was built"
         async with self._lock:
-            records = await self.store.append(self.thread_id, events)
+            records = await self.store.append(self.thread_id, events, fence=fence)
             if records and records[0].seq != compactor.last_seq + 1:
                 await self._catch_up_locked(compactor)  # foreign records came in between
                 encoded = 0

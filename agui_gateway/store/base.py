@@ -18,6 +18,7 @@ from typing import Any, Literal
 
 from agui_gateway.protocol.lineage import served_event
 from agui_gateway.protocol.types import Event
+from agui_gateway.store.lease import RunLeases
 
 Source = Literal["agent", "gateway"]
 NOTE_KEY = "gateway"  # the envelope field of a record's annotation
@@ -35,6 +36,10 @@ class UnencodableEvent(ValueError):
 
 class StoreError(RuntimeError):
     """A backend failure (I/O error, store closed) that the caller cannot fix by changing input."""
+
+
+class LeaseLost(StoreError):
+    """An append under a fencing token that no longer holds the thread's run lease."""
 
 
 def validate_thread_id(thread_id: str) -> str:
@@ -108,15 +113,29 @@ class ThreadStore(ABC):
     iteration) without touching storage.
     """
 
+    # Run leases for stores that several gateway processes share (see :mod:`.lease`);
+    # None: one process owns the store and its own bookkeeping suffices.
+    leases: RunLeases | None = None
+
     async def open(self) -> None:  # noqa: B027 - optional hook
         """Prepare the store (create directories, connect). Idempotent."""
 
     async def close(self) -> None:  # noqa: B027 - optional hook
         """Flush and release resources."""
 
+    async def ping(self) -> None:  # noqa: B027 - optional hook
+        """Raise :class:`StoreError` when the backend cannot serve now (for health checks)."""
+
     @abstractmethod
-    async def append(self, thread_id: str, events: Sequence[NewEvent]) -> list[StoredRecord]:
+    async def append(
+        self, thread_id: str, events: Sequence[NewEvent], *, fence: int | None = None
+    ) -> list[StoredRecord]:
         """Append events atomically in order; assign dense seqs; return the stored records.
+
+        ``fence`` is the fencing token of a run lease (:attr:`leases`): a store with
+        leases refuses the batch (``LeaseLost``) unless that token holds the thread's
+        lease, and refuses a batch without a token while anyone holds one. A store
+        without leases has a single writer process and ignores it.
 
         Appends to one thread are serialised. When this returns, the records are
         durable according to the store's durability policy and visible to readers,

@@ -5,20 +5,27 @@ from __future__ import annotations
 import asyncio
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import httpx
 import orjson
 import pytest
 from support.agents import ScriptedAgent
-from support.events import agent_run_events, read_log, run_input, user_message
+from support.events import agent_run_events, run_input, user_message
 from support.servers import RunningGateway, serve_scripted_gateway
 from support.sse import collect, events_of, has_event
+from support.stores import stored_bytes, stored_log
 from support.waiting import wait_until_async
 
 
 @pytest.fixture
-def gateway(tmp_path: Path, agent: tuple[ScriptedAgent, str]) -> Iterator[RunningGateway]:
-    with serve_scripted_gateway(tmp_path / "data", agent[1], heartbeat_s=0.2, max_body_bytes=64 * 1024) as gw:
+def gateway(
+    tmp_path: Path, agent: tuple[ScriptedAgent, str], store_overrides: dict[str, Any]
+) -> Iterator[RunningGateway]:
+    """The gateway on the file store, then on Redis: every test here runs on both."""
+    with serve_scripted_gateway(
+        tmp_path / "data", agent[1], heartbeat_s=0.2, max_body_bytes=64 * 1024, **store_overrides
+    ) as gw:
         yield gw
 
 
@@ -48,7 +55,7 @@ async def test_run_streams_the_agents_events_with_dense_ids_and_records_the_user
     assert events[0] == {**script[0], "input": recorded}
     assert events[1:] == script[1:]
     assert [f.id for f in frames if f.event is not None] == list(range(1, len(events) + 1))
-    stored = read_log(tmp_path / "data", "t-run")
+    stored = stored_log(gateway, "t-run")
     assert [r["seq"] for r in stored] == list(range(1, len(events) + 1))
     assert [r["source"] for r in stored] == ["agent"] * len(script)
     assert [r["event"] for r in stored] == script  # the agent's events exactly as sent
@@ -75,7 +82,7 @@ async def test_second_run_records_only_messages_the_thread_does_not_have(
         snapshot = (await client.get("/threads/t-two/snapshot")).json()
     ids = [m["id"] for m in snapshot["messages"]]
     assert ids.index("u1") < ids.index("a1-m1") < ids.index("u2") < ids.index("a2-m1")
-    assert snapshot["running"] is False and snapshot["seq"] == len(read_log(tmp_path / "data", "t-two"))
+    assert snapshot["running"] is False and snapshot["seq"] == len(stored_log(gateway, "t-two"))
 
 
 async def test_run_without_new_messages_stores_only_the_agents_events(
@@ -87,7 +94,7 @@ async def test_run_without_new_messages_stores_only_the_agents_events(
     async with httpx.AsyncClient(base_url=gateway.url) as client:
         frames = await collect(client, "POST", "/agents/scripted/run", json=run_input("t-plain", "p1"))
     assert events_of(frames) == script
-    assert {r["source"] for r in read_log(tmp_path / "data", "t-plain")} == {"agent"}
+    assert {r["source"] for r in stored_log(gateway, "t-plain")} == {"agent"}
 
 
 async def test_second_run_on_a_thread_with_an_open_run_is_409_and_stop_ends_the_run(
@@ -121,7 +128,7 @@ async def test_second_run_on_a_thread_with_an_open_run_is_409_and_stop_ends_the_
         assert stopped.status_code == 200, stopped.text
         seen = events_of(await watching)
         assert seen[-1]["type"] == "RUN_ERROR" and seen[-1]["code"] == "stopped"
-        stored = read_log(tmp_path / "data", "t-409")
+        stored = stored_log(gateway, "t-409")
         assert stored[-1]["source"] == "gateway" and stored[-1]["event"] == seen[-1]
         assert stopped.json()["seq"] == stored[-1]["seq"]
         assert (await client.post("/threads/t-409/stop")).status_code == 409
@@ -204,7 +211,7 @@ async def test_oversized_and_invalid_bodies(gateway: RunningGateway) -> None:
         assert bad_after.status_code == 400
         bad_header = await client.get("/threads/t/events", headers={"last-event-id": "x1"})
         assert bad_header.status_code == 400
-    assert not (gateway.gateway.config.data_dir / "threads" / "t-big").exists()
+    assert stored_bytes(gateway, "t-big") == b""
 
 
 async def test_log_jsonl_listing_and_metrics(
@@ -214,7 +221,7 @@ async def test_log_jsonl_listing_and_metrics(
     scripted.script("l1", agent_run_events("t-log", "l1"))
     async with httpx.AsyncClient(base_url=gateway.url) as client:
         await collect(client, "POST", "/agents/scripted/run", json=run_input("t-log", "l1", [user_message("u", "q")]))
-        file_bytes = (tmp_path / "data" / "threads" / "t-log" / "log.jsonl").read_bytes()
+        file_bytes = stored_bytes(gateway, "t-log")
         whole = await client.get("/threads/t-log/log.jsonl")
         assert whole.content == file_bytes
         tail = await client.get("/threads/t-log/log.jsonl", params={"after": "10"})

@@ -175,7 +175,13 @@ class _Store:
         if self.kind == "file":
             return {}
         assert self.prefix is not None
-        return {"AGUI_GATEWAY_REDIS_URL": REDIS_URL, "AGUI_GATEWAY_REDIS_PREFIX": self.prefix}
+        # A restarted gateway is a new replica: a run of the killed one holds the thread
+        # until its lease lapses (then the sweep closes it), so the lease is short here.
+        return {
+            "AGUI_GATEWAY_REDIS_URL": REDIS_URL,
+            "AGUI_GATEWAY_REDIS_PREFIX": self.prefix,
+            "AGUI_GATEWAY_LEASE_TTL": str(CRASH_LEASE_TTL_S),
+        }
 
     def open(self) -> ThreadStore:
         if self.kind == "file":
@@ -220,6 +226,7 @@ class _Store:
 
 
 REDIS_URL = os.environ.get("AGUI_TEST_REDIS_URL", "redis://127.0.0.1:6379/0")
+CRASH_LEASE_TTL_S = 1.0
 MOMENTS = ("append", "run_end", "replay")
 THREAD_KILLS = 5
 
@@ -384,11 +391,30 @@ async def _check_restarted(
         replayed = official_client.replay(events_of(fresh))
         assert reference.error is None and replayed.error is None, (reference.error, replayed.error)
         assert (replayed.messages, replayed.state) == (reference.messages, reference.state)
-        # The thread takes runs again.
+        # The thread takes runs again (on Redis once the killed replica's lease lapsed).
         check = f"{run_id}-after"
         scripted.script(check, agent_run_events(thread_id, check, tools=0))
-        after = await collect(client, "POST", "/agents/scripted/run", json=run_input(thread_id, check))
+        if store.kind == "redis":
+            await wait_until_async(lambda: _lease_gone(store, thread_id), timeout=CRASH_LEASE_TTL_S * 10)
+        after = await wait_until_async(lambda: _run_unless_conflict(client, thread_id, check), timeout=10)
         assert events_of(after)[-1]["type"] == "RUN_FINISHED"
+
+
+async def _run_unless_conflict(client: httpx.AsyncClient, thread_id: str, run_id: str) -> list[Frame] | None:
+    """The run's frames, or None on a 409 (the lease sweep may hold the thread for a moment)."""
+    response = await client.post("/agents/scripted/run", json=run_input(thread_id, run_id))
+    if response.status_code == 409:
+        return None
+    assert response.status_code == 200, response.text
+    return SseReader().feed(response.content)
+
+
+async def _lease_gone(store: _Store, thread_id: str) -> bool:
+    client = aioredis.from_url(REDIS_URL)
+    try:
+        return not await client.exists(f"{store.prefix}:{{{thread_id}}}:lease")
+    finally:
+        await client.aclose()
 
 
 async def _post_run(client: httpx.AsyncClient, thread_id: str, run_id: str, frames: list[Frame]) -> None:

@@ -16,9 +16,10 @@ from typing import Any
 import httpx
 import pytest
 from support.agents import ScriptedAgent
-from support.events import agent_run_events, read_log, run_input, served, user_message
+from support.events import agent_run_events, run_input, served, user_message
 from support.servers import RunningGateway, serve_scripted_gateway
 from support.sse import Frame, collect, events_of, has_id
+from support.stores import stored_log
 from support.waiting import wait_until_async
 
 from agui_gateway import Reducer
@@ -26,8 +27,11 @@ from agui_testkit.generate import generate_log
 
 
 @pytest.fixture
-def gateway(tmp_path: Path, agent: tuple[ScriptedAgent, str]) -> Iterator[RunningGateway]:
-    with serve_scripted_gateway(tmp_path / "data", agent[1], heartbeat_s=0.5) as gw:
+def gateway(
+    tmp_path: Path, agent: tuple[ScriptedAgent, str], store_overrides: dict[str, Any]
+) -> Iterator[RunningGateway]:
+    """The gateway on the file store, then on Redis: every test here runs on both."""
+    with serve_scripted_gateway(tmp_path / "data", agent[1], heartbeat_s=0.5, **store_overrides) as gw:
         yield gw
 
 
@@ -120,7 +124,7 @@ async def test_generated_thread_through_the_gateway(
             scripted.script(run_id, run)
             messages = (run[0].get("input") or {}).get("messages") or []
             live += await collect(client, "POST", "/agents/scripted/run", json=run_input(thread_id, run_id, messages))
-        stored = read_log(tmp_path / "data", thread_id)
+        stored = stored_log(gateway, thread_id)
         total[0] = len(stored)
         watched = await watcher
         raw = [served(r) for r in stored]
@@ -202,7 +206,7 @@ async def test_fresh_client_during_an_open_run_and_every_resume(
         held.release()
         run_frames = await caller
         watched = await watcher
-        raw = [served(r) for r in read_log(tmp_path / "data", thread_id)]
+        raw = [served(r) for r in stored_log(gateway, thread_id)]
         reference = official_client.replay(raw)
         assert reference.error is None, reference.error
         assert_same_end(
@@ -259,7 +263,7 @@ async def test_many_clients_at_once_all_end_identically(
         await caller
         fresh_frames = await asyncio.gather(*fresh)
         resumed_frames = await asyncio.gather(*resumers)
-    raw = [served(r) for r in read_log(tmp_path / "data", thread_id)]
+    raw = [served(r) for r in stored_log(gateway, thread_id)]
     reference = official_client.replay(raw)
     expected = (reference.messages, reference.state)
     for frames in fresh_frames:
@@ -291,7 +295,7 @@ async def test_resume_from_every_position(
         live += await collect(
             client, "POST", "/agents/scripted/run", json=run_input(thread_id, "e2", [user_message("u2", "b")])
         )
-        raw = [served(r) for r in read_log(tmp_path / "data", thread_id)]
+        raw = [served(r) for r in stored_log(gateway, thread_id)]
         assert events_of(live) == raw
         reference = official_client.replay(raw)
         for index, n in id_positions(live):

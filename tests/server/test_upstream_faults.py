@@ -6,14 +6,16 @@ from __future__ import annotations
 import contextlib
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import httpx
 import orjson
 import pytest
 from support.agents import ScriptedAgent, sse
-from support.events import read_log, run_input, served, user_message
+from support.events import run_input, served, user_message
 from support.servers import RunningGateway, refused_port, serve_app, serve_gateway
 from support.sse import collect, events_of
+from support.stores import stored_log
 
 from agui_gateway.server.config import GatewayConfig
 from agui_gateway.upstream.agent_http import UpstreamTimeouts
@@ -68,11 +70,15 @@ def faulty() -> Iterator[dict[str, str]]:
 
 
 @pytest.fixture
-def gateway(tmp_path: Path, faulty: dict[str, str]) -> Iterator[RunningGateway]:
+def gateway(tmp_path: Path, faulty: dict[str, str], store_overrides: dict[str, Any]) -> Iterator[RunningGateway]:
+    """The gateway on the file store, then on Redis: every test here runs on both."""
     with refused_port() as nowhere:
         agents = {**faulty, "down": nowhere}
         config = GatewayConfig(
-            data_dir=tmp_path / "data", agents=agents, timeouts=UpstreamTimeouts(connect=2, read=0.5, total=None)
+            data_dir=tmp_path / "data",
+            agents=agents,
+            timeouts=UpstreamTimeouts(connect=2, read=0.5, total=None),
+            **store_overrides,
         )
         with serve_gateway(config) as gw:
             yield gw
@@ -103,7 +109,7 @@ async def test_upstream_fault_ends_the_run_with_a_stored_run_error(
         assert [e["type"] for e in events if e["type"] in ("RUN_FINISHED", "RUN_ERROR")] == ["RUN_ERROR"]
         error = events[-1]
         assert error["type"] == "RUN_ERROR" and error["code"] == code and words in error["message"]
-        stored = read_log(tmp_path / "data", thread_id)
+        stored = stored_log(gateway, thread_id)
         assert stored[-1] == {**stored[-1], "source": "gateway", "event": error}
         assert [served(r) for r in stored] == events
         # The user's message is kept, and a fresh replay is a valid stream that shows the error.
@@ -129,5 +135,5 @@ async def test_malformed_lines_are_skipped_counted_and_the_rest_kept(gateway: Ru
         "TEXT_MESSAGE_END",
         "RUN_FINISHED",
     ]
-    assert len(read_log(tmp_path / "data", "fault-lines")) == 5
+    assert len(stored_log(gateway, "fault-lines")) == 5
     assert "agui_gateway_upstream_malformed_total 2.0" in metrics

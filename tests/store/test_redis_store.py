@@ -1,23 +1,22 @@
 """The Redis store against a real Redis: the shared contract plus cross-replica behaviour.
 
-Uses ``AGUI_TEST_REDIS_URL`` (default ``redis://127.0.0.1:6379/0``). Without a
-reachable Redis the tests are skipped - unless ``CI`` is set, where that is a
-failure: CI must provide Redis.
+Every test runs twice: on a single Redis (``AGUI_TEST_REDIS_URL`` or a private
+server) and on a local 3-node Redis Cluster started by the session fixtures
+(``support.redis_fixtures``).
 """
 
 from __future__ import annotations
 
 import asyncio
-import os
-import uuid
 from collections.abc import AsyncIterator
 
 import orjson
 import pytest
-import redis.asyncio as aioredis
 
-from agui_gateway.store.base import NewEvent
+from agui_gateway.store.base import LeaseLost, NewEvent
+from agui_gateway.store.lease import Renewal
 from agui_gateway.store.redis import RedisStore
+from agui_gateway.store.redis.connect import connect
 from store.contract import (
     HANG_GUARD,
     MakeStore,
@@ -28,40 +27,15 @@ from store.contract import (
     opened_stores,
 )
 
-REDIS_URL = os.environ.get("AGUI_TEST_REDIS_URL", "redis://127.0.0.1:6379/0")
 pytestmark = pytest.mark.redis
 
 
-def _in_ci() -> bool:
-    return os.environ.get("CI", "").strip().lower() not in ("", "0", "false", "no")
-
-
 @pytest.fixture
-async def redis_prefix() -> AsyncIterator[str]:
-    """A key prefix unique to this test; every key under it is deleted afterwards."""
-    client = aioredis.from_url(REDIS_URL, socket_connect_timeout=2)
-    try:
-        await client.ping()
-    except (aioredis.ConnectionError, aioredis.TimeoutError, OSError) as exc:
-        await client.aclose()
-        message = f"no Redis answers at {REDIS_URL} ({exc}); set AGUI_TEST_REDIS_URL"
-        if _in_ci():
-            pytest.fail(f"CI is set but {message}", pytrace=False)
-        pytest.skip(message)
-    prefix = f"agui-test-{uuid.uuid4().hex}"
-    try:
-        yield prefix
-    finally:
-        keys = [key async for key in client.scan_iter(match=f"{prefix}:*", count=1000)]
-        if keys:
-            await client.delete(*keys)
-        await client.aclose()
+async def make_replica(any_redis_url: str, redis_prefix: str) -> AsyncIterator[MakeStore]:
+    """Opened RedisStores sharing one prefix - separate connections, like gateway replicas.
 
-
-@pytest.fixture
-async def make_replica(redis_prefix: str) -> AsyncIterator[MakeStore]:
-    """Opened RedisStores sharing one prefix - separate connections, like gateway replicas."""
-    async with opened_stores(lambda: RedisStore(REDIS_URL, prefix=redis_prefix)) as make:
+    Every test here runs on a single Redis and on a local 3-node Redis Cluster."""
+    async with opened_stores(lambda: RedisStore(any_redis_url, prefix=redis_prefix)) as make:
         yield make
 
 
@@ -119,10 +93,12 @@ async def test_read_pages_through_long_streams(make_replica: MakeStore) -> None:
     assert [(seq, orjson.loads(data)["value"]) for seq, data in got] == [(s, s - 1) for s in range(512, total + 1)]
 
 
-async def test_event_json_decodes_entries_of_another_shape(make_replica: MakeStore, redis_prefix: str) -> None:
+async def test_event_json_decodes_entries_of_another_shape(
+    make_replica: MakeStore, redis_prefix: str, any_redis_url: str
+) -> None:
     store = await make_replica()
     await store.append("t", [new(0), NewEvent({"type": "CUSTOM", "value": 1}, 'x","event":{')])
-    client = aioredis.from_url(REDIS_URL)
+    client = await connect(any_redis_url)
     try:
         key = f"{redis_prefix}:{{t}}:log"
         spaced = b'{"seq": 3, "runId": null, "ts": 1, "source": "agent", "event": {"type": "CUSTOM", "value": 2}}'
@@ -155,3 +131,69 @@ async def test_cancelled_waiters_do_not_disturb_the_others(make_replica: MakeSto
         assert not late.done()
         await writing.append("t", [new(1)])
         assert await late == 2
+
+
+# -- run leases and fencing -------------------------------------------------------------
+
+
+async def test_one_lease_per_thread_and_fenced_appends(make_replica: MakeStore) -> None:
+    first, second = await make_replica(), await make_replica()
+    assert first.leases is not None and second.leases is not None
+    lease = await first.leases.acquire("t", "run-a")
+    assert lease is not None
+    assert await second.leases.acquire("t", "run-b") is None  # another replica: refused
+    assert await second.leases.holder("t") == "run-a"
+    assert await second.leases.acquire("other", "run-c") is not None  # threads are independent
+    await first.append("t", [new(0)], fence=lease.token)
+    with pytest.raises(LeaseLost):  # no token while the thread is leased
+        await second.append("t", [new(1)])
+    with pytest.raises(LeaseLost):  # a token that is not the lease's
+        await second.append("t", [new(1)], fence=lease.token + 1)
+    await first.leases.release(lease)
+    later = await second.leases.acquire("t", "run-b")
+    assert later is not None and later.token > lease.token
+    with pytest.raises(LeaseLost):  # the old holder's token no longer writes
+        await first.append("t", [new(2)], fence=lease.token)
+    await second.append("t", [new(3)], fence=later.token)
+    assert [r.event["value"] for r in await drain(first.read("t"))] == [0, 3]
+    await second.leases.release(later)
+    with pytest.raises(LeaseLost):  # a token without any lease
+        await second.append("t", [new(4)], fence=later.token)
+
+
+async def test_a_lapsed_lease_is_gone_listed_for_the_sweep_and_its_holder_fenced(
+    any_redis_url: str, redis_prefix: str
+) -> None:
+    async with opened_stores(lambda: RedisStore(any_redis_url, prefix=redis_prefix, lease_ttl_s=0.2)) as make:
+        holder, other = await make(), await make()
+        assert holder.leases is not None and other.leases is not None
+        lease = await holder.leases.acquire("t", "run-a")
+        assert lease is not None
+        assert (await holder.leases.renew(lease)).held
+        assert await other.leases.expired() == []
+        async with asyncio.timeout(HANG_GUARD):  # the holder stops renewing, as if it died
+            while await other.leases.holder("t") is not None:
+                await asyncio.sleep(0.05)  # wait-ok: Redis expires the key; nothing to wait on
+            while "t" not in await other.leases.expired():
+                await asyncio.sleep(0.05)  # wait-ok: the index entry's score is a clock time
+        renewal = await holder.leases.renew(lease)
+        assert not renewal.held
+        taken = await other.leases.acquire("t", "recovery")
+        assert taken is not None
+        with pytest.raises(LeaseLost):
+            await holder.append("t", [new(0)], fence=lease.token)
+        await other.append("t", [new(1)], fence=taken.token)
+        await other.leases.forget("t")
+        assert await other.leases.expired() == []
+
+
+async def test_a_stop_request_reaches_the_holder_through_its_renewal(make_replica: MakeStore) -> None:
+    holder, other = await make_replica(), await make_replica()
+    assert holder.leases is not None and other.leases is not None
+    assert await other.leases.request_stop("t", "stop it") is None  # no run, no stop
+    lease = await holder.leases.acquire("t", "run-a")
+    assert lease is not None
+    assert (await holder.leases.renew(lease)).stop_message is None
+    assert await other.leases.request_stop("t", "stop it") == "run-a"
+    assert await other.leases.request_stop("t", "again") == "run-a"
+    assert await holder.leases.renew(lease) == Renewal(held=True, stop_message="stop it")

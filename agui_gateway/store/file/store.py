@@ -166,8 +166,10 @@ class FileStore(ThreadStore):
 
     # -- appends and reads -----------------------------------------------------------------
 
-    async def append(self, thread_id: str, events: Sequence[NewEvent]) -> list[StoredRecord]:
-        validate_thread_id(thread_id)
+    async def append(
+        self, thread_id: str, events: Sequence[NewEvent], *, fence: int | None = None
+    ) -> list[StoredRecord]:
+        validate_thread_id(thread_id)  # fence: no leases here (one writer process)
         if self._closed:
             raise StoreError("the store is closed")
         if not events:

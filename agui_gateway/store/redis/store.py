@@ -6,18 +6,22 @@ one thread's keys in one cluster slot)::
     P:{T}:log     Stream; entry id ``0-<seq>``, field ``r`` = the stored JSON line
     P:{T}:info    Hash: seq (last seq), bytes (sum of line lengths + newlines), ts
     P:{T}:ckpt    String: ``<seq>\\n<data>`` (SET replaces it atomically)
+    P:{T}:lease   the run lease and P:{T}:fence its token counter (:mod:`.lease`)
     P:threads     Sorted set of thread ids scored by last activity (ms)
 
-Appends run one Lua script, which Redis executes atomically: it reads the last
-seq, XADDs every record of the batch with explicit ids and updates the info
-hash and the index, so two replicas can never assign the same seq. The script
-splices ``"seq":N`` into envelopes serialised by Python, so stored lines are
-byte-identical to the file store's. ``wait_for`` is served by one shared
-``XREAD BLOCK`` per thread and process (:mod:`.redis_watch`), which wakes on an
-append from any replica.
+Appends run one Lua script, which Redis executes atomically: it checks the
+fencing token against the thread's run lease, reads the last seq, XADDs every
+record of the batch with explicit ids and updates the info hash, so two
+replicas can never assign the same seq and a replica that lost its lease can
+never append. The script splices ``"seq":N`` into envelopes serialised by
+Python, so stored lines are byte-identical to the file store's. ``wait_for`` is
+served by one shared ``XREAD BLOCK`` per thread and process (:mod:`.watch`),
+which wakes on an append from any replica.
 
-The index spans threads, so the append script touches keys in several slots:
-this backend targets a single Redis (or a primary with replicas), not Cluster.
+Every key the script touches carries the thread's hash tag, so it runs on a
+Redis Cluster as on a single server. The thread index lives in another slot: it
+is updated by its own command *before* the append, so a thread with records is
+always listed (a listed thread without records is skipped by ``list_threads``).
 """
 
 from __future__ import annotations
@@ -29,9 +33,11 @@ from typing import Any
 
 import orjson
 import redis.asyncio as aioredis
+from redis.asyncio.cluster import RedisCluster
 
 from agui_gateway.store.base import (
     Checkpoint,
+    LeaseLost,
     NewEvent,
     StoredRecord,
     StoreError,
@@ -40,12 +46,27 @@ from agui_gateway.store.base import (
     validate_thread_id,
 )
 from agui_gateway.store.records import decode_record, encode_unsequenced, slice_event
+from agui_gateway.store.redis.connect import (
+    RedisClient,
+    check_url,
+    connect,
+    persistence_warning,
+    redact_url,
+    uncancelled,
+)
+from agui_gateway.store.redis.lease import RedisLeases
 from agui_gateway.store.redis.watch import StreamWatch
 
 _PAGE = 256  # records per XRANGE page: bounds memory to 256 records
+DEFAULT_LEASE_TTL_S = 10.0
 
-# KEYS: log, info, index. ARGV: thread id, ts, then one unsequenced envelope per event.
+# KEYS: log, info, lease. ARGV: ts, fencing token ('' for none), then one unsequenced
+# envelope per event.
 _APPEND_LUA = """
+local holder = redis.call('HGET', KEYS[3], 'token')
+if holder ~= ARGV[2] and (holder or ARGV[2] ~= '') then
+  return redis.error_reply('FENCED ' .. (holder and 'the thread is leased under another token' or 'no lease'))
+end
 -- The stream's last id is the source of truth for seq (the hash mirrors it).
 local seq = 0
 local top = redis.call('XREVRANGE', KEYS[1], '+', '-', 'COUNT', 1)
@@ -60,20 +81,36 @@ for i = 3, #ARGV do
   bytes = bytes + #line + 1
 end
 redis.call('HSET', KEYS[2], 'seq', string.format('%d', seq),
-           'bytes', string.format('%d', bytes), 'ts', ARGV[2])
-redis.call('ZADD', KEYS[3], ARGV[2], ARGV[1])
+           'bytes', string.format('%d', bytes), 'ts', ARGV[1])
 return first
 """
 
 
 class RedisStore(ThreadStore):
-    def __init__(self, url: str = "redis://127.0.0.1:6379/0", *, prefix: str = "agui") -> None:
+    """The Redis Streams store. ``password`` is used when the URL carries none;
+    ``lease_ttl_s`` is how long a run lease outlives its last renewal."""
+
+    def __init__(
+        self,
+        url: str = "redis://127.0.0.1:6379/0",
+        *,
+        prefix: str = "agui",
+        password: str | None = None,
+        lease_ttl_s: float = DEFAULT_LEASE_TTL_S,
+    ) -> None:
         if not prefix or any(c in prefix for c in "{}"):
             raise ValueError("prefix must be non-empty and contain no '{' or '}'")
+        check_url(url)
+        if lease_ttl_s <= 0:
+            raise ValueError("the lease ttl must be positive")
         self.url = url
         self.prefix = prefix
         self.malformed_entries = 0  # stream entries that did not decode, skipped
-        self._client: aioredis.Redis | None = None
+        self.persistence_warning: str | None = None  # set by open()
+        self._password = password
+        self._lease_ttl_s = lease_ttl_s
+        self._client: RedisClient | None = None
+        self._blocking: RedisClient | None = None  # for XREAD BLOCK (see connect.py)
         self._append_script: Any = None
         self._watches: dict[str, StreamWatch] = {}
 
@@ -81,10 +118,23 @@ class RedisStore(ThreadStore):
 
     async def open(self) -> None:
         if self._client is None:
-            client = aioredis.from_url(self.url, decode_responses=False)
+            client = await connect(self.url, self._password)
+            try:
+                self._blocking = await connect(self.url, self._password, blocking_reads=True)
+            except StoreError:
+                await client.aclose()
+                raise
             self._append_script = client.register_script(_APPEND_LUA)
+            self.leases = RedisLeases(client, self._key, f"{self.prefix}:leases", self._lease_ttl_s)
             self._client = client
-        await self._client.ping()
+            self.persistence_warning = await persistence_warning(client)
+        await self.ping()
+
+    async def ping(self) -> None:
+        try:
+            await self._redis.ping()
+        except (aioredis.RedisError, OSError) as exc:
+            raise StoreError(f"Redis at {redact_url(self.url)} does not answer: {exc}") from exc
 
     async def close(self) -> None:
         for watch in self._watches.values():
@@ -93,12 +143,19 @@ class RedisStore(ThreadStore):
         if self._client is not None:
             await self._client.aclose()
             self._client = None
+        if self._blocking is not None:
+            await self._blocking.aclose()
+            self._blocking = None
 
     @property
-    def _redis(self) -> aioredis.Redis:
+    def _redis(self) -> RedisClient:
         if self._client is None:
             raise StoreError("RedisStore is not open; call await store.open() first")
         return self._client
+
+    @property
+    def is_cluster(self) -> bool:
+        return isinstance(self._client, RedisCluster)
 
     def _key(self, thread_id: str, kind: str) -> str:
         return f"{self.prefix}:{{{thread_id}}}:{kind}"
@@ -109,20 +166,30 @@ class RedisStore(ThreadStore):
 
     # -- appends and reads ---------------------------------------------------------
 
-    async def append(self, thread_id: str, events: Sequence[NewEvent]) -> list[StoredRecord]:
+    async def append(
+        self, thread_id: str, events: Sequence[NewEvent], *, fence: int | None = None
+    ) -> list[StoredRecord]:
         validate_thread_id(thread_id)
         if not events:
             return []
         ts = time.time_ns() // 1_000_000
         envelopes = [encode_unsequenced(event, ts) for event in events]
         try:
+            # The index first (another slot, so not in the script): a thread with records is always listed.
+            await uncancelled(self._redis.zadd(self._index_key, {thread_id: ts}))
             first = int(
-                await self._append_script(
-                    keys=[self._key(thread_id, "log"), self._key(thread_id, "info"), self._index_key],
-                    args=[thread_id, ts, *envelopes],
-                    client=self._redis,
+                await uncancelled(
+                    self._append_script(
+                        keys=[self._key(thread_id, "log"), self._key(thread_id, "info"), self._key(thread_id, "lease")],
+                        args=[ts, "" if fence is None else fence, *envelopes],
+                        client=self._redis,
+                    )
                 )
             )
+        except aioredis.ResponseError as exc:
+            if str(exc).startswith("FENCED"):
+                raise LeaseLost(f"append to {thread_id!r} refused: {str(exc)[7:]}") from exc
+            raise StoreError(f"append to Redis failed: {exc}") from exc
         except (aioredis.RedisError, OSError) as exc:
             raise StoreError(f"append to Redis failed: {exc}") from exc
         watch = self._watches.get(thread_id)
@@ -178,7 +245,10 @@ class RedisStore(ThreadStore):
         key = self._key(thread_id, "log")
         start = f"0-{max(after, 0) + 1}"
         while True:
-            page = await self._redis.xrange(key, min=start, max="+", count=_PAGE) or []
+            try:
+                page = await uncancelled(self._redis.xrange(key, min=start, max="+", count=_PAGE)) or []
+            except (aioredis.RedisError, OSError) as exc:
+                raise _failed("reading the log", exc) from exc
             if page:
                 yield page
             if len(page) < _PAGE:
@@ -187,7 +257,10 @@ class RedisStore(ThreadStore):
 
     async def last_seq(self, thread_id: str) -> int:
         validate_thread_id(thread_id)
-        return int(await self._redis.hget(self._key(thread_id, "info"), "seq") or 0)
+        try:
+            return int(await uncancelled(self._redis.hget(self._key(thread_id, "info"), "seq")) or 0)
+        except (aioredis.RedisError, OSError) as exc:
+            raise _failed("reading the last seq", exc) from exc
 
     async def wait_for(self, thread_id: str, after: int, timeout: float) -> int:
         validate_thread_id(thread_id)
@@ -196,8 +269,9 @@ class RedisStore(ThreadStore):
             return latest
         watch = self._watches.get(thread_id)
         if watch is None:
+            assert self._blocking is not None
             watch = StreamWatch(
-                self._redis,
+                self._blocking,
                 self._key(thread_id, "log"),
                 lambda: self.last_seq(thread_id),
                 lambda idle: self._forget_watch(thread_id, idle),
@@ -212,14 +286,20 @@ class RedisStore(ThreadStore):
     # -- listing -------------------------------------------------------------------
 
     async def list_threads(self) -> list[ThreadInfo]:
-        thread_ids = sorted(_text(t) for t in await self._redis.zrange(self._index_key, 0, -1))
+        try:
+            thread_ids = sorted(_text(t) for t in await self._redis.zrange(self._index_key, 0, -1))
+        except (aioredis.RedisError, OSError) as exc:
+            raise _failed("listing threads", exc) from exc
         infos = []
         for i in range(0, len(thread_ids), _PAGE):
             chunk = thread_ids[i : i + _PAGE]
-            async with self._redis.pipeline(transaction=False) as pipe:
-                for thread_id in chunk:
-                    pipe.hgetall(self._key(thread_id, "info"))
-                results = await pipe.execute()
+            try:
+                async with self._redis.pipeline(transaction=False) as pipe:
+                    for thread_id in chunk:
+                        pipe.hgetall(self._key(thread_id, "info"))
+                    results = await pipe.execute()
+            except (aioredis.RedisError, OSError) as exc:
+                raise _failed("listing threads", exc) from exc
             for thread_id, fields in zip(chunk, results, strict=True):
                 info = _info_from_hash(thread_id, fields)
                 if info is not None:
@@ -228,13 +308,20 @@ class RedisStore(ThreadStore):
 
     async def thread_info(self, thread_id: str) -> ThreadInfo | None:
         validate_thread_id(thread_id)
-        return _info_from_hash(thread_id, await self._redis.hgetall(self._key(thread_id, "info")))
+        try:
+            fields = await uncancelled(self._redis.hgetall(self._key(thread_id, "info")))
+        except (aioredis.RedisError, OSError) as exc:
+            raise _failed("reading thread info", exc) from exc
+        return _info_from_hash(thread_id, fields)
 
     # -- checkpoints -----------------------------------------------------------------
 
     async def load_checkpoint(self, thread_id: str) -> Checkpoint | None:
         validate_thread_id(thread_id)
-        blob = await self._redis.get(self._key(thread_id, "ckpt"))
+        try:
+            blob = await uncancelled(self._redis.get(self._key(thread_id, "ckpt")))
+        except (aioredis.RedisError, OSError) as exc:
+            raise _failed("loading the checkpoint", exc) from exc
         if blob is None:
             return None
         header, _, data = _bytes(blob).partition(b"\n")
@@ -247,7 +334,14 @@ class RedisStore(ThreadStore):
         if not isinstance(checkpoint.data, bytes):
             raise TypeError("checkpoint data must be bytes")
         blob = b"%d\n" % checkpoint.seq + checkpoint.data
-        await self._redis.set(self._key(thread_id, "ckpt"), blob)
+        try:
+            await uncancelled(self._redis.set(self._key(thread_id, "ckpt"), blob))
+        except (aioredis.RedisError, OSError) as exc:
+            raise _failed("saving the checkpoint", exc) from exc
+
+
+def _failed(what: str, exc: BaseException) -> StoreError:
+    return StoreError(f"{what} in Redis failed: {exc}")
 
 
 # The client runs without decode_responses, so replies are bytes; redis-py types them

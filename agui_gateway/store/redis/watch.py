@@ -18,6 +18,9 @@ from collections.abc import Awaitable, Callable
 
 import redis.asyncio as aioredis
 
+from agui_gateway.store.base import StoreError
+from agui_gateway.store.redis.connect import RedisClient
+
 BLOCK_MS = 2000
 _RETRY_S = (0.05, 0.2, 1.0)
 logger = logging.getLogger(__name__)
@@ -26,13 +29,15 @@ logger = logging.getLogger(__name__)
 class StreamWatch:
     def __init__(
         self,
-        client: aioredis.Redis,
+        client: RedisClient,
         stream_key: str,
         last_seq: Callable[[], Awaitable[int]],
         on_idle: Callable[[StreamWatch], None],
     ) -> None:
         self.latest = 0  # highest seq known to exist
         self.waiters = 0
+        self.failure: str | None = None  # why the last XREAD failed, until one succeeds
+        self.failures = 0  # XREAD failures so far: a waiter is told only of those during its wait
         self._client = client
         self._stream_key = stream_key
         self._last_seq = last_seq
@@ -43,23 +48,33 @@ class StreamWatch:
     def advance(self, seq: int) -> None:
         if seq > self.latest:
             self.latest = seq
-            changed, self._changed = self._changed, asyncio.Event()
-            changed.set()
+            self._wake()
+
+    def _wake(self) -> None:
+        changed, self._changed = self._changed, asyncio.Event()
+        changed.set()
 
     async def wait(self, after: int, known: int, timeout: float) -> int:
-        """Wait until a seq > ``after`` exists (``known`` was read just before) or timeout."""
+        """Wait until a seq > ``after`` exists (``known`` was read just before) or timeout.
+
+        Raises :class:`StoreError` when the watch lost Redis: a waiter must not take
+        the silence of a dead connection for a quiet thread.
+        """
         self.advance(known)
+        failures = self.failures
         self.waiters += 1
         try:
             if self._task is None:
                 self._task = asyncio.get_running_loop().create_task(self._follow())
             async with asyncio.timeout(timeout):
-                while self.latest <= after:
+                while self.latest <= after and self.failures == failures:
                     await self._changed.wait()
         except TimeoutError:
             pass
         finally:
             self.waiters -= 1
+        if self.failures != failures and self.failure is not None and self.latest <= after:
+            raise StoreError(f"watching the thread in Redis failed: {self.failure}")
         return self.latest
 
     def stop(self) -> None:
@@ -76,10 +91,15 @@ class StreamWatch:
                     if found:
                         self.advance(await self._last_seq())
                     failures = 0
-                except (aioredis.RedisError, OSError) as exc:
+                    self.failure = None
+                except (aioredis.RedisError, OSError, StoreError) as exc:
                     delay = _RETRY_S[min(failures, len(_RETRY_S) - 1)]
                     failures += 1
-                    logger.warning("watching %s failed (%s); retrying in %ss", self._stream_key, exc, delay)
+                    if self.failure is None:
+                        logger.warning("watching %s failed (%s); retrying every %ss", self._stream_key, exc, delay)
+                    self.failure = str(exc) or type(exc).__name__
+                    self.failures += 1
+                    self._wake()  # the waiters learn it now, not at their timeout
                     await asyncio.sleep(delay)
         finally:
             if self._task is asyncio.current_task():

@@ -1,0 +1,71 @@
+"""Run leases: at most one open run per thread across every replica sharing a store.
+
+A store that several gateway processes share (Redis) hands out a lease per
+thread: a record with an expiry that the replica driving the thread's run renews
+while the run streams. Each lease carries a fencing token, a number that grows
+with every lease ever granted on the thread; the store's append refuses a batch
+whose token is not the current lease's, so a replica that lost its lease (a long
+pause, a partition) cannot write into the thread any more, whatever it believes
+(``base.LeaseLost``).
+
+A lease that expires was left by a replica that died: whoever touches the thread
+next, or the periodic sweep, takes a lease of its own, stores the RUN_ERROR that
+closes the dead run (fenced like every append, hence exactly once) and releases it.
+
+The embedded file store is one process by construction and has no leases
+(``ThreadStore.leases`` is None); the process's own bookkeeping suffices there.
+"""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from dataclasses import dataclass
+
+
+@dataclass(frozen=True, slots=True)
+class Lease:
+    thread_id: str
+    run_id: str
+    token: int  # the fencing token: larger than every token granted on the thread before
+
+
+@dataclass(frozen=True, slots=True)
+class Renewal:
+    """What a renewal found: whether the lease is still ours, and a stop someone requested."""
+
+    held: bool
+    stop_message: str | None = None
+
+
+class RunLeases(ABC):
+    """The lease half of a shared store. ``ttl_s`` is how long a lease outlives its last renewal."""
+
+    ttl_s: float
+
+    @abstractmethod
+    async def acquire(self, thread_id: str, run_id: str) -> Lease | None:
+        """A new lease on the thread, or None while another one is live."""
+
+    @abstractmethod
+    async def renew(self, lease: Lease) -> Renewal:
+        """Extend the lease by ``ttl_s``; ``held`` is False when it expired or another took it."""
+
+    @abstractmethod
+    async def release(self, lease: Lease) -> None:
+        """Give the lease up (a no-op when it is no longer ours)."""
+
+    @abstractmethod
+    async def holder(self, thread_id: str) -> str | None:
+        """The run id of the live lease on the thread, or None."""
+
+    @abstractmethod
+    async def request_stop(self, thread_id: str, message: str) -> str | None:
+        """Ask the replica holding the thread's lease to stop its run; returns that run's id, or None."""
+
+    @abstractmethod
+    async def expired(self) -> list[str]:
+        """Threads whose lease expired without a release: candidates for recovery."""
+
+    @abstractmethod
+    async def forget(self, thread_id: str) -> None:
+        """Drop the thread from the expired candidates (once recovered, or found closed)."""

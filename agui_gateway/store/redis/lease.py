@@ -1,0 +1,134 @@
+"""Run leases in Redis (see :mod:`agui_gateway.store.lease`).
+
+Keys, next to the thread's log under the same hash tag (one Cluster slot)::
+
+    P:{T}:lease   Hash: token, run, [stop]; expires ttl after the last renewal (PEXPIRE)
+    P:{T}:fence   Counter: the last fencing token granted on the thread (INCR, never reset)
+    P:leases      Sorted set: thread ids by lease expiry (ms), for the sweep
+
+The lease's expiry is Redis's own key expiry, so the replicas' clocks do not
+matter for who holds a lease; the sorted set only tells the sweep where to look
+(it is updated by separate commands, as it lives in another slot, and a stale
+entry costs one failed acquire). The append script checks the token (see
+``store.py``).
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from typing import Any
+
+import redis.asyncio as aioredis
+
+from agui_gateway.store.base import StoreError
+from agui_gateway.store.lease import Lease, Renewal, RunLeases
+from agui_gateway.store.redis.connect import uncancelled
+
+_ACQUIRE = """
+if redis.call('EXISTS', KEYS[1]) == 1 then return 0 end
+local token = redis.call('INCR', KEYS[2])
+redis.call('HSET', KEYS[1], 'token', token, 'run', ARGV[1])
+redis.call('PEXPIRE', KEYS[1], ARGV[2])
+return token
+"""
+
+_RENEW = """
+if redis.call('HGET', KEYS[1], 'token') ~= ARGV[1] then return {0, ''} end
+redis.call('PEXPIRE', KEYS[1], ARGV[2])
+return {1, redis.call('HGET', KEYS[1], 'stop') or ''}
+"""
+
+_RELEASE = """
+if redis.call('HGET', KEYS[1], 'token') ~= ARGV[1] then return 0 end
+return redis.call('DEL', KEYS[1])
+"""
+
+_REQUEST_STOP = """
+local run = redis.call('HGET', KEYS[1], 'run')
+if not run then return false end
+if not redis.call('HGET', KEYS[1], 'stop') then redis.call('HSET', KEYS[1], 'stop', ARGV[1]) end
+return run
+"""
+
+
+class RedisLeases(RunLeases):
+    def __init__(self, client: Any, key: Callable[[str, str], str], index_key: str, ttl_s: float) -> None:
+        if ttl_s <= 0:
+            raise ValueError("the lease ttl must be positive")
+        self.ttl_s = ttl_s
+        self._client = client
+        self._key = key
+        self._index = index_key
+        self._acquire = client.register_script(_ACQUIRE)
+        self._renew = client.register_script(_RENEW)
+        self._release = client.register_script(_RELEASE)
+        self._request_stop = client.register_script(_REQUEST_STOP)
+
+    @property
+    def _ttl_ms(self) -> int:
+        return max(1, int(self.ttl_s * 1000))
+
+    async def _track(self, thread_id: str) -> None:
+        await uncancelled(self._client.zadd(self._index, {thread_id: time.time() * 1000 + self._ttl_ms}))
+
+    async def acquire(self, thread_id: str, run_id: str) -> Lease | None:
+        try:
+            token = int(
+                await uncancelled(
+                    self._acquire(
+                        keys=[self._key(thread_id, "lease"), self._key(thread_id, "fence")],
+                        args=[run_id, self._ttl_ms],
+                    )
+                )
+            )
+            if token:
+                await self._track(thread_id)
+        except (aioredis.RedisError, OSError) as exc:
+            raise StoreError(f"acquiring the run lease of {thread_id!r} failed: {exc}") from exc
+        return Lease(thread_id, run_id, token) if token else None
+
+    async def renew(self, lease: Lease) -> Renewal:
+        try:
+            held, stop = await uncancelled(
+                self._renew(keys=[self._key(lease.thread_id, "lease")], args=[lease.token, self._ttl_ms])
+            )
+            if held:
+                await self._track(lease.thread_id)
+        except (aioredis.RedisError, OSError) as exc:
+            raise StoreError(f"renewing the run lease of {lease.thread_id!r} failed: {exc}") from exc
+        return Renewal(bool(held), stop.decode() if stop else None)
+
+    async def release(self, lease: Lease) -> None:
+        try:
+            if await uncancelled(self._release(keys=[self._key(lease.thread_id, "lease")], args=[lease.token])):
+                await uncancelled(self._client.zrem(self._index, lease.thread_id))
+        except (aioredis.RedisError, OSError) as exc:
+            raise StoreError(f"releasing the run lease of {lease.thread_id!r} failed: {exc}") from exc
+
+    async def holder(self, thread_id: str) -> str | None:
+        try:
+            run = await uncancelled(self._client.hget(self._key(thread_id, "lease"), "run"))
+        except (aioredis.RedisError, OSError) as exc:
+            raise StoreError(f"reading the run lease of {thread_id!r} failed: {exc}") from exc
+        return run.decode() if run is not None else None
+
+    async def request_stop(self, thread_id: str, message: str) -> str | None:
+        try:
+            run = await uncancelled(self._request_stop(keys=[self._key(thread_id, "lease")], args=[message]))
+        except (aioredis.RedisError, OSError) as exc:
+            raise StoreError(f"requesting a stop on {thread_id!r} failed: {exc}") from exc
+        return run.decode() if run else None
+
+    async def expired(self) -> list[str]:
+        try:
+            found = await uncancelled(self._client.zrangebyscore(self._index, "-inf", time.time() * 1000))
+        except (aioredis.RedisError, OSError) as exc:
+            raise StoreError(f"listing expired run leases failed: {exc}") from exc
+        return [t.decode() for t in found]
+
+    async def forget(self, thread_id: str) -> None:
+        try:
+            await uncancelled(self._client.zrem(self._index, thread_id))
+        except (aioredis.RedisError, OSError) as exc:
+            raise StoreError(f"updating the run lease index failed: {exc}") from exc

@@ -1,0 +1,177 @@
+"""Two gateway replicas (two ``agui-gateway serve`` processes, two ports) on one Redis.
+
+A run proxied by replica A is seen live, in order, without loss or duplicate by
+subscribers on replica B; B serves fresh replays and resumes by ids that A issued;
+a stop sent to B ends the run A drives; and when A is SIGKILLed mid-run, B closes
+the run with one stored RUN_ERROR once A's lease lapses, and takes the next run.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+
+import httpx
+import pytest
+import redis
+from support.agents import ScriptedAgent
+from support.events import agent_run_events, run_input, user_message
+from support.servers import GatewayProcess
+from support.sse import Frame, collect, events_of, has_event, has_id
+from support.waiting import wait_until_async
+
+pytestmark = pytest.mark.redis
+
+LEASE_TTL = 1.5  # seconds: short, so that a dead replica's run is closed quickly
+
+
+def _stored(url: str, prefix: str, thread_id: str) -> list[bytes]:
+    client = redis.Redis.from_url(url)
+    try:
+        return [fields[b"r"] for _, fields in client.xrange(f"{prefix}:{{{thread_id}}}:log")]
+    finally:
+        client.close()
+
+
+@pytest.fixture
+def replicas(
+    tmp_path: Path, agent: tuple[ScriptedAgent, str], redis_url: str
+) -> Iterator[tuple[GatewayProcess, GatewayProcess, str]]:
+    """Replicas A and B sharing one Redis under a key prefix of this test's own."""
+    prefix = f"agui-replicas-{uuid.uuid4().hex}"
+    args = ("--store", redis_url, "--redis-prefix", prefix, "--lease-ttl", str(LEASE_TTL), "--heartbeat", "0.5")
+    a = GatewayProcess(tmp_path / "a", {"scripted": agent[1]}, *args)
+    b = GatewayProcess(tmp_path / "b", {"scripted": agent[1]}, *args)
+    try:
+        a.start()
+        b.start()
+        yield a, b, prefix
+    finally:
+        a.terminate()
+        b.terminate()
+        client = redis.Redis.from_url(redis_url)
+        try:
+            for key in client.scan_iter(match=f"{prefix}:*", count=1000):
+                client.delete(key)
+        finally:
+            client.close()
+
+
+def _ids(frames: list[Frame]) -> list[int]:
+    return [f.id for f in frames if f.id is not None]
+
+
+async def test_a_run_through_a_is_live_on_b_and_b_replays_and_resumes_by_as_ids(
+    replicas: tuple[GatewayProcess, GatewayProcess, str], agent: tuple[ScriptedAgent, str]
+) -> None:
+    a, b, _ = replicas
+    scripted, _ = agent
+    thread_id, run_id = "rep-live", f"r-{uuid.uuid4().hex[:8]}"
+    events = agent_run_events(thread_id, run_id, text_deltas=40)
+    script = scripted.script(run_id, events, hold_at=5)
+    # The gateway's RUN_STARTED (the user's message) and RUN_FINISHED, then the agent's run.
+    finished = has_id(2 + len(events))
+    async with httpx.AsyncClient(timeout=30) as client:
+        # Subscribers on B before the run exists: fresh (empty thread) and by position.
+        subscribers = [
+            asyncio.create_task(collect(client, "GET", f"{b.url}/threads/{thread_id}/events", until=finished))
+            for _ in range(3)
+        ]
+        subscribers.append(
+            asyncio.create_task(
+                collect(client, "GET", f"{b.url}/threads/{thread_id}/events", params={"after": "0"}, until=finished)
+            )
+        )
+        await wait_until_async(
+            lambda: b"agui_gateway_subscribers 4.0" in httpx.get(b.url + "/metrics").content, timeout=10
+        )
+        body = run_input(thread_id, run_id, [user_message("u1", "hello")])
+        run = asyncio.create_task(collect(client, "POST", f"{a.url}/agents/scripted/run", json=body))
+        # A connect on B while A's run is open follows it to its end.
+        await wait_until_async(lambda: len(script.requests) == 1, timeout=10)
+        connect = asyncio.create_task(
+            collect(client, "POST", f"{b.url}/agents/scripted/connect", json=run_input(thread_id, "c1"))
+        )
+        script.release()
+        on_a = await run
+        seen = await asyncio.gather(*subscribers)
+        connected = await connect
+    a_ids, a_events = _ids(on_a), events_of(on_a)
+    assert a_ids == list(range(1, len(a_events) + 1))  # the whole thread is this run
+    for frames in seen:  # every event, in order, once, with A's ids
+        assert _ids(frames) == a_ids and events_of(frames) == a_events
+    assert events_of(connected)[-1] == a_events[-1]
+    async with httpx.AsyncClient(timeout=30) as client:
+        # Fresh replay on B: ends at A's last id with the same final event.
+        fresh = await collect(client, "GET", f"{b.url}/threads/{thread_id}/events", until=has_id(a_ids[-1]))
+        assert _ids(fresh)[-1] == a_ids[-1] and events_of(fresh)[-1] == a_events[-1]
+        # Resume on B from an id A issued mid-run: exactly the events after it.
+        middle = a_ids[len(a_ids) // 2]
+        resumed = await collect(
+            client,
+            "GET",
+            f"{b.url}/threads/{thread_id}/events",
+            headers={"last-event-id": str(middle)},
+            until=has_id(a_ids[-1]),
+        )
+        assert _ids(resumed) == a_ids[middle:] and events_of(resumed) == a_events[middle:]
+
+
+async def test_a_stop_sent_to_b_ends_the_run_on_a(
+    replicas: tuple[GatewayProcess, GatewayProcess, str], agent: tuple[ScriptedAgent, str], redis_url: str
+) -> None:
+    a, b, prefix = replicas
+    scripted, _ = agent
+    thread_id, run_id = "rep-stop", f"r-{uuid.uuid4().hex[:8]}"
+    script = scripted.script(run_id, agent_run_events(thread_id, run_id), hold_at=4)
+    async with httpx.AsyncClient(timeout=30) as client:
+        run = asyncio.create_task(
+            collect(client, "POST", f"{a.url}/agents/scripted/run", json=run_input(thread_id, run_id))
+        )
+        await wait_until_async(lambda: len(_stored(redis_url, prefix, thread_id)) >= 4, timeout=10)
+        conflict = await client.post(f"{b.url}/agents/scripted/run", json=run_input(thread_id, "other"))
+        assert conflict.status_code == 409 and "another gateway replica" in conflict.json()["error"]
+        stopped = await client.post(f"{b.url}/threads/{thread_id}/stop")
+        assert stopped.status_code == 200, stopped.text
+        frames = await run
+    script.release()
+    last = events_of(frames)[-1]
+    assert last["type"] == "RUN_ERROR" and last["code"] == "stopped"
+    stored = _stored(redis_url, prefix, thread_id)
+    assert sum(b'"type":"RUN_ERROR"' in line for line in stored) == 1
+    assert stopped.json() == {"stopped": True, "runId": run_id, "seq": len(stored)}
+
+
+async def test_b_closes_the_run_of_a_killed_replica_once_and_takes_the_next_run(
+    replicas: tuple[GatewayProcess, GatewayProcess, str], agent: tuple[ScriptedAgent, str], redis_url: str
+) -> None:
+    a, b, prefix = replicas
+    scripted, _ = agent
+    thread_id, run_id = "rep-kill", f"r-{uuid.uuid4().hex[:8]}"
+    scripted.script(run_id, agent_run_events(thread_id, run_id), hold_at=6)
+    errored = has_event(lambda e: e["type"] == "RUN_ERROR")
+    async with httpx.AsyncClient(timeout=30) as client:
+        run = asyncio.create_task(
+            collect(client, "POST", f"{a.url}/agents/scripted/run", json=run_input(thread_id, run_id))
+        )
+        await wait_until_async(lambda: len(_stored(redis_url, prefix, thread_id)) >= 6, timeout=10)
+        watcher = asyncio.create_task(
+            collect(client, "GET", f"{b.url}/threads/{thread_id}/events", params={"after": "0"}, until=errored)
+        )
+        a.kill()
+        with pytest.raises((httpx.HTTPError, AssertionError)):
+            await run
+        # Nobody touches the thread: B's sweep closes it after A's lease lapses.
+        frames = await asyncio.wait_for(watcher, LEASE_TTL * 10)
+        error = events_of(frames)[-1]
+        assert error["type"] == "RUN_ERROR" and error["code"] == "gateway_restarted"
+        stored = _stored(redis_url, prefix, thread_id)
+        assert sum(b'"type":"RUN_ERROR"' in line for line in stored) == 1
+        # The thread takes the next run, on B.
+        next_id = f"r-{uuid.uuid4().hex[:8]}"
+        scripted.script(next_id, agent_run_events(thread_id, next_id))
+        nxt = await collect(client, "POST", f"{b.url}/agents/scripted/run", json=run_input(thread_id, next_id))
+        assert events_of(nxt)[-1] == {"type": "RUN_FINISHED", "threadId": thread_id, "runId": next_id}
+    assert sum(b'"type":"RUN_ERROR"' in line for line in _stored(redis_url, prefix, thread_id)) == 1

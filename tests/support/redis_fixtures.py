@@ -1,0 +1,95 @@
+"""Session-wide Redis fixtures: a single server and a local 3-node cluster, each started once.
+
+Registered as a pytest plugin in conftest.py. Without a ``redis-server`` binary the
+Redis tests are skipped, unless ``CI`` is set, where that is a failure.
+"""
+
+from __future__ import annotations
+
+import os
+import uuid
+from collections.abc import AsyncIterator, Iterator
+from contextlib import ExitStack
+from typing import Any
+
+import pytest
+
+from agui_gateway.store.redis.connect import connect
+from support.redis_servers import RedisUnavailable, _in_ci, cluster, single_server
+from support.stores import delete_keys
+
+
+def _unavailable(exc: Exception) -> None:
+    message = f"no Redis for the tests: {exc}"
+    if _in_ci():
+        pytest.fail(f"CI is set but {message}", pytrace=False)
+    pytest.skip(message)
+
+
+@pytest.fixture(scope="session")
+def redis_url() -> Iterator[str]:
+    """A single Redis: ``AGUI_TEST_REDIS_URL`` when set, else a private server."""
+    configured = os.environ.get("AGUI_TEST_REDIS_URL")
+    if configured:
+        yield configured
+        return
+    with ExitStack() as stack:
+        try:
+            url = stack.enter_context(single_server())
+        except RedisUnavailable as exc:
+            _unavailable(exc)
+        yield url
+
+
+@pytest.fixture(scope="session")
+def redis_cluster_url() -> Iterator[str]:
+    """A private 3-node Redis Cluster, started once per session."""
+    with ExitStack() as stack:
+        try:
+            url = stack.enter_context(cluster())
+        except RedisUnavailable as exc:
+            _unavailable(exc)
+        yield url
+
+
+@pytest.fixture(params=["single", "cluster"])
+def any_redis_url(request: pytest.FixtureRequest) -> str:
+    """The single server, then the cluster: for tests that must pass on both."""
+    name = "redis_url" if request.param == "single" else "redis_cluster_url"
+    return str(request.getfixturevalue(name))
+
+
+async def delete_prefix(url: str, prefix: str) -> None:
+    """Delete every key under ``prefix`` (on every node of a cluster)."""
+    client = await connect(url)
+    try:
+        keys = [key async for key in client.scan_iter(match=f"{prefix}:*", count=1000)]
+        for key in keys:  # one by one: keys of a cluster live in different slots
+            await client.delete(key)
+    finally:
+        await client.aclose()
+
+
+@pytest.fixture(params=["file", pytest.param("redis", marks=pytest.mark.redis)])
+def store_overrides(request: pytest.FixtureRequest) -> Iterator[dict[str, Any]]:
+    """GatewayConfig fields selecting the store: the file store, then Redis (a key prefix
+    of this test's own, deleted afterwards). Gateway fixtures take ``**store_overrides``."""
+    if request.param == "file":
+        yield {}
+        return
+    url = request.getfixturevalue("redis_url")
+    prefix = f"agui-gw-test-{uuid.uuid4().hex}"
+    try:
+        yield {"redis_url": url, "redis_prefix": prefix}
+    finally:
+        delete_keys(url, prefix)
+
+
+@pytest.fixture
+async def redis_prefix(any_redis_url: str) -> AsyncIterator[str]:
+    """A key prefix unique to this test (on the single server or the cluster); cleaned up after."""
+    prefix = f"agui-test-{uuid.uuid4().hex}"
+    try:
+        yield prefix
+    finally:
+        await delete_prefix(any_redis_url, prefix)

@@ -1,0 +1,149 @@
+"""Private Redis servers for the tests: a single server and a 3-node Redis Cluster.
+
+Both are started from the ``redis-server`` binary in temporary directories on free
+loopback ports (no persistence) and stopped at the end of the session, so no test
+depends on a Redis the machine happens to run. ``AGUI_TEST_REDIS_URL`` (set by
+``scripts/test.sh`` when it found or started one) replaces the private single server.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import socket
+import subprocess
+import tempfile
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+from support.waiting import wait_until
+
+
+def _in_ci() -> bool:
+    return os.environ.get("CI", "").strip().lower() not in ("", "0", "false", "no")
+
+
+class RedisUnavailable(RuntimeError):
+    pass
+
+
+def _port_free(port: int) -> bool:
+    with socket.socket() as sock:
+        try:
+            sock.bind(("127.0.0.1", port))
+        except OSError:
+            return False
+    return True
+
+
+def free_redis_port() -> int:
+    """A free port whose cluster bus port (port + 10000) is free as well."""
+    for _ in range(200):
+        with socket.socket() as sock:
+            sock.bind(("127.0.0.1", 0))
+            port = sock.getsockname()[1]
+        if port < 55000 and _port_free(port + 10000):
+            return port
+    raise RedisUnavailable("no free port pair for a Redis cluster node")
+
+
+def answers(port: int) -> bool:
+    try:
+        with socket.create_connection(("127.0.0.1", port), timeout=1) as sock:
+            sock.sendall(b"PING\r\n")
+            return sock.recv(16).startswith((b"+PONG", b"-NOAUTH"))  # a password-protected one answers too
+    except OSError:
+        return False
+
+
+def redis_binary() -> str:
+    binary = shutil.which("redis-server")
+    if binary is None:
+        raise RedisUnavailable("redis-server is not installed (scripts/test.sh installs it)")
+    return binary
+
+
+class RedisServer:
+    """One ``redis-server`` child process."""
+
+    def __init__(self, directory: Path, port: int, *extra: str) -> None:
+        self.port = port
+        self.directory = directory
+        directory.mkdir(parents=True, exist_ok=True)
+        args = [redis_binary(), "--port", str(port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no"]
+        args += ["--dir", str(directory), "--logfile", str(directory / "redis.log"), *extra]
+        self.proc = subprocess.Popen(args, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        wait_until(lambda: answers(port) or self.proc.poll() is not None, 10, what=f"redis-server on port {port}")
+        if not answers(port):
+            self.stop()
+            raise RedisUnavailable(f"redis-server on port {port} did not start (see {directory}/redis.log)")
+
+    @property
+    def url(self) -> str:
+        return f"redis://127.0.0.1:{self.port}/0"
+
+    def stop(self) -> None:
+        if self.proc.poll() is None:
+            self.proc.terminate()
+            try:
+                self.proc.wait(timeout=10)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait(timeout=10)
+
+
+@contextmanager
+def single_server() -> Iterator[str]:
+    with tempfile.TemporaryDirectory(prefix="agui-redis-") as tmp:
+        server = RedisServer(Path(tmp), free_redis_port())
+        try:
+            yield server.url
+        finally:
+            server.stop()
+
+
+def _cluster_ok(port: int) -> bool:
+    out = subprocess.run(
+        ["redis-cli", "-p", str(port), "cluster", "info"], capture_output=True, text=True, timeout=5, check=False
+    ).stdout
+    return "cluster_state:ok" in out
+
+
+@contextmanager
+def cluster(nodes: int = 3) -> Iterator[str]:
+    """A Redis Cluster of ``nodes`` primaries (no replicas); yields the URL of one node."""
+    if shutil.which("redis-cli") is None:
+        raise RedisUnavailable("redis-cli is not installed (scripts/test.sh installs it)")
+    with tempfile.TemporaryDirectory(prefix="agui-redis-cluster-") as tmp:
+        servers: list[RedisServer] = []
+        try:
+            for index in range(nodes):
+                port = free_redis_port()
+                servers.append(
+                    RedisServer(
+                        Path(tmp) / str(index),
+                        port,
+                        "--cluster-enabled",
+                        "yes",
+                        "--cluster-config-file",
+                        "nodes.conf",
+                        "--cluster-node-timeout",
+                        "2000",
+                    )
+                )
+            create = ["redis-cli", "--cluster", "create", *(f"127.0.0.1:{s.port}" for s in servers)]
+            subprocess.run(
+                [*create, "--cluster-replicas", "0", "--cluster-yes"],
+                capture_output=True,
+                timeout=30,
+                check=True,
+            )
+            for server in servers:
+                wait_until(
+                    lambda s=server: _cluster_ok(s.port), 20, what="the Redis cluster's cluster_state:ok", interval=0.05
+                )
+            yield servers[0].url
+        finally:
+            for server in servers:
+                server.stop()
