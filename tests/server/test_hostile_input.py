@@ -90,7 +90,7 @@ def _hostile_agent() -> Starlette:
             elif kind == "trickle":  # a byte now and then, forever: only the total limit ends it
                 yield started
                 while True:
-                    await asyncio.sleep(0.05)
+                    await asyncio.sleep(0.05)  # wait-ok: the agent's trickle pace, not a synchronisation
                     yield b":\n"
 
         return StreamingResponse(stream(), media_type="text/event-stream")

@@ -8,6 +8,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from support.redis_fixtures import unavailable
 from support.redis_servers import RedisServer, RedisUnavailable, free_redis_port
 
 from agui_gateway.cli.serve import build_config
@@ -85,7 +86,7 @@ def protected_redis(tmp_path: Path) -> Iterator[RedisServer]:
     try:
         server = RedisServer(tmp_path / "redis", free_redis_port(), "--requirepass", "hunter2-redis")
     except RedisUnavailable as exc:
-        pytest.skip(str(exc))
+        unavailable(exc)
     try:
         yield server
     finally:

@@ -10,7 +10,7 @@ import os
 import uuid
 from collections.abc import AsyncIterator, Iterator
 from contextlib import ExitStack
-from typing import Any
+from typing import Any, NoReturn
 
 import pytest
 
@@ -19,7 +19,8 @@ from support.redis_servers import RedisUnavailable, _in_ci, cluster, single_serv
 from support.stores import delete_keys
 
 
-def _unavailable(exc: Exception) -> None:
+def unavailable(exc: Exception) -> NoReturn:
+    """No Redis could be had: a failure under CI (the set-up must provide one), else a skip."""
     message = f"no Redis for the tests: {exc}"
     if _in_ci():
         pytest.fail(f"CI is set but {message}", pytrace=False)
@@ -37,7 +38,7 @@ def redis_url() -> Iterator[str]:
         try:
             url = stack.enter_context(single_server())
         except RedisUnavailable as exc:
-            _unavailable(exc)
+            unavailable(exc)
         yield url
 
 
@@ -48,7 +49,7 @@ def redis_cluster_url() -> Iterator[str]:
         try:
             url = stack.enter_context(cluster())
         except RedisUnavailable as exc:
-            _unavailable(exc)
+            unavailable(exc)
         yield url
 
 
