@@ -2,9 +2,10 @@
 
 Real processes on loopback: a paced AG-UI agent (its own process), gateways
 (``agui-gateway serve``: replicas A and B on one Redis, F on the file store), and
-cheap subscriber clients in their own process (raw sockets; each tick event carries
-the agent's send time, so publish-to-deliver latency is measured per event and per
-client; every client checks it got every tick once).
+cheap subscriber clients in a Node process of their own (``bench/sse_subscribers.mjs``:
+raw sockets; each tick event carries the agent's send time, so publish-to-deliver
+latency is measured per event and per client; every client checks it got every tick
+exactly once).
 
   1. 100 subscribers on replica B while replica A proxies a run at 2,000 events/s,
      beside the same on one file-store replica F.
@@ -33,7 +34,6 @@ import sys
 import tempfile
 import time
 import uuid
-from array import array
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
@@ -42,7 +42,6 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT / "bench"))
 
 THREAD_PREFIX = "bench-rep"
-TICK = re.compile(rb'"i":(\d+),"t":([0-9.]+)')
 
 
 # ----------------------------------------------------------------------------- the agent
@@ -85,100 +84,6 @@ def serve_agent(port: int) -> None:
 
     app = Starlette(routes=[Route("/", run, methods=["POST"])])
     uvicorn.run(app, host="127.0.0.1", port=port, log_level="warning", access_log=False)
-
-
-# --------------------------------------------------------------------------- the clients
-
-
-class _Dechunker:
-    """The body of a ``Transfer-Encoding: chunked`` response, from raw socket bytes.
-
-    The gateway's batches are sliced for sending, so a chunk boundary may fall inside
-    an SSE frame: the size lines must be taken out before the frames are read.
-    """
-
-    def __init__(self) -> None:
-        self._raw = b""
-        self._headers_done = False
-
-    def feed(self, data: bytes) -> bytes:
-        self._raw += data
-        if not self._headers_done:
-            end = self._raw.find(b"\r\n\r\n")
-            if end < 0:
-                return b""
-            self._raw = self._raw[end + 4 :]
-            self._headers_done = True
-        body = []
-        raw, pos = self._raw, 0
-        while True:  # by offset, cutting the buffer once: a read holds many chunks
-            line_end = raw.find(b"\r\n", pos)
-            if line_end < 0:
-                break
-            size = int(raw[pos:line_end].split(b";")[0], 16)
-            if len(raw) < line_end + 2 + size + 2:
-                break
-            body.append(raw[line_end + 2 : line_end + 2 + size])
-            pos = line_end + 2 + size + 2
-        self._raw = raw[pos:]
-        return b"".join(body)
-
-
-async def _subscriber(port: int, path: str, ticks: int, latencies: array, seen_ok: list[bool]) -> None:
-    reader, writer = await asyncio.open_connection("127.0.0.1", port, limit=1 << 22)
-    writer.write(f"GET {path} HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\nAccept: text/event-stream\r\n\r\n".encode())
-    await writer.drain()
-    body = _Dechunker()
-    seen = bytearray(ticks)
-    got = 0
-    tail = b""
-    ok = True
-    while got < ticks:
-        chunk = await reader.read(1 << 20)
-        if not chunk:
-            ok = False
-            break
-        now = time.time()
-        data = tail + body.feed(chunk)
-        cut = data.rfind(b"\n\n")
-        tail = data[cut + 2 :] if cut >= 0 else data
-        for i, t in TICK.findall(data[: cut + 2] if cut >= 0 else b""):
-            index = int(i)
-            if seen[index]:
-                ok = False  # a duplicate
-            seen[index] = 1
-            got += 1
-            latencies.append(now - float(t))
-    seen_ok.append(ok and got == ticks and all(seen))
-    writer.close()
-
-
-def run_clients(port: int, path: str, clients: int, ticks: int, deadline_s: float) -> None:
-    """Open ``clients`` subscribers and read every tick (until ``deadline_s``); print a JSON summary."""
-
-    async def main() -> None:
-        latencies: array = array("d")
-        oks: list[bool] = []
-        tasks = [asyncio.ensure_future(_subscriber(port, path, ticks, latencies, oks)) for _ in range(clients)]
-        _, pending = await asyncio.wait(tasks, timeout=deadline_s)
-        for task in pending:  # reported as incomplete: what they did not get counts as lost
-            task.cancel()
-        values = sorted(latencies)
-        n = len(values)
-        print(
-            json.dumps(
-                {
-                    "samples": n,
-                    "complete": sum(oks),
-                    "clients": clients,
-                    "median_ms": values[n // 2] * 1000 if n else None,
-                    "p99_ms": values[min(n - 1, int(n * 0.99))] * 1000 if n else None,
-                    "max_ms": values[-1] * 1000 if n else None,
-                }
-            )
-        )
-
-    asyncio.run(main())
 
 
 # --------------------------------------------------------------------------- processes
@@ -268,9 +173,8 @@ def live_phase(run_port: int, sub_port: int, sub_pid: int, clients: int, events:
     deadline_s = 60 + 3 * events / rate
     clients_proc = subprocess.Popen(
         [
-            sys.executable,
-            __file__,
-            "--clients-mode",
+            "node",
+            str(ROOT / "bench" / "sse_subscribers.mjs"),
             str(sub_port),
             f"/threads/{thread_id}/events",
             str(clients),
@@ -310,7 +214,8 @@ def show_live(name: str, r: dict[str, Any]) -> str:
     return (
         f"{name}: median {r['median_ms']:.1f} ms, p99 {r['p99_ms']:.1f} ms, max {r['max_ms']:.1f} ms; "
         f"{r['complete']}/{r['clients']} clients complete (every tick once), {lost} lost; "
-        f"subscribers' gateway +{r['added_mib']:.1f} MiB, {r['cpu_share']:.0%} of a core"
+        f"subscribers' gateway +{r['added_mib']:.1f} MiB, {r['cpu_share']:.0%} of a core "
+        f"(the clients' process: {r['client_cpu_share']:.0%})"
     )
 
 
@@ -431,8 +336,5 @@ def main() -> None:
 if __name__ == "__main__":
     if len(sys.argv) > 1 and sys.argv[1] == "--agent-mode":
         serve_agent(int(sys.argv[2]))
-    elif len(sys.argv) > 1 and sys.argv[1] == "--clients-mode":
-        port, path, clients, ticks, deadline = sys.argv[2:7]
-        run_clients(int(port), path, int(clients), int(ticks), float(deadline))
     else:
         main()

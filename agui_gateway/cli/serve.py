@@ -11,6 +11,7 @@ from pathlib import Path
 
 import click
 
+from agui_gateway.cli.process import tune_garbage_collector
 from agui_gateway.server.auth import InsecureBindError, check_bind
 from agui_gateway.server.config import (
     ConfigError,
@@ -189,6 +190,7 @@ def serve(
         endpoint = directory.get(name)
         where = config.agents.get(name, endpoint.url) + ("  (in process)" if endpoint.in_process else "")
         log.info("agent %s -> %s  (POST /agents/%s/run)", name, where, name)
+    tune_garbage_collector()
     uvicorn.run(
         app,
         host=config.host,

@@ -174,9 +174,18 @@ class LogFollower:
         latest = await self.store.last_seq(self.thread_id)
         while True:
             if latest > self.cursor:
-                async with aclosing(self._send_stored(latest)) as chunks:
-                    async for chunk in chunks:
-                        yield chunk
+                shared = self._shared_batch(latest)
+                if shared is not None:
+                    # The live case, inline: this runs once per subscriber per round.
+                    if len(shared) <= BATCH_BYTES:
+                        yield shared
+                    else:
+                        for piece in slices(shared):
+                            yield piece
+                else:
+                    async with aclosing(self._send_stored(latest)) as chunks:
+                        async for chunk in chunks:
+                            yield chunk
             if not self.caught_up_once:
                 self.caught_up_once = True
                 self.bytes_before_caught_up = self.bytes_sent
@@ -189,17 +198,18 @@ class LogFollower:
                 self.bytes_sent += len(self._heartbeat)
                 yield self._heartbeat
 
+    def _shared_batch(self, latest: int) -> bytes | None:
+        """Everything up to ``latest`` as one buffer shared with the other subscribers at
+        this cursor, when the recent frames hold it all and no bound cuts it; else None."""
+        if self._bound is not None or self.recent.last_seq < latest:
+            return None
+        shared = self.recent.joined_after(self.cursor)
+        if shared is not None:
+            self.cursor = self.recent.last_seq
+            self.bytes_sent += len(shared)
+        return shared
+
     async def _send_stored(self, latest: int) -> AsyncGenerator[bytes | memoryview, None]:
-        # The live case: everything new is in the recent frames and no bound cuts it, so
-        # the batch is one buffer shared with the other subscribers at this cursor.
-        if self._bound is None and self.recent.last_seq >= latest:
-            shared = self.recent.joined_after(self.cursor)
-            if shared is not None:
-                self.cursor = self.recent.last_seq
-                self.bytes_sent += len(shared)
-                for piece in slices(shared):
-                    yield piece
-                return
         # Frames are gathered into sends of about BATCH_BYTES (a Batcher, inlined: the
         # loop below runs once per event per subscriber, 36,000 x 200 for a raw replay).
         parts: list[bytes] = []

@@ -100,7 +100,7 @@ class ThreadRuntime:
         self._run: ActiveRun | None = None
         self._subscribers = 0
         # The one waiter on the store for this thread in this process (see tail.py).
-        self.tail = ThreadTail(store, thread_id, self.follow_store, lambda: self._subscribers)
+        self.tail = ThreadTail(store, thread_id, self.follow_store)
 
     # -- run state ----------------------------------------------------------------
 
