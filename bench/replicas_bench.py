@@ -171,6 +171,7 @@ def live_phase(run_port: int, sub_port: int, sub_pid: int, clients: int, events:
 
     thread_id = f"{THREAD_PREFIX}-{uuid.uuid4().hex[:8]}"
     deadline_s = 60 + 3 * events / rate
+    before_clients = rss(sub_pid)
     clients_proc = subprocess.Popen(
         [
             "node",
@@ -187,6 +188,7 @@ def live_phase(run_port: int, sub_port: int, sub_pid: int, clients: int, events:
     while subscribers_on(sub_port) < clients and time.monotonic() < deadline:
         time.sleep(0.1)
     baseline = rss(sub_pid)
+    connected_mib = (baseline - before_clients) / 2**20
     reset_peak(sub_pid)
     cpu_before, wall_before = cpu_seconds(sub_pid), time.monotonic()
     body = {
@@ -204,6 +206,7 @@ def live_phase(run_port: int, sub_port: int, sub_pid: int, clients: int, events:
     out, _ = clients_proc.communicate(timeout=deadline_s + 60)
     result: dict[str, Any] = json.loads(out)
     result["cpu_share"] = (cpu_seconds(sub_pid) - cpu_before) / (time.monotonic() - wall_before)
+    result["connected_mib"] = connected_mib
     result["added_mib"] = (rss(sub_pid, "VmHWM") - baseline) / 2**20
     result["expected"] = clients * events
     return result
@@ -214,7 +217,8 @@ def show_live(name: str, r: dict[str, Any]) -> str:
     return (
         f"{name}: median {r['median_ms']:.1f} ms, p99 {r['p99_ms']:.1f} ms, max {r['max_ms']:.1f} ms; "
         f"{r['complete']}/{r['clients']} clients complete (every tick once), {lost} lost; "
-        f"subscribers' gateway +{r['added_mib']:.1f} MiB, {r['cpu_share']:.0%} of a core "
+        f"subscribers' gateway: +{r['connected_mib']:.1f} MiB resident for the connected subscribers, "
+        f"+{r['added_mib']:.1f} MiB more at the run's peak, {r['cpu_share']:.0%} of a core "
         f"(the clients' process: {r['client_cpu_share']:.0%})"
     )
 
