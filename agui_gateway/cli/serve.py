@@ -109,7 +109,8 @@ def build_config(
     default=None,
     metavar="file|URL",
     help="Where events are stored: 'file' (default, under --data) or redis://[:PASSWORD@]HOST:PORT/DB "
-    "(rediss:// for TLS; password also from $AGUI_GATEWAY_REDIS_PASSWORD). A Redis Cluster is detected.",
+    "(rediss:// for TLS, ...?ssl_ca_certs=CA.pem to trust a private CA; password also from "
+    "$AGUI_GATEWAY_REDIS_PASSWORD). A Redis Cluster is detected.",
 )
 @click.option("--redis-prefix", default=None, help="Prefix of every Redis key (default 'agui').")
 @click.option(

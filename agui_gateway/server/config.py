@@ -12,6 +12,7 @@ A config file is TOML (``.toml``) or JSON (anything else)::
     max_streams = 4096          # concurrent event streams per process (503 beyond)
     max_streams_per_token = 512
     store = "redis://redis.internal:6379/0"     # default "file"; rediss:// for TLS
+                                # (rediss://...?ssl_ca_certs=/path/ca.pem: a private CA)
     redis_prefix = "agui"       # key prefix (several deployments can share one Redis)
     redis_password = "..."      # when the URL carries none
     lease_ttl = 10              # seconds a dead replica's run stays open at most

@@ -1,10 +1,11 @@
 """Which store a gateway runs on: ``--store`` / ``store =`` values, and building the store.
 
 ``file`` (the default: the embedded JSONL store under ``data``), or a Redis URL
-``redis://[:PASSWORD@]HOST:PORT/DB`` / ``rediss://...`` (TLS). The Redis password
-may also come from ``AGUI_GATEWAY_REDIS_PASSWORD`` or the config file's
+``redis://[:PASSWORD@]HOST:PORT/DB`` / ``rediss://...`` (TLS; its query may carry TLS
+options such as ``?ssl_ca_certs=/path/ca.pem``, see ``store/redis/connect.py``). The
+Redis password may also come from ``AGUI_GATEWAY_REDIS_PASSWORD`` or the config file's
 ``redis_password``, so it need not sit in a URL on a command line. Error messages
-and logs show the URL with its password replaced by ``***``.
+and logs show the URL with its passwords replaced by ``***``.
 """
 
 from __future__ import annotations

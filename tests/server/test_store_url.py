@@ -6,6 +6,7 @@ from __future__ import annotations
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 from support.redis_fixtures import unavailable
@@ -18,6 +19,19 @@ from agui_gateway.store.base import StoreError
 from agui_gateway.store.file import FileStore
 from agui_gateway.store.redis import RedisStore
 from agui_gateway.store.redis.connect import redact_url
+
+# build_config's arguments when no flag but the store's is given.
+NO_FLAGS: dict[str, Any] = {
+    "host": None,
+    "port": None,
+    "data": None,
+    "agents": (),
+    "demo": False,
+    "insecure": False,
+    "fsync": None,
+    "heartbeat": None,
+    "demo_pace": None,
+}
 
 
 def test_store_values() -> None:
@@ -38,6 +52,36 @@ def test_passwords_never_show() -> None:
     with pytest.raises(ConfigError) as caught:
         load_config(None, {"AGUI_GATEWAY_STORE": "http://:s3cret@h/"})
     assert "s3cret" not in str(caught.value)
+
+
+def test_tls_options_ride_in_the_url_query_from_every_source(tmp_path: Path) -> None:
+    url = "rediss://:s3cret@h:6380/0?ssl_ca_certs=/etc/redis/ca.pem&ssl_certfile=/c.pem&ssl_keyfile=/k.pem"
+    path = tmp_path / "gateway.toml"
+    path.write_text(f'store = "{url}"\n')
+    for config in (
+        load_config(None, {"AGUI_GATEWAY_STORE": url}),
+        load_config(None, {"AGUI_GATEWAY_REDIS_URL": url}),
+        load_config(path, {}),
+        build_config(config_file=None, store=url, **NO_FLAGS),
+    ):
+        assert config.redis_url == url
+        assert describe_store(config).startswith(
+            "redis rediss://:***@h:6380/0?ssl_ca_certs=/etc/redis/ca.pem&ssl_certfile=/c.pem&ssl_keyfile=/k.pem "
+        )
+    # The password of an encrypted client key is masked like the Redis password.
+    assert redact_url("rediss://h:1/0?ssl_keyfile=/k.pem&ssl_password=keypw") == (
+        "rediss://h:1/0?ssl_keyfile=/k.pem&ssl_password=***"
+    )
+
+
+def test_a_url_option_that_is_not_a_tls_option_is_refused_when_read() -> None:
+    with pytest.raises(ConfigError, match=r"unknown option ssl_ca_cert in the Redis URL.*takes ssl_ca_certs") as caught:
+        load_config(None, {"AGUI_GATEWAY_STORE": "rediss://:s3cret@h:1/0?ssl_ca_cert=/ca.pem"})
+    assert "s3cret" not in str(caught.value)
+    with pytest.raises(ConfigError, match=r"TLS options \(ssl_ca_certs\) need a rediss:// URL"):
+        load_config(None, {"AGUI_GATEWAY_STORE": "redis://h:1/0?ssl_ca_certs=/ca.pem"})
+    with pytest.raises(ValueError, match="unknown option password"):
+        RedisStore("rediss://h:1/0?password=x")
 
 
 def test_the_environment_the_config_file_and_the_flags(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
@@ -64,20 +108,10 @@ def test_the_environment_the_config_file_and_the_flags(tmp_path: Path, monkeypat
         load_config(None, {"AGUI_GATEWAY_REDIS_PREFIX": "a{b}"})
     # The flags win, and --store file replaces a Redis URL of the file or the environment.
     monkeypatch.setenv("AGUI_GATEWAY_STORE", "redis://h:1/0")
-    common = {
-        "host": None,
-        "port": None,
-        "data": tmp_path / "d",
-        "agents": (),
-        "demo": False,
-        "insecure": False,
-        "fsync": None,
-        "heartbeat": None,
-        "demo_pace": None,
-    }
-    flagged = build_config(config_file=path, store="file", **common)  # type: ignore[arg-type]
+    common = {**NO_FLAGS, "data": tmp_path / "d"}
+    flagged = build_config(config_file=path, store="file", **common)
     assert flagged.redis_url is None and isinstance(build_store(flagged), FileStore)
-    flagged = build_config(config_file=None, store="redis://x:3/0", redis_prefix="q", lease_ttl=2, **common)  # type: ignore[arg-type]
+    flagged = build_config(config_file=None, store="redis://x:3/0", redis_prefix="q", lease_ttl=2, **common)
     assert (flagged.redis_url, flagged.redis_prefix, flagged.lease_ttl_s) == ("redis://x:3/0", "q", 2)
 
 

@@ -1,4 +1,4 @@
-"""Session-wide Redis fixtures: a single server and a local 3-node cluster, each started once.
+"""Session-wide Redis fixtures: a single server, a local 3-node cluster and a TLS server, each started once.
 
 Registered as a pytest plugin in conftest.py. Without a ``redis-server`` binary the
 Redis tests are skipped, unless ``CI`` is set, where that is a failure.
@@ -15,7 +15,8 @@ from typing import Any, NoReturn
 import pytest
 
 from agui_gateway.store.redis.connect import connect
-from support.redis_servers import RedisUnavailable, _in_ci, cluster, single_server
+from support.certificates import make_certificates
+from support.redis_servers import RedisServer, RedisUnavailable, _in_ci, cluster, free_redis_port, single_server
 from support.stores import delete_keys
 
 
@@ -48,6 +49,47 @@ def redis_cluster_url() -> Iterator[str]:
     with ExitStack() as stack:
         try:
             url = stack.enter_context(cluster())
+        except RedisUnavailable as exc:
+            unavailable(exc)
+        yield url
+
+
+# The password of the TLS server: TLS and a password together, as managed Redis offers them.
+TLS_REDIS_PASSWORD = "tls-redis-s3cret"
+
+
+@pytest.fixture(scope="session")
+def tls_redis(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RedisServer]:
+    """A private Redis on a TLS port only, its certificate signed by a test CA, with a
+    password (``TLS_REDIS_PASSWORD``); a client certificate is optional. Its URLs:
+    ``tls_redis.url_with(TLS_REDIS_PASSWORD)``, which trusts the test CA."""
+    directory = tmp_path_factory.mktemp("tls-redis")
+    certificates = make_certificates(directory / "certificates")
+    try:
+        server = RedisServer(
+            directory / "redis",
+            free_redis_port(),
+            "--requirepass",
+            TLS_REDIS_PASSWORD,
+            "--tls-auth-clients",
+            "optional",
+            tls=certificates,
+        )
+    except RedisUnavailable as exc:
+        unavailable(exc)
+    try:
+        yield server
+    finally:
+        server.stop()
+
+
+@pytest.fixture(scope="session")
+def tls_redis_cluster_url(tls_redis: RedisServer) -> Iterator[str]:
+    """A private 3-node Redis Cluster on TLS only (certificates of the ``tls_redis`` CA);
+    its URL trusts that CA."""
+    with ExitStack() as stack:
+        try:
+            url = stack.enter_context(cluster(tls=tls_redis.tls))
         except RedisUnavailable as exc:
             unavailable(exc)
         yield url
