@@ -24,6 +24,7 @@ class ActiveRun:
     plan: RunPlan | None = None  # what the run's first RUN_STARTED record still has to carry
     current_run_id: str = ""  # envelope runId for the events being stored
     stop_reason: tuple[str, str] | None = None  # (message, code) when stopped
+    ended: bool = False  # its terminal event is stored: it only lets go of the thread now
     final_seq: int | None = None  # set when the run's last event is stored
     finished: asyncio.Event = field(default_factory=asyncio.Event)
     task: asyncio.Task[None] | None = None  # the writer: stores items, then the run's end

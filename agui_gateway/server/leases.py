@@ -10,6 +10,12 @@
   release - a replica that died mid-run - and closes each such run with a stored
   RUN_ERROR (exactly once: the recovery itself holds the thread's lease), so the
   thread accepts runs again even when no client touches it.
+* :func:`acquire_for_run` takes the lease for a run start. A recovery's lease, or a
+  run's, is still held for a moment after the RUN_ERROR or the run's end is stored,
+  and a client that sees that end may start the next run right then: a start that
+  meets such a closing lease waits for it (this process's own recoveries through
+  the thread's lock, any other by asking again, up to :data:`HANDOVER_WAIT_S`),
+  while the lease of a live run refuses it at once.
 
 Neither spins when Redis is unreachable: each waits its interval between tries.
 """
@@ -26,6 +32,11 @@ from agui_gateway.store.lease import Lease, RunLeases
 log = logging.getLogger("agui_gateway.server.leases")
 
 STOP_POLL_S = 0.25  # how soon a stop sent to another replica reaches the run, at most
+# How long a run start waits, at most, for whoever holds the thread only to give it up: a
+# recovery whose RUN_ERROR is stored, a run whose end is (a few round trips to Redis; one
+# that lasts longer is in trouble, and the start gets its 409).
+HANDOVER_WAIT_S = 5.0
+HANDOVER_POLL_S = 0.05  # how often a start meeting a closing lease asks for it again
 
 
 def renew_interval(ttl_s: float) -> float:
@@ -59,6 +70,44 @@ async def keep_lease(
         if renewal.stop_message and not stop_seen:
             stop_seen = True
             on_stop(renewal.stop_message)
+
+
+async def acquire_for_run(
+    leases: RunLeases,
+    thread_id: str,
+    run_id: str,
+    recovery_lock: asyncio.Lock,
+    on_wait: Callable[[], None],
+) -> Lease | None:
+    """The thread's lease for a run, or None while a live run holds it.
+
+    ``recovery_lock`` is held by this process's recoveries of the thread: a start
+    waits for one in progress, and none starts while it asks. A closing lease (a
+    recovery's, a run's whose end is stored: ``Holder.closing``) is asked for
+    again until it is given up, for :data:`HANDOVER_WAIT_S` at most (then None, as
+    for a live run). ``on_wait`` is called once if the start had to wait.
+    """
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + HANDOVER_WAIT_S
+    waited = False
+    while True:
+        if recovery_lock.locked() and not waited:
+            waited = True
+            on_wait()
+        async with recovery_lock:
+            lease = await leases.acquire(thread_id, run_id)
+        if lease is not None:
+            return lease
+        holder = await leases.holder(thread_id)
+        if holder is not None and not holder.closing:
+            return None  # a live run: refused at once
+        if loop.time() >= deadline:
+            return None
+        if holder is not None:  # None: given up since the acquire, ask again at once
+            if not waited:
+                waited = True
+                on_wait()
+            await asyncio.sleep(HANDOVER_POLL_S)
 
 
 class RecoverySweep:

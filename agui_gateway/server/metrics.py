@@ -61,6 +61,11 @@ class GatewayMetrics:
         self.branches = Counter(
             "agui_gateway_branches", "Runs whose caller's history did not continue the thread", registry=r
         )
+        self.run_starts_waited = Counter(
+            "agui_gateway_run_starts_waited",
+            "Run starts that waited for an ended run or a recovery to give the thread up",
+            registry=r,
+        )
         self.recovered_runs = Counter(
             "agui_gateway_recovered_runs", "Runs a crash left open, closed with a RUN_ERROR", registry=r
         )

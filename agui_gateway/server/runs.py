@@ -44,7 +44,7 @@ from agui_gateway.server.agents import AgentEndpoint
 from agui_gateway.server.badinput import BadInputLog
 from agui_gateway.server.branches import branch_parent
 from agui_gateway.server.config import HistoryMode
-from agui_gateway.server.leases import keep_lease
+from agui_gateway.server.leases import HANDOVER_WAIT_S, acquire_for_run, keep_lease
 from agui_gateway.server.metrics import GatewayMetrics
 from agui_gateway.server.threads import ThreadRuntime
 from agui_gateway.store.base import LeaseLost, NewEvent, Source, StoreError, UnencodableEvent
@@ -108,9 +108,7 @@ class RunManager:
         compactor = await runtime.compactor()
         thread_id, run_id = runtime.thread_id, run_input["runId"]
         run = ActiveRun(thread_id, run_id, agent.name, start_after=compactor.last_seq, current_run_id=run_id)
-        if not runtime.claim_run(run):  # claimed before the first await below: a racing start sees it
-            self._metrics.runs_rejected.inc()
-            raise RunConflict(f"thread {thread_id!r} already has a run in progress")
+        await self._claim(runtime, run)
         try:
             if runtime.store.leases is not None:
                 await self._take_lease(runtime, run)
@@ -162,15 +160,40 @@ class RunManager:
         runtime.notify_run_changed()
         return run
 
+    async def _claim(self, runtime: ThreadRuntime, run: ActiveRun) -> None:
+        """Take the thread for ``run`` in this process, or :class:`RunConflict` while a run holds it.
+
+        A run of this process whose end is stored already only gives the thread (and its
+        lease) up still; a client that saw that end may start the next run right then, so
+        the start waits for it (:data:`HANDOVER_WAIT_S` at most) instead of refusing.
+        """
+        waited = False
+        while not runtime.claim_run(run):  # claimed before any await that follows: a racing start sees it
+            current = runtime.run
+            if current is not None and current.ended and not waited:
+                waited = True
+                self._metrics.run_starts_waited.inc()
+                try:
+                    await asyncio.wait_for(current.finished.wait(), HANDOVER_WAIT_S)
+                except TimeoutError:
+                    pass
+                else:
+                    continue
+            self._metrics.runs_rejected.inc()
+            raise RunConflict(f"thread {run.thread_id!r} already has a run in progress")
+
     async def _take_lease(self, runtime: ThreadRuntime, run: ActiveRun) -> None:
-        """The thread's run lease for ``run``, or :class:`RunConflict` while another replica holds it.
+        """The thread's run lease for ``run``, or :class:`RunConflict` while another replica's run
+        holds it (a lease that is only being given up is waited for: see :func:`acquire_for_run`).
 
         Holding it, no other replica writes the thread: a run the log still shows open
         was abandoned by a dead replica and is closed first (when recovery is on).
         """
         leases = runtime.store.leases
         assert leases is not None
-        run.lease = await leases.acquire(run.thread_id, run.run_id)
+        run.lease = await acquire_for_run(
+            leases, run.thread_id, run.run_id, runtime.recovery_lock, on_wait=self._metrics.run_starts_waited.inc
+        )
         if run.lease is None:
             raise RunConflict(f"thread {run.thread_id!r} has a run in progress on another gateway replica")
         await runtime.follow_store(await runtime.store.last_seq(run.thread_id))
@@ -363,6 +386,8 @@ class RunManager:
         except BaseException:
             run.plan = plan  # nothing of the batch is stored: the run's RUN_STARTED is still to come
             raise
+        if any(new.event.get("type") in ev.TERMINAL_TYPES for new in batch):
+            run.ended = True  # nothing follows a terminal event (upstream/run.py): the run only ends now
 
     def _storable(self, run: ActiveRun, new: NewEvent) -> NewEvent:
         try:

@@ -20,7 +20,8 @@ A :class:`ThreadRuntime` owns, for one thread:
   was cut off by a crash; the first open stores and broadcasts a RUN_ERROR
   (source "gateway") so the thread accepts runs again. On a store shared by
   replicas (leases), only a run whose lease lapsed is cut off, and the recovery
-  holds the thread's lease while it stores the RUN_ERROR (exactly once);
+  holds the thread's lease while it stores the RUN_ERROR (exactly once); that lease
+  is marked as a recovery's, and a run start waits for it rather than refusing;
 * the live tail (:class:`~agui_gateway.server.tail.ThreadTail`): the one waiter on
   the store for the thread, which takes other replicas' records in (``follow_store``).
 
@@ -89,6 +90,9 @@ class ThreadRuntime:
         self._metrics = metrics
         self._recover_open_runs = recover_open_runs
         self._lock = asyncio.Lock()  # this process's appends and compactor updates
+        # Held by this process's recoveries of the thread (one at a time), and by a run
+        # start while it asks for the lease, so a start never meets a recovery of ours.
+        self.recovery_lock = asyncio.Lock()
         self._checkpoint_lock = asyncio.Lock()
         self._compactor: SnapshotCompactor | None = None
         self._building: asyncio.Task[SnapshotCompactor] | None = None
@@ -151,7 +155,13 @@ class ThreadRuntime:
     @property
     def idle(self) -> bool:
         """Nothing depends on this runtime staying in memory."""
-        return self._run is None and self._subscribers == 0 and self._building is None and not self._lock.locked()
+        return (
+            self._run is None
+            and self._subscribers == 0
+            and self._building is None
+            and not self._lock.locked()
+            and not self.recovery_lock.locked()
+        )
 
     def notify_run_changed(self) -> None:
         changed, self._run_changed = self._run_changed, asyncio.Event()
@@ -274,19 +284,20 @@ class ThreadRuntime:
         """
         leases = self.store.leases
         assert leases is not None
-        lease = await leases.acquire(self.thread_id, RECOVERY_RUN_ID)
-        if lease is None:
-            return False
-        try:
-            async with self._lock:
-                await self._catch_up_locked(compactor)
-            closed = compactor.run_open and self.run is None
-            if closed:
-                await self._close_crashed_run(compactor, lease.token)
-            await leases.forget(self.thread_id)
-            return closed
-        finally:
-            await leases.release(lease)
+        async with self.recovery_lock:
+            lease = await leases.acquire(self.thread_id, RECOVERY_RUN_ID, recovery=True)
+            if lease is None:
+                return False
+            try:
+                async with self._lock:
+                    await self._catch_up_locked(compactor)
+                closed = compactor.run_open and self.run is None
+                if closed:
+                    await self._close_crashed_run(compactor, lease.token)
+                await leases.forget(self.thread_id)
+                return closed
+            finally:
+                await leases.release(lease)
 
     async def close_abandoned_run(self, fence: int | None = None) -> bool:
         """Close a run the log shows open that no live replica drives (the sweep, a new run).

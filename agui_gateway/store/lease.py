@@ -12,6 +12,13 @@ A lease that expires was left by a replica that died: whoever touches the thread
 next, or the periodic sweep, takes a lease of its own, stores the RUN_ERROR that
 closes the dead run (fenced like every append, hence exactly once) and releases it.
 
+A lease outlives the end it guards by a moment: a recovery's lease (``recovery=True``)
+is given up once its RUN_ERROR is stored, a run's once its terminal event is. Clients
+may see that end first and answer it with the next run, so such a lease is *closing*
+(:attr:`Holder.closing`: a recovery's from the start, a run's from the append that
+stores its terminal event, atomically) and a run start that meets it waits instead of
+refusing (``server/leases.py``). A run start meeting any other lease gets a 409.
+
 The embedded file store is one process by construction and has no leases
 (``ThreadStore.leases`` is None); the process's own bookkeeping suffices there.
 """
@@ -27,6 +34,15 @@ class Lease:
     thread_id: str
     run_id: str
     token: int  # the fencing token: larger than every token granted on the thread before
+    recovery: bool = False  # taken to close a dead replica's run, not to drive a run
+
+
+@dataclass(frozen=True, slots=True)
+class Holder:
+    """Who holds a thread's live lease."""
+
+    run_id: str
+    closing: bool  # a recovery's lease, or a run's whose end is stored: given up in a moment
 
 
 @dataclass(frozen=True, slots=True)
@@ -43,8 +59,9 @@ class RunLeases(ABC):
     ttl_s: float
 
     @abstractmethod
-    async def acquire(self, thread_id: str, run_id: str) -> Lease | None:
-        """A new lease on the thread, or None while another one is live."""
+    async def acquire(self, thread_id: str, run_id: str, *, recovery: bool = False) -> Lease | None:
+        """A new lease on the thread, or None while another one is live; ``recovery``
+        marks it as taken to close a dead replica's run (closing from the start)."""
 
     @abstractmethod
     async def renew(self, lease: Lease) -> Renewal:
@@ -55,8 +72,8 @@ class RunLeases(ABC):
         """Give the lease up (a no-op when it is no longer ours)."""
 
     @abstractmethod
-    async def holder(self, thread_id: str) -> str | None:
-        """The run id of the live lease on the thread, or None."""
+    async def holder(self, thread_id: str) -> Holder | None:
+        """Who holds the live lease on the thread, or None."""
 
     @abstractmethod
     async def request_stop(self, thread_id: str, message: str) -> str | None:

@@ -14,7 +14,7 @@ import orjson
 import pytest
 
 from agui_gateway.store.base import LeaseLost, NewEvent
-from agui_gateway.store.lease import Renewal
+from agui_gateway.store.lease import Holder, Renewal
 from agui_gateway.store.redis import RedisStore
 from agui_gateway.store.redis.connect import connect
 from store.contract import (
@@ -142,7 +142,7 @@ async def test_one_lease_per_thread_and_fenced_appends(make_replica: MakeStore) 
     lease = await first.leases.acquire("t", "run-a")
     assert lease is not None
     assert await second.leases.acquire("t", "run-b") is None  # another replica: refused
-    assert await second.leases.holder("t") == "run-a"
+    assert await second.leases.holder("t") == Holder("run-a", closing=False)
     assert await second.leases.acquire("other", "run-c") is not None  # threads are independent
     await first.append("t", [new(0)], fence=lease.token)
     with pytest.raises(LeaseLost):  # no token while the thread is leased
@@ -159,6 +159,25 @@ async def test_one_lease_per_thread_and_fenced_appends(make_replica: MakeStore) 
     await second.leases.release(later)
     with pytest.raises(LeaseLost):  # a token without any lease
         await second.append("t", [new(4)], fence=later.token)
+
+
+async def test_the_append_storing_the_holders_terminal_event_marks_its_lease_closing(
+    make_replica: MakeStore,
+) -> None:
+    holder, other = await make_replica(), await make_replica()
+    assert holder.leases is not None and other.leases is not None
+    lease = await holder.leases.acquire("t", "run-a")
+    assert lease is not None
+    started = NewEvent({"type": "RUN_STARTED", "threadId": "t", "runId": "run-a"}, "run-a", "agent")
+    await holder.append("t", [started, new(0)], fence=lease.token)
+    assert await other.leases.holder("t") == Holder("run-a", closing=False)  # a live run
+    finished = NewEvent({"type": "RUN_FINISHED", "threadId": "t", "runId": "run-a"}, "run-a", "agent")
+    await holder.append("t", [new(1), finished], fence=lease.token)
+    # In the same script as the end: no reader sees it before the lease says it is closing.
+    assert await other.leases.holder("t") == Holder("run-a", closing=True)
+    assert (await holder.leases.renew(lease)).held  # still the holder's, until it gives it up
+    await holder.leases.release(lease)
+    assert await other.leases.holder("t") is None
 
 
 async def test_a_lapsed_lease_is_gone_listed_for_the_sweep_and_its_holder_fenced(
@@ -178,8 +197,9 @@ async def test_a_lapsed_lease_is_gone_listed_for_the_sweep_and_its_holder_fenced
                 await asyncio.sleep(0.05)  # wait-ok: the index entry's score is a clock time
         renewal = await holder.leases.renew(lease)
         assert not renewal.held
-        taken = await other.leases.acquire("t", "recovery")
-        assert taken is not None
+        taken = await other.leases.acquire("t", "recovery", recovery=True)
+        assert taken is not None and taken.recovery
+        assert await holder.leases.holder("t") == Holder("recovery", closing=True)  # a run start waits for it
         with pytest.raises(LeaseLost):
             await holder.append("t", [new(0)], fence=lease.token)
         await other.append("t", [new(1)], fence=taken.token)

@@ -2,7 +2,7 @@
 
 Keys, next to the thread's log under the same hash tag (one Cluster slot)::
 
-    P:{T}:lease   Hash: token, run, [stop]; expires ttl after the last renewal (PEXPIRE)
+    P:{T}:lease   Hash: token, run, kind, [stop]; expires ttl after the last renewal (PEXPIRE)
     P:{T}:fence   Counter: the last fencing token granted on the thread (INCR, never reset)
     P:leases      Sorted set: thread ids by lease expiry (ms), for the sweep
 
@@ -10,7 +10,12 @@ The lease's expiry is Redis's own key expiry, so the replicas' clocks do not
 matter for who holds a lease; the sorted set only tells the sweep where to look
 (it is updated by separate commands, as it lives in another slot, and a stale
 entry costs one failed acquire). The append script checks the token (see
-``store.py``).
+``store.py``), and marks the lease ``ended`` when it stores the holder's terminal
+event.
+
+A lease's kind: ``run`` (driving a run), ``recovery`` (closing a dead replica's run)
+or ``ended`` (a run whose end is stored); the last two are closing (see
+:attr:`~agui_gateway.store.lease.Holder.closing`). A lease without a kind is a run's.
 """
 
 from __future__ import annotations
@@ -22,13 +27,13 @@ from typing import Any
 import redis.asyncio as aioredis
 
 from agui_gateway.store.base import StoreError
-from agui_gateway.store.lease import Lease, Renewal, RunLeases
+from agui_gateway.store.lease import Holder, Lease, Renewal, RunLeases
 from agui_gateway.store.redis.connect import uncancelled
 
 _ACQUIRE = """
 if redis.call('EXISTS', KEYS[1]) == 1 then return 0 end
 local token = redis.call('INCR', KEYS[2])
-redis.call('HSET', KEYS[1], 'token', token, 'run', ARGV[1])
+redis.call('HSET', KEYS[1], 'token', token, 'run', ARGV[1], 'kind', ARGV[3])
 redis.call('PEXPIRE', KEYS[1], ARGV[2])
 return token
 """
@@ -43,6 +48,9 @@ _RELEASE = """
 if redis.call('HGET', KEYS[1], 'token') ~= ARGV[1] then return 0 end
 return redis.call('DEL', KEYS[1])
 """
+
+KIND_RUN, KIND_RECOVERY, KIND_ENDED = "run", "recovery", "ended"
+_CLOSING_KINDS = frozenset({KIND_RECOVERY.encode(), KIND_ENDED.encode()})
 
 _REQUEST_STOP = """
 local run = redis.call('HGET', KEYS[1], 'run')
@@ -72,13 +80,13 @@ class RedisLeases(RunLeases):
     async def _track(self, thread_id: str) -> None:
         await uncancelled(self._client.zadd(self._index, {thread_id: time.time() * 1000 + self._ttl_ms}))
 
-    async def acquire(self, thread_id: str, run_id: str) -> Lease | None:
+    async def acquire(self, thread_id: str, run_id: str, *, recovery: bool = False) -> Lease | None:
         try:
             token = int(
                 await uncancelled(
                     self._acquire(
                         keys=[self._key(thread_id, "lease"), self._key(thread_id, "fence")],
-                        args=[run_id, self._ttl_ms],
+                        args=[run_id, self._ttl_ms, KIND_RECOVERY if recovery else KIND_RUN],
                     )
                 )
             )
@@ -86,7 +94,7 @@ class RedisLeases(RunLeases):
                 await self._track(thread_id)
         except (aioredis.RedisError, OSError) as exc:
             raise StoreError(f"acquiring the run lease of {thread_id!r} failed: {exc}") from exc
-        return Lease(thread_id, run_id, token) if token else None
+        return Lease(thread_id, run_id, token, recovery) if token else None
 
     async def renew(self, lease: Lease) -> Renewal:
         try:
@@ -106,12 +114,12 @@ class RedisLeases(RunLeases):
         except (aioredis.RedisError, OSError) as exc:
             raise StoreError(f"releasing the run lease of {lease.thread_id!r} failed: {exc}") from exc
 
-    async def holder(self, thread_id: str) -> str | None:
+    async def holder(self, thread_id: str) -> Holder | None:
         try:
-            run = await uncancelled(self._client.hget(self._key(thread_id, "lease"), "run"))
+            run, kind = await uncancelled(self._client.hmget(self._key(thread_id, "lease"), ["run", "kind"]))
         except (aioredis.RedisError, OSError) as exc:
             raise StoreError(f"reading the run lease of {thread_id!r} failed: {exc}") from exc
-        return run.decode() if run is not None else None
+        return Holder(run.decode(), kind in _CLOSING_KINDS) if run is not None else None
 
     async def request_stop(self, thread_id: str, message: str) -> str | None:
         try:

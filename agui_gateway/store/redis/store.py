@@ -13,7 +13,9 @@ Appends run one Lua script, which Redis executes atomically: it checks the
 fencing token against the thread's run lease, reads the last seq, XADDs every
 record of the batch with explicit ids and updates the info hash, so two
 replicas can never assign the same seq and a replica that lost its lease can
-never append. The script splices ``"seq":N`` into envelopes serialised by
+never append. A fenced batch holding a terminal event (the lease holder's run
+ends) marks the lease ``ended`` in the same script, so no reader sees the end
+before the lease says it is closing. The script splices ``"seq":N`` into envelopes serialised by
 Python, so stored lines are byte-identical to the file store's. ``wait_for`` is
 served by one shared ``XREAD BLOCK`` per thread and process (:mod:`.watch`),
 which wakes on an append from any replica.
@@ -35,6 +37,7 @@ import orjson
 import redis.asyncio as aioredis
 from redis.asyncio.cluster import RedisCluster
 
+from agui_gateway.protocol.events import TERMINAL_TYPES
 from agui_gateway.store.base import (
     Checkpoint,
     LeaseLost,
@@ -54,26 +57,27 @@ from agui_gateway.store.redis.connect import (
     redact_url,
     uncancelled,
 )
-from agui_gateway.store.redis.lease import RedisLeases
+from agui_gateway.store.redis.lease import KIND_ENDED, RedisLeases
 from agui_gateway.store.redis.watch import StreamWatch
 
 _PAGE = 256  # records per XRANGE page: bounds memory to 256 records
 DEFAULT_LEASE_TTL_S = 10.0
 
-# KEYS: log, info, lease. ARGV: ts, fencing token ('' for none), then one unsequenced
-# envelope per event.
+# KEYS: log, info, lease. ARGV: ts, fencing token ('' for none), the lease's kind once the
+# batch is stored ('' for unchanged), then one unsequenced envelope per event.
 _APPEND_LUA = """
 local holder = redis.call('HGET', KEYS[3], 'token')
 if holder ~= ARGV[2] and (holder or ARGV[2] ~= '') then
   return redis.error_reply('FENCED ' .. (holder and 'the thread is leased under another token' or 'no lease'))
 end
+if holder and ARGV[3] ~= '' then redis.call('HSET', KEYS[3], 'kind', ARGV[3]) end
 -- The stream's last id is the source of truth for seq (the hash mirrors it).
 local seq = 0
 local top = redis.call('XREVRANGE', KEYS[1], '+', '-', 'COUNT', 1)
 if #top > 0 then seq = tonumber(string.match(top[1][1], '^0%-(%d+)$')) end
 local bytes = tonumber(redis.call('HGET', KEYS[2], 'bytes') or '0')
 local first = seq + 1
-for i = 3, #ARGV do
+for i = 4, #ARGV do
   seq = seq + 1
   local id = string.format('%d', seq)
   local line = '{"seq":' .. id .. ',' .. string.sub(ARGV[i], 2)
@@ -84,6 +88,14 @@ redis.call('HSET', KEYS[2], 'seq', string.format('%d', seq),
            'bytes', string.format('%d', bytes), 'ts', ARGV[1])
 return first
 """
+
+
+def _lease_kind_after(events: Sequence[NewEvent], fence: int | None) -> str:
+    """The kind the batch leaves the lease in: ``ended`` when it stores the holder's terminal
+    event (nothing of the run follows it), else unchanged ('')."""
+    if fence is not None and any(new.event.get("type") in TERMINAL_TYPES for new in events):
+        return KIND_ENDED
+    return ""
 
 
 class RedisStore(ThreadStore):
@@ -181,7 +193,7 @@ class RedisStore(ThreadStore):
                 await uncancelled(
                     self._append_script(
                         keys=[self._key(thread_id, "log"), self._key(thread_id, "info"), self._key(thread_id, "lease")],
-                        args=[ts, "" if fence is None else fence, *envelopes],
+                        args=[ts, "" if fence is None else fence, _lease_kind_after(events, fence), *envelopes],
                         client=self._redis,
                     )
                 )
