@@ -41,8 +41,9 @@ def build_config(
     store: str | None = None,
     redis_prefix: str | None = None,
     lease_ttl: float | None = None,
+    replica_id: str | None = None,
 ) -> GatewayConfig:
-    flags = {"store": store, "redis_prefix": redis_prefix, "lease_ttl": lease_ttl}
+    flags = {"store": store, "redis_prefix": redis_prefix, "lease_ttl": lease_ttl, "replica_id": replica_id}
     # The store flags go through the config file's parser: one set of rules and messages.
     store_fields = read_store_flags({k: v for k, v in flags.items() if v is not None})
     config = load_config(
@@ -116,6 +117,13 @@ def build_config(
 @click.option(
     "--lease-ttl", type=float, default=None, help="Seconds a run lease outlives its last renewal (default 10)."
 )
+@click.option(
+    "--replica-id",
+    default=None,
+    help="A stable identity among the replicas (Redis store): restarted with the same id, the gateway "
+    "closes the runs its previous process left open at once, without waiting for their leases to lapse. "
+    "Never give two live replicas the same id.",
+)
 @click.option("--log-level", default="info", type=click.Choice(["debug", "info", "warning", "error"]))
 def serve(
     host: str | None,
@@ -133,6 +141,7 @@ def serve(
     store: str | None,
     redis_prefix: str | None,
     lease_ttl: float | None,
+    replica_id: str | None,
     log_level: str,
 ) -> None:
     """Run the gateway: store, fan out and replay the events of AG-UI agents."""
@@ -160,6 +169,7 @@ def serve(
             store=store,
             redis_prefix=redis_prefix,
             lease_ttl=lease_ttl,
+            replica_id=replica_id,
         ).with_overrides(inspector=inspector or None)
         access_note = check_bind(config)
     except (ConfigError, InsecureBindError) as exc:
@@ -169,6 +179,8 @@ def serve(
     log = logging.getLogger("agui_gateway")
     log.info("access: %s", access_note)
     log.info("store: %s", describe_store(config))
+    if config.replica_id is not None and not config.redis_url:
+        log.warning("replica id %r ignored: the file store serves one process, it has no replicas", config.replica_id)
     if config.redis_url:
         warning = asyncio.run(_check_redis(config))
         if warning:

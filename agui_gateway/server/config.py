@@ -16,6 +16,7 @@ A config file is TOML (``.toml``) or JSON (anything else)::
     redis_prefix = "agui"       # key prefix (several deployments can share one Redis)
     redis_password = "..."      # when the URL carries none
     lease_ttl = 10              # seconds a dead replica's run stays open at most
+    replica_id = "gw-1"         # stable identity of this process among the replicas (see below)
     [agents]
     research = "http://127.0.0.1:9000/agent"      # a remote agent
     planner = "my_agents.planner:app/agent"        # an ASGI app run in this process
@@ -37,8 +38,14 @@ Environment: ``AGUI_GATEWAY_HOST``, ``_PORT``, ``_DATA``, ``_AGENTS`` (``name=ur
 ``_TOKENS`` (a JSON list like ``[[tokens]]`` above, or ``TOKEN:ACCESS:PREFIX[,PREFIX]``
 entries separated by ``;`` or whitespace), ``_INSECURE`` (1/true), ``_FSYNC``,
 ``_HEARTBEAT``, ``_MAX_BODY_BYTES``, ``_STORE`` (``file`` or a ``redis://`` / ``rediss://`` URL;
-``_REDIS_URL`` is the same), ``_REDIS_PREFIX``, ``_REDIS_PASSWORD``, ``_LEASE_TTL``, ``_MAX_STREAMS``,
-``_MAX_STREAMS_PER_TOKEN``, ``_CORS_ORIGINS`` (origins separated by commas or whitespace).
+``_REDIS_URL`` is the same), ``_REDIS_PREFIX``, ``_REDIS_PASSWORD``, ``_LEASE_TTL``, ``_REPLICA_ID``,
+``_MAX_STREAMS``, ``_MAX_STREAMS_PER_TOKEN``, ``_CORS_ORIGINS`` (origins separated by commas or
+whitespace).
+
+``replica_id`` (Redis store): without it every process is a new replica, and a run it
+was driving when it died stays open until its lease lapses (``lease_ttl``). A process
+restarted with the same id closes those runs at once. Never give two live processes
+the same id: each would close the other's runs when it starts.
 """
 
 from __future__ import annotations
@@ -132,6 +139,10 @@ class GatewayConfig:
     # A run lease outlives its last renewal by this long: a replica that died mid-run
     # leaves its thread open at most this long before another replica closes the run.
     lease_ttl_s: float = 10.0
+    # This process's identity among the replicas, recorded with its leases; stable across
+    # restarts, so a restart closes the runs its previous process left at once. None: a
+    # new identity per process (its runs stay open until their leases lapse).
+    replica_id: str | None = None
     inspector: bool = False  # mount the agui-inspector extra at /ui/inspector
     # Origins (scheme://host[:port]) whose pages may call the API from a browser, or
     # "*" for any; empty: no CORS headers at all. Tokens still decide what a call may do.
@@ -356,6 +367,8 @@ def _fields_from_mapping(doc: Mapping[str, Any], origin: str) -> dict[str, Any]:
             out["redis_password"] = str(value) or None
         elif key == "lease_ttl":
             out["lease_ttl_s"] = _number(name, value, float, 0.1)
+        elif key == "replica_id":
+            out["replica_id"] = _replica_id(name, value)
         elif key == "cors_origins":
             out["cors_origins"] = parse_cors_origins(value)
         elif key == "max_streams":
@@ -375,6 +388,16 @@ def _redis_prefix(name: str, value: Any) -> str:
     text = str(value)
     if not text or any(c in text for c in "{}") or any(c.isspace() for c in text):
         raise ConfigError(f"{name}: a key prefix must be non-empty, without spaces, '{{' or '}}'")
+    return text
+
+
+_REPLICA_ID = re.compile(r"[A-Za-z0-9._:-]{1,128}")
+
+
+def _replica_id(name: str, value: Any) -> str:
+    text = str(value)
+    if not _REPLICA_ID.fullmatch(text):
+        raise ConfigError(f"{name}: a replica id is 1 to 128 letters, digits, '.', '_', ':' or '-'")
     return text
 
 
@@ -421,6 +444,7 @@ _ENV_KEYS = (
     "redis_prefix",
     "redis_password",
     "lease_ttl",
+    "replica_id",
     "cors_origins",
     "max_streams",
     "max_streams_per_token",
@@ -434,7 +458,7 @@ def read_environment(env: Mapping[str, str]) -> dict[str, Any]:
 
 
 def read_store_flags(flags: Mapping[str, Any]) -> dict[str, Any]:
-    """The dataclass fields of the store flags (``store``, ``redis_prefix``, ``lease_ttl``).
+    """The dataclass fields of the store flags (``store``, ``redis_prefix``, ``lease_ttl``, ``replica_id``).
 
     Unlike the other overrides, ``store = "file"`` must replace a Redis URL of the
     config file, so the result keeps ``redis_url = None`` when the flag names the file store.

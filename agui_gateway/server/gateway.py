@@ -8,6 +8,7 @@ there are no module globals.
 from __future__ import annotations
 
 import asyncio
+import logging
 from collections.abc import Mapping
 from dataclasses import dataclass
 
@@ -24,7 +25,10 @@ from agui_gateway.server.store_url import build_store
 from agui_gateway.server.streamcap import StreamSlots
 from agui_gateway.server.threads import ThreadRegistry
 from agui_gateway.store.base import ThreadStore
+from agui_gateway.store.lease import RunLeases
 from agui_gateway.upstream.asgi import ASGIApp
+
+log = logging.getLogger("agui_gateway.server.gateway")
 
 DEMO_AGENT = "demo"
 DEMO_PATH = "/demo/agent"
@@ -85,15 +89,28 @@ class Gateway:
     async def open(self) -> None:
         await self.store.open()
         await self.agents.open()
+        leases = self.store.leases
         if self.config.recover_open_runs:
+            if leases is not None and self.config.replica_id is not None:
+                await self._recover_after_restart(leases)
             # Close every run a crash left open before the first request: no read
             # (a log export, the thread list) can then observe one still open.
             for info in await self.store.list_threads():
                 await self.threads.get(info.thread_id).compactor()
-        leases = self.store.leases
         if leases is not None and self.config.recover_open_runs:
             self.sweep = RecoverySweep(leases, self._recover, interval_s=leases.ttl_s / 2)
             self.sweep.start()
+
+    async def _recover_after_restart(self, leases: RunLeases) -> None:
+        """Close the runs this replica (by its stable id) was driving when its previous process
+        died, without waiting for their leases to lapse."""
+        for thread_id in await leases.held_by_this_replica():
+            if await self.threads.get(thread_id).recover_after_restart():
+                log.warning(
+                    "thread %s: closed a run replica %r left open when its previous process stopped",
+                    thread_id,
+                    leases.replica_id,
+                )
 
     def _recover(self, thread_id: str) -> asyncio.Future[bool]:
         """Close the run a dead replica left open on the thread (see server/leases.py)."""

@@ -30,6 +30,8 @@ class StoreSettings(Protocol):
     @property
     def lease_ttl_s(self) -> float: ...
     @property
+    def replica_id(self) -> str | None: ...
+    @property
     def data_dir(self) -> Path: ...
     @property
     def fsync(self) -> Literal["always", "interval", "never"]: ...
@@ -53,7 +55,11 @@ def describe_store(config: StoreSettings) -> str:
     if config.redis_url:
         from agui_gateway.store.redis.connect import redact_url
 
-        return f"redis {redact_url(config.redis_url)} (key prefix {config.redis_prefix!r}, lease {config.lease_ttl_s}s)"
+        replica = f", replica {config.replica_id!r}" if config.replica_id is not None else ""
+        return (
+            f"redis {redact_url(config.redis_url)} "
+            f"(key prefix {config.redis_prefix!r}, lease {config.lease_ttl_s}s{replica})"
+        )
     return f"file {config.data_dir} (fsync={config.fsync})"
 
 
@@ -66,6 +72,7 @@ def build_store(config: StoreSettings) -> ThreadStore:
             prefix=config.redis_prefix,
             password=config.redis_password,
             lease_ttl_s=config.lease_ttl_s,
+            replica_id=config.replica_id,
         )
     from agui_gateway.store.file import FileStore
 

@@ -21,7 +21,9 @@ A :class:`ThreadRuntime` owns, for one thread:
   (source "gateway") so the thread accepts runs again. On a store shared by
   replicas (leases), only a run whose lease lapsed is cut off, and the recovery
   holds the thread's lease while it stores the RUN_ERROR (exactly once); that lease
-  is marked as a recovery's, and a run start waits for it rather than refusing;
+  is marked as a recovery's, and a run start waits for it rather than refusing. A
+  replica restarted under its stable id takes over the leases its previous process
+  left instead of waiting for them to lapse (:meth:`ThreadRuntime.recover_after_restart`);
 * the live tail (:class:`~agui_gateway.server.tail.ThreadTail`): the one waiter on
   the store for the thread, which takes other replicas' records in (``follow_store``).
 
@@ -275,17 +277,21 @@ class ThreadRuntime:
             return SnapshotCompactor(), 0
         return compactor, checkpoint.seq
 
-    async def _recover_leased(self, compactor: SnapshotCompactor) -> bool:
+    async def _recover_leased(self, compactor: SnapshotCompactor, take_over: bool = False) -> bool:
         """Close a run whose replica died, holding the thread's lease while doing it.
 
         No lease granted: a live replica runs the thread, nothing to do. Granted: no one
         else can append now, so the run still open in the log (read again under the lease)
-        gets exactly one RUN_ERROR.
+        gets exactly one RUN_ERROR. ``take_over``: the lease replaces one recorded under
+        this replica's id (its previous process's, see :meth:`recover_after_restart`).
         """
         leases = self.store.leases
         assert leases is not None
         async with self.recovery_lock:
-            lease = await leases.acquire(self.thread_id, RECOVERY_RUN_ID, recovery=True)
+            if take_over:
+                lease = await leases.take_over(self.thread_id, RECOVERY_RUN_ID)
+            else:
+                lease = await leases.acquire(self.thread_id, RECOVERY_RUN_ID, recovery=True)
             if lease is None:
                 return False
             try:
@@ -298,6 +304,16 @@ class ThreadRuntime:
                 return closed
             finally:
                 await leases.release(lease)
+
+    async def recover_after_restart(self) -> bool:
+        """Close the run this replica's previous process left open on the thread.
+
+        Its lease is still live, recorded under this replica's id: taken over, not waited
+        for, as the process that held it is gone (this one is that replica, restarted).
+        Returns whether a RUN_ERROR was stored.
+        """
+        compactor = await self.compactor()
+        return await self._recover_leased(compactor, take_over=True)
 
     async def close_abandoned_run(self, fence: int | None = None) -> bool:
         """Close a run the log shows open that no live replica drives (the sweep, a new run).

@@ -19,6 +19,13 @@ may see that end first and answer it with the next run, so such a lease is *clos
 stores its terminal event, atomically) and a run start that meets it waits instead of
 refusing (``server/leases.py``). A run start meeting any other lease gets a 409.
 
+Each lease records the replica that took it (:attr:`RunLeases.replica_id`). A process
+is a new replica unless it is given a stable id: then, at start, it takes over the
+leases still recorded under that id (:meth:`RunLeases.take_over`) and closes their
+runs at once, without waiting for them to lapse. Those leases cannot be live, as the
+process holding them was this same replica before it restarted, as long as no two
+live processes are ever given the same id (they would close each other's runs).
+
 The embedded file store is one process by construction and has no leases
 (``ThreadStore.leases`` is None); the process's own bookkeeping suffices there.
 """
@@ -54,14 +61,26 @@ class Renewal:
 
 
 class RunLeases(ABC):
-    """The lease half of a shared store. ``ttl_s`` is how long a lease outlives its last renewal."""
+    """The lease half of a shared store. ``ttl_s`` is how long a lease outlives its last renewal;
+    ``replica_id`` is recorded with every lease this process takes."""
 
     ttl_s: float
+    replica_id: str
 
     @abstractmethod
     async def acquire(self, thread_id: str, run_id: str, *, recovery: bool = False) -> Lease | None:
         """A new lease on the thread, or None while another one is live; ``recovery``
         marks it as taken to close a dead replica's run (closing from the start)."""
+
+    @abstractmethod
+    async def take_over(self, thread_id: str, run_id: str) -> Lease | None:
+        """A recovery's lease on the thread, replacing a live one recorded under
+        :attr:`replica_id` (left by this replica's previous process), whose token then no
+        longer writes; None while another replica holds the thread's lease."""
+
+    @abstractmethod
+    async def held_by_this_replica(self) -> list[str]:
+        """Threads whose live lease is recorded under :attr:`replica_id`."""
 
     @abstractmethod
     async def renew(self, lease: Lease) -> Renewal:

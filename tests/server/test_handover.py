@@ -196,6 +196,7 @@ class _HeldLeases(RunLeases):
 
     def __init__(self, inner: RunLeases, held: Callable[[Lease], bool], holding: threading.Event) -> None:
         self.ttl_s = inner.ttl_s
+        self.replica_id = inner.replica_id
         self.go = threading.Event()
         self._inner = inner
         self._held = held
@@ -203,6 +204,12 @@ class _HeldLeases(RunLeases):
 
     async def acquire(self, thread_id: str, run_id: str, *, recovery: bool = False) -> Lease | None:
         return await self._inner.acquire(thread_id, run_id, recovery=recovery)
+
+    async def take_over(self, thread_id: str, run_id: str) -> Lease | None:
+        return await self._inner.take_over(thread_id, run_id)
+
+    async def held_by_this_replica(self) -> list[str]:
+        return await self._inner.held_by_this_replica()
 
     async def renew(self, lease: Lease) -> Renewal:
         return await self._inner.renew(lease)

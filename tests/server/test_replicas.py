@@ -20,6 +20,7 @@ from support.agents import ScriptedAgent
 from support.events import agent_run_events, run_input, user_message
 from support.servers import GatewayProcess
 from support.sse import Frame, collect, events_of, has_event, has_id
+from support.stores import delete_keys
 from support.waiting import wait_until_async
 
 pytestmark = pytest.mark.redis
@@ -182,3 +183,66 @@ async def test_b_closes_the_run_of_a_killed_replica_once_and_takes_the_next_run(
         assert nxt.status_code == 200, nxt.text
         assert '"type":"RUN_FINISHED"' in nxt.text.rsplit("data: ", 1)[-1]
     assert sum(b'"type":"RUN_ERROR"' in line for line in _stored(redis_url, prefix, thread_id)) == 1
+
+
+RESTART_LEASE_TTL = 600.0  # far beyond the test: no lease of it lapses, so none is closed by lapsing
+
+
+def _lease(url: str, prefix: str, thread_id: str) -> dict[bytes, bytes]:
+    client = redis.Redis.from_url(url)
+    try:
+        return dict(client.hgetall(f"{prefix}:{{{thread_id}}}:lease"))
+    finally:
+        client.close()
+
+
+async def test_a_replica_restarted_under_its_id_closes_its_run_at_once_and_the_thread_takes_the_next(
+    tmp_path: Path, agent: tuple[ScriptedAgent, str], redis_url: str
+) -> None:
+    scripted, agent_url = agent
+    prefix = f"agui-restart-{uuid.uuid4().hex}"
+    common = ("--store", redis_url, "--redis-prefix", prefix, "--lease-ttl", str(RESTART_LEASE_TTL))
+    a = GatewayProcess(tmp_path / "a", {"scripted": agent_url}, *common, "--replica-id", "replica-a")
+    b = GatewayProcess(tmp_path / "b", {"scripted": agent_url}, *common, "--replica-id", "replica-b")
+    thread_id, run_id = "rep-restart", f"r-{uuid.uuid4().hex[:8]}"
+    scripted.script(run_id, agent_run_events(thread_id, run_id), hold_at=6)
+    errored = has_event(lambda e: e["type"] == "RUN_ERROR")
+    try:
+        a.start()
+        b.start()
+        async with httpx.AsyncClient(timeout=30) as client:
+            run = asyncio.create_task(
+                collect(client, "POST", f"{a.url}/agents/scripted/run", json=run_input(thread_id, run_id))
+            )
+            await wait_until_async(lambda: len(_stored(redis_url, prefix, thread_id)) >= 6, timeout=10)
+            watcher = asyncio.create_task(
+                collect(client, "GET", f"{b.url}/threads/{thread_id}/events", params={"after": "0"}, until=errored)
+            )
+            a.kill()
+            with pytest.raises((httpx.HTTPError, AssertionError)):
+                await run
+            before = _stored(redis_url, prefix, thread_id)
+            assert b'"type":"RUN_ERROR"' not in b"".join(before)
+            held = _lease(redis_url, prefix, thread_id)  # live, and for far longer than the test
+            assert held[b"replica"] == b"replica-a" and held[b"run"] == run_id.encode()
+            # A again, under its id: the run its previous process drove is closed before it
+            # answers at all, by taking over that lease rather than waiting for it to lapse.
+            a.start()
+            stored = _stored(redis_url, prefix, thread_id)
+            assert stored[: len(before)] == before and len(stored) == len(before) + 1
+            assert b'"type":"RUN_ERROR"' in stored[-1] and b'"code":"gateway_restarted"' in stored[-1]
+            assert _lease(redis_url, prefix, thread_id) == {}  # given up: the thread is free
+            # B's watcher sees the run end; the thread takes the next run, on B and then on A.
+            frames = await watcher
+            assert events_of(frames)[-1]["code"] == "gateway_restarted"
+            for replica in (b, a):
+                next_id = f"r-{uuid.uuid4().hex[:8]}"
+                scripted.script(next_id, agent_run_events(thread_id, next_id))
+                nxt = await client.post(f"{replica.url}/agents/scripted/run", json=run_input(thread_id, next_id))
+                assert nxt.status_code == 200, nxt.text
+                assert '"type":"RUN_FINISHED"' in nxt.text.rsplit("data: ", 1)[-1]
+        assert sum(b'"type":"RUN_ERROR"' in line for line in _stored(redis_url, prefix, thread_id)) == 1
+    finally:
+        a.terminate()
+        b.terminate()
+        delete_keys(redis_url, prefix)

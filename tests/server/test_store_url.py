@@ -90,22 +90,37 @@ def test_the_environment_the_config_file_and_the_flags(tmp_path: Path, monkeypat
         "AGUI_GATEWAY_REDIS_PASSWORD": "pw-from-env",
         "AGUI_GATEWAY_REDIS_PREFIX": "team-a",
         "AGUI_GATEWAY_LEASE_TTL": "4.5",
+        "AGUI_GATEWAY_REPLICA_ID": "gw-env",
     }
     config = load_config(None, env)
-    assert (config.redis_url, config.redis_password, config.redis_prefix, config.lease_ttl_s) == (
+    assert (config.redis_url, config.redis_password, config.redis_prefix, config.lease_ttl_s, config.replica_id) == (
         "redis://h:1/0",
         "pw-from-env",
         "team-a",
         4.5,
+        "gw-env",
     )
     store = build_store(config)
-    assert isinstance(store, RedisStore) and store.prefix == "team-a"
+    assert isinstance(store, RedisStore) and store.prefix == "team-a" and store.replica_id == "gw-env"
+    assert "replica 'gw-env'" in describe_store(config)
     path = tmp_path / "gateway.toml"
-    path.write_text('store = "rediss://h:2/1"\nredis_prefix = "p"\nredis_password = "pw"\n')
+    path.write_text('store = "rediss://h:2/1"\nredis_prefix = "p"\nredis_password = "pw"\nreplica_id = "gw-1"\n')
     from_file = load_config(path, {})
-    assert (from_file.redis_url, from_file.redis_prefix, from_file.redis_password) == ("rediss://h:2/1", "p", "pw")
+    assert (from_file.redis_url, from_file.redis_prefix, from_file.redis_password, from_file.replica_id) == (
+        "rediss://h:2/1",
+        "p",
+        "pw",
+        "gw-1",
+    )
     with pytest.raises(ConfigError, match="key prefix"):
         load_config(None, {"AGUI_GATEWAY_REDIS_PREFIX": "a{b}"})
+    for bad in ("", "two words", "a{b}", "x" * 129):
+        with pytest.raises(ConfigError, match="replica id"):
+            load_config(None, {"AGUI_GATEWAY_REPLICA_ID": bad})
+    # Without an id, each store (each process) is a replica of its own.
+    anonymous = [build_store(load_config(None, {"AGUI_GATEWAY_STORE": "redis://h:1/0"})) for _ in range(2)]
+    assert all(isinstance(s, RedisStore) for s in anonymous)
+    assert len({s.replica_id for s in anonymous if isinstance(s, RedisStore)}) == 2
     # The flags win, and --store file replaces a Redis URL of the file or the environment.
     monkeypatch.setenv("AGUI_GATEWAY_STORE", "redis://h:1/0")
     common = {**NO_FLAGS, "data": tmp_path / "d"}
@@ -113,6 +128,8 @@ def test_the_environment_the_config_file_and_the_flags(tmp_path: Path, monkeypat
     assert flagged.redis_url is None and isinstance(build_store(flagged), FileStore)
     flagged = build_config(config_file=None, store="redis://x:3/0", redis_prefix="q", lease_ttl=2, **common)
     assert (flagged.redis_url, flagged.redis_prefix, flagged.lease_ttl_s) == ("redis://x:3/0", "q", 2)
+    flagged = build_config(config_file=path, replica_id="gw-flag", **common)  # type: ignore[arg-type]
+    assert flagged.replica_id == "gw-flag"  # the flag wins over the file
 
 
 @pytest.fixture

@@ -207,6 +207,32 @@ async def test_a_lapsed_lease_is_gone_listed_for_the_sweep_and_its_holder_fenced
         assert await other.leases.expired() == []
 
 
+async def test_a_restarted_replica_takes_over_the_leases_recorded_under_its_id_and_no_other(
+    any_redis_url: str, redis_prefix: str
+) -> None:
+    ids = iter(["replica-a", "replica-b", "replica-a"])  # A, B, then A again (restarted)
+    async with opened_stores(lambda: RedisStore(any_redis_url, prefix=redis_prefix, replica_id=next(ids))) as make:
+        a, b = await make(), await make()
+        assert a.leases is not None and b.leases is not None
+        lease = await a.leases.acquire("t", "run-a")
+        b_lease = await b.leases.acquire("u", "run-b")
+        assert lease is not None and b_lease is not None
+        assert await b.leases.take_over("t", "recovery") is None  # another replica's: not taken over
+        restarted = await make()
+        assert restarted.leases is not None and restarted.leases.replica_id == "replica-a"
+        assert await restarted.leases.held_by_this_replica() == ["t"]
+        assert await restarted.leases.take_over("u", "recovery") is None  # B's lease stays B's
+        taken = await restarted.leases.take_over("t", "recovery")
+        assert taken is not None and taken.recovery and taken.token > lease.token
+        assert await b.leases.holder("t") == Holder("recovery", closing=True)
+        with pytest.raises(LeaseLost):  # the previous process's token no longer writes
+            await a.append("t", [new(0)], fence=lease.token)
+        assert not (await a.leases.renew(lease)).held
+        await restarted.append("t", [new(1)], fence=taken.token)
+        await restarted.leases.release(taken)
+        assert await restarted.leases.held_by_this_replica() == []
+
+
 async def test_a_stop_request_reaches_the_holder_through_its_renewal(make_replica: MakeStore) -> None:
     holder, other = await make_replica(), await make_replica()
     assert holder.leases is not None and other.leases is not None

@@ -2,7 +2,7 @@
 
 Keys, next to the thread's log under the same hash tag (one Cluster slot)::
 
-    P:{T}:lease   Hash: token, run, kind, [stop]; expires ttl after the last renewal (PEXPIRE)
+    P:{T}:lease   Hash: token, run, kind, replica, [stop]; expires ttl after the last renewal (PEXPIRE)
     P:{T}:fence   Counter: the last fencing token granted on the thread (INCR, never reset)
     P:leases      Sorted set: thread ids by lease expiry (ms), for the sweep
 
@@ -30,10 +30,15 @@ from agui_gateway.store.base import StoreError
 from agui_gateway.store.lease import Holder, Lease, Renewal, RunLeases
 from agui_gateway.store.redis.connect import uncancelled
 
+# ARGV: run id, ttl (ms), kind, replica id, the replica id whose live lease this one may
+# replace ('' for none: only a thread without a live lease is granted one).
 _ACQUIRE = """
-if redis.call('EXISTS', KEYS[1]) == 1 then return 0 end
+if redis.call('EXISTS', KEYS[1]) == 1 then
+  if ARGV[5] == '' or redis.call('HGET', KEYS[1], 'replica') ~= ARGV[5] then return 0 end
+  redis.call('DEL', KEYS[1])
+end
 local token = redis.call('INCR', KEYS[2])
-redis.call('HSET', KEYS[1], 'token', token, 'run', ARGV[1], 'kind', ARGV[3])
+redis.call('HSET', KEYS[1], 'token', token, 'run', ARGV[1], 'kind', ARGV[3], 'replica', ARGV[4])
 redis.call('PEXPIRE', KEYS[1], ARGV[2])
 return token
 """
@@ -61,10 +66,13 @@ return run
 
 
 class RedisLeases(RunLeases):
-    def __init__(self, client: Any, key: Callable[[str, str], str], index_key: str, ttl_s: float) -> None:
+    def __init__(
+        self, client: Any, key: Callable[[str, str], str], index_key: str, ttl_s: float, replica_id: str
+    ) -> None:
         if ttl_s <= 0:
             raise ValueError("the lease ttl must be positive")
         self.ttl_s = ttl_s
+        self.replica_id = replica_id
         self._client = client
         self._key = key
         self._index = index_key
@@ -81,12 +89,19 @@ class RedisLeases(RunLeases):
         await uncancelled(self._client.zadd(self._index, {thread_id: time.time() * 1000 + self._ttl_ms}))
 
     async def acquire(self, thread_id: str, run_id: str, *, recovery: bool = False) -> Lease | None:
+        return await self._grant(thread_id, run_id, recovery, replacing="")
+
+    async def take_over(self, thread_id: str, run_id: str) -> Lease | None:
+        return await self._grant(thread_id, run_id, True, replacing=self.replica_id)
+
+    async def _grant(self, thread_id: str, run_id: str, recovery: bool, replacing: str) -> Lease | None:
+        kind = KIND_RECOVERY if recovery else KIND_RUN
         try:
             token = int(
                 await uncancelled(
                     self._acquire(
                         keys=[self._key(thread_id, "lease"), self._key(thread_id, "fence")],
-                        args=[run_id, self._ttl_ms, KIND_RECOVERY if recovery else KIND_RUN],
+                        args=[run_id, self._ttl_ms, kind, self.replica_id, replacing],
                     )
                 )
             )
@@ -95,6 +110,19 @@ class RedisLeases(RunLeases):
         except (aioredis.RedisError, OSError) as exc:
             raise StoreError(f"acquiring the run lease of {thread_id!r} failed: {exc}") from exc
         return Lease(thread_id, run_id, token, recovery) if token else None
+
+    async def held_by_this_replica(self) -> list[str]:
+        # Every live lease is in the sweep's index (taken or renewed since its entry was written).
+        try:
+            threads = [t.decode() for t in await uncancelled(self._client.zrange(self._index, 0, -1))]
+            held = []
+            for thread_id in threads:
+                replica = await uncancelled(self._client.hget(self._key(thread_id, "lease"), "replica"))
+                if replica is not None and replica.decode() == self.replica_id:
+                    held.append(thread_id)
+        except (aioredis.RedisError, OSError) as exc:
+            raise StoreError(f"listing the run leases of replica {self.replica_id!r} failed: {exc}") from exc
+        return held
 
     async def renew(self, lease: Lease) -> Renewal:
         try:

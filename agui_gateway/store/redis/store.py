@@ -29,6 +29,7 @@ always listed (a listed thread without records is skipped by ``list_threads``).
 from __future__ import annotations
 
 import time
+import uuid
 from collections.abc import AsyncGenerator, Mapping, Sequence
 from contextlib import aclosing
 from typing import Any
@@ -100,7 +101,9 @@ def _lease_kind_after(events: Sequence[NewEvent], fence: int | None) -> str:
 
 class RedisStore(ThreadStore):
     """The Redis Streams store. ``password`` is used when the URL carries none;
-    ``lease_ttl_s`` is how long a run lease outlives its last renewal."""
+    ``lease_ttl_s`` is how long a run lease outlives its last renewal; ``replica_id``
+    is recorded with the leases this process takes (None: a new id of its own, see
+    :mod:`agui_gateway.store.lease`)."""
 
     def __init__(
         self,
@@ -109,18 +112,23 @@ class RedisStore(ThreadStore):
         prefix: str = "agui",
         password: str | None = None,
         lease_ttl_s: float = DEFAULT_LEASE_TTL_S,
+        replica_id: str | None = None,
     ) -> None:
         if not prefix or any(c in prefix for c in "{}"):
             raise ValueError("prefix must be non-empty and contain no '{' or '}'")
         check_url(url)
         if lease_ttl_s <= 0:
             raise ValueError("the lease ttl must be positive")
+        if replica_id is not None and not replica_id.strip():
+            raise ValueError("a replica id must not be blank")
         self.url = url
         self.prefix = prefix
         self.malformed_entries = 0  # stream entries that did not decode, skipped
         self.persistence_warning: str | None = None  # set by open()
         self._password = password
         self._lease_ttl_s = lease_ttl_s
+        # Without a stable id a process is a replica of its own: no other process shares its id.
+        self.replica_id = replica_id if replica_id is not None else f"process-{uuid.uuid4().hex}"
         self._client: RedisClient | None = None
         self._blocking: RedisClient | None = None  # for XREAD BLOCK (see connect.py)
         self._append_script: Any = None
@@ -137,7 +145,7 @@ class RedisStore(ThreadStore):
                 await client.aclose()
                 raise
             self._append_script = client.register_script(_APPEND_LUA)
-            self.leases = RedisLeases(client, self._key, f"{self.prefix}:leases", self._lease_ttl_s)
+            self.leases = RedisLeases(client, self._key, f"{self.prefix}:leases", self._lease_ttl_s, self.replica_id)
             self._client = client
             self.persistence_warning = await persistence_warning(client)
         await self.ping()
