@@ -219,7 +219,8 @@ def show_live(name: str, r: dict[str, Any]) -> str:
         f"{r['complete']}/{r['clients']} clients complete (every tick once), {lost} lost; "
         f"subscribers' gateway: +{r['connected_mib']:.1f} MiB resident for the connected subscribers, "
         f"+{r['added_mib']:.1f} MiB more at the run's peak, {r['cpu_share']:.0%} of a core "
-        f"(the clients' process: {r['client_cpu_share']:.0%})"
+        f"(the clients' process: {r['client_cpu_share']:.0%}, "
+        f"its event loop delayed {r['client_loop_delay_max_ms']:.0f} ms at most)"
     )
 
 

@@ -9,7 +9,7 @@
 // showed up as the gateway's latency. Raw sockets: the body is HTTP/1.1 chunked, and
 // the gateway's sends may cut an SSE frame anywhere, so chunks are taken apart first.
 import net from "node:net";
-import { performance } from "node:perf_hooks";
+import { monitorEventLoopDelay, performance } from "node:perf_hooks";
 
 const [port, path, clientCount, tickCount, deadlineS] = process.argv.slice(2);
 const clients = Number(clientCount);
@@ -18,6 +18,8 @@ const TICK = /"i":(\d+),"t":([0-9.]+)/g;
 const nowSeconds = () => (performance.timeOrigin + performance.now()) / 1000;
 
 const latencies = new Float64Array(clients * ticks);
+// This process's own event-loop delay: a latency spike it also shows is the measurer's.
+const loopDelay = monitorEventLoopDelay({ resolution: 5 });
 let samples = 0;
 let complete = 0;
 let finished = 0;
@@ -69,6 +71,7 @@ function subscribe() {
     if (cpuBefore === null) {
       cpuBefore = process.cpuUsage();
       wallBefore = performance.now();
+      loopDelay.enable();
     }
     for (const match of frames.matchAll(TICK)) {
       const index = Number(match[1]);
@@ -101,6 +104,7 @@ function report() {
       median_ms: at(0.5),
       p99_ms: at(0.99),
       max_ms: n ? values[n - 1] * 1000 : null,
+      client_loop_delay_max_ms: loopDelay.max / 1e6,
       client_cpu_share: (cpu.user + cpu.system) / 1000 / Math.max(1, performance.now() - wallBefore),
     }),
   );

@@ -12,6 +12,7 @@ from collections.abc import AsyncIterator
 
 import orjson
 import pytest
+from support.waiting import wait_until_async
 
 from agui_gateway.store.base import LeaseLost, NewEvent
 from agui_gateway.store.lease import Holder, Renewal
@@ -243,3 +244,33 @@ async def test_a_stop_request_reaches_the_holder_through_its_renewal(make_replic
     assert await other.leases.request_stop("t", "stop it") == "run-a"
     assert await other.leases.request_stop("t", "again") == "run-a"
     assert await holder.leases.renew(lease) == Renewal(held=True, stop_message="stop it")
+
+
+async def test_concurrent_last_seq_reads_share_one_round_trip_yet_see_this_replicas_appends(
+    make_replica: MakeStore, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    store = await make_replica()
+    assert isinstance(store, RedisStore)
+    await store.append("t", [new(0)])
+    reads: list[int] = []
+    answer = asyncio.Event()  # holds each read's answer back until the test lets it go
+    read_last_seq = store._read_last_seq
+
+    async def held_read(thread_id: str) -> int:
+        value = await read_last_seq(thread_id)
+        reads.append(value)
+        await answer.wait()
+        return value
+
+    monkeypatch.setattr(store, "_read_last_seq", held_read)
+    async with asyncio.timeout(HANG_GUARD):
+        early = [asyncio.create_task(store.last_seq("t")) for _ in range(200)]
+        await wait_until_async(lambda: reads, HANG_GUARD, what="the shared read's answer, held back")
+        await store.append("t", [new(1)])  # completes while that read is in flight
+        late = [asyncio.create_task(store.last_seq("t")) for _ in range(200)]
+        await wait_until_async(lambda: len(reads) == 2, HANG_GUARD, what="a second read")
+        answer.set()
+        assert await asyncio.gather(*early) == [1] * 200
+        # Not the read sent before the append: a caller sees what this replica stored.
+        assert await asyncio.gather(*late) == [2] * 200
+    assert reads == [1, 2]  # 400 callers, two round trips

@@ -28,10 +28,13 @@ always listed (a listed thread without records is skipped by ``list_threads``).
 
 from __future__ import annotations
 
+import asyncio
 import time
 import uuid
 from collections.abc import AsyncGenerator, Mapping, Sequence
 from contextlib import aclosing
+from dataclasses import dataclass
+from functools import partial
 from typing import Any
 
 import orjson
@@ -99,6 +102,14 @@ def _lease_kind_after(events: Sequence[NewEvent], fence: int | None) -> str:
     return ""
 
 
+@dataclass(frozen=True, slots=True)
+class _SharedRead:
+    """A read in flight that concurrent callers share, and how many appends preceded it."""
+
+    appends: int
+    result: asyncio.Future[int]
+
+
 class RedisStore(ThreadStore):
     """The Redis Streams store. ``password`` is used when the URL carries none;
     ``lease_ttl_s`` is how long a run lease outlives its last renewal; ``replica_id``
@@ -133,6 +144,8 @@ class RedisStore(ThreadStore):
         self._blocking: RedisClient | None = None  # for XREAD BLOCK (see connect.py)
         self._append_script: Any = None
         self._watches: dict[str, StreamWatch] = {}
+        self._appends = 0  # appends this process completed (see last_seq)
+        self._seq_reads: dict[str, _SharedRead] = {}  # a last-seq read in flight, per thread
 
     # -- lifecycle ---------------------------------------------------------------
 
@@ -212,6 +225,7 @@ class RedisStore(ThreadStore):
             raise StoreError(f"append to Redis failed: {exc}") from exc
         except (aioredis.RedisError, OSError) as exc:
             raise StoreError(f"append to Redis failed: {exc}") from exc
+        self._appends += 1
         watch = self._watches.get(thread_id)
         if watch is not None:  # wake local waiters without waiting for their XREAD
             watch.advance(first + len(events) - 1)
@@ -276,11 +290,33 @@ class RedisStore(ThreadStore):
             start = f"0-{_seq_of(page[-1][0]) + 1}"
 
     async def last_seq(self, thread_id: str) -> int:
+        """The thread's latest seq; concurrent calls share one round trip.
+
+        A thousand subscribers connecting at once each ask for it (their replay, then their
+        tail): one HGET each queued them all on the command pool, and the first events of
+        a run that started meanwhile waited behind them. A caller joins a read only if no
+        append of this process completed since that read was sent, so a caller always sees
+        its own appends.
+        """
         validate_thread_id(thread_id)
+        shared = self._seq_reads.get(thread_id)
+        if shared is None or shared.appends != self._appends:
+            shared = _SharedRead(self._appends, asyncio.ensure_future(self._read_last_seq(thread_id)))
+            self._seq_reads[thread_id] = shared
+            shared.result.add_done_callback(partial(self._seq_read_done, thread_id, shared))
+        return await asyncio.shield(shared.result)
+
+    async def _read_last_seq(self, thread_id: str) -> int:
         try:
-            return int(await uncancelled(self._redis.hget(self._key(thread_id, "info"), "seq")) or 0)
+            return int(await self._redis.hget(self._key(thread_id, "info"), "seq") or 0)
         except (aioredis.RedisError, OSError) as exc:
             raise _failed("reading the last seq", exc) from exc
+
+    def _seq_read_done(self, thread_id: str, shared: _SharedRead, result: asyncio.Future[int]) -> None:
+        if self._seq_reads.get(thread_id) is shared:
+            del self._seq_reads[thread_id]
+        if not result.cancelled():
+            result.exception()  # read: every caller may have gone
 
     async def wait_for(self, thread_id: str, after: int, timeout: float) -> int:
         validate_thread_id(thread_id)
