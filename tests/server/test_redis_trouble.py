@@ -16,8 +16,8 @@ import httpx
 import pytest
 from support.agents import ScriptedAgent
 from support.events import agent_run_events, run_input
-from support.redis_fixtures import unavailable
-from support.redis_servers import RedisServer, RedisUnavailable, free_redis_port
+from support.redis_fixtures import private_redis
+from support.redis_servers import RedisServer
 from support.servers import REPO_ROOT, GatewayProcess, refused_port, serve_gateway
 from support.sse import SseReader
 from support.stores import stored_log
@@ -31,14 +31,8 @@ pytestmark = pytest.mark.redis
 @pytest.fixture
 def durable_redis(tmp_path: Path) -> Iterator[RedisServer]:
     """A private Redis with an fsynced append-only file: it comes back with its data."""
-    try:
-        server = RedisServer(tmp_path / "redis", free_redis_port(), "--appendonly", "yes", "--appendfsync", "always")
-    except RedisUnavailable as exc:
-        unavailable(exc)
-    try:
+    with private_redis(tmp_path / "redis", "--appendonly", "yes", "--appendfsync", "always") as server:
         yield server
-    finally:
-        server.stop()
 
 
 def test_unreachable_redis_at_start_is_a_clear_error_without_the_password(tmp_path: Path) -> None:
@@ -61,17 +55,12 @@ def test_unreachable_redis_at_start_is_a_clear_error_without_the_password(tmp_pa
 
 def test_a_redis_without_persistence_is_reported_at_start(tmp_path: Path) -> None:
     # A private Redis configured without RDB and AOF, whatever the shared one does.
-    try:
-        volatile = RedisServer(tmp_path / "redis", free_redis_port(), "--save", "", "--appendonly", "no")
-    except RedisUnavailable as exc:
-        unavailable(exc)
-    redis_url = volatile.url
     prefix = f"agui-warn-{uuid.uuid4().hex}"
-    try:
-        with GatewayProcess(tmp_path / "data", {}, "--store", redis_url, "--redis-prefix", prefix) as gw:
-            pass
-    finally:
-        volatile.stop()
+    with (
+        private_redis(tmp_path / "redis", "--save", "", "--appendonly", "no") as volatile,
+        GatewayProcess(tmp_path / "data", {}, "--store", volatile.url, "--redis-prefix", prefix) as gw,
+    ):
+        pass
     assert "Redis has no persistence" in gw.log_path.read_text()
 
 

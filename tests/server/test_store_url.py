@@ -9,8 +9,8 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from support.redis_fixtures import unavailable
-from support.redis_servers import RedisServer, RedisUnavailable, free_redis_port
+from support.redis_fixtures import private_redis
+from support.redis_servers import RedisServer
 
 from agui_gateway.cli.serve import build_config
 from agui_gateway.server.config import ConfigError, load_config
@@ -134,14 +134,8 @@ def test_the_environment_the_config_file_and_the_flags(tmp_path: Path, monkeypat
 
 @pytest.fixture
 def protected_redis(tmp_path: Path) -> Iterator[RedisServer]:
-    try:
-        server = RedisServer(tmp_path / "redis", free_redis_port(), "--requirepass", "hunter2-redis")
-    except RedisUnavailable as exc:
-        unavailable(exc)
-    try:
+    with private_redis(tmp_path / "redis", "--requirepass", "hunter2-redis") as server:
         yield server
-    finally:
-        server.stop()
 
 
 @pytest.mark.redis

@@ -13,8 +13,8 @@ from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 
 import pytest
-from support.redis_fixtures import TLS_REDIS_PASSWORD, delete_prefix, unavailable
-from support.redis_servers import RedisServer, RedisUnavailable, free_redis_port
+from support.redis_fixtures import TLS_REDIS_PASSWORD, delete_prefix, private_redis
+from support.redis_servers import RedisServer
 
 from agui_gateway.store.base import StoreError
 from agui_gateway.store.redis import RedisStore
@@ -65,14 +65,8 @@ async def test_the_password_given_apart_from_a_rediss_url(tls_redis: RedisServer
 def mutual_tls_redis(tmp_path: Path, tls_redis: RedisServer) -> Iterator[RedisServer]:
     """A TLS Redis that requires a client certificate signed by the test CA."""
     assert tls_redis.tls is not None
-    try:
-        server = RedisServer(tmp_path / "redis", free_redis_port(), "--tls-auth-clients", "yes", tls=tls_redis.tls)
-    except RedisUnavailable as exc:
-        unavailable(exc)
-    try:
+    with private_redis(tmp_path / "redis", "--tls-auth-clients", "yes", tls=tls_redis.tls) as server:
         yield server
-    finally:
-        server.stop()
 
 
 async def test_mutual_tls_takes_the_client_certificate_from_the_url(mutual_tls_redis: RedisServer) -> None:

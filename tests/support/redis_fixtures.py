@@ -9,13 +9,14 @@ from __future__ import annotations
 import os
 import uuid
 from collections.abc import AsyncIterator, Iterator
-from contextlib import ExitStack
+from contextlib import ExitStack, contextmanager
+from pathlib import Path
 from typing import Any, NoReturn
 
 import pytest
 
 from agui_gateway.store.redis.connect import connect
-from support.certificates import make_certificates
+from support.certificates import Certificates, make_certificates
 from support.redis_servers import RedisServer, RedisUnavailable, _in_ci, cluster, free_redis_port, single_server
 from support.stores import delete_keys
 
@@ -26,6 +27,20 @@ def unavailable(exc: Exception) -> NoReturn:
     if _in_ci():
         pytest.fail(f"CI is set but {message}", pytrace=False)
     pytest.skip(message)
+
+
+@contextmanager
+def private_redis(directory: Path, *extra: str, tls: Certificates | None = None) -> Iterator[RedisServer]:
+    """A ``redis-server`` of the test's own on a free port (``extra``: its settings), stopped
+    afterwards; :func:`unavailable` when none can start."""
+    try:
+        server = RedisServer(directory, free_redis_port(), *extra, tls=tls)
+    except RedisUnavailable as exc:
+        unavailable(exc)
+    try:
+        yield server
+    finally:
+        server.stop()
 
 
 @pytest.fixture(scope="session")
@@ -65,22 +80,9 @@ def tls_redis(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RedisServer]
     ``tls_redis.url_with(TLS_REDIS_PASSWORD)``, which trusts the test CA."""
     directory = tmp_path_factory.mktemp("tls-redis")
     certificates = make_certificates(directory / "certificates")
-    try:
-        server = RedisServer(
-            directory / "redis",
-            free_redis_port(),
-            "--requirepass",
-            TLS_REDIS_PASSWORD,
-            "--tls-auth-clients",
-            "optional",
-            tls=certificates,
-        )
-    except RedisUnavailable as exc:
-        unavailable(exc)
-    try:
+    settings = ("--requirepass", TLS_REDIS_PASSWORD, "--tls-auth-clients", "optional")
+    with private_redis(directory / "redis", *settings, tls=certificates) as server:
         yield server
-    finally:
-        server.stop()
 
 
 @pytest.fixture(scope="session")
