@@ -68,7 +68,6 @@ class ThreadTail:
         self.failures = 0  # store failures so far: a waiter is told only of those during its wait
         self.waiters = 0
         self.rounds = 0  # rounds so far (a round wakes every waiter once)
-        self.last_round_s = 0.0  # what the latest round with news cost its waiters
         self._follow = follow
         # One future per waiting subscriber (cheap, and one waiter's cancellation is its own).
         self._waiting: list[asyncio.Future[None]] = []
@@ -111,9 +110,11 @@ class ThreadTail:
         return self.seq
 
     def stop(self) -> None:
+        """End the tail task; anyone still waiting is woken (and would start a new one)."""
         if self._task is not None:
             self._task.cancel()
             self._task = None
+            self._end_round()
 
     def _end_round(self) -> None:
         """Wake every waiter: they find the new seq, a failure, or their deadline."""
@@ -162,7 +163,6 @@ class ThreadTail:
                     continue  # nothing new: a tick (when the promised round is due)
                 self.seq = latest
                 cost = await self._run_round()
-                self.last_round_s = cost
                 window = min(MAX_WINDOW_S, max(MIN_WINDOW_S, cost * WINDOW_PER_ROUND))
                 self._round_by = loop.time() + window + TICK_S
                 await asyncio.sleep(window)

@@ -52,12 +52,32 @@ def replicas(
     finally:
         a.terminate()
         b.terminate()
-        client = redis.Redis.from_url(redis_url)
-        try:
-            for key in client.scan_iter(match=f"{prefix}:*", count=1000):
-                client.delete(key)
-        finally:
-            client.close()
+        delete_keys(redis_url, prefix)
+
+
+async def _kill_a_mid_run(
+    client: httpx.AsyncClient,
+    a: GatewayProcess,
+    b: GatewayProcess,
+    scripted: ScriptedAgent,
+    where: tuple[str, str, str],
+) -> tuple[str, asyncio.Task[list[Frame]]]:
+    """A run on A, SIGKILLed once part of it is stored; returns the run's id and B's watcher
+    of the thread, which ends at the first RUN_ERROR. ``where``: Redis URL, prefix, thread."""
+    redis_url, prefix, thread_id = where
+    run_id = f"r-{uuid.uuid4().hex[:8]}"
+    scripted.script(run_id, agent_run_events(thread_id, run_id), hold_at=6)
+    body = run_input(thread_id, run_id)
+    run = asyncio.create_task(collect(client, "POST", f"{a.url}/agents/scripted/run", json=body))
+    await wait_until_async(lambda: len(_stored(redis_url, prefix, thread_id)) >= 6, timeout=10)
+    errored = has_event(lambda e: e["type"] == "RUN_ERROR")
+    watcher = asyncio.create_task(
+        collect(client, "GET", f"{b.url}/threads/{thread_id}/events", params={"after": "0"}, until=errored)
+    )
+    a.kill()
+    with pytest.raises((httpx.HTTPError, AssertionError)):
+        await run
+    return run_id, watcher
 
 
 def _ids(frames: list[Frame]) -> list[int]:
@@ -154,20 +174,9 @@ async def test_b_closes_the_run_of_a_killed_replica_once_and_takes_the_next_run(
 ) -> None:
     a, b, prefix = replicas
     scripted, _ = agent
-    thread_id, run_id = "rep-kill", f"r-{uuid.uuid4().hex[:8]}"
-    scripted.script(run_id, agent_run_events(thread_id, run_id), hold_at=6)
-    errored = has_event(lambda e: e["type"] == "RUN_ERROR")
+    thread_id = "rep-kill"
     async with httpx.AsyncClient(timeout=30) as client:
-        run = asyncio.create_task(
-            collect(client, "POST", f"{a.url}/agents/scripted/run", json=run_input(thread_id, run_id))
-        )
-        await wait_until_async(lambda: len(_stored(redis_url, prefix, thread_id)) >= 6, timeout=10)
-        watcher = asyncio.create_task(
-            collect(client, "GET", f"{b.url}/threads/{thread_id}/events", params={"after": "0"}, until=errored)
-        )
-        a.kill()
-        with pytest.raises((httpx.HTTPError, AssertionError)):
-            await run
+        _, watcher = await _kill_a_mid_run(client, a, b, scripted, (redis_url, prefix, thread_id))
         # Nobody touches the thread: B's sweep closes it after A's lease lapses.
         frames = await asyncio.wait_for(watcher, LEASE_TTL * 10)
         error = events_of(frames)[-1]
@@ -204,23 +213,12 @@ async def test_a_replica_restarted_under_its_id_closes_its_run_at_once_and_the_t
     common = ("--store", redis_url, "--redis-prefix", prefix, "--lease-ttl", str(RESTART_LEASE_TTL))
     a = GatewayProcess(tmp_path / "a", {"scripted": agent_url}, *common, "--replica-id", "replica-a")
     b = GatewayProcess(tmp_path / "b", {"scripted": agent_url}, *common, "--replica-id", "replica-b")
-    thread_id, run_id = "rep-restart", f"r-{uuid.uuid4().hex[:8]}"
-    scripted.script(run_id, agent_run_events(thread_id, run_id), hold_at=6)
-    errored = has_event(lambda e: e["type"] == "RUN_ERROR")
+    thread_id = "rep-restart"
     try:
         a.start()
         b.start()
         async with httpx.AsyncClient(timeout=30) as client:
-            run = asyncio.create_task(
-                collect(client, "POST", f"{a.url}/agents/scripted/run", json=run_input(thread_id, run_id))
-            )
-            await wait_until_async(lambda: len(_stored(redis_url, prefix, thread_id)) >= 6, timeout=10)
-            watcher = asyncio.create_task(
-                collect(client, "GET", f"{b.url}/threads/{thread_id}/events", params={"after": "0"}, until=errored)
-            )
-            a.kill()
-            with pytest.raises((httpx.HTTPError, AssertionError)):
-                await run
+            run_id, watcher = await _kill_a_mid_run(client, a, b, scripted, (redis_url, prefix, thread_id))
             before = _stored(redis_url, prefix, thread_id)
             assert b'"type":"RUN_ERROR"' not in b"".join(before)
             held = _lease(redis_url, prefix, thread_id)  # live, and for far longer than the test

@@ -47,7 +47,7 @@ async def test_appends_during_the_pause_after_a_round_reach_each_subscriber_in_o
             mine.append(cursor)
 
     subscribers = [asyncio.create_task(subscriber(mine)) for mine in seen]
-    await asyncio.sleep(0)  # every subscriber waits
+    await wait_until_async(lambda: tail.waiters == 50, HANG, what="every subscriber waits")
     await store.append("t", [_event(0)])
     await wait_until_async(lambda: all(seen), HANG, what="the first round")  # the tail now pauses
     rounds = tail.rounds
@@ -83,10 +83,10 @@ async def test_a_waiter_that_goes_away_leaves_the_others_waiting(store: FileStor
     tail = ThreadTail(store, "t", _nothing)
     leaving = asyncio.create_task(tail.wait(0, HANG))
     staying = asyncio.create_task(tail.wait(0, HANG))
-    await asyncio.sleep(0)
+    await wait_until_async(lambda: tail.waiters == 2, HANG, what="both wait")
     leaving.cancel()
-    await asyncio.sleep(0)
-    assert not staying.done() and tail.waiters == 1
+    await wait_until_async(lambda: tail.waiters == 1, HANG, what="one went away")
+    assert not staying.done()
     await store.append("t", [_event(1)])
     assert await asyncio.wait_for(staying, HANG) == 1
     tail.stop()
@@ -100,7 +100,7 @@ async def test_the_tail_takes_new_records_in_before_it_wakes_anyone(store: FileS
 
     tail = ThreadTail(store, "t", follow)
     waiter = asyncio.create_task(tail.wait(0, HANG))
-    await asyncio.sleep(0)
+    await wait_until_async(lambda: tail.waiters == 1, HANG, what="the waiter waits")
     await store.append("t", [_event(1), _event(2)])
     assert await asyncio.wait_for(waiter, HANG) == 2
     assert taken and taken[-1] == 2
