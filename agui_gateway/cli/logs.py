@@ -17,7 +17,7 @@ import orjson
 
 from agui_gateway.protocol.lineage import served_event
 from agui_gateway.protocol.types import Event
-from agui_gateway.store.base import NOTE_KEY
+from agui_gateway.store.base import ANNOTATION_KEY
 
 _CHUNK = 1 << 20
 
@@ -99,13 +99,13 @@ def read_events(
                     continue
                 if doc.__class__ is dict:
                     if "event" in doc and "seq" in doc:
-                        note = doc.get(NOTE_KEY)
+                        annotation = doc.get(ANNOTATION_KEY)
                         doc = doc["event"]
                         if doc.__class__ is not dict:
                             stats.count_bad(lines)
                             continue
-                        if note.__class__ is dict:  # a stored record's annotation: serve it merged
-                            doc = served_event(doc, note)
+                        if annotation.__class__ is dict:  # a stored record's annotation: serve it merged
+                            doc = served_event(doc, annotation)
                     if doc.get("type").__class__ is str:
                         events += 1
                         yield doc
@@ -144,8 +144,8 @@ def read_records(
         seq = None
         if isinstance(doc, dict) and "seq" in doc and isinstance(doc.get("event"), dict):
             seq = doc["seq"] if isinstance(doc["seq"], int) else None
-            note = doc.get(NOTE_KEY)
-            doc = served_event(doc["event"], note if isinstance(note, dict) else None)
+            annotation = doc.get(ANNOTATION_KEY)
+            doc = served_event(doc["event"], annotation if isinstance(annotation, dict) else None)
         if not isinstance(doc, dict) or not isinstance(doc.get("type"), str):
             stats.count_bad(number)
             continue

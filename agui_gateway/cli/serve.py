@@ -12,7 +12,6 @@ from pathlib import Path
 import click
 
 from agui_gateway.cli.process import tune_garbage_collector
-from agui_gateway.server.auth import InsecureBindError, check_bind
 from agui_gateway.server.config import (
     ConfigError,
     GatewayConfig,
@@ -21,8 +20,10 @@ from agui_gateway.server.config import (
     parse_cors_origins,
     read_store_flags,
 )
-from agui_gateway.server.store_url import describe_store
-from agui_gateway.server.ui.inspector import INSPECTOR_PATH, InspectorUnavailable
+from agui_gateway.server.errors import InsecureBindError, InspectorUnavailable
+from agui_gateway.server.http.auth import check_bind
+from agui_gateway.server.ui.inspector import INSPECTOR_PATH
+from agui_gateway.store.factory import describe_store
 
 
 def build_config(
@@ -147,8 +148,8 @@ def serve(
     """Run the gateway: store, fan out and replay the events of AG-UI agents."""
     import uvicorn
 
-    from agui_gateway.server.agents import AgentLoadError
     from agui_gateway.server.app import create_app
+    from agui_gateway.upstream.agents import AgentLoadError
 
     logging.basicConfig(level=log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     if log_level != "debug":  # one INFO line per upstream request is noise
@@ -217,8 +218,8 @@ def serve(
 async def _check_redis(config: GatewayConfig) -> str | None:
     """Connect once before serving: an unreachable Redis is a clear error at start, not a
     failure at the first request. Returns the warning about missing persistence, if any."""
-    from agui_gateway.server.store_url import build_store
     from agui_gateway.store.base import StoreError
+    from agui_gateway.store.factory import build_store
     from agui_gateway.store.redis import RedisStore
 
     store = build_store(config)

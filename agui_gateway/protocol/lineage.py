@@ -51,7 +51,7 @@ Message = Mapping[str, Any]  # read-only here: a stored message or one of the ca
 _CLIENT_ONLY_ROLES = frozenset({"activity"})
 
 
-def served_event(event: Event, note: Mapping[str, Any] | None) -> Event:
+def served_event(event: Event, annotation: Mapping[str, Any] | None) -> Event:
     """The event a client gets for a stored event and its gateway annotation.
 
     The annotation's ``input`` and ``parentRunId`` are set on the event (the
@@ -59,13 +59,13 @@ def served_event(event: Event, note: Mapping[str, Any] | None) -> Event:
     describes this run against the thread's history); other keys stay in the
     envelope.
     """
-    if not note:
+    if not annotation:
         return event
     served = dict(event)
-    if "input" in note:
-        served["input"] = note["input"]
-    if isinstance(note.get("parentRunId"), str):
-        served["parentRunId"] = note["parentRunId"]
+    if "input" in annotation:
+        served["input"] = annotation["input"]
+    if isinstance(annotation.get("parentRunId"), str):
+        served["parentRunId"] = annotation["parentRunId"]
     return served
 
 
@@ -184,8 +184,8 @@ class ParentFinder:
 class RunPlan:
     """What the gateway records for a run, beside the agent's events."""
 
-    note: dict[str, Any] | None  # the annotation of the run's first RUN_STARTED (None: nothing to add)
-    extras: list[Event]  # gateway events stored right after that RUN_STARTED
+    annotation: dict[str, Any] | None  # the annotation of the run's first RUN_STARTED (None: nothing to add)
+    caller_snapshots: list[Event]  # gateway events stored right after that RUN_STARTED
     branch: bool
     parent_run_id: str | None
 
@@ -210,25 +210,25 @@ def plan_run(
     }
     if run_input.get("resume") is not None:
         recorded["resume"] = run_input["resume"]
-    note: dict[str, Any] = {"input": recorded} if recorded["messages"] or "resume" in recorded else {}
-    extras: list[Event] = []
+    annotation: dict[str, Any] = {"input": recorded} if recorded["messages"] or "resume" in recorded else {}
+    caller_snapshots: list[Event] = []
     if parent is not None:
-        note.update(branch=True, input=recorded)
+        annotation.update(branch=True, input=recorded)
         if parent.run_id is not None:
-            note["parentRunId"] = recorded["parentRunId"] = parent.run_id
+            annotation["parentRunId"] = recorded["parentRunId"] = parent.run_id
     if parent is not None or "resume" in recorded:
         # A resumed run answers calls an earlier run made (its TOOL_CALL_RESULTs refer to
         # them): restating the history makes the run readable on its own, as run-scoped
         # readers (ag-ui-validate's reference checks) read it.
-        extras.append({"type": ev.MESSAGES_SNAPSHOT, "messages": [dict(m) for m in caller_messages]})
+        caller_snapshots.append({"type": ev.MESSAGES_SNAPSHOT, "messages": [dict(m) for m in caller_messages]})
     # An empty state is what a client without state sends every time (curl, a chat UI
     # that keeps none): it says nothing about the thread's state, so it is recorded
     # only on a branch. Any other state that differs from the thread's is the
     # caller's own (setState before the run), which the agent then runs on.
     state = run_input.get("state")
     if state is not None and (branch or (state != {} and state != thread_state)):
-        extras.append({"type": ev.STATE_SNAPSHOT, "snapshot": state})
-    return RunPlan(note or None, extras, branch, parent.run_id if parent is not None else None)
+        caller_snapshots.append({"type": ev.STATE_SNAPSHOT, "snapshot": state})
+    return RunPlan(annotation or None, caller_snapshots, branch, parent.run_id if parent is not None else None)
 
 
 # -- the runs of a thread ------------------------------------------------------------------
@@ -269,15 +269,17 @@ class RunIndex:
     def __init__(self) -> None:
         self.runs: list[RunInfo] = []
 
-    def feed(self, seq: int, run_id: str | None, event: Mapping[str, Any], note: Mapping[str, Any] | None) -> None:
+    def feed(
+        self, seq: int, run_id: str | None, event: Mapping[str, Any], annotation: Mapping[str, Any] | None
+    ) -> None:
         kind = event.get("type")
         current = self.runs[-1] if self.runs else None
         same = current is not None and current.run_id == run_id
         opens = kind == ev.RUN_STARTED and not (same and current is not None and current.status == "running")
-        if opens and (not same or (note and note.get("branch"))):
-            branch = bool(note and note.get("branch"))
+        if opens and (not same or (annotation and annotation.get("branch"))):
+            branch = bool(annotation and annotation.get("branch"))
             if branch:
-                parent = note.get("parentRunId") if note else None
+                parent = annotation.get("parentRunId") if annotation else None
                 parent = parent if isinstance(parent, str) else None
             else:
                 parent = self._previous(run_id)

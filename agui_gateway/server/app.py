@@ -2,8 +2,8 @@
 
 Wiring only: the :class:`~agui_gateway.server.gateway.Gateway` state opened and
 closed with the app's lifespan, the API's routes (:mod:`.routes`), the demo
-agent when configured, CORS, the browser guard (:mod:`.guards`), and the one place errors become responses
-(:func:`~agui_gateway.server.errors.exception_handlers`).
+agent when configured, CORS, the browser guard (:mod:`.http.guards`), and the one place errors become
+responses (:func:`~agui_gateway.server.http.responses.exception_handlers`).
 """
 
 from __future__ import annotations
@@ -17,10 +17,10 @@ from starlette.middleware.cors import CORSMiddleware
 from starlette.routing import Mount
 
 from agui_gateway.server.config import GatewayConfig
-from agui_gateway.server.errors import exception_handlers
 from agui_gateway.server.gateway import DEMO_PATH, Gateway
-from agui_gateway.server.guards import BrowserGuard
-from agui_gateway.server.routes import api_routes
+from agui_gateway.server.http.guards import BrowserGuard
+from agui_gateway.server.http.responses import exception_handlers
+from agui_gateway.server.http.routes import api_routes
 from agui_gateway.server.ui import ui_routes
 from agui_gateway.store.base import ThreadStore
 from agui_gateway.upstream.asgi import ASGIApp
@@ -65,7 +65,7 @@ def create_app(
 
 
 def _browser_guard(config: GatewayConfig) -> Middleware:
-    """Host/Origin/content-type checks (see :mod:`.guards`), inside CORS: loopback-only
+    """Host/Origin/content-type checks (see :mod:`.http.guards`), inside CORS: loopback-only
     rules without tokens (and without ``--insecure``)."""
     open_access = not config.tokens and not config.insecure
     return Middleware(BrowserGuard, open_access=open_access, cors_origins=config.cors_origins)

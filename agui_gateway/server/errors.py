@@ -1,71 +1,95 @@
-"""The API's errors: one exception class per kind of refusal, turned into JSON in one place.
+"""Every refusal the gateway makes, as one tree of exception classes.
 
-A handler (or anything it calls: request parsing, the authorizer) raises an
-:class:`ApiError`; :func:`exception_handlers`, registered on the app, renders it
-as ``{"error": "<message>"}`` (plus ``"details"`` when there are any) with the
-error's status and headers. Nothing else writes an error response.
+Modelled on httpx's ``_exceptions.py``: one module holds the whole tree, so a reader
+sees every kind of refusal and its place at a glance::
 
-Each error also has a ``code``, a stable name for its kind. It is not in the
-body: clients see exactly the bodies they saw before the codes existed.
+    GatewayError
+    ├── ApiError                     a request refused (or failed): HTTP status + stable code
+    │   ├── BadRequest               400 bad_request
+    │   │   ├── InvalidThreadIdError     400 invalid_thread_id
+    │   │   ├── BadResumePosition        400 invalid_resume_position
+    │   │   └── InvalidListQuery         400 bad_request
+    │   ├── Unauthorized             401 unauthorized
+    │   ├── Forbidden                403 forbidden
+    │   ├── NotFound                 404 not_found
+    │   │   └── UnknownRun               404 not_found
+    │   ├── MethodNotAllowed         405 method_not_allowed
+    │   ├── Conflict                 409 conflict
+    │   │   ├── RunInProgress            409 conflict
+    │   │   ├── NoRunInProgress          409 conflict
+    │   │   └── HistoryConflictError     409 history_conflict
+    │   ├── PayloadTooLarge          413 payload_too_large
+    │   ├── UnsupportedMediaType     415 unsupported_media_type
+    │   ├── InvalidRunInput          422 invalid_run_input
+    │   ├── InternalError            500 internal_error
+    │   └── ServiceUnavailable       503 unavailable (Retry-After)
+    │       ├── TooManyStreams           503 too_many_streams
+    │       └── StorageUnavailable       503 storage_unavailable
+    └── StartupError                 the gateway cannot start as configured
+        ├── ConfigError                  a malformed setting
+        ├── InsecureBindError            a public address without access control
+        └── InspectorUnavailable         --inspector without its package
 
-An error raised inside a streaming body, after the status and headers went out,
-cannot become a 4xx any more: the stream ends and the server logs it.
+A refusal is raised where it is detected, by whichever room detects it (request
+parsing, the authorizer, the run manager); the HTTP room turns it into a response in
+exactly one place (``server/http/responses.py``: ``exception_handlers``). The rooms
+below the server have their own errors (the store's ``StoreError`` and
+``InvalidThreadId``, the protocol's ``HistoryConflict``); the same handler maps each to
+its class here (:func:`api_error_of`), so no handler catches and re-raises them.
+
+This module imports no web framework: the runtime raises these without knowing HTTP.
 """
 
 from __future__ import annotations
 
-import logging
 from collections.abc import Mapping
 from typing import Any, ClassVar
 
-from starlette.requests import Request
-from starlette.responses import Response
-from starlette.types import ExceptionHandler
-
-from agui_gateway.server.responses import json_response
+from agui_gateway.protocol.history import HistoryConflict
 from agui_gateway.store.base import InvalidThreadId, StoreError
 
-log = logging.getLogger("agui_gateway")
+
+class GatewayError(Exception):
+    """The root of the gateway's own errors."""
 
 
-class ApiError(Exception):
-    """A request the API refuses (or fails), with what the client is told."""
+class ApiError(GatewayError):
+    """A request the API refuses (or fails), with what the client is told.
 
-    def __init__(
-        self,
-        status: int,
-        code: str,
-        message: str,
-        details: Any = None,
-        headers: Mapping[str, str] | None = None,
-    ) -> None:
-        super().__init__(message)
-        self.status = status
-        self.code = code
-        self.message = message
-        self.details = details
-        self.headers = dict(headers) if headers else None
+    Each subclass fixes its status, its stable ``code`` and its headers; ``message`` is
+    for people and may change, ``details`` (when given) is machine-readable context.
+    """
 
-
-class _FixedApiError(ApiError):
-    """An :class:`ApiError` whose class fixes the status, the code and the headers."""
-
-    STATUS: ClassVar[int]
-    CODE: ClassVar[str]
+    STATUS: ClassVar[int] = 500
+    CODE: ClassVar[str] = "internal_error"
     HEADERS: ClassVar[Mapping[str, str] | None] = None
 
     def __init__(self, message: str, details: Any = None) -> None:
-        super().__init__(self.STATUS, self.CODE, message, details, self.HEADERS)
+        super().__init__(message)
+        self.message = message
+        self.details = details
+
+    @property
+    def status(self) -> int:
+        return self.STATUS
+
+    @property
+    def code(self) -> str:
+        return self.CODE
+
+    @property
+    def headers(self) -> dict[str, str] | None:
+        return dict(self.HEADERS) if self.HEADERS else None
 
 
-class BadRequest(_FixedApiError):
+class BadRequest(ApiError):
     """400: a request the API cannot read (malformed body, header or parameter)."""
 
     STATUS = 400
     CODE = "bad_request"
 
 
-class InvalidThread(BadRequest):
+class InvalidThreadIdError(BadRequest):
     """400: a thread id that breaks the store's rule (it never becomes a path)."""
 
     CODE = "invalid_thread_id"
@@ -77,7 +101,11 @@ class BadResumePosition(BadRequest):
     CODE = "invalid_resume_position"
 
 
-class Unauthorized(_FixedApiError):
+class InvalidListQuery(BadRequest):
+    """400: a thread-list ``limit``, ``cursor`` or ``prefix`` the listing cannot use."""
+
+
+class Unauthorized(ApiError):
     """401: no bearer token, or an unknown one."""
 
     STATUS = 401
@@ -85,58 +113,85 @@ class Unauthorized(_FixedApiError):
     HEADERS: ClassVar[Mapping[str, str] | None] = {"www-authenticate": "Bearer"}
 
 
-class Forbidden(_FixedApiError):
-    """403: a token without the access the request needs."""
+class Forbidden(ApiError):
+    """403: a token without the access the request needs, or a request a browser must not make."""
 
     STATUS = 403
     CODE = "forbidden"
 
 
-class NotFound(_FixedApiError):
-    """404: no such agent, or no such endpoint."""
+class NotFound(ApiError):
+    """404: no such agent, run or endpoint."""
 
     STATUS = 404
     CODE = "not_found"
 
 
-class MethodNotAllowed(_FixedApiError):
+class UnknownRun(NotFound):
+    """404: a run id the thread's log does not have."""
+
+
+class MethodNotAllowed(ApiError):
     """405: an endpoint that does not take the request's method."""
 
     STATUS = 405
     CODE = "method_not_allowed"
 
 
-class Conflict(_FixedApiError):
-    """409: the thread's run state does not allow it (a run already open, or none to stop)."""
+class Conflict(ApiError):
+    """409: the thread's run state does not allow it."""
 
     STATUS = 409
     CODE = "conflict"
 
 
-class HistoryMismatch(Conflict):
+class RunInProgress(Conflict):
+    """409: the thread already has an open run (here, on another replica, or in its log)."""
+
+
+class NoRunInProgress(Conflict):
+    """409: a stop for a thread without an open run (or one still starting)."""
+
+
+class HistoryConflictError(Conflict):
     """409: with server-side history, a caller's message rewrites one the thread holds."""
 
     CODE = "history_conflict"
 
+    @classmethod
+    def of(cls, conflict: HistoryConflict) -> HistoryConflictError:
+        return cls(str(conflict), details={"messageId": conflict.message_id, "fields": list(conflict.fields)})
 
-class PayloadTooLarge(_FixedApiError):
+
+class PayloadTooLarge(ApiError):
     """413: a body over the configured limit."""
 
     STATUS = 413
     CODE = "payload_too_large"
 
 
-class UnsupportedMediaType(_FixedApiError):
+class UnsupportedMediaType(ApiError):
     """415: a POST body not declared as JSON (what a foreign page can send without a preflight)."""
 
     STATUS = 415
     CODE = "unsupported_media_type"
 
 
+class InvalidRunInput(ApiError):
+    """422: a JSON object that is not a valid RunAgentInput (``details`` says where)."""
+
+    STATUS = 422
+    CODE = "invalid_run_input"
+
+
+class InternalError(ApiError):
+    """500: a failure of the gateway itself (the log has the traceback)."""
+
+
 RETRY_AFTER_S = 5
 
 
-class ServiceUnavailable(_FixedApiError):
+class ServiceUnavailable(ApiError):
     """503: the gateway cannot take this now; retry after ``Retry-After`` seconds. The
     connection is closed, which gives its descriptor back at once."""
 
@@ -146,9 +201,14 @@ class ServiceUnavailable(_FixedApiError):
 
 
 class TooManyStreams(ServiceUnavailable):
-    """503: a stream cap (per process, per token) is reached."""
+    """503: a stream cap is reached; ``cap`` says which ("process" or "token")."""
 
     CODE = "too_many_streams"
+
+    def __init__(self, cap: str, limit: int) -> None:
+        super().__init__(f"too many open event streams ({cap} cap of {limit}); retry later")
+        self.cap = cap
+        self.limit = limit
 
 
 class StorageUnavailable(ServiceUnavailable):
@@ -157,68 +217,37 @@ class StorageUnavailable(ServiceUnavailable):
     CODE = "storage_unavailable"
 
 
-class InvalidRunInput(_FixedApiError):
-    """422: a JSON object that is not a valid RunAgentInput (``details`` says where)."""
-
-    STATUS = 422
-    CODE = "invalid_run_input"
+# The lower rooms' exceptions that stand for a refusal (see :func:`api_error_of`).
+LOWER_ROOM_ERRORS: tuple[type[Exception], ...] = (InvalidThreadId, HistoryConflict, StoreError)
 
 
-class InternalError(_FixedApiError):
-    """500: a failure of the gateway itself (the log has the traceback)."""
+def api_error_of(exc: Exception) -> ApiError | None:
+    """The refusal a lower room's exception means to a client, or None when it means none.
 
-    STATUS = 500
-    CODE = "internal_error"
-
-
-def error_response(error: ApiError) -> Response:
-    # "code" is stable and machine-readable; "error" is for people and may change.
-    body: dict[str, Any] = {"error": error.message, "code": error.code}
-    if error.details is not None:
-        body["details"] = error.details
-    return json_response(body, error.status, error.headers)
-
-
-def exception_handlers() -> dict[Any, ExceptionHandler]:
-    """What the app registers: every error a request can end in, rendered by :func:`error_response`."""
-    return {
-        ApiError: _api_error,
-        # The store's own check, should a thread id reach it unchecked.
-        InvalidThreadId: _invalid_thread,
-        # A write the store refused (disk full, I/O error) while answering a request.
-        StoreError: _store_error,
-        # Starlette's router raises HTTPException(404 / 405) for unknown paths and methods.
-        404: _no_such_endpoint,
-        405: _method_not_allowed,
-        Exception: _internal_error,
-    }
+    The one place the store's and the protocol's errors meet HTTP (see the module docstring).
+    """
+    if isinstance(exc, ApiError):
+        return exc
+    if isinstance(exc, InvalidThreadId):  # the store's own check, should an id reach it unchecked
+        return InvalidThreadIdError(str(exc))
+    if isinstance(exc, HistoryConflict):
+        return HistoryConflictError.of(exc)
+    if isinstance(exc, StoreError):  # a write the store refused (disk full, I/O error)
+        return StorageUnavailable(f"storage unavailable: {exc}")
+    return None
 
 
-async def _api_error(request: Request, exc: Exception) -> Response:
-    assert isinstance(exc, ApiError)
-    gateway = getattr(request.app.state, "gateway", None)
-    if gateway is not None and 400 <= exc.status < 500:
-        gateway.metrics.bad_input.labels("request").inc()  # refused requests are counted, not logged
-    return error_response(exc)
+class StartupError(GatewayError):
+    """The gateway cannot start as configured; the message says what to change."""
 
 
-async def _store_error(request: Request, exc: Exception) -> Response:
-    log.error("%s %s: %s", request.method, request.url.path, exc)
-    return error_response(StorageUnavailable(f"storage unavailable: {exc}"))
+class ConfigError(StartupError, ValueError):
+    """The configuration is malformed; the message says which setting and why."""
 
 
-async def _invalid_thread(request: Request, exc: Exception) -> Response:
-    return error_response(InvalidThread(str(exc)))
+class InsecureBindError(StartupError, ValueError):
+    """Binding a non-loopback address with no tokens and without ``--insecure``."""
 
 
-async def _no_such_endpoint(request: Request, exc: Exception) -> Response:
-    return error_response(NotFound(f"no such endpoint: {request.method} {request.url.path}"))
-
-
-async def _method_not_allowed(request: Request, exc: Exception) -> Response:
-    return error_response(MethodNotAllowed(f"method {request.method} is not allowed on {request.url.path}"))
-
-
-async def _internal_error(request: Request, exc: Exception) -> Response:
-    log.error("%s %s failed", request.method, request.url.path, exc_info=exc)
-    return error_response(InternalError(f"internal error: {type(exc).__name__}"))
+class InspectorUnavailable(StartupError, RuntimeError):
+    """``--inspector`` without the ``agui-inspector`` package installed."""

@@ -1,8 +1,12 @@
 """The state of one gateway app: :class:`Gateway`, built from a configuration.
 
-Everything a request handler needs hangs off one :class:`Gateway` object that
-:func:`~agui_gateway.server.app.create_app` stores on ``app.state.gateway``;
-there are no module globals.
+Wiring: it builds the parts of every room below it (the runtime's thread registry
+and run manager, fan-out's change feed, the HTTP room's authorizer and stream
+slots, the store and the agents) and opens and closes them with the app. Everything a
+request handler needs hangs off one :class:`Gateway` object that
+:func:`~agui_gateway.server.app.create_app` stores on ``app.state.gateway``; the
+handlers see it as :class:`~agui_gateway.server.http.services.ApiServices`. There
+are no module globals.
 """
 
 from __future__ import annotations
@@ -14,18 +18,18 @@ from dataclasses import dataclass
 
 import httpx
 
-from agui_gateway.server.agents import AgentDirectory
-from agui_gateway.server.auth import Authorizer
-from agui_gateway.server.changes import ThreadChanges
 from agui_gateway.server.config import GatewayConfig
-from agui_gateway.server.leases import RecoverySweep
+from agui_gateway.server.fanout.changes import ThreadChanges
+from agui_gateway.server.http.auth import Authorizer
+from agui_gateway.server.http.stream_slots import StreamSlots
 from agui_gateway.server.metrics import GatewayMetrics
-from agui_gateway.server.runs import RunManager
-from agui_gateway.server.store_url import build_store
-from agui_gateway.server.streamcap import StreamSlots
-from agui_gateway.server.threads import ThreadRegistry
+from agui_gateway.server.runtime.leases import RecoverySweep
+from agui_gateway.server.runtime.manager import RunManager
+from agui_gateway.server.runtime.registry import ThreadRegistry
 from agui_gateway.store.base import ThreadStore
+from agui_gateway.store.factory import build_store
 from agui_gateway.store.lease import RunLeases
+from agui_gateway.upstream.agents import AgentDirectory
 from agui_gateway.upstream.asgi import ASGIApp
 
 log = logging.getLogger("agui_gateway.server.gateway")
@@ -58,7 +62,7 @@ class Gateway:
         apps: Mapping[str, ASGIApp | tuple[ASGIApp, str]] | None = None,
     ) -> Gateway:
         """The gateway for ``config``; ``apps`` adds in-process agents by name (app, or (app, path))."""
-        store = store if store is not None else default_store(config)
+        store = store if store is not None else build_store(config)
         metrics = GatewayMetrics()
         targets = dict(config.agents)
         if config.demo:
@@ -96,7 +100,7 @@ class Gateway:
             # Close every run a crash left open before the first request: no read
             # (a log export, the thread list) can then observe one still open.
             for info in await self.store.list_threads():
-                await self.threads.get(info.thread_id).compactor()
+                await self.threads.get(info.thread_id).ready()
         if leases is not None and self.config.recover_open_runs:
             self.sweep = RecoverySweep(leases, self._recover, interval_s=leases.ttl_s / 2)
             self.sweep.start()
@@ -113,7 +117,7 @@ class Gateway:
                 )
 
     def _recover(self, thread_id: str) -> asyncio.Future[bool]:
-        """Close the run a dead replica left open on the thread (see server/leases.py)."""
+        """Close the run a dead replica left open on the thread (see runtime/leases.py)."""
         runtime = self.threads.get(thread_id)
         if runtime.run is not None:  # our own run: its renewal is late, not dead
             done: asyncio.Future[bool] = asyncio.get_running_loop().create_future()
@@ -130,10 +134,6 @@ class Gateway:
             await self.http.aclose()
         finally:
             await self.store.close()
-
-
-def default_store(config: GatewayConfig) -> ThreadStore:
-    return build_store(config)
 
 
 def demo_agent_url(config: GatewayConfig) -> str:

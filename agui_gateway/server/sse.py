@@ -1,9 +1,11 @@
-"""Server-sent event frames and the resume position a client asks for.
+"""The wire: every server-sent-event frame the gateway sends is written here.
 
-Every frame is ``[id: N\\n]data: <one line of JSON>\\n\\n``. orjson never emits a
-raw newline inside its output, so one ``data:`` line always suffices. No
-``event:`` field: the AG-UI event names its own type, and EventSource's default
-``message`` event is what browser clients listen to.
+A frame is ``[: comment\\n][retry: MS\\n][event: NAME\\n][id: N\\n][data: <one line of JSON>\\n]\\n``.
+orjson never emits a raw newline inside its output, so one ``data:`` line always
+suffices. AG-UI events go out with no ``event:`` field: the AG-UI event names its own
+type, and EventSource's default ``message`` event is what browser clients listen to;
+the gateway's own signals (a store failure, the ``/ui`` feeds) are named events that
+AG-UI clients ignore. What ``id: N`` promises is in ``docs/resuming.md``.
 """
 
 from __future__ import annotations
@@ -12,33 +14,62 @@ from typing import Any
 
 import orjson
 
-HEARTBEAT = b": ping\n\n"
-# Sent once at the start of every stream: it flushes the response headers at once
-# and tells EventSource to reconnect after one second instead of its default three.
-STREAM_PREAMBLE = b"retry: 1000\n\n"
 
-_MAX_ID = 2**63 - 1
-_MAX_ID_DIGITS = len(str(_MAX_ID))
+def frame(
+    data: bytes | memoryview | None = None,
+    event_id: int | None = None,
+    *,
+    event: str | None = None,
+    retry_ms: int | None = None,
+    comment: str | None = None,
+) -> bytes:
+    """One SSE frame around already-serialised JSON (``data``), and/or the other fields."""
+    if event is None and retry_ms is None and comment is None and data is not None:
+        # The hot path: one per stored event per replay.
+        if event_id is None:
+            return b"data: " + data + b"\n\n"
+        return b"id: %d\ndata: %s\n\n" % (event_id, data)
+    head = b""
+    if comment is not None:
+        head += b": " + comment.encode() + b"\n"
+    if retry_ms is not None:
+        head += b"retry: %d\n" % retry_ms
+    if event is not None:
+        head += b"event: " + event.encode() + b"\n"
+    if event_id is not None:
+        head += b"id: %d\n" % event_id
+    if data is not None:
+        head += b"data: " + data + b"\n"
+    return head + b"\n"
 
 
-class InvalidResumePosition(ValueError):
-    """A Last-Event-ID header or ``after`` parameter that is not a non-negative integer."""
-
-
-def frame(data: bytes | memoryview, event_id: int | None = None) -> bytes:
-    """One SSE frame around already-serialised JSON."""
-    if event_id is None:
-        return b"data: " + data + b"\n\n"
-    return b"id: %d\ndata: %s\n\n" % (event_id, data)
+def frame_around(event_id: int) -> tuple[bytes, bytes]:
+    """The bytes before and after the data in ``frame(data, event_id)``: a big event goes out
+    as the head, its own bytes in slices and the tail, never copied into one frame."""
+    empty = frame(b"", event_id)  # b"id: N\ndata: \n\n"
+    return empty[:-2], empty[-2:]
 
 
 def event_frame(event: dict[str, Any], event_id: int | None = None) -> bytes:
+    """An AG-UI event (a dict) as a frame."""
     return frame(orjson.dumps(event), event_id)
 
 
 def frames(events: list[tuple[dict[str, Any], int | None]]) -> bytes:
     """Many ``(event, id)`` pairs as one contiguous buffer."""
     return b"".join([event_frame(event, event_id) for event, event_id in events])
+
+
+def named_frame(name: str, value: Any) -> bytes:
+    """A named (non-AG-UI) event with a JSON value: the ``/ui`` feeds' ``thread`` and ``ready``."""
+    return frame(orjson.dumps(value), event=name)
+
+
+# Sent once at the start of every stream: it flushes the response headers at once
+# and tells EventSource to reconnect after one second instead of its default three.
+STREAM_PREAMBLE = frame(retry_ms=1000)
+# Keeps proxies from closing an idle stream; clients ignore comments.
+HEARTBEAT = frame(comment="ping")
 
 
 def store_error_frame(message: str) -> bytes:
@@ -48,25 +79,4 @@ def store_error_frame(message: str) -> bytes:
     and an EventSource reports it to ``onerror``-style listeners; it carries no id, so the
     client's resume position stays at the last event it actually received.
     """
-    return b"event: error\ndata: " + orjson.dumps({"error": "store_unavailable", "message": message}) + b"\n\n"
-
-
-def parse_resume_position(last_event_id: str | None, after: str | None) -> int | None:
-    """The seq a client has already received, or None for a fresh connection.
-
-    The header wins over the query parameter: EventSource reconnects to the
-    same URL (still carrying the ``after`` it started with) and puts the last id
-    it actually received in the header. An empty header is what EventSource
-    sends before it has seen any id, so it means "fresh".
-    """
-    for name, value in (("Last-Event-ID", last_event_id), ("after", after)):
-        if value is None:
-            continue
-        text = value.strip()
-        if name == "Last-Event-ID" and text == "":
-            continue
-        # The length first: int() of thousands of digits is slow, and refused by Python itself.
-        if len(text) > _MAX_ID_DIGITS or not text.isascii() or not text.isdigit() or int(text) > _MAX_ID:
-            raise InvalidResumePosition(f"{name} must be a non-negative integer event id")
-        return int(text)
-    return None
+    return named_frame("error", {"error": "store_unavailable", "message": message})

@@ -21,7 +21,7 @@ from agui_gateway.protocol.types import Event
 from agui_gateway.store.lease import RunLeases
 
 Source = Literal["agent", "gateway"]
-NOTE_KEY = "gateway"  # the envelope field of a record's annotation
+ANNOTATION_KEY = "gateway"  # the envelope field of a record's annotation
 
 _THREAD_ID = re.compile(r"[A-Za-z0-9._-]{1,128}")
 
@@ -57,14 +57,14 @@ class NewEvent:
     event: Event
     run_id: str | None
     source: Source = "agent"
-    note: dict[str, Any] | None = None  # the envelope's ``gateway`` field (see protocol.lineage)
+    annotation: dict[str, Any] | None = None  # the envelope's ``gateway`` field (see protocol.lineage)
 
 
 @dataclass(frozen=True, slots=True)
 class StoredRecord:
     """One stored line: ``{"seq", "runId", "ts", "source", ["gateway",] "event"}``.
 
-    ``note`` (the ``gateway`` field, on a run's first RUN_STARTED only) is what
+    ``annotation`` (the ``gateway`` field, on a run's first RUN_STARTED only) is what
     the gateway adds to the stored event when serving it; the event itself is
     exactly as received.
     """
@@ -74,19 +74,19 @@ class StoredRecord:
     ts: int  # epoch milliseconds when the gateway received the event
     source: Source
     event: Event
-    note: dict[str, Any] | None = None
+    annotation: dict[str, Any] | None = None
 
     def to_json_dict(self) -> dict[str, Any]:
         out: dict[str, Any] = {"seq": self.seq, "runId": self.run_id, "ts": self.ts, "source": self.source}
-        if self.note is not None:
-            out[NOTE_KEY] = self.note
+        if self.annotation is not None:
+            out[ANNOTATION_KEY] = self.annotation
         out["event"] = self.event
         return out
 
     @property
     def served(self) -> Event:
         """The event as every stream serves it (the annotation merged in)."""
-        return served_event(self.event, self.note)
+        return served_event(self.event, self.annotation)
 
 
 @dataclass(frozen=True, slots=True)

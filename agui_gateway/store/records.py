@@ -20,7 +20,7 @@ from typing import Any
 
 import orjson
 
-from agui_gateway.store.base import NOTE_KEY, NewEvent, StoredRecord, UnencodableEvent
+from agui_gateway.store.base import ANNOTATION_KEY, NewEvent, StoredRecord, UnencodableEvent
 
 _SOURCES = ("agent", "gateway")
 
@@ -31,13 +31,13 @@ def encode_unsequenced(event: NewEvent, ts: int) -> bytes:
         raise UnencodableEvent(f"source must be 'agent' or 'gateway', not {event.source!r}")
     if not isinstance(event.event, dict):
         raise UnencodableEvent("an event must be a JSON object (dict)")
-    if event.note is not None and not isinstance(event.note, dict):
+    if event.annotation is not None and not isinstance(event.annotation, dict):
         raise UnencodableEvent("an annotation must be a JSON object (dict)")
     envelope: dict[str, Any] = {"runId": event.run_id, "ts": ts, "source": event.source}
-    if event.note is not None:
+    if event.annotation is not None:
         # Before the event: slice_event then does not match this line, and its
         # readers decode it and serve the event with the annotation merged in.
-        envelope[NOTE_KEY] = event.note
+        envelope[ANNOTATION_KEY] = event.annotation
     envelope["event"] = event.event
     try:
         return orjson.dumps(envelope)
@@ -113,7 +113,7 @@ def decode_scan(line: bytes) -> tuple[int, int, bool] | None:
 def record_from_json(obj: Any) -> StoredRecord | None:
     if not _is_record(obj):
         return None
-    return StoredRecord(obj["seq"], obj["runId"], obj["ts"], obj["source"], obj["event"], obj.get(NOTE_KEY))
+    return StoredRecord(obj["seq"], obj["runId"], obj["ts"], obj["source"], obj["event"], obj.get(ANNOTATION_KEY))
 
 
 def _is_record(obj: Any) -> bool:
@@ -127,5 +127,5 @@ def _is_record(obj: Any) -> bool:
         and type(obj.get("ts")) is int
         and obj.get("source") in _SOURCES
         and isinstance(obj.get("event"), dict)
-        and isinstance(obj.get(NOTE_KEY, {}), dict)
+        and isinstance(obj.get(ANNOTATION_KEY, {}), dict)
     )

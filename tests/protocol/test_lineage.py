@@ -77,17 +77,17 @@ def test_the_parent_is_the_latest_run_the_caller_continues() -> None:
 def test_a_plan_records_new_messages_and_what_the_caller_holds() -> None:
     base = {"threadId": "t", "runId": "r3", "tools": [], "context": [], "forwardedProps": {}}
     plain = plan_run({**base, "messages": [*THREAD, user("u3", "q3")], "state": {}}, THREAD, {}, None)
-    assert plain.note is not None and set(plain.note) == {"input"}
-    assert plain.note["input"]["messages"] == [user("u3", "q3")]
-    assert plain.extras == [] and not plain.branch
+    assert plain.annotation is not None and set(plain.annotation) == {"input"}
+    assert plain.annotation["input"]["messages"] == [user("u3", "q3")]
+    assert plain.caller_snapshots == [] and not plain.branch
     nothing = plan_run({**base, "messages": THREAD, "state": {}}, THREAD, {}, None)
-    assert nothing.note is None and nothing.extras == []  # served exactly as the agent sent it
+    assert nothing.annotation is None and nothing.caller_snapshots == []  # served exactly as the agent sent it
     state = plan_run({**base, "messages": THREAD, "state": {"x": 1}}, THREAD, {"x": 0}, None)
-    assert state.extras == [{"type": "STATE_SNAPSHOT", "snapshot": {"x": 1}}]
-    assert plan_run({**base, "messages": THREAD, "state": {"x": 1}}, THREAD, {"x": 1}, None).extras == []
+    assert state.caller_snapshots == [{"type": "STATE_SNAPSHOT", "snapshot": {"x": 1}}]
+    assert plan_run({**base, "messages": THREAD, "state": {"x": 1}}, THREAD, {"x": 1}, None).caller_snapshots == []
     resume = plan_run({**base, "messages": THREAD, "state": {}, "resume": [{"interruptId": "i"}]}, THREAD, {}, None)
-    assert resume.note is not None and resume.note["input"]["resume"] == [{"interruptId": "i"}]
-    assert resume.extras == [{"type": "MESSAGES_SNAPSHOT", "messages": THREAD}]
+    assert resume.annotation is not None and resume.annotation["input"]["resume"] == [{"interruptId": "i"}]
+    assert resume.caller_snapshots == [{"type": "MESSAGES_SNAPSHOT", "messages": THREAD}]
 
 
 def test_a_branch_plan_restates_the_callers_history_and_state() -> None:
@@ -96,29 +96,29 @@ def test_a_branch_plan_restates_the_callers_history_and_state() -> None:
         {"threadId": "t", "runId": "r3", "messages": caller, "state": {}}, THREAD, {"s": 2}, Parent("r1", THREAD[:2])
     )
     assert plan.branch and plan.parent_run_id == "r1"
-    assert plan.note is not None and plan.note["parentRunId"] == "r1" and plan.note["branch"] is True
-    assert plan.note["input"]["messages"] == [user("u2e", "edited")]
-    assert plan.extras == [
+    assert plan.annotation is not None and plan.annotation["parentRunId"] == "r1" and plan.annotation["branch"] is True
+    assert plan.annotation["input"]["messages"] == [user("u2e", "edited")]
+    assert plan.caller_snapshots == [
         {"type": "MESSAGES_SNAPSHOT", "messages": caller},
         {"type": "STATE_SNAPSHOT", "snapshot": {}},  # the caller's state, even an empty one
     ]
     started = {"type": "RUN_STARTED", "threadId": "t", "runId": "r3", "input": {"agent": "own"}}
-    served = served_event(started, plan.note)
-    assert served == {**started, "input": plan.note["input"], "parentRunId": "r1"}
+    served = served_event(started, plan.annotation)
+    assert served == {**started, "input": plan.annotation["input"], "parentRunId": "r1"}
     assert started["input"] == {"agent": "own"}  # the stored event is not touched
 
 
 def test_run_index_lists_runs_with_parents_and_lineage() -> None:
     index = RunIndex()
     seq = 0
-    for run_id, note, terminal in [
+    for run_id, annotation, terminal in [
         ("r1", None, {"type": "RUN_FINISHED"}),
         ("r2", None, {"type": "RUN_ERROR", "message": "x"}),
         ("r3", {"branch": True, "parentRunId": "r1"}, {"type": "RUN_FINISHED", "outcome": {"type": "interrupt"}}),
         ("r4", None, None),
     ]:
         seq += 1
-        index.feed(seq, run_id, {"type": "RUN_STARTED", "runId": run_id}, note)
+        index.feed(seq, run_id, {"type": "RUN_STARTED", "runId": run_id}, annotation)
         if terminal is not None:
             seq += 1
             index.feed(seq, run_id, terminal, None)

@@ -271,13 +271,15 @@ class StoreContract:
         self, store: ThreadStore, make_store: MakeStore
     ) -> None:
         started = {"type": "RUN_STARTED", "threadId": "t", "runId": "r", "input": {"agent's": "own"}}
-        note = {"input": {"threadId": "t", "runId": "r", "messages": [{"id": "u", "role": "user", "content": "hi"}]}}
-        appended = await store.append("t", [new("before"), NewEvent(started, "r", "agent", note), new("after")])
-        assert appended[1].note == note and appended[1].event == started
+        annotation = {
+            "input": {"threadId": "t", "runId": "r", "messages": [{"id": "u", "role": "user", "content": "hi"}]}
+        }
+        appended = await store.append("t", [new("before"), NewEvent(started, "r", "agent", annotation), new("after")])
+        assert appended[1].annotation == annotation and appended[1].event == started
         for reader in (store, await make_store()):
             records = await drain(reader.read("t"))
-            assert [(r.event, r.note) for r in records] == [(r.event, r.note) for r in appended]
-            served = {**started, "input": note["input"]}
+            assert [(r.event, r.annotation) for r in records] == [(r.event, r.annotation) for r in appended]
+            served = {**started, "input": annotation["input"]}
             assert [orjson.loads(data) for _, data in await drain(reader.read_event_json("t"))] == [
                 appended[0].event,
                 served,
@@ -285,7 +287,7 @@ class StoreContract:
             ]
             line = (await drain(reader.read_lines("t")))[1]
             # The envelope: the annotation beside the event, which is stored exactly as sent.
-            assert orjson.loads(line) == {**orjson.loads(line), "gateway": note, "event": started}
+            assert orjson.loads(line) == {**orjson.loads(line), "gateway": annotation, "event": started}
             assert line.endswith(b',"event":' + orjson.dumps(started) + b"}\n")
 
     async def test_event_json_of_events_appended_while_reading(self, store: ThreadStore) -> None:

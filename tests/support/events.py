@@ -76,8 +76,8 @@ def agent_run_events(thread_id: str, run_id: str, *, text_deltas: int = 6, tools
 def served(record: dict[str, Any]) -> dict[str, Any]:
     """The event a stored record is served as: the README's rule, written out independently
     (the ``gateway`` annotation's ``input`` and ``parentRunId`` set on the event)."""
-    note = record.get("gateway") or {}
-    return {**record["event"], **{k: note[k] for k in ("input", "parentRunId") if k in note}}
+    annotation = record.get("gateway") or {}
+    return {**record["event"], **{k: annotation[k] for k in ("input", "parentRunId") if k in annotation}}
 
 
 def read_log(data_dir: Path, thread_id: str) -> list[dict[str, Any]]:

@@ -14,11 +14,9 @@ from collections.abc import Iterable
 
 from starlette.routing import BaseRoute, Router
 
+from agui_gateway.server.errors import InspectorUnavailable
+
 INSPECTOR_PATH = "/ui/inspector"
-
-
-class InspectorUnavailable(RuntimeError):
-    """``--inspector`` without the ``agui-inspector`` package installed."""
 
 
 def inspector_routes(agent_names: Iterable[str]) -> list[BaseRoute]:

@@ -17,7 +17,6 @@ from __future__ import annotations
 import asyncio
 from collections.abc import AsyncIterator
 
-import orjson
 from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import BaseRoute, Mount, Route
@@ -25,16 +24,16 @@ from starlette.staticfiles import StaticFiles
 
 from agui_gateway.server.config import TokenGrant
 from agui_gateway.server.errors import NotFound
-from agui_gateway.server.gateway import Gateway
-from agui_gateway.server.listing import Row, thread_row
-from agui_gateway.server.requests import thread_param
-from agui_gateway.server.responses import json_response, sse_response
-from agui_gateway.server.sse import HEARTBEAT, STREAM_PREAMBLE
+from agui_gateway.server.http.listing import Row, thread_row
+from agui_gateway.server.http.requests import thread_param
+from agui_gateway.server.http.responses import json_response, sse_response
+from agui_gateway.server.http.services import ApiServices
+from agui_gateway.server.sse import HEARTBEAT, STREAM_PREAMBLE, named_frame
 from agui_gateway.server.ui.inspector import inspector_routes
 
 FEED_INTERVAL_S = 0.25  # a thread streaming deltas updates its row at most 4 times a second
 STATIC_DIR = "static"
-_READY = b"event: ready\ndata: {}\n\n"
+_READY = named_frame("ready", {})
 _PACKAGE = "agui_gateway.server.ui"
 
 
@@ -43,37 +42,37 @@ def static_files() -> StaticFiles:
     return StaticFiles(packages=[(_PACKAGE, STATIC_DIR)], html=True)
 
 
-def ui_routes(gateway: Gateway) -> list[BaseRoute]:
-    handlers = _UiHandlers(gateway)
+def ui_routes(services: ApiServices) -> list[BaseRoute]:
+    handlers = _UiHandlers(services)
     return [
         Route("/agents", handlers.agents, methods=["GET"]),
         Route("/threads/changes", handlers.changes, methods=["GET"]),
         Route("/threads/{thread}/info", handlers.info, methods=["GET"]),
         # Before the /ui mount, which would shadow it.
-        *(inspector_routes(gateway.agents.names()) if gateway.config.inspector else []),
+        *(inspector_routes(services.agents.names()) if services.config.inspector else []),
         Mount("/ui", app=static_files(), name="ui"),
     ]
 
 
 class _UiHandlers:
-    def __init__(self, gateway: Gateway) -> None:
-        self.gw = gateway
+    def __init__(self, services: ApiServices) -> None:
+        self.services = services
 
     async def _row(self, thread_id: str) -> Row | None:
-        info = await self.gw.store.thread_info(thread_id)
-        return None if info is None else thread_row(info, self.gw.threads.peek(thread_id))
+        info = await self.services.store.thread_info(thread_id)
+        return None if info is None else thread_row(info, self.services.threads.peek(thread_id))
 
     async def agents(self, request: Request) -> Response:
-        self.gw.auth.require_any(request)
-        return json_response({"agents": self.gw.agents.names()})
+        self.services.auth.require_any(request)
+        return json_response({"agents": self.services.agents.names()})
 
     async def info(self, request: Request) -> Response:
         thread_id = thread_param(request)
-        self.gw.auth.require(request, thread_id, "read")
+        self.services.auth.require(request, thread_id, "read")
         row = await self._row(thread_id)
         if row is None:
             raise NotFound(f"thread {thread_id!r} has no events")
-        view = await self.gw.threads.get(thread_id).replay_view()
+        view = await self.services.threads.get(thread_id).replay_view()
         row["replay"] = {
             "bytes": view.nbytes,
             "frames": sum(part.count(b"\n\n") for part in view.parts),
@@ -82,24 +81,24 @@ class _UiHandlers:
         return json_response(row)
 
     async def changes(self, request: Request) -> Response:
-        grant = self.gw.auth.require_any(request)
+        grant = self.services.auth.require_any(request)
         return sse_response(self._feed(grant))
 
     async def _feed(self, grant: TokenGrant | None) -> AsyncIterator[bytes]:
-        with self.gw.changes.subscribe() as subscription:
+        with self.services.changes.subscribe() as subscription:
             yield STREAM_PREAMBLE + _READY
             while True:
-                if not await subscription.wait(self.gw.config.heartbeat_s):
+                if not await subscription.wait(self.services.config.heartbeat_s):
                     yield HEARTBEAT
                     continue
                 # Let a burst collect: one frame per thread per interval, however many events.
                 await asyncio.sleep(FEED_INTERVAL_S)
                 out = []
                 for thread_id in sorted(subscription.take()):
-                    if not self.gw.auth.may_read(grant, thread_id):
+                    if not self.services.auth.may_read(grant, thread_id):
                         continue
                     row = await self._row(thread_id)
                     if row is not None:
-                        out.append(b"event: thread\ndata: " + orjson.dumps(row) + b"\n\n")
+                        out.append(named_frame("thread", row))
                 if out:
                     yield b"".join(out)

@@ -204,7 +204,7 @@ class ThreadLog:
             for event, unsequenced in zip(pending.events, encoded, strict=True):
                 seq += 1
                 lines.append(sequence_line(seq, unsequenced))
-                records.append(StoredRecord(seq, event.run_id, pending.ts, event.source, event.event, event.note))
+                records.append(StoredRecord(seq, event.run_id, pending.ts, event.source, event.event, event.annotation))
             accepted.append((pending, records))
             ts = pending.ts
         if not accepted:

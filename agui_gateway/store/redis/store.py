@@ -229,7 +229,7 @@ class RedisStore(ThreadStore):
         watch = self._watches.get(thread_id)
         if watch is not None:  # wake local waiters without waiting for their XREAD
             watch.advance(first + len(events) - 1)
-        return [StoredRecord(first + i, e.run_id, ts, e.source, e.event, e.note) for i, e in enumerate(events)]
+        return [StoredRecord(first + i, e.run_id, ts, e.source, e.event, e.annotation) for i, e in enumerate(events)]
 
     async def _read(self, thread_id: str, after: int) -> AsyncGenerator[StoredRecord, None]:
         async with aclosing(self._entries(thread_id, after)) as entries:

@@ -1,0 +1,105 @@
+"""The gateway's configuration as one immutable value: :class:`GatewayConfig` and its parts.
+
+Where the values come from (defaults < config file < environment < flags) and how each
+is parsed and checked is :mod:`.sources` and :mod:`.parsing`; the file format is in
+this package's docstring.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+from typing import Any, Literal, get_args
+
+from agui_gateway.store.file import FsyncPolicy
+from agui_gateway.upstream.agent_http import UpstreamTimeouts
+
+Access = Literal["read", "write"]
+
+
+@dataclass(frozen=True, slots=True)
+class TokenGrant:
+    """One bearer token: what it may do (read, or write which includes read) and where."""
+
+    token: str
+    access: Access
+    prefixes: tuple[str, ...]  # thread-id prefixes; "" matches every thread
+
+    def allows(self, thread_id: str, need: Access) -> bool:
+        if need == "write" and self.access != "write":
+            return False
+        return any(thread_id.startswith(prefix) for prefix in self.prefixes)
+
+    @property
+    def all_threads(self) -> bool:
+        return "" in self.prefixes
+
+
+HistoryMode = Literal["client", "gateway"]
+HISTORY_MODES: tuple[str, ...] = get_args(HistoryMode)
+
+
+@dataclass(frozen=True, slots=True)
+class AgentOptions:
+    """How the gateway treats one agent, beyond where it is."""
+
+    # "client": forward the caller's messages as sent (the caller holds the transcript).
+    # "gateway": build the agent's messages from the stored thread plus the caller's new
+    # ones; a caller may send only its new message, and cannot rewrite stored ones.
+    history: HistoryMode = "client"
+    # AG-UI capabilities (camelCase JSON, as AgentCapabilities) the agent declares; the
+    # gateway merges its own (streaming, resumable) over them.
+    capabilities: Mapping[str, Any] = field(default_factory=dict)
+
+
+@dataclass(frozen=True, slots=True)
+class GatewayConfig:
+    host: str = "127.0.0.1"
+    port: int = 8000
+    data_dir: Path = Path("agui-data")
+    # name -> an http(s) URL, or "module:attribute[/path]" for an ASGI app run in process
+    agents: Mapping[str, str] = field(default_factory=dict)
+    agent_options: Mapping[str, AgentOptions] = field(default_factory=dict)
+    demo: bool = False
+    demo_pace: float = 1.0  # 0 streams the demo agent's script without pauses
+    tokens: tuple[TokenGrant, ...] = ()
+    insecure: bool = False
+    fsync: FsyncPolicy = "always"
+    fsync_interval_ms: int = 50
+    timeouts: UpstreamTimeouts = field(default_factory=UpstreamTimeouts)
+    heartbeat_s: float = 15.0
+    max_body_bytes: int = 16 * 1024 * 1024
+    # Idle thread runtimes (no run, no subscriber) kept in memory for fast replays:
+    # at most this many, holding at most about this many bytes of replay state.
+    cached_threads: int = 256
+    cache_bytes: int = 256 * 1024 * 1024
+    # A run the log shows open but no task of this process owns was cut off by a
+    # crash: close it with a stored RUN_ERROR at first open. With replicas on Redis, a
+    # run counts as cut off once its replica's lease lapsed (see server/runtime/leases.py).
+    recover_open_runs: bool = True
+    redis_url: str | None = None  # the store: None = the file store (see store/factory.py)
+    redis_prefix: str = "agui"  # every Redis key starts with it: several gateways can share one Redis
+    redis_password: str | None = None  # used when the URL carries none
+    # A run lease outlives its last renewal by this long: a replica that died mid-run
+    # leaves its thread open at most this long before another replica closes the run.
+    lease_ttl_s: float = 10.0
+    # This process's identity among the replicas, recorded with its leases; stable across
+    # restarts, so a restart closes the runs its previous process left at once. None: a
+    # new identity per process (its runs stay open until their leases lapse).
+    replica_id: str | None = None
+    inspector: bool = False  # mount the agui-inspector extra at /ui/inspector
+    # Origins (scheme://host[:port]) whose pages may call the API from a browser, or
+    # "*" for any; empty: no CORS headers at all. Tokens still decide what a call may do.
+    cors_origins: tuple[str, ...] = ()
+    # Concurrent event streams (runs' callers, watchers, connects): per process (further
+    # lowered to what RLIMIT_NOFILE allows) and per bearer token; beyond them a 503.
+    max_streams: int = 4096
+    max_streams_per_token: int = 512
+
+    def options_of(self, agent: str) -> AgentOptions:
+        return self.agent_options.get(agent) or AgentOptions()
+
+    def with_overrides(self, **overrides: Any) -> GatewayConfig:
+        """A copy with the given fields replaced; ``None`` values are ignored."""
+        return replace(self, **{k: v for k, v in overrides.items() if v is not None})

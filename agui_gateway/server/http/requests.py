@@ -1,0 +1,139 @@
+"""Request parsing for the HTTP API: path parameters, bodies, resume positions, branch runs.
+
+Whatever a client sends wrong becomes an :mod:`~agui_gateway.server.errors`
+exception (a 4xx with a JSON message). Nothing a client sends becomes a path:
+thread ids are checked against the store's rule first.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import orjson
+from ag_ui.core import RunAgentInput
+from pydantic import ValidationError
+from starlette.requests import Request
+
+from agui_gateway.protocol.limits import MAX_DEPTH, json_exceeds
+from agui_gateway.server.errors import (
+    BadRequest,
+    BadResumePosition,
+    InvalidRunInput,
+    InvalidThreadIdError,
+    PayloadTooLarge,
+)
+from agui_gateway.store.base import InvalidThreadId, ThreadStore, validate_thread_id
+
+# The largest event id: a thread's seq is a signed 64-bit integer in every store.
+_MAX_ID = 2**63 - 1
+_MAX_ID_DIGITS = len(str(_MAX_ID))
+
+
+def thread_param(request: Request) -> str:
+    try:
+        return validate_thread_id(request.path_params["thread"])
+    except InvalidThreadId as exc:
+        raise InvalidThreadIdError(str(exc)) from exc
+
+
+def resume_position(request: Request, header: bool = True) -> int | None:
+    """The seq the client already holds (Last-Event-ID, else ``?after=``); None: a fresh client."""
+    return parse_resume_position(
+        request.headers.get("last-event-id") if header else None, request.query_params.get("after")
+    )
+
+
+async def resume_position_within(request: Request, store: ThreadStore, thread_id: str) -> int | None:
+    """The client's resume position, refused when the thread never had that event.
+
+    An id beyond the latest seq comes from another store (wiped, or another
+    deployment): waiting for the thread to get there would silently skip
+    every event up to it.
+    """
+    position = resume_position(request)
+    if position:
+        latest = await store.last_seq(thread_id)
+        if position > latest:
+            raise BadResumePosition(
+                f"cannot resume after event {position}: thread {thread_id!r} has "
+                f"{latest} event(s); reconnect without Last-Event-ID for a fresh replay",
+            )
+    return position
+
+
+def parse_resume_position(last_event_id: str | None, after: str | None) -> int | None:
+    """The seq a client has already received, or None for a fresh connection.
+
+    The header wins over the query parameter: EventSource reconnects to the
+    same URL (still carrying the ``after`` it started with) and puts the last id
+    it actually received in the header. An empty header is what EventSource
+    sends before it has seen any id, so it means "fresh".
+    """
+    for name, value in (("Last-Event-ID", last_event_id), ("after", after)):
+        if value is None:
+            continue
+        text = value.strip()
+        if name == "Last-Event-ID" and text == "":
+            continue
+        # The length first: int() of thousands of digits is slow, and refused by Python itself.
+        if len(text) > _MAX_ID_DIGITS or not text.isascii() or not text.isdigit() or int(text) > _MAX_ID:
+            raise BadResumePosition(f"{name} must be a non-negative integer event id")
+        return int(text)
+    return None
+
+
+def requested_run(request: Request) -> str | None:
+    """The run whose branch ``?run=R`` asks to replay (time travel), or None."""
+    run = request.query_params.get("run")
+    if run is None:
+        return None
+    if not run:
+        raise BadRequest("?run= needs a run id")
+    if "after" in request.query_params or "last-event-id" in request.headers:
+        raise BadRequest("?run= replays a branch from its start: it takes no resume position")
+    return run
+
+
+async def read_body(request: Request, limit: int) -> bytes:
+    """The request body, refusing more than ``limit`` bytes without reading them all."""
+    declared = request.headers.get("content-length")
+    if declared is not None:
+        if not declared.isascii() or not declared.isdigit():
+            raise BadRequest("invalid Content-Length header")
+        if len(declared) > len(str(limit)) or int(declared) > limit:
+            raise PayloadTooLarge(f"request body of {declared} bytes exceeds the limit of {limit} bytes")
+    body = bytearray()
+    async for chunk in request.stream():
+        body += chunk
+        if len(body) > limit:
+            raise PayloadTooLarge(f"request body exceeds the limit of {limit} bytes")
+    return bytes(body)
+
+
+async def read_run_input(request: Request, limit: int) -> dict[str, Any]:
+    """A RunAgentInput body, validated with the official model, returned as sent (a dict).
+
+    The dict goes to the agent unchanged: re-serialising the pydantic model could
+    drop or rename fields a particular agent relies on.
+    """
+    body = await read_body(request, limit)
+    try:
+        doc = orjson.loads(body)
+    except orjson.JSONDecodeError as exc:
+        raise BadRequest(f"the body is not valid JSON: {exc}") from exc
+    if not isinstance(doc, dict):
+        raise BadRequest("the body must be a JSON object (a RunAgentInput)")
+    if json_exceeds(doc, body, MAX_DEPTH):
+        # Checked before anything else sees it: such a body could be neither validated
+        # reliably nor stored (its messages go into the thread's log).
+        raise BadRequest(f"the body is nested deeper than {MAX_DEPTH} levels")
+    try:
+        RunAgentInput.model_validate(doc)
+    except ValidationError as exc:
+        details = exc.errors(include_url=False, include_input=False, include_context=False)
+        raise InvalidRunInput("the body is not a valid RunAgentInput", details) from exc
+    try:
+        validate_thread_id(doc["threadId"])
+    except InvalidThreadId as exc:
+        raise InvalidThreadIdError(f"threadId: {exc}") from exc
+    return doc

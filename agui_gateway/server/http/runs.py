@@ -1,0 +1,69 @@
+"""Runs over HTTP: ``POST /agents/{agent}/run``, ``POST /agents/{agent}/connect``,
+``POST /threads/{thread}/stop``."""
+
+from __future__ import annotations
+
+from starlette.requests import Request
+from starlette.responses import Response
+
+from agui_gateway.server.http.agents import agent_of
+from agui_gateway.server.http.requests import read_run_input, resume_position_within, thread_param
+from agui_gateway.server.http.responses import json_response, sse_response
+from agui_gateway.server.http.services import ApiServices
+from agui_gateway.server.http.stream_slots import StreamSlot
+from agui_gateway.server.http.streams import history_then_live, stream_slot
+
+
+class RunHandlers:
+    def __init__(self, services: ApiServices) -> None:
+        self.services = services
+
+    async def run(self, request: Request) -> Response:
+        services = self.services
+        slot = stream_slot(services, request)
+        try:
+            agent = agent_of(services, request)
+            run_input = await read_run_input(request, services.config.max_body_bytes)
+            thread_id = run_input["threadId"]
+            services.auth.require(request, thread_id, "write")
+            thread = services.threads.get(thread_id)
+            history = services.config.options_of(agent.name).history
+            run = await services.runs.start(thread, agent, run_input, history)
+        except BaseException:
+            slot.release()
+            raise
+        # The caller gets the log from just before the run to the run's last event;
+        # the bound keeps a next run (started the moment this one ended) out of it.
+        body = history_then_live(
+            services,
+            thread,
+            run.start_after,
+            wait=thread.wait_for_change,
+            stop=run.caller_complete,
+            bound=run.caller_bound,
+        )
+        return sse_response(body, slot.release)
+
+    async def stop(self, request: Request) -> Response:
+        services = self.services
+        thread_id = thread_param(request)
+        services.auth.require(request, thread_id, "write")
+        thread = services.threads.get(thread_id)
+        run = await services.runs.stop(thread, "the run was stopped by a client (POST /stop)")
+        return json_response({"stopped": True, "runId": run.run_id, "seq": run.final_seq})
+
+    async def connect(self, request: Request) -> Response:
+        services = self.services
+        slot: StreamSlot = stream_slot(services, request)
+        try:
+            agent_of(services, request)
+            run_input = await read_run_input(request, services.config.max_body_bytes)
+            thread_id = run_input["threadId"]
+            services.auth.require(request, thread_id, "read")
+            position = await resume_position_within(request, services.store, thread_id)
+            thread = services.threads.get(thread_id)
+        except BaseException:
+            slot.release()
+            raise
+        body = history_then_live(services, thread, position, wait=thread.wait_for_change, stop=thread.settled)
+        return sse_response(body, slot.release)

@@ -1,0 +1,119 @@
+"""The bodies of the API's streams: a thread's history, then its live tail.
+
+Every event stream follows the same id rule: a frame has ``id: N`` exactly when
+a client holding everything up to that frame holds the effect of every stored
+event up to seq N. History for a fresh client (``position`` None) is the
+compacted replay view; for a resuming client it is exactly the stored events
+after its position (0: all of them, uncompacted). Either way the live tail
+follows from where the history ends, read from the log by the client's own
+cursor (:class:`~agui_gateway.server.fanout.follower.LogFollower`).
+
+When a stream ends is the caller's rule (``stop``): a run's caller when it has the
+run's last event (:meth:`ActiveRun.caller_complete`), a connect once the thread is
+settled (:meth:`ThreadRuntime.settled`), a watcher never.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import AsyncGenerator, AsyncIterator, Awaitable, Callable
+from contextlib import aclosing
+
+from starlette.requests import Request
+
+from agui_gateway.server.errors import TooManyStreams
+from agui_gateway.server.fanout.follower import Batcher, LogFollower, slices
+from agui_gateway.server.http.services import ApiServices
+from agui_gateway.server.http.stream_slots import StreamSlot
+from agui_gateway.server.runtime.thread import ThreadRuntime
+from agui_gateway.server.sse import HEARTBEAT, STREAM_PREAMBLE, store_error_frame
+from agui_gateway.store.base import StoreError
+
+log = logging.getLogger("agui_gateway.server.streams")
+
+
+def stream_slot(services: ApiServices, request: Request) -> StreamSlot:
+    """A slot for the request's stream, or :class:`TooManyStreams` (503).
+
+    The token is checked first, before a body is read or an agent name is looked up
+    (no enumeration of agent names without a token).
+    """
+    grant = services.auth.require_any(request)
+    try:
+        return services.streams.acquire(grant.token if grant is not None else None)
+    except TooManyStreams as exc:
+        services.metrics.streams_refused.labels(exc.cap).inc()
+        raise
+
+
+async def history_then_live(
+    services: ApiServices,
+    thread: ThreadRuntime,
+    position: int | None,
+    *,
+    wait: Callable[[int, float], Awaitable[int]],
+    stop: Callable[[int], bool] | None = None,
+    bound: Callable[[], int | None] | None = None,
+) -> AsyncIterator[bytes | memoryview]:
+    """History (the replay view when ``position`` is None), then the log after it.
+
+    ``wait``, ``stop`` and ``bound`` are the :class:`LogFollower`'s: how to sleep
+    when caught up, when the stream is complete, and the last seq it may send.
+    """
+    metrics = services.metrics
+    thread.add_subscriber()
+    follower: LogFollower | None = None
+    try:
+        yield STREAM_PREAMBLE
+        if position is None:
+            view = await thread.replay_view()
+            metrics.replays.labels("fresh").inc()
+            metrics.replay_bytes.labels("fresh").inc(view.nbytes)
+            for chunk in view.chunks():
+                yield chunk
+            cursor = view.seq
+        else:
+            # Opening the thread also closes a run a crash left open (its RUN_ERROR
+            # then reaches this client like any stored event).
+            await thread.ready()
+            metrics.replays.labels("resume").inc()
+            cursor = position
+        follower = LogFollower(
+            services.store,
+            thread.thread_id,
+            thread.recent,
+            cursor,
+            heartbeat_s=services.config.heartbeat_s,
+            heartbeat=HEARTBEAT,
+            wait=wait,
+            stop=stop,
+            bound=bound,
+        )
+        # Closed with the stream, not when the garbage collector finds it: it holds
+        # the log's file descriptor while it reads.
+        async with aclosing(follower.follow()) as chunks:
+            async for chunk in chunks:
+                yield chunk
+    except StoreError as exc:
+        # The store went away (Redis down): tell the client and close; it resumes by its
+        # last id once the gateway answers again. Nothing is lost: the log has it all.
+        log.warning("thread %s: stream closed, the store failed: %s", thread.thread_id, exc)
+        yield store_error_frame(str(exc))
+    finally:
+        thread.remove_subscriber()
+        if position is not None and follower is not None:
+            metrics.replay_bytes.labels("resume").inc(follower.bytes_before_caught_up)
+
+
+async def batched(lines: AsyncGenerator[bytes, None]) -> AsyncIterator[bytes | memoryview]:
+    """Stored lines (a thread's raw log) gathered into send-sized pieces."""
+    batcher = Batcher()
+    async with aclosing(lines):  # a client that goes away closes the read it stands on at once
+        async for line in lines:
+            full = batcher.add(line)
+            if full is not None:
+                for piece in slices(full):
+                    yield piece
+        rest = batcher.flush()
+        if rest is not None:
+            yield rest

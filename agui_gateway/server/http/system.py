@@ -1,0 +1,34 @@
+"""The process over HTTP: ``GET /healthz`` and ``GET /metrics``."""
+
+from __future__ import annotations
+
+import asyncio
+
+from starlette.requests import Request
+from starlette.responses import Response
+
+from agui_gateway.server.http.responses import json_response
+from agui_gateway.server.http.services import ApiServices
+from agui_gateway.store.base import StoreError
+
+HEALTH_TIMEOUT_S = 2.0  # a store that does not answer a ping within it is reported down
+
+
+class SystemHandlers:
+    def __init__(self, services: ApiServices) -> None:
+        self.services = services
+
+    async def healthz(self, request: Request) -> Response:
+        services = self.services
+        runs = len(services.threads.active_runs())
+        try:
+            await asyncio.wait_for(services.store.ping(), HEALTH_TIMEOUT_S)
+        except (StoreError, TimeoutError) as exc:
+            body = {"status": "degraded", "store": "down", "error": str(exc) or "timeout", "runs": runs}
+            return json_response(body, status=503)
+        return json_response({"status": "ok", "store": "up", "runs": runs})
+
+    async def metrics(self, request: Request) -> Response:
+        self.services.auth.require_any(request)
+        metrics = self.services.metrics
+        return Response(metrics.render(), media_type=metrics.content_type)

@@ -1,0 +1,108 @@
+"""Threads over HTTP: ``GET /threads``, and ``/threads/{thread}/events``, ``/snapshot``,
+``/log.jsonl`` and ``/runs``.
+
+``/runs`` lists the runs of the log (see ``protocol.lineage.RunIndex``) with their
+parent, status and first and last sequence numbers. ``/events?run=R`` replays the
+branch that ends at run R (time travel), compacted as a fresh replay is; its
+frames carry no ids (the events after R in the log may belong to another branch,
+so a resume position would mean nothing) and the stream ends after it.
+``/log.jsonl?compact=1`` is the log compacted as a fresh replay sends it (bare events,
+one JSON line each: the form ``agui-gateway compact`` writes).
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+
+import orjson
+from starlette.requests import Request
+from starlette.responses import Response
+
+from agui_gateway.server.errors import BadRequest
+from agui_gateway.server.http.listing import page, parse_list_query, thread_row
+from agui_gateway.server.http.requests import requested_run, resume_position, resume_position_within, thread_param
+from agui_gateway.server.http.responses import json_response, ndjson_response, sse_response
+from agui_gateway.server.http.services import ApiServices
+from agui_gateway.server.http.streams import batched, history_then_live, stream_slot
+from agui_gateway.server.runtime.branches import branch_events, run_index
+from agui_gateway.server.runtime.thread import ThreadRuntime
+from agui_gateway.server.sse import STREAM_PREAMBLE, event_frame
+
+
+class ThreadHandlers:
+    def __init__(self, services: ApiServices) -> None:
+        self.services = services
+
+    async def events(self, request: Request) -> Response:
+        services = self.services
+        thread_id = thread_param(request)
+        services.auth.require(request, thread_id, "read")
+        branch = requested_run(request)
+        if branch is not None:
+            return await _branch_stream(services, services.threads.get(thread_id), branch)
+        position = await resume_position_within(request, services.store, thread_id)
+        thread = services.threads.get(thread_id)
+        slot = stream_slot(services, request)
+        body = history_then_live(services, thread, position, wait=thread.wait_for_records)
+        return sse_response(body, slot.release)
+
+    async def snapshot(self, request: Request) -> Response:
+        services = self.services
+        thread_id = thread_param(request)
+        services.auth.require(request, thread_id, "read")
+        thread = services.threads.get(thread_id)
+        messages, state, seq = await thread.conversation()
+        return json_response({"messages": messages, "state": state, "seq": seq, "running": thread.running})
+
+    async def list_threads(self, request: Request) -> Response:
+        services = self.services
+        grant = services.auth.require_any(request)
+        query = parse_list_query(dict(request.query_params))
+        rows = []
+        for info in await services.store.list_threads():
+            if not services.auth.may_read(grant, info.thread_id):
+                continue
+            thread = services.threads.peek(info.thread_id)
+            if not services.config.recover_open_runs:  # other replicas' runs: only the log tells
+                thread = services.threads.get(info.thread_id)
+                await thread.ready()
+            rows.append(thread_row(info, thread))
+        return json_response(page(rows, query))
+
+    async def log_jsonl(self, request: Request) -> Response:
+        services = self.services
+        thread_id = thread_param(request)
+        services.auth.require(request, thread_id, "read")
+        after = resume_position(request, header=False) or 0
+        thread = services.threads.get(thread_id)
+        await thread.ready()  # recovery before the export
+        if request.query_params.get("compact") in ("1", "true"):
+            if after:
+                raise BadRequest("compact=1 compacts the whole log; it takes no 'after'")
+            events = await thread.replay_events()
+            lines = [orjson.dumps(event, option=orjson.OPT_APPEND_NEWLINE) for event in events]
+            return Response(b"".join(lines), media_type="application/x-ndjson")
+        return ndjson_response(batched(services.store.read_lines(thread_id, after)))
+
+    async def runs(self, request: Request) -> Response:
+        services = self.services
+        thread_id = thread_param(request)
+        services.auth.require(request, thread_id, "read")
+        thread = services.threads.get(thread_id)
+        # Recovery first: a run a crash left open is closed before the log is read, so a
+        # run listed as running is one in progress (here, or on another replica).
+        await thread.ready()
+        index = await run_index(services.store, thread_id)
+        return json_response({"threadId": thread_id, "runs": [info.to_json() for info in index.runs]})
+
+
+async def _branch_stream(services: ApiServices, thread: ThreadRuntime, run_id: str) -> Response:
+    await thread.ready()
+    events = await branch_events(services.store, thread.thread_id, run_id)
+
+    async def body() -> AsyncIterator[bytes | memoryview]:
+        yield STREAM_PREAMBLE
+        for event in events:
+            yield event_frame(event)
+
+    return sse_response(body())

@@ -1,0 +1,186 @@
+"""Agent runs: start one per thread at most, drive it to the end, stop it on request.
+
+A run is a task (:class:`~.run_task.RunTask`) owned by the run manager, not by the
+HTTP request that started it: the caller may disconnect, the run goes on and every
+event is stored. At most one run is open per thread (a second gets
+:class:`~agui_gateway.server.errors.RunInProgress`). The manager works on the thread
+only through :class:`~.thread.ThreadRuntime`'s run operations.
+
+Recording what the caller holds
+-------------------------------
+A client sends its whole conversation (and its state) in ``RunAgentInput``; the
+new user message (or a frontend tool's result, or a state the caller set) is
+only there. Most agents do not echo it, so a replay of the log alone would lose
+it. When the run is accepted the gateway plans what to record
+(:func:`agui_gateway.protocol.lineage.plan_run`: the new messages, whether the
+run continues the thread or branches, and from which run) and records it with
+the run's own first RUN_STARTED, whoever sends it (the agent, or the upstream
+client that synthesizes one for an agent that fails or never sends one):
+
+* the RUN_STARTED record carries the annotation (envelope field ``gateway``)
+  that every served stream merges into the event: ``input`` with the new
+  messages (and ``resume``), ``parentRunId`` on a branch; the stored event
+  itself stays exactly as the agent sent it;
+* gateway events right after it: a MESSAGES_SNAPSHOT of the caller's messages
+  on a branch or a run resuming interrupts, a STATE_SNAPSHOT of the caller's state when it differs from the
+  thread's (or on a branch). The caller already holds both: they change
+  nothing for it, and bring every other client to where the caller is.
+
+So a run is one run in every stream: ``RUN_STARTED(input) ... terminal``, the
+caller's POST stream included. Logs written before (the gateway's own
+``RUN_STARTED(input) · RUN_FINISHED`` run ahead of the agent's) replay as before.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from typing import Any
+
+from agui_gateway.protocol.history import HistoryConflict, merge_history
+from agui_gateway.protocol.lineage import RunPlan, continues, plan_run
+from agui_gateway.server.config import HistoryMode
+from agui_gateway.server.errors import NoRunInProgress, RunInProgress
+from agui_gateway.server.metrics import GatewayMetrics
+from agui_gateway.server.runtime.active_run import ActiveRun
+from agui_gateway.server.runtime.bad_input import BadInputLog
+from agui_gateway.server.runtime.run_task import CODE_STOPPED, RunTask
+from agui_gateway.server.runtime.thread import ThreadRuntime
+from agui_gateway.upstream.agent_http import UpstreamTimeouts
+from agui_gateway.upstream.agents import AgentEndpoint
+from agui_gateway.upstream.run import UpstreamRun
+
+CODE_SHUTDOWN = "gateway_shutdown"
+CODE_LEASE_LOST = "lease_lost"
+
+
+class RunManager:
+    def __init__(
+        self, metrics: GatewayMetrics, timeouts: UpstreamTimeouts, bad_input: BadInputLog | None = None
+    ) -> None:
+        self._metrics = metrics
+        self._bad_input = bad_input if bad_input is not None else BadInputLog(metrics)
+        self._timeouts = timeouts
+        self._runs: set[ActiveRun] = set()
+        self._shutting_down = False
+
+    async def start(
+        self,
+        thread: ThreadRuntime,
+        agent: AgentEndpoint,
+        run_input: dict[str, Any],
+        history: HistoryMode = "client",
+    ) -> ActiveRun:
+        """Open a run on the thread and start driving it; :class:`RunInProgress` if one is open,
+        :class:`HistoryConflict` when server-side history meets a rewritten message.
+
+        Shielded: once the run is admitted it must get its driver (which stores its
+        RUN_STARTED and its end), even if the caller disconnects while it opens.
+        """
+        opening = asyncio.ensure_future(self._open(thread, agent, run_input, history))
+        opening.add_done_callback(_consume_exception)  # the caller may be gone by then
+        return await asyncio.shield(opening)
+
+    async def _open(
+        self, thread: ThreadRuntime, agent: AgentEndpoint, run_input: dict[str, Any], history: HistoryMode
+    ) -> ActiveRun:
+        run_id = run_input["runId"]
+        run = ActiveRun(thread.thread_id, run_id, agent.name, current_run_id=run_id)
+        try:
+            await thread.admit(run, on_wait=self._metrics.run_starts_waited.inc)
+        except RunInProgress:
+            self._metrics.runs_rejected.inc()
+            raise
+        try:
+            if history == "gateway":
+                # The thread is the source of truth: the agent gets what a replaying
+                # client holds plus the caller's new messages (HistoryConflict: 409).
+                stored_messages, _state, _seq = await thread.conversation()
+                upstream_input = {**run_input, "messages": merge_history(stored_messages, run_input["messages"])}
+            else:
+                upstream_input = run_input
+            # Recorded from what the agent gets: with server-side history, the merge
+            # continues the thread by construction, so only the new messages are recorded.
+            run.plan = await self._plan(thread, upstream_input)
+            run.start_after = thread.last_seq
+        except HistoryConflict:
+            await thread.dismiss(run)
+            self._metrics.runs_rejected.inc()
+            raise
+        except BaseException:
+            await thread.dismiss(run)
+            raise
+        # A RUN_STARTED the upstream side synthesizes gets the run's annotation like the
+        # agent's own would (see RunTask.records_of).
+        upstream = UpstreamRun(agent.client, agent.url, upstream_input, timeouts=self._timeouts, run_started_input=None)
+        task = RunTask(
+            thread,
+            run,
+            upstream,
+            self._metrics,
+            self._bad_input,
+            shutting_down=lambda: self._shutting_down,
+            on_released=self._released,
+        )
+        run.task = asyncio.create_task(task.drive(), name=f"run-{thread.thread_id}-{run_id}")
+        run.keeper = thread.keep_lease(
+            run,
+            on_stop=lambda message: self._cancel(run, message, CODE_STOPPED),
+            on_lost=lambda message: self._cancel(run, message, CODE_LEASE_LOST),
+        )
+        self._runs.add(run)
+        self._metrics.runs_started.labels(agent.name).inc()
+        self._metrics.runs_active.inc()
+        thread.run_started()
+        return run
+
+    def _released(self, run: ActiveRun) -> None:
+        self._runs.discard(run)
+        self._metrics.runs_active.dec()
+
+    async def _plan(self, thread: ThreadRuntime, run_input: dict[str, Any]) -> RunPlan:
+        """What the run records beside the agent's events (see the module docstring)."""
+        messages, state, _ = await thread.conversation()
+        caller = run_input.get("messages") or []
+        parent = None
+        if not continues(messages, caller):
+            parent = await thread.branch_parent(caller)
+            self._metrics.branches.inc()
+        return plan_run(run_input, messages, state, parent)
+
+    async def stop(self, thread: ThreadRuntime, message: str, code: str = CODE_STOPPED) -> ActiveRun:
+        """Cancel the thread's run; returns once its RUN_ERROR is stored.
+
+        A run another replica drives (stores with leases) is asked to stop through its
+        lease; this returns once this replica sees the run's end in the log.
+        """
+        run = thread.run
+        if run is None and thread.shared_by_replicas:
+            return await thread.stop_remote_run(message)
+        if run is None:
+            raise NoRunInProgress(f"thread {thread.thread_id!r} has no run in progress")
+        if run.task is None:
+            raise NoRunInProgress(f"the run on thread {thread.thread_id!r} is still starting; retry")
+        self._cancel(run, message, code)
+        await asyncio.shield(run.released.wait())
+        return run
+
+    async def shutdown(self) -> None:
+        """Stop every run (each gets a stored RUN_ERROR) and wait for them."""
+        self._shutting_down = True
+        runs = list(self._runs)
+        for run in runs:
+            self._cancel(run, "the gateway shut down during the run", CODE_SHUTDOWN)
+        await asyncio.gather(*(run.released.wait() for run in runs))
+
+    @staticmethod
+    def _cancel(run: ActiveRun, message: str, code: str) -> None:
+        """Close the upstream connection; the run task stores what came and the RUN_ERROR."""
+        if run.stop_reason is None and not run.is_released:
+            run.stop_reason = (message, code)
+            if run.reader is not None:
+                run.reader.cancel()
+
+
+def _consume_exception(task: asyncio.Future[Any]) -> None:
+    if not task.cancelled():
+        task.exception()

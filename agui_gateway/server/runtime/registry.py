@@ -1,0 +1,73 @@
+"""The thread runtimes of one gateway process: one per thread, idle ones dropped beyond a cap."""
+
+from __future__ import annotations
+
+import weakref
+from collections import OrderedDict
+from collections.abc import Callable
+
+from agui_gateway.server.metrics import GatewayMetrics
+from agui_gateway.server.runtime.thread import ThreadRuntime
+from agui_gateway.store.base import ThreadStore
+
+
+class ThreadRegistry:
+    """The runtimes of the threads this process touches; idle ones beyond a cap are dropped."""
+
+    def __init__(
+        self,
+        store: ThreadStore,
+        metrics: GatewayMetrics,
+        *,
+        cached_threads: int = 256,
+        cache_bytes: int = 256 * 1024 * 1024,
+        recover_open_runs: bool = True,
+        on_change: Callable[[str], None] | None = None,
+    ) -> None:
+        self.store = store
+        self._on_change = on_change
+        self._metrics = metrics
+        self._cap = cached_threads
+        self._cap_bytes = cache_bytes
+        self._recover = recover_open_runs
+        self._runtimes: OrderedDict[str, ThreadRuntime] = OrderedDict()  # LRU, capped
+        # Every runtime still referenced anywhere (a stream, a run): one per thread,
+        # even after the LRU let go of it, so two never serve the same thread.
+        self._alive: weakref.WeakValueDictionary[str, ThreadRuntime] = weakref.WeakValueDictionary()
+
+    def get(self, thread_id: str) -> ThreadRuntime:
+        """The runtime of a (validated) thread id, created on first use."""
+        runtime = self._runtimes.get(thread_id)
+        if runtime is not None:
+            self._runtimes.move_to_end(thread_id)
+            return runtime
+        runtime = self._alive.get(thread_id)
+        if runtime is None:
+            runtime = ThreadRuntime(
+                thread_id, self.store, self._metrics, recover_open_runs=self._recover, on_change=self._on_change
+            )
+            self._alive[thread_id] = runtime
+        self._runtimes[thread_id] = runtime
+        self._evict()
+        return runtime
+
+    def peek(self, thread_id: str) -> ThreadRuntime | None:
+        return self._runtimes.get(thread_id) or self._alive.get(thread_id)
+
+    def active_runs(self) -> list[ThreadRuntime]:
+        return [rt for rt in self._runtimes.values() if rt.running]
+
+    def _evict(self) -> None:
+        """Drop least recently used idle runtimes beyond the caps (count and bytes).
+
+        An evicted thread's replay state is rebuilt from its checkpoint when needed.
+        """
+        count = len(self._runtimes)
+        total = sum(rt.approx_bytes for rt in self._runtimes.values())
+        for thread_id, runtime in list(self._runtimes.items()):
+            if count <= self._cap and total <= self._cap_bytes:
+                break
+            if runtime.idle:
+                del self._runtimes[thread_id]
+                count -= 1
+                total -= runtime.approx_bytes

@@ -1,0 +1,210 @@
+"""A thread's replay state in one process: the compactor, its checkpoint and its encoded replay.
+
+:class:`ReplayState` holds, for one thread:
+
+* the :class:`SnapshotCompactor`, built once (checkpoint + the log after it, see
+  :meth:`ReplayState.build`) and then fed every record this process stores or reads,
+  so a run end updates it with that run's events only and never re-reads the history;
+* the checkpoint: written after each run ends (and after a build that found it
+  stale), from the in-memory compactor, never by rewriting the raw log;
+* the replay bytes: the encoded SSE frames of the compacted block, cached per
+  compactor position, so 200 clients connecting at once share one copy;
+* the recent frames of the live tail (:class:`RecentFrames`), pushed with every record
+  taken in.
+
+Every change of the compactor happens under :attr:`ReplayState.lock`: the store append
+and the compactor update of this process's appends, and the catch-up with records other
+writers (replicas) stored. The compactor is *published* (readable through
+:attr:`ReplayState.compactor`) only once the thread's runtime has recovered it
+(``runtime/recovery.py``), so no reader sees a run a crash left open.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Sequence
+from contextlib import aclosing
+from dataclasses import dataclass
+
+from agui_gateway.protocol.compaction import SnapshotCompactor
+from agui_gateway.server.fanout.follower import slices
+from agui_gateway.server.fanout.recent import RecentFrames
+from agui_gateway.server.metrics import GatewayMetrics
+from agui_gateway.server.sse import event_frame, frames
+from agui_gateway.store.base import Checkpoint, NewEvent, StoredRecord, ThreadStore
+
+log = logging.getLogger("agui_gateway.server.runtime.replay")
+
+_YIELD_EVERY = 2000  # records fed between two event-loop yields while building
+
+
+@dataclass(frozen=True, slots=True)
+class ReplayView:
+    """A fresh client's history: SSE bytes covering the log up to ``seq``."""
+
+    seq: int
+    parts: tuple[bytes, ...]
+    run_open: bool
+
+    @property
+    def nbytes(self) -> int:
+        return sum(len(p) for p in self.parts)
+
+    def chunks(self) -> list[bytes | memoryview]:
+        """The bytes in send-sized slices (views into the shared buffers, no copies)."""
+        return [piece for part in self.parts for piece in slices(part)]
+
+
+class ReplayState:
+    def __init__(self, thread_id: str, store: ThreadStore, metrics: GatewayMetrics) -> None:
+        self.thread_id = thread_id
+        self.store = store
+        self._metrics = metrics
+        self.lock = asyncio.Lock()  # this process's appends and compactor updates
+        self._checkpoint_lock = asyncio.Lock()
+        self._compactor: SnapshotCompactor | None = None
+        self._saved_seq = 0
+        self._finished_bytes: tuple[int, bytes] | None = None  # (folded seq, frames)
+        self._view: ReplayView | None = None
+        self.recent = RecentFrames()
+
+    # -- building -------------------------------------------------------------------
+
+    @property
+    def compactor(self) -> SnapshotCompactor | None:
+        """The published compactor (None until built and recovered)."""
+        return self._compactor
+
+    async def build(self) -> SnapshotCompactor:
+        """A compactor of the whole log: the checkpoint, then the log after it. Not published."""
+        compactor, saved = await self._load_checkpoint()
+        fed = 0
+        async with aclosing(self.store.read(self.thread_id, after=compactor.last_seq)) as records:
+            async for record in records:
+                compactor.feed(record.served, record.seq)
+                fed += 1
+                if fed % _YIELD_EVERY == 0:
+                    await asyncio.sleep(0)  # let other threads' streams run during a long build
+        self._metrics.checkpoint_builds.inc()
+        self._saved_seq = saved
+        return compactor
+
+    def publish(self, compactor: SnapshotCompactor) -> None:
+        self._compactor = compactor
+
+    @property
+    def checkpoint_stale(self) -> bool:
+        return self._compactor is not None and self._compactor.folded_seq > self._saved_seq
+
+    async def _load_checkpoint(self) -> tuple[SnapshotCompactor, int]:
+        checkpoint = await self.store.load_checkpoint(self.thread_id)
+        if checkpoint is None:
+            return SnapshotCompactor(), 0
+        latest = await self.store.last_seq(self.thread_id)
+        try:
+            compactor = SnapshotCompactor.loads(checkpoint.data)
+        except (ValueError, KeyError, TypeError) as exc:
+            log.warning("thread %s: unreadable checkpoint (%s); rebuilding from the log", self.thread_id, exc)
+            return SnapshotCompactor(), 0
+        if compactor.folded_seq != checkpoint.seq or checkpoint.seq > latest:
+            # A checkpoint ahead of the log (the log lost an unsynced tail) describes
+            # events that no longer exist: the log is the truth.
+            log.warning(
+                "thread %s: checkpoint covers seq %d but the log ends at %d; rebuilding from the log",
+                self.thread_id,
+                checkpoint.seq,
+                latest,
+            )
+            return SnapshotCompactor(), 0
+        return compactor, checkpoint.seq
+
+    async def save_checkpoint(self) -> None:
+        """Write the checkpoint if the compactor folded runs since the last one."""
+        async with self._checkpoint_lock:
+            compactor = self._compactor
+            if compactor is None or compactor.folded_seq <= self._saved_seq:
+                return
+            seq, data = compactor.folded_seq, compactor.dumps()
+            await self.store.save_checkpoint(self.thread_id, Checkpoint(seq=seq, data=data))
+            self._saved_seq = seq
+            self._metrics.checkpoint_writes.inc()
+
+    # -- taking records in ----------------------------------------------------------------
+
+    async def append(
+        self, events: Sequence[NewEvent], compactor: SnapshotCompactor, fence: int | None = None
+    ) -> list[StoredRecord]:
+        """Store events and feed them to ``compactor`` and the recent frames, as one step."""
+        async with self.lock:
+            records = await self.store.append(self.thread_id, events, fence=fence)
+            if records and records[0].seq != compactor.last_seq + 1:
+                await self.catch_up_locked(compactor)  # foreign records came in between
+                encoded = 0
+            else:
+                for record in records:
+                    compactor.feed(record.served, record.seq)
+                encoded = self.recent.push(records)
+        for record in records:
+            self._metrics.events_stored.labels(record.source).inc()
+        self._metrics.bytes_stored.inc(encoded)
+        return records
+
+    async def catch_up(self, compactor: SnapshotCompactor, latest: int | None = None) -> bool:
+        """Take in the records other writers stored (up to at least ``latest`` when given,
+        else whatever the store has); whether there were any."""
+        if latest is None:
+            latest = await self.store.last_seq(self.thread_id)
+        if latest <= compactor.last_seq:
+            return False
+        async with self.lock:
+            if latest <= compactor.last_seq:
+                return False
+            await self.catch_up_locked(compactor)
+            return True
+
+    async def catch_up_locked(self, compactor: SnapshotCompactor) -> None:
+        async with aclosing(self.store.read(self.thread_id, after=compactor.last_seq)) as records:
+            async for record in records:
+                compactor.feed(record.served, record.seq)
+                self.recent.push((record,))
+
+    # -- reading ---------------------------------------------------------------------------
+
+    def view(self, compactor: SnapshotCompactor) -> ReplayView:
+        """What a fresh client gets before the live tail (see ``docs/compaction-api.md``).
+
+        The finished runs as one compacted block whose last frame (the terminal
+        event) carries ``id: <folded seq>``, then the open run delta-compacted with
+        the ids ``compact_sequenced`` allows; the last frame carries ``seq``.
+        """
+        view = self._view
+        if view is not None and view.seq == compactor.last_seq:
+            return view
+        view = ReplayView(
+            seq=compactor.last_seq,
+            parts=(self._finished_frames(compactor), frames(compactor.open_run_events())),
+            run_open=compactor.run_open,
+        )
+        self._view = view
+        return view
+
+    def _finished_frames(self, compactor: SnapshotCompactor) -> bytes:
+        cached = self._finished_bytes
+        if cached is not None and cached[0] == compactor.folded_seq:
+            return cached[1]
+        block = compactor.finished_block()
+        data = b"".join(
+            [event_frame(event) for event in block[:-1]]
+            + [event_frame(event, compactor.folded_seq) for event in block[-1:]]
+        )
+        self._finished_bytes = (compactor.folded_seq, data)
+        return data
+
+    @property
+    def approx_bytes(self) -> int:
+        """A rough size of the replay state held: the encoded replay, and about twice
+        that for the compactor's messages and state as Python objects."""
+        finished = len(self._finished_bytes[1]) if self._finished_bytes is not None else 0
+        open_part = len(self._view.parts[1]) if self._view is not None else 0
+        return 3 * finished + 2 * open_part

@@ -1,0 +1,421 @@
+"""One thread in one gateway process: :class:`ThreadRuntime`, the seam between runs and reads.
+
+A :class:`ThreadRuntime` owns, for one thread:
+
+* its replay state (:class:`~.replay.ReplayState`: the compactor, the checkpoint, the
+  encoded replay and the recent frames), made ready once per process by
+  :meth:`ThreadRuntime.ready` (single flight: concurrent first readers share one
+  build) which also closes a run a crash left open (:class:`~.recovery.Recovery`)
+  before anyone can read the thread;
+* the run this process has open on the thread (one at most) and the count of open
+  streams;
+* the live tail (:class:`~agui_gateway.server.fanout.tail.ThreadTail`): the one waiter
+  on the store for the thread, which takes other replicas' records in
+  (:meth:`ThreadRuntime.take_in`) before it wakes the subscribers.
+
+The run manager (``manager.py``, ``run_task.py``) works on a thread only through the
+operations of the "runs" section below: :meth:`~ThreadRuntime.admit` a run,
+read the :meth:`~ThreadRuntime.conversation` and :meth:`~ThreadRuntime.branch_parent`,
+:meth:`~ThreadRuntime.append` its events, :meth:`~ThreadRuntime.keep_lease` while it
+streams, :meth:`~ThreadRuntime.dismiss` it at the end; and
+:meth:`~ThreadRuntime.stop_remote_run` for a run another replica drives. It never
+touches the store itself.
+
+Appends of this process go through :meth:`ThreadRuntime.append`, which runs the store
+append and the compactor update as one task that a cancelled caller cannot interrupt
+halfway.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Callable, Sequence
+from typing import Any
+
+from agui_gateway.protocol.compaction import SnapshotCompactor
+from agui_gateway.protocol.lineage import Parent
+from agui_gateway.server.errors import NoRunInProgress, RunInProgress
+from agui_gateway.server.fanout.recent import RecentFrames
+from agui_gateway.server.fanout.tail import ThreadTail
+from agui_gateway.server.metrics import GatewayMetrics
+from agui_gateway.server.runtime.active_run import ActiveRun
+from agui_gateway.server.runtime.branches import branch_parent
+from agui_gateway.server.runtime.leases import HANDOVER_WAIT_S, acquire_for_run, keep_lease
+from agui_gateway.server.runtime.recovery import Recovery
+from agui_gateway.server.runtime.replay import ReplayState, ReplayView
+from agui_gateway.store.base import NewEvent, StoredRecord, StoreError, ThreadStore
+
+log = logging.getLogger("agui_gateway.server.runtime.thread")
+
+
+class ThreadRuntime:
+    def __init__(
+        self,
+        thread_id: str,
+        store: ThreadStore,
+        metrics: GatewayMetrics,
+        *,
+        recover_open_runs: bool = True,
+        on_change: Callable[[str], None] | None = None,
+    ) -> None:
+        self.thread_id = thread_id
+        self.store = store
+        self._on_change = on_change  # told of every append and run start/end (the thread list feed)
+        self._metrics = metrics
+        self._recover_open_runs = recover_open_runs
+        self._replay = ReplayState(thread_id, store, metrics)
+        self._recovery = Recovery(self._replay, store.leases, metrics, on_stored=self._stored)
+        self._building: asyncio.Task[SnapshotCompactor] | None = None
+        self._run_changed = asyncio.Event()
+        self._run: ActiveRun | None = None
+        self._subscribers = 0
+        # The one waiter on the store for this thread in this process (see fanout/tail.py).
+        self.tail = ThreadTail(store, thread_id, self.take_in)
+
+    # -- readiness -----------------------------------------------------------------------
+
+    async def ready(self) -> None:
+        """Build the replay state and close a run a crash left open, once per process."""
+        await self._ready()
+
+    async def _ready(self) -> SnapshotCompactor:
+        compactor = self._replay.compactor
+        if compactor is not None:
+            return compactor
+        if self._building is None:
+            self._building = asyncio.create_task(self._build(), name=f"build-{self.thread_id}")
+            self._building.add_done_callback(self._build_done)
+        # Shielded: a reader that goes away must not cancel the build others wait on.
+        return await asyncio.shield(self._building)
+
+    def _build_done(self, task: asyncio.Task[SnapshotCompactor]) -> None:
+        self._building = None
+        if not task.cancelled() and task.exception() is not None:
+            log.error("building the replay state of thread %s failed", self.thread_id, exc_info=task.exception())
+
+    async def _build(self) -> SnapshotCompactor:
+        compactor = await self._replay.build()
+        if self._recover_open_runs and compactor.run_open and self._run is None:
+            if self.store.leases is None:
+                await self._recovery.close_crashed_run(compactor)
+            else:  # a live replica may be running it: only a lease tells
+                await self._recovery.close_leased(compactor, lambda: self._run is not None)
+        self._replay.publish(compactor)  # published only once complete and recovered
+        if self._replay.checkpoint_stale:
+            try:
+                await self._replay.save_checkpoint()
+            except StoreError as exc:  # only a shortcut for the next build: the log is the truth
+                log.warning("thread %s: %s", self.thread_id, exc)
+        return compactor
+
+    # -- recovery --------------------------------------------------------------------------
+
+    async def recover_after_restart(self) -> bool:
+        """Close the run this replica's previous process left open on the thread.
+
+        Its lease is still live, recorded under this replica's id: taken over, not waited
+        for, as the process that held it is gone (this one is that replica, restarted).
+        Returns whether a RUN_ERROR was stored.
+        """
+        compactor = await self._ready()
+        return await self._recovery.close_leased(compactor, lambda: self._run is not None, take_over=True)
+
+    async def close_abandoned_run(self, fence: int | None = None) -> bool:
+        """Close a run the log shows open that no live replica drives (the sweep, a new run).
+
+        ``fence``: the token of a lease the caller holds on the thread (a run being
+        opened); without one, a lease is taken for the recovery. Returns whether a
+        RUN_ERROR was stored.
+        """
+        compactor = await self._ready()
+        if self.store.leases is not None and fence is None:
+            return await self._recovery.close_leased(compactor, lambda: self._run is not None)
+        async with self._replay.lock:
+            await self._replay.catch_up_locked(compactor)
+        if not compactor.run_open:
+            return False
+        await self._recovery.close_crashed_run(compactor, fence)
+        return True
+
+    # -- reads -------------------------------------------------------------------------------
+
+    async def replay_view(self) -> ReplayView:
+        """What a fresh client gets before the live tail (see :meth:`ReplayState.view`)."""
+        compactor = await self._ready()
+        if await self._replay.catch_up(compactor):  # another writer (a replica) stored records
+            self._changed()
+        return self._replay.view(compactor)
+
+    async def conversation(self) -> tuple[list[dict[str, Any]], Any, int]:
+        """Current messages and state (the open run included) and the seq they cover."""
+        compactor = await self._ready()
+        await self.take_in(await self.store.last_seq(self.thread_id))  # another replica's writes
+        messages, state = compactor.snapshot()
+        return messages, state, compactor.last_seq
+
+    async def replay_events(self) -> list[dict[str, Any]]:
+        """The thread's log compacted as a fresh replay sends it, as bare events."""
+        await self.replay_view()  # takes in records another writer stored
+        compactor = await self._ready()
+        return compactor.replay_events()
+
+    @property
+    def recent(self) -> RecentFrames:
+        """The encoded frames of the latest records, shared by the live subscribers."""
+        return self._replay.recent
+
+    @property
+    def approx_bytes(self) -> int:
+        return self._replay.approx_bytes
+
+    @property
+    def log_run_open(self) -> bool:
+        """Whether the log, as this process knows it, has a run without a terminal event."""
+        compactor = self._replay.compactor
+        return compactor is not None and compactor.run_open
+
+    @property
+    def last_seq(self) -> int:
+        compactor = self._replay.compactor
+        return 0 if compactor is None else compactor.last_seq
+
+    def settled(self, cursor: int) -> bool:
+        """No run in progress (here or in the log) and nothing after ``cursor``: where a
+        connect's stream ends."""
+        return not self.running and not self.log_run_open and cursor >= self.last_seq
+
+    # -- waiting for the thread to change -----------------------------------------------------
+
+    async def wait_for_change(self, after: int, timeout: float) -> int:
+        """Until a record after ``after``, a run starting or ending, or the timeout.
+
+        Returns the thread's latest seq.
+        """
+        store_wait = asyncio.ensure_future(self.tail.wait(after, timeout))
+        run_wait = asyncio.ensure_future(self._run_changed.wait())
+        try:
+            await asyncio.wait((store_wait, run_wait), return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            store_wait.cancel()
+            run_wait.cancel()
+        if store_wait.done() and not store_wait.cancelled() and store_wait.exception() is None:
+            latest: int = store_wait.result()
+        else:
+            latest = await self.store.last_seq(self.thread_id)
+        await self.take_in(latest)
+        return latest
+
+    async def wait_for_records(self, after: int, timeout: float) -> int:
+        """Until the thread has a record after ``after`` (taken into :attr:`recent` already), or
+        ``timeout``; returns the latest seq. Shared by all subscribers through :attr:`tail`."""
+        return await self.tail.wait(after, timeout)
+
+    async def take_in(self, latest: int) -> None:
+        """Take records another replica stored (up to at least ``latest``) into the replay state.
+
+        One caller reads them from the store, under the lock, and puts their frames into
+        :attr:`recent`; the other subscribers woken by the same append find them there.
+        Without it a replica's view of a thread that another replica writes (its run
+        state, its replay) would stay where it was first built.
+        """
+        compactor = self._replay.compactor
+        if compactor is not None and await self._replay.catch_up(compactor, latest):
+            self._changed()  # the thread list's live feed, for another replica's appends
+
+    # -- subscribers -------------------------------------------------------------------------
+
+    @property
+    def subscribers(self) -> int:
+        """Open streams on this thread."""
+        return self._subscribers
+
+    def add_subscriber(self) -> None:
+        self._subscribers += 1
+        self._metrics.subscribers.inc()
+
+    def remove_subscriber(self) -> None:
+        self._subscribers -= 1
+        self._metrics.subscribers.dec()
+
+    @property
+    def idle(self) -> bool:
+        """Nothing depends on this runtime staying in memory."""
+        return (
+            self._run is None
+            and self._subscribers == 0
+            and self._building is None
+            and not self._replay.lock.locked()
+            and not self._recovery.lock.locked()
+        )
+
+    # -- runs: the run manager's operations -----------------------------------------------------
+
+    @property
+    def run(self) -> ActiveRun | None:
+        """The run this process has open on the thread (at most one)."""
+        return self._run
+
+    @property
+    def running(self) -> bool:
+        return self._run is not None
+
+    @property
+    def shared_by_replicas(self) -> bool:
+        """Whether other gateway replicas may run this thread (a store with run leases)."""
+        return self.store.leases is not None
+
+    async def admit(self, run: ActiveRun, on_wait: Callable[[], None]) -> None:
+        """Make ``run`` the thread's run, or raise :class:`RunInProgress`.
+
+        The thread is claimed in this process first (a run of ours whose end is stored
+        only gives the thread up still: waited for, :data:`HANDOVER_WAIT_S` at most);
+        on a store shared by replicas the run then takes the thread's lease (see
+        :func:`~.leases.acquire_for_run`), and a run the log still shows open was
+        abandoned by a dead replica and is closed first (when recovery is on).
+        ``on_wait`` is called when the start had to wait.
+        """
+        compactor = await self._ready()
+        run.start_after = compactor.last_seq
+        await self._claim(run, on_wait)
+        try:
+            if self.store.leases is not None:
+                await self._take_lease(run, on_wait)
+            if self.log_run_open:  # another replica's run (recovery is off), still open
+                raise RunInProgress(f"thread {self.thread_id!r} has a run open in its log")
+        except BaseException:
+            await self.dismiss(run)
+            raise
+
+    async def _claim(self, run: ActiveRun, on_wait: Callable[[], None]) -> None:
+        waited = False
+        # Claimed before any await that follows (no await between the check and the
+        # claim): of two racing starts exactly one gets the thread.
+        while self._run is not None:
+            current = self._run
+            if current.end_stored and not waited:
+                waited = True
+                on_wait()
+                try:
+                    await asyncio.wait_for(current.released.wait(), HANDOVER_WAIT_S)
+                except TimeoutError:
+                    pass
+                else:
+                    continue
+            raise RunInProgress(f"thread {run.thread_id!r} already has a run in progress")
+        self._run = run
+
+    async def _take_lease(self, run: ActiveRun, on_wait: Callable[[], None]) -> None:
+        leases = self.store.leases
+        assert leases is not None
+        run.lease = await acquire_for_run(leases, run.thread_id, run.run_id, self._recovery.lock, on_wait=on_wait)
+        if run.lease is None:
+            raise RunInProgress(f"thread {run.thread_id!r} has a run in progress on another gateway replica")
+        await self.take_in(await self.store.last_seq(run.thread_id))
+        if self.log_run_open and self._recover_open_runs:
+            await self.close_abandoned_run(run.fence)
+
+    async def branch_parent(self, caller_messages: Sequence[Any]) -> Parent:
+        """The run whose outcome a branching caller's messages continue."""
+        return await branch_parent(self.store, self.thread_id, caller_messages)
+
+    def run_started(self) -> None:
+        """The admitted run is driven now: subscribers waiting on the run state wake."""
+        self._notify_run_changed()
+
+    def keep_lease(
+        self, run: ActiveRun, on_stop: Callable[[str], None], on_lost: Callable[[str], None]
+    ) -> asyncio.Task[None] | None:
+        """The task renewing ``run``'s lease while it streams (None: a store without leases)."""
+        leases = self.store.leases
+        if run.lease is None or leases is None:
+            return None
+        return asyncio.create_task(
+            keep_lease(leases, run.lease, on_stop=on_stop, on_lost=on_lost),
+            name=f"lease-{run.thread_id}-{run.run_id}",
+        )
+
+    def append_task(self, events: Sequence[NewEvent], fence: int | None = None) -> asyncio.Task[list[StoredRecord]]:
+        """Store events and take them into the replay state, as a task of its own.
+
+        Await it shielded: the append completes even if the awaiting caller is
+        cancelled, so the log, the compactor and the recent frames never diverge.
+        ``fence`` is the token of the run lease the caller holds (stores with leases).
+        """
+        return asyncio.create_task(self._append(list(events), fence))
+
+    async def append(self, events: Sequence[NewEvent], fence: int | None = None) -> list[StoredRecord]:
+        return await asyncio.shield(self.append_task(events, fence))
+
+    async def _append(self, events: list[NewEvent], fence: int | None) -> list[StoredRecord]:
+        compactor = await self._ready()
+        records = await self._replay.append(events, compactor, fence)
+        self._stored(records)
+        return records
+
+    async def dismiss(self, run: ActiveRun) -> None:
+        """Give the thread up: the run's lease (no longer renewed) and its claim here."""
+        await _release_lease(self.store, run)
+        if self._run is run:
+            self._run = None
+
+    async def run_ended(self, run: ActiveRun) -> None:
+        """After the run's end is stored (or given up on): let the thread go, wake whoever
+        waits on the run state, and save the checkpoint of what the run folded."""
+        run.final_seq = self.last_seq
+        await self.dismiss(run)
+        run.released.set()
+        self._notify_run_changed()
+
+    async def save_checkpoint(self) -> None:
+        await self._replay.save_checkpoint()
+
+    async def stop_remote_run(self, message: str) -> ActiveRun:
+        """Ask the replica whose lease holds the thread to stop its run; returns once this
+        replica sees the run's end in the log (:class:`NoRunInProgress` when there is none)."""
+        leases = self.store.leases
+        assert leases is not None
+        run_id = await leases.request_stop(self.thread_id, message)
+        if run_id is None:
+            raise NoRunInProgress(f"thread {self.thread_id!r} has no run in progress")
+        await self._ready()
+        loop = asyncio.get_running_loop()
+        # The holder ends the run within a renewal; a dead holder's lease lapses within its ttl.
+        deadline = loop.time() + 2 * leases.ttl_s + 5
+        await self.take_in(await self.store.last_seq(self.thread_id))
+        while self.log_run_open and loop.time() < deadline:
+            await self.wait_for_records(self.last_seq, min(1.0, max(0.0, deadline - loop.time())))
+        if self.log_run_open:
+            raise NoRunInProgress(f"the run on thread {self.thread_id!r} did not end in time; retry")
+        stopped = ActiveRun(self.thread_id, run_id, "", start_after=0, final_seq=self.last_seq)
+        stopped.released.set()
+        return stopped
+
+    # -- notifications ------------------------------------------------------------------------------
+
+    def _stored(self, records: list[StoredRecord]) -> None:
+        if records:
+            self._changed()
+
+    def _notify_run_changed(self) -> None:
+        changed, self._run_changed = self._run_changed, asyncio.Event()
+        changed.set()
+        self._changed()
+
+    def _changed(self) -> None:
+        if self._on_change is not None:
+            self._on_change(self.thread_id)
+
+
+async def _release_lease(store: ThreadStore, run: ActiveRun) -> None:
+    """Stop renewing the run's lease and give it up (it lapses by itself if Redis is away)."""
+    if run.keeper is not None:
+        run.keeper.cancel()
+        await asyncio.gather(run.keeper, return_exceptions=True)
+    leases, lease = store.leases, run.lease
+    run.lease = None
+    if leases is not None and lease is not None:
+        try:
+            await leases.release(lease)
+        except StoreError as exc:
+            log.warning("thread %s: releasing the run lease failed (%s); it lapses by itself", run.thread_id, exc)

@@ -1,0 +1,77 @@
+"""Fan-out pieces (server/fanout.py): the recent-frames cache, send-sized batches, and the
+log follower that sends each subscriber the log after its own cursor."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from store.contract import awkward_events, events_holding_the_envelope
+
+from agui_gateway.server.fanout.follower import BATCH_BYTES, Batcher, LogFollower, slices
+from agui_gateway.server.fanout.recent import RecentFrames, record_frame
+from agui_gateway.store.base import NewEvent, StoredRecord
+from agui_gateway.store.file import FileStore
+
+
+def _record(seq: int, text: str = "x") -> StoredRecord:
+    return StoredRecord(seq, "r", 0, "agent", {"type": "CUSTOM", "name": "n", "value": text})
+
+
+def test_recent_frames_are_contiguous_and_bounded() -> None:
+    recent = RecentFrames(max_frames=4, max_bytes=10_000)
+    recent.push(_record(s) for s in range(1, 7))
+    assert recent.after(0) is None and recent.after(1) is None  # evicted: read from the log
+    assert recent.after(2) == [record_frame(_record(s)) for s in (3, 4, 5, 6)]
+    assert recent.after(5) == [record_frame(_record(6))]
+    assert recent.after(6) is None  # nothing newer
+    recent.push([_record(9)])  # a gap (another writer): start over from 9
+    assert recent.after(6) is None and recent.after(8) == [record_frame(_record(9))]
+    big = RecentFrames(max_frames=100, max_bytes=3 * len(record_frame(_record(10, "y" * 100))))
+    big.push(_record(s, "y" * 100) for s in range(1, 11))
+    assert big.after(6) is None and len(big.after(7) or []) == 3
+
+
+def test_batches_and_slices_cover_the_bytes_exactly() -> None:
+    batcher = Batcher()
+    sent = [out for i in range(2000) if (out := batcher.add(b"%05d" % i)) is not None]
+    rest = batcher.flush()
+    assert b"".join(sent) + (rest or b"") == b"".join(b"%05d" % i for i in range(2000))
+    assert all(len(chunk) >= BATCH_BYTES for chunk in sent)
+    data = bytes(range(256)) * 1000
+    pieces = list(slices(data, 1000))
+    assert b"".join(bytes(p) for p in pieces) == data and max(len(p) for p in pieces) == 1000
+
+
+async def test_log_follower_sends_each_stored_event_in_the_frame_of_its_record(tmp_path: Path) -> None:
+    """Stored events go out as their stored bytes, framed exactly like ``record_frame``:
+    from the log, from the recent-frames cache, from both, and cut at a bound."""
+    store = FileStore(tmp_path)
+    await store.open()
+    events = awkward_events() + events_holding_the_envelope()
+    records = await store.append("t", [NewEvent(e, "r") for e in events])
+    last = records[-1].seq
+
+    async def sent(cursor: int, recent: RecentFrames, bound: int | None = None) -> bytes:
+        follower = LogFollower(
+            store,
+            "t",
+            recent,
+            cursor,
+            heartbeat_s=30,
+            heartbeat=b": ping\n\n",
+            wait=lambda after, timeout: store.wait_for("t", after, timeout),
+            stop=lambda at: at >= (bound or last),
+            bound=lambda: bound,
+        )
+        return b"".join([bytes(piece) async for piece in follower.follow()])
+
+    def framed(after: int, upto: int = last) -> bytes:
+        return b"".join(record_frame(r) for r in records if after < r.seq <= upto)
+
+    for cursor in (0, 1, last - 2, last - 1):
+        assert await sent(cursor, RecentFrames()) == framed(cursor)  # all from the log
+    warm = RecentFrames()
+    warm.push(records[:6])
+    assert await sent(2, warm) == framed(2)  # 3..6 from the cache, the rest from the log
+    assert await sent(0, RecentFrames(), bound=7) == framed(0, 7)
+    await store.close()
