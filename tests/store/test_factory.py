@@ -14,8 +14,8 @@ from support.redis_servers import RedisServer
 
 from agui_gateway.cli.serve import build_config
 from agui_gateway.server.config import ConfigError, load_config
-from agui_gateway.store.factory import build_store, describe_store, parse_store
 from agui_gateway.store.base import StoreError
+from agui_gateway.store.factory import build_store, describe_store, parse_store
 from agui_gateway.store.file import FileStore
 from agui_gateway.store.redis import RedisStore
 from agui_gateway.store.redis.connect import redact_url

@@ -15,9 +15,9 @@ from support.servers import RunningGateway, serve_scripted_gateway
 from support.sse import collect, events_of, has_id
 
 from agui_gateway.cli.main import main
+from agui_gateway.server.config import ConfigError, GatewayConfig, load_config, parse_tokens
 from agui_gateway.server.errors import InsecureBindError
 from agui_gateway.server.http.auth import check_bind
-from agui_gateway.server.config import ConfigError, GatewayConfig, load_config, parse_tokens
 
 READER = "reader-token-aaaa"
 WRITER = "writer-token-bbbb"

@@ -32,8 +32,8 @@ from support.servers import RunningGateway, serve_app, serve_gateway
 from support.sse import collect, events_of
 
 from agui_gateway.protocol.limits import MAX_DEPTH, depth_exceeds
-from agui_gateway.server.runtime.bad_input import LINES_PER_WINDOW
 from agui_gateway.server.config import GatewayConfig
+from agui_gateway.server.runtime.bad_input import LINES_PER_WINDOW
 from agui_gateway.upstream.agent_http import UpstreamTimeouts
 
 DEEP = 300  # the depth the issue used: valid JSON, beyond what orjson encodes (254)

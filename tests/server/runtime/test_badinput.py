@@ -6,8 +6,8 @@ import logging
 
 import pytest
 
-from agui_gateway.server.runtime.bad_input import BadInputLog
 from agui_gateway.server.metrics import GatewayMetrics
+from agui_gateway.server.runtime.bad_input import BadInputLog
 
 
 def test_lines_are_rate_limited_and_every_case_counted(caplog: pytest.LogCaptureFixture) -> None:
