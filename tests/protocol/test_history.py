@@ -5,17 +5,10 @@ from __future__ import annotations
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
+from support.events import assistant_message as assistant
+from support.events import user_message as user
 
 from agui_gateway.protocol.history import HistoryConflict, merge_history
-
-
-def user(message_id: str, text: str) -> dict[str, object]:
-    return {"id": message_id, "role": "user", "content": text}
-
-
-def assistant(message_id: str, text: str) -> dict[str, object]:
-    return {"id": message_id, "role": "assistant", "content": text}
-
 
 STORED = [user("u1", "hi"), assistant("a1", "hello"), user("u2", "weather?"), assistant("a2", "sunny")]
 

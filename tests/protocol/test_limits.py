@@ -14,16 +14,11 @@ import orjson
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
+from support.events import nested
 
 from agui_gateway import Reducer, SnapshotCompactor
 from agui_gateway.protocol.limits import MAX_DEPTH, depth_exceeds, json_exceeds, patch_exceeds
 from agui_testkit import strategies as kit
-
-
-def nested(depth: int, leaf: Any = 1) -> Any:
-    for _ in range(depth):
-        leaf = {"a": leaf}
-    return leaf
 
 
 def depth(value: Any) -> int:

@@ -4,6 +4,9 @@ from __future__ import annotations
 
 from typing import Any
 
+from support.events import assistant_message as assistant
+from support.events import user_message as user
+
 from agui_gateway.protocol.lineage import (
     Parent,
     ParentFinder,
@@ -13,15 +16,6 @@ from agui_gateway.protocol.lineage import (
     plan_run,
     served_event,
 )
-
-
-def user(mid: str, text: str) -> dict[str, Any]:
-    return {"id": mid, "role": "user", "content": text}
-
-
-def assistant(mid: str, text: str, **extra: Any) -> dict[str, Any]:
-    return {"id": mid, "role": "assistant", "content": text, **extra}
-
 
 THREAD = [user("u1", "q1"), assistant("a1", "r1"), user("u2", "q2"), assistant("a2", "r2")]
 

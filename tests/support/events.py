@@ -12,6 +12,17 @@ def user_message(message_id: str, text: str) -> dict[str, Any]:
     return {"id": message_id, "role": "user", "content": text}
 
 
+def assistant_message(message_id: str, text: str, **extra: Any) -> dict[str, Any]:
+    return {"id": message_id, "role": "assistant", "content": text, **extra}
+
+
+def nested(depth: int, leaf: Any = 1) -> Any:
+    """``leaf`` inside ``depth`` levels of ``{"a": ...}``."""
+    for _ in range(depth):
+        leaf = {"a": leaf}
+    return leaf
+
+
 def run_input(
     thread_id: str, run_id: str, messages: list[dict[str, Any]] | None = None, **extra: Any
 ) -> dict[str, Any]:

@@ -11,7 +11,7 @@ from agui_gateway.server.http.requests import read_run_input, resume_position_wi
 from agui_gateway.server.http.responses import json_response, sse_response
 from agui_gateway.server.http.services import ApiServices
 from agui_gateway.server.http.stream_slots import StreamSlot
-from agui_gateway.server.http.streams import history_then_live, stream_slot
+from agui_gateway.server.http.streams import replay_then_live, stream_slot
 
 
 class RunHandlers:
@@ -34,7 +34,7 @@ class RunHandlers:
             raise
         # The caller gets the log from just before the run to the run's last event;
         # the bound keeps a next run (started the moment this one ended) out of it.
-        body = history_then_live(
+        body = replay_then_live(
             services,
             thread,
             run.start_after,
@@ -65,5 +65,5 @@ class RunHandlers:
         except BaseException:
             slot.release()
             raise
-        body = history_then_live(services, thread, position, wait=thread.wait_for_change, stop=thread.settled)
+        body = replay_then_live(services, thread, position, wait=thread.wait_for_change, stop=thread.settled)
         return sse_response(body, slot.release)

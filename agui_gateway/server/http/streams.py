@@ -46,7 +46,7 @@ def stream_slot(services: ApiServices, request: Request) -> StreamSlot:
         raise
 
 
-async def history_then_live(
+async def replay_then_live(
     services: ApiServices,
     thread: ThreadRuntime,
     position: int | None,

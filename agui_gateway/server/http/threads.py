@@ -23,7 +23,7 @@ from agui_gateway.server.http.listing import page, parse_list_query, thread_row
 from agui_gateway.server.http.requests import requested_run, resume_position, resume_position_within, thread_param
 from agui_gateway.server.http.responses import json_response, ndjson_response, sse_response
 from agui_gateway.server.http.services import ApiServices
-from agui_gateway.server.http.streams import batched, history_then_live, stream_slot
+from agui_gateway.server.http.streams import batched, replay_then_live, stream_slot
 from agui_gateway.server.runtime.branches import branch_events, run_index
 from agui_gateway.server.runtime.thread import ThreadRuntime
 from agui_gateway.server.sse import STREAM_PREAMBLE, event_frame
@@ -43,7 +43,7 @@ class ThreadHandlers:
         position = await resume_position_within(request, services.store, thread_id)
         thread = services.threads.get(thread_id)
         slot = stream_slot(services, request)
-        body = history_then_live(services, thread, position, wait=thread.wait_for_records)
+        body = replay_then_live(services, thread, position, wait=thread.wait_for_records)
         return sse_response(body, slot.release)
 
     async def snapshot(self, request: Request) -> Response:

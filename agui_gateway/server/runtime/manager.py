@@ -44,7 +44,7 @@ from agui_gateway.server.metrics import GatewayMetrics
 from agui_gateway.server.runtime.active_run import ActiveRun
 from agui_gateway.server.runtime.bad_input import BadInputLog
 from agui_gateway.server.runtime.run_task import CODE_STOPPED, RunTask
-from agui_gateway.server.runtime.thread import ThreadRuntime
+from agui_gateway.server.runtime.thread import Conversation, ThreadRuntime
 from agui_gateway.upstream.agent_http import UpstreamTimeouts
 from agui_gateway.upstream.agents import AgentEndpoint
 from agui_gateway.upstream.run import UpstreamRun
@@ -86,7 +86,7 @@ class RunManager:
         run_id = run_input["runId"]
         run = ActiveRun(thread.thread_id, run_id, agent.name, current_run_id=run_id)
         try:
-            await thread.admit(run, on_wait=self._metrics.run_starts_waited.inc)
+            conversation = await thread.admit(run, on_wait=self._metrics.run_starts_waited.inc)
         except RunInProgress:
             self._metrics.runs_rejected.inc()
             raise
@@ -94,14 +94,13 @@ class RunManager:
             if history == "gateway":
                 # The thread is the source of truth: the agent gets what a replaying
                 # client holds plus the caller's new messages (HistoryConflict: 409).
-                stored_messages, _state, _seq = await thread.conversation()
-                upstream_input = {**run_input, "messages": merge_history(stored_messages, run_input["messages"])}
+                merged = merge_history(conversation.messages, run_input["messages"])
+                upstream_input = {**run_input, "messages": merged}
             else:
                 upstream_input = run_input
             # Recorded from what the agent gets: with server-side history, the merge
             # continues the thread by construction, so only the new messages are recorded.
-            run.plan = await self._plan(thread, upstream_input)
-            run.start_after = thread.last_seq
+            run.plan = await self._plan(thread, conversation, upstream_input)
         except HistoryConflict:
             await thread.dismiss(run)
             self._metrics.runs_rejected.inc()
@@ -122,30 +121,28 @@ class RunManager:
             on_released=self._released,
         )
         run.task = asyncio.create_task(task.drive(), name=f"run-{thread.thread_id}-{run_id}")
-        run.keeper = thread.keep_lease(
+        self._runs.add(run)
+        self._metrics.runs_started.labels(agent.name).inc()
+        self._metrics.runs_active.inc()
+        thread.run_started(
             run,
             on_stop=lambda message: self._cancel(run, message, CODE_STOPPED),
             on_lost=lambda message: self._cancel(run, message, CODE_LEASE_LOST),
         )
-        self._runs.add(run)
-        self._metrics.runs_started.labels(agent.name).inc()
-        self._metrics.runs_active.inc()
-        thread.run_started()
         return run
 
     def _released(self, run: ActiveRun) -> None:
         self._runs.discard(run)
         self._metrics.runs_active.dec()
 
-    async def _plan(self, thread: ThreadRuntime, run_input: dict[str, Any]) -> RunPlan:
+    async def _plan(self, thread: ThreadRuntime, conversation: Conversation, run_input: dict[str, Any]) -> RunPlan:
         """What the run records beside the agent's events (see the module docstring)."""
-        messages, state, _ = await thread.conversation()
         caller = run_input.get("messages") or []
         parent = None
-        if not continues(messages, caller):
+        if not continues(conversation.messages, caller):
             parent = await thread.branch_parent(caller)
             self._metrics.branches.inc()
-        return plan_run(run_input, messages, state, parent)
+        return plan_run(run_input, conversation.messages, conversation.state, parent)
 
     async def stop(self, thread: ThreadRuntime, message: str, code: str = CODE_STOPPED) -> ActiveRun:
         """Cancel the thread's run; returns once its RUN_ERROR is stored.

@@ -150,12 +150,7 @@ class RunTask:
             # run leases: whichever replica's sweep finds the lease lapsed).
             log.exception("thread %s run %s: could not store the run's end", run.thread_id, run.run_id)
         finally:
-            self._on_released(run)
-            await self.thread.run_ended(run)
-        try:
-            await self.thread.save_checkpoint()
-        except Exception:
-            log.exception("thread %s: writing the checkpoint failed", run.thread_id)
+            await self.thread.run_ended(run, self._on_released)
 
     async def _store_end(self) -> None:
         run = self.run
@@ -165,8 +160,9 @@ class RunTask:
             await self._store([GatewayEvent(e) for e in closing])
         # Never leave the thread unable to take runs, nor a run unrecorded: one whose
         # RUN_STARTED never got stored (the batch holding it failed) is stored whole,
-        # the gateway's RUN_STARTED with the caller's input then this RUN_ERROR.
-        if self.thread.log_run_open or run.plan is not None:
+        # the gateway's RUN_STARTED with the caller's input then this RUN_ERROR. (The run
+        # holds the thread: its log has a run open exactly while the run stored no end.)
+        if not run.end_stored or run.plan is not None:
             message, code = run.stop_reason or ("the run ended still open", CODE_INCOMPLETE)
             await self._store([GatewayEvent(run_error_event(message, code))])
 

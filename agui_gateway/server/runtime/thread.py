@@ -14,12 +14,13 @@ A :class:`ThreadRuntime` owns, for one thread:
   (:meth:`ThreadRuntime.take_in`) before it wakes the subscribers.
 
 The run manager (``manager.py``, ``run_task.py``) works on a thread only through the
-operations of the "runs" section below: :meth:`~ThreadRuntime.admit` a run,
-read the :meth:`~ThreadRuntime.conversation` and :meth:`~ThreadRuntime.branch_parent`,
-:meth:`~ThreadRuntime.append` its events, :meth:`~ThreadRuntime.keep_lease` while it
-streams, :meth:`~ThreadRuntime.dismiss` it at the end; and
-:meth:`~ThreadRuntime.stop_remote_run` for a run another replica drives. It never
-touches the store itself.
+operations of the "runs" section below: :meth:`~ThreadRuntime.admit` a run (which
+returns the conversation it continues), find its :meth:`~ThreadRuntime.branch_parent`
+when it branches, tell the thread the run :meth:`~ThreadRuntime.run_started` (its lease
+is renewed from then on), :meth:`~ThreadRuntime.append` its events, and tell it the
+:meth:`~ThreadRuntime.run_ended`; :meth:`~ThreadRuntime.dismiss` a run that could not
+start, and :meth:`~ThreadRuntime.stop_remote_run` for a run another replica drives. It
+never touches the store itself.
 
 Appends of this process go through :meth:`ThreadRuntime.append`, which runs the store
 append and the compactor update as one task that a cancelled caller cannot interrupt
@@ -31,7 +32,7 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections.abc import Callable, Sequence
-from typing import Any
+from typing import Any, NamedTuple
 
 from agui_gateway.protocol.compaction import SnapshotCompactor
 from agui_gateway.protocol.lineage import Parent
@@ -47,6 +48,14 @@ from agui_gateway.server.runtime.replay import ReplayState, ReplayView
 from agui_gateway.store.base import NewEvent, StoredRecord, StoreError, ThreadStore
 
 log = logging.getLogger("agui_gateway.server.runtime.thread")
+
+
+class Conversation(NamedTuple):
+    """What a client replaying the thread holds: its messages and state, up to ``seq``."""
+
+    messages: list[dict[str, Any]]
+    state: Any
+    seq: int
 
 
 class ThreadRuntime:
@@ -147,12 +156,12 @@ class ThreadRuntime:
             self._changed()
         return self._replay.view(compactor)
 
-    async def conversation(self) -> tuple[list[dict[str, Any]], Any, int]:
+    async def conversation(self) -> Conversation:
         """Current messages and state (the open run included) and the seq they cover."""
         compactor = await self._ready()
         await self.take_in(await self.store.last_seq(self.thread_id))  # another replica's writes
         messages, state = compactor.snapshot()
-        return messages, state, compactor.last_seq
+        return Conversation(messages, state, compactor.last_seq)
 
     async def replay_events(self) -> list[dict[str, Any]]:
         """The thread's log compacted as a fresh replay sends it, as bare events."""
@@ -265,15 +274,17 @@ class ThreadRuntime:
         """Whether other gateway replicas may run this thread (a store with run leases)."""
         return self.store.leases is not None
 
-    async def admit(self, run: ActiveRun, on_wait: Callable[[], None]) -> None:
-        """Make ``run`` the thread's run, or raise :class:`RunInProgress`.
+    async def admit(self, run: ActiveRun, on_wait: Callable[[], None]) -> Conversation:
+        """Make ``run`` the thread's run and return the conversation it continues, or raise
+        :class:`RunInProgress`.
 
         The thread is claimed in this process first (a run of ours whose end is stored
         only gives the thread up still: waited for, :data:`HANDOVER_WAIT_S` at most);
         on a store shared by replicas the run then takes the thread's lease (see
         :func:`~.leases.acquire_for_run`), and a run the log still shows open was
         abandoned by a dead replica and is closed first (when recovery is on).
-        ``on_wait`` is called when the start had to wait.
+        ``on_wait`` is called when the start had to wait. The caller's stream starts
+        after the conversation's seq (``run.start_after``).
         """
         compactor = await self._ready()
         run.start_after = compactor.last_seq
@@ -283,9 +294,12 @@ class ThreadRuntime:
                 await self._take_lease(run, on_wait)
             if self.log_run_open:  # another replica's run (recovery is off), still open
                 raise RunInProgress(f"thread {self.thread_id!r} has a run open in its log")
+            conversation = await self.conversation()
         except BaseException:
             await self.dismiss(run)
             raise
+        run.start_after = conversation.seq
+        return conversation
 
     async def _claim(self, run: ActiveRun, on_wait: Callable[[], None]) -> None:
         waited = False
@@ -319,21 +333,17 @@ class ThreadRuntime:
         """The run whose outcome a branching caller's messages continue."""
         return await branch_parent(self.store, self.thread_id, caller_messages)
 
-    def run_started(self) -> None:
-        """The admitted run is driven now: subscribers waiting on the run state wake."""
-        self._notify_run_changed()
-
-    def keep_lease(
-        self, run: ActiveRun, on_stop: Callable[[str], None], on_lost: Callable[[str], None]
-    ) -> asyncio.Task[None] | None:
-        """The task renewing ``run``'s lease while it streams (None: a store without leases)."""
+    def run_started(self, run: ActiveRun, on_stop: Callable[[str], None], on_lost: Callable[[str], None]) -> None:
+        """The admitted run is driven now: its lease is renewed while it streams (``on_stop``:
+        another replica asked it to stop; ``on_lost``: the lease is gone), and subscribers
+        waiting on the run state wake."""
         leases = self.store.leases
-        if run.lease is None or leases is None:
-            return None
-        return asyncio.create_task(
-            keep_lease(leases, run.lease, on_stop=on_stop, on_lost=on_lost),
-            name=f"lease-{run.thread_id}-{run.run_id}",
-        )
+        if run.lease is not None and leases is not None:
+            run.keeper = asyncio.create_task(
+                keep_lease(leases, run.lease, on_stop=on_stop, on_lost=on_lost),
+                name=f"lease-{run.thread_id}-{run.run_id}",
+            )
+        self._notify_run_changed()
 
     def append_task(self, events: Sequence[NewEvent], fence: int | None = None) -> asyncio.Task[list[StoredRecord]]:
         """Store events and take them into the replay state, as a task of its own.
@@ -359,16 +369,21 @@ class ThreadRuntime:
         if self._run is run:
             self._run = None
 
-    async def run_ended(self, run: ActiveRun) -> None:
-        """After the run's end is stored (or given up on): let the thread go, wake whoever
-        waits on the run state, and save the checkpoint of what the run folded."""
-        run.final_seq = self.last_seq
-        await self.dismiss(run)
-        run.released.set()
-        self._notify_run_changed()
-
-    async def save_checkpoint(self) -> None:
-        await self._replay.save_checkpoint()
+    async def run_ended(self, run: ActiveRun, on_released: Callable[[ActiveRun], None]) -> None:
+        """After the run's end is stored (or given up on): let the thread go (``on_released``
+        then), wake whoever waits on the run state, and save the checkpoint of what the run
+        folded."""
+        try:
+            run.final_seq = self.last_seq
+            await self.dismiss(run)
+            run.released.set()
+        finally:
+            on_released(run)
+            self._notify_run_changed()
+        try:
+            await self._replay.save_checkpoint()
+        except Exception:
+            log.exception("thread %s: writing the checkpoint failed", run.thread_id)
 
     async def stop_remote_run(self, message: str) -> ActiveRun:
         """Ask the replica whose lease holds the thread to stop its run; returns once this

@@ -27,7 +27,8 @@ from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import Response, StreamingResponse
 from starlette.routing import Route
-from support.events import read_log, run_input, user_message
+from support.agents import sse
+from support.events import nested, read_log, run_input, user_message
 from support.servers import RunningGateway, serve_app, serve_gateway
 from support.sse import collect, events_of
 
@@ -37,17 +38,6 @@ from agui_gateway.server.runtime.bad_input import LINES_PER_WINDOW
 from agui_gateway.upstream.agent_http import UpstreamTimeouts
 
 DEEP = 300  # the depth the issue used: valid JSON, beyond what orjson encodes (254)
-
-
-def nested(depth: int, leaf: Any = 1) -> Any:
-    value = leaf
-    for _ in range(depth):
-        value = {"a": value}
-    return value
-
-
-def sse(event: dict[str, Any]) -> bytes:
-    return b"data: " + orjson.dumps(event) + b"\n\n"
 
 
 def deep_sse(depth: int) -> bytes:

@@ -29,7 +29,7 @@ from support.agents import ScriptedAgent
 from support.events import agent_run_events, read_log, run_input, served, user_message
 from support.official_client import OfficialClient
 from support.servers import GatewayProcess
-from support.sse import Frame, SseReader, collect, events_of, has_id
+from support.sse import Frame, SseReader, collect, events_of, has_id, last_id
 from support.waiting import wait_until_async
 
 from agui_gateway import Reducer
@@ -156,11 +156,6 @@ async def _watch(client: httpx.AsyncClient, url: str, frames: list[Frame], **kwa
                 frames.extend(reader.feed(chunk))
     except (httpx.HTTPError, ConnectionError):
         pass
-
-
-def _last_id(frames: list[Frame]) -> int:
-    ids = [f.id for f in frames if f.id is not None]
-    return ids[-1] if ids else 0
 
 
 class _Store:
@@ -329,7 +324,7 @@ async def _run_and_kill(
         watched = seen.raw[0]
         # At a run's end the checkpoint is written, right after the run's last event.
         target = before + (total if moment == "run_end" else rng.randint(1, total - 1))
-        await wait_until_async(lambda: _last_id(watched) >= target, timeout=30)
+        await wait_until_async(lambda: (last_id(watched) or 0) >= target, timeout=30)
         if moment == "replay":
             replayers: list[list[Frame]] = [[] for _ in range(8)]
             tasks += [asyncio.ensure_future(_watch(client, path, frames)) for frames in replayers]
@@ -352,7 +347,7 @@ async def _check_restarted(
     async with httpx.AsyncClient(base_url=gw.url, timeout=60) as client:
         # Resuming with the last id seen continues exactly (opening the thread also
         # repairs it and closes the run the crash cut off).
-        resume_from = _last_id(seen.raw[0])
+        resume_from = last_id(seen.raw[0]) or 0
         resumed = await collect(
             client,
             "POST",
