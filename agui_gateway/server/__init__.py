@@ -1,2 +1,4 @@
-"""The HTTP server: app wiring, routes, request parsing, API errors, SSE encoding, the history-then-
-live streams, fan-out, thread runtimes, runs, auth, configuration and metrics."""
+"""The HTTP gateway, in sub-rooms: ``http/`` (the API), ``runtime/`` (threads and runs),
+``fanout/`` (delivering logs to subscribers), ``ui/`` (the thread browser); at their base
+``config/``, ``errors.py``, ``metrics.py`` and ``sse.py``; wired by ``app.py`` and
+``gateway.py``. ``docs/architecture.md`` has a line for each module."""
