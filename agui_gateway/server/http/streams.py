@@ -69,7 +69,7 @@ async def replay_then_live(
             view = await thread.replay_view()
             metrics.replays.labels("fresh").inc()
             metrics.replay_bytes.labels("fresh").inc(view.nbytes)
-            for chunk in view.chunks():
+            for chunk in view.chunks:
                 yield chunk
             cursor = view.seq
         else:

@@ -14,9 +14,9 @@
 
 Every change of the compactor happens under :attr:`ReplayState.lock`: the store append
 and the compactor update of this process's appends, and the catch-up with records other
-writers (replicas) stored. The compactor is *published* (readable through
-:attr:`ReplayState.compactor`) only once the thread's runtime has recovered it
-(``runtime/recovery.py``), so no reader sees a run a crash left open.
+writers (replicas) stored. The compactor is *published* (:meth:`ReplayState.publish`)
+only once the thread's runtime has recovered it (``runtime/recovery.py``), so no reader
+sees a run a crash left open.
 """
 
 from __future__ import annotations
@@ -32,7 +32,7 @@ from agui_gateway.server.fanout.follower import slices
 from agui_gateway.server.fanout.recent import RecentFrames
 from agui_gateway.server.metrics import GatewayMetrics
 from agui_gateway.server.sse import event_frame, frames
-from agui_gateway.store.base import Checkpoint, NewEvent, StoredRecord, ThreadStore
+from agui_gateway.store.base import Checkpoint, NewEvent, StoredRecord, StoreError, ThreadStore
 
 log = logging.getLogger("agui_gateway.server.runtime.replay")
 
@@ -41,19 +41,19 @@ _YIELD_EVERY = 2000  # records fed between two event-loop yields while building
 
 @dataclass(frozen=True, slots=True)
 class ReplayView:
-    """A fresh client's history: SSE bytes covering the log up to ``seq``."""
+    """A fresh client's history: SSE bytes covering the log up to ``seq``, shared by every
+    client that connects while the thread stays at ``seq``."""
 
     seq: int
-    parts: tuple[bytes, ...]
+    parts: tuple[bytes, ...]  # the finished runs' block, the open run's frames
     run_open: bool
+    nbytes: int
+    chunks: tuple[bytes | memoryview, ...]  # the bytes in send-sized slices (views, no copies)
 
-    @property
-    def nbytes(self) -> int:
-        return sum(len(p) for p in self.parts)
-
-    def chunks(self) -> list[bytes | memoryview]:
-        """The bytes in send-sized slices (views into the shared buffers, no copies)."""
-        return [piece for part in self.parts for piece in slices(part)]
+    @classmethod
+    def of(cls, seq: int, parts: tuple[bytes, ...], run_open: bool) -> ReplayView:
+        chunks = tuple(piece for part in parts for piece in slices(part))
+        return cls(seq, parts, run_open, sum(len(p) for p in parts), chunks)
 
 
 class ReplayState:
@@ -71,11 +71,6 @@ class ReplayState:
 
     # -- building -------------------------------------------------------------------
 
-    @property
-    def compactor(self) -> SnapshotCompactor | None:
-        """The published compactor (None until built and recovered)."""
-        return self._compactor
-
     async def build(self) -> SnapshotCompactor:
         """A compactor of the whole log: the checkpoint, then the log after it. Not published."""
         compactor, saved = await self._load_checkpoint()
@@ -90,12 +85,15 @@ class ReplayState:
         self._saved_seq = saved
         return compactor
 
-    def publish(self, compactor: SnapshotCompactor) -> None:
+    async def publish(self, compactor: SnapshotCompactor) -> None:
+        """Make a built (and recovered) compactor the thread's, and save its checkpoint when
+        the stored one is behind it."""
         self._compactor = compactor
-
-    @property
-    def checkpoint_stale(self) -> bool:
-        return self._compactor is not None and self._compactor.folded_seq > self._saved_seq
+        if compactor.folded_seq > self._saved_seq:
+            try:
+                await self.save_checkpoint()
+            except StoreError as exc:  # only a shortcut for the next build: the log is the truth
+                log.warning("thread %s: %s", self.thread_id, exc)
 
     async def _load_checkpoint(self) -> tuple[SnapshotCompactor, int]:
         checkpoint = await self.store.load_checkpoint(self.thread_id)
@@ -171,6 +169,11 @@ class ReplayState:
 
     # -- reading ---------------------------------------------------------------------------
 
+    async def fresh_view(self, compactor: SnapshotCompactor) -> tuple[ReplayView, bool]:
+        """The view after taking in what other writers stored; whether there was any."""
+        caught_up = await self.catch_up(compactor)
+        return self.view(compactor), caught_up
+
     def view(self, compactor: SnapshotCompactor) -> ReplayView:
         """What a fresh client gets before the live tail (see ``docs/compaction-api.md``).
 
@@ -181,10 +184,10 @@ class ReplayState:
         view = self._view
         if view is not None and view.seq == compactor.last_seq:
             return view
-        view = ReplayView(
-            seq=compactor.last_seq,
-            parts=(self._finished_frames(compactor), frames(compactor.open_run_events())),
-            run_open=compactor.run_open,
+        view = ReplayView.of(
+            compactor.last_seq,
+            (self._finished_frames(compactor), frames(compactor.open_run_events())),
+            compactor.run_open,
         )
         self._view = view
         return view

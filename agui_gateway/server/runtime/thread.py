@@ -74,6 +74,9 @@ class ThreadRuntime:
         self._metrics = metrics
         self._recover_open_runs = recover_open_runs
         self._replay = ReplayState(thread_id, store, metrics)
+        self._compactor: SnapshotCompactor | None = None  # the replay state's, once ready
+        # The encoded frames of the latest records, shared by the live subscribers.
+        self.recent: RecentFrames = self._replay.recent
         self._recovery = Recovery(self._replay, store.leases, metrics, on_stored=self._stored)
         self._building: asyncio.Task[SnapshotCompactor] | None = None
         self._run_changed = asyncio.Event()
@@ -89,9 +92,8 @@ class ThreadRuntime:
         await self._ready()
 
     async def _ready(self) -> SnapshotCompactor:
-        compactor = self._replay.compactor
-        if compactor is not None:
-            return compactor
+        if self._compactor is not None:
+            return self._compactor
         if self._building is None:
             self._building = asyncio.create_task(self._build(), name=f"build-{self.thread_id}")
             self._building.add_done_callback(self._build_done)
@@ -110,12 +112,8 @@ class ThreadRuntime:
                 await self._recovery.close_crashed_run(compactor)
             else:  # a live replica may be running it: only a lease tells
                 await self._recovery.close_leased(compactor, lambda: self._run is not None)
-        self._replay.publish(compactor)  # published only once complete and recovered
-        if self._replay.checkpoint_stale:
-            try:
-                await self._replay.save_checkpoint()
-            except StoreError as exc:  # only a shortcut for the next build: the log is the truth
-                log.warning("thread %s: %s", self.thread_id, exc)
+        self._compactor = compactor  # readable only once complete and recovered
+        await self._replay.publish(compactor)
         return compactor
 
     # -- recovery --------------------------------------------------------------------------
@@ -140,8 +138,7 @@ class ThreadRuntime:
         compactor = await self._ready()
         if self.store.leases is not None and fence is None:
             return await self._recovery.close_leased(compactor, lambda: self._run is not None)
-        async with self._replay.lock:
-            await self._replay.catch_up_locked(compactor)
+        await self._replay.catch_up(compactor)
         if not compactor.run_open:
             return False
         await self._recovery.close_crashed_run(compactor, fence)
@@ -152,9 +149,10 @@ class ThreadRuntime:
     async def replay_view(self) -> ReplayView:
         """What a fresh client gets before the live tail (see :meth:`ReplayState.view`)."""
         compactor = await self._ready()
-        if await self._replay.catch_up(compactor):  # another writer (a replica) stored records
+        view, caught_up = await self._replay.fresh_view(compactor)
+        if caught_up:  # another writer (a replica) stored records
             self._changed()
-        return self._replay.view(compactor)
+        return view
 
     async def conversation(self) -> Conversation:
         """Current messages and state (the open run included) and the seq they cover."""
@@ -170,23 +168,18 @@ class ThreadRuntime:
         return compactor.replay_events()
 
     @property
-    def recent(self) -> RecentFrames:
-        """The encoded frames of the latest records, shared by the live subscribers."""
-        return self._replay.recent
-
-    @property
     def approx_bytes(self) -> int:
         return self._replay.approx_bytes
 
     @property
     def log_run_open(self) -> bool:
         """Whether the log, as this process knows it, has a run without a terminal event."""
-        compactor = self._replay.compactor
+        compactor = self._compactor
         return compactor is not None and compactor.run_open
 
     @property
     def last_seq(self) -> int:
-        compactor = self._replay.compactor
+        compactor = self._compactor
         return 0 if compactor is None else compactor.last_seq
 
     def settled(self, cursor: int) -> bool:
@@ -228,7 +221,7 @@ class ThreadRuntime:
         Without it a replica's view of a thread that another replica writes (its run
         state, its replay) would stay where it was first built.
         """
-        compactor = self._replay.compactor
+        compactor = self._compactor
         if compactor is not None and await self._replay.catch_up(compactor, latest):
             self._changed()  # the thread list's live feed, for another replica's appends
 
