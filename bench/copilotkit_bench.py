@@ -123,7 +123,8 @@ def report(result: dict[str, Any], events: int) -> None:
     ]
     for label, a, b, r in rows:
         print(f"{label:34}{a:>22}{b:>22}{r:>9}")
-    print(f"  all times (ms): runner {[round(x, 1) for x in runner['allMs']]}, memory {[round(x, 1) for x in memory['allMs']]}")
+    times = {side: [round(x, 1) for x in connect[side]["allMs"]] for side in ("runner", "memory")}
+    print(f"  all times (ms): runner {times['runner']}, memory {times['memory']}")
     print(f"  event types: runner {runner['types']}")
     print(f"               memory {memory['types']}")
     print(f"  (loading the in-memory runner took {result['memoryLoadMs']:,.0f} ms, not counted)")
