@@ -7,6 +7,7 @@ from __future__ import annotations
 
 from typing import Any
 
+import pytest
 from support.official_client import OfficialClient
 
 from agui_gateway import compact_to_snapshots
@@ -32,16 +33,21 @@ def test_each_replay_server_runs_its_own_client(
     assert reference.messages == older.messages == [{"id": "m1", "role": "assistant", "content": "hi"}]
 
 
-def test_a_null_state_snapshot_is_null_state_in_1_0_and_ignored_in_0_0_59(
-    official_client: OfficialClient, official_client_0059: OfficialClient
+@pytest.mark.parametrize("falsy", [None, False, 0, ""])
+def test_a_falsy_state_is_the_state_in_1_0_and_ignored_in_0_0_59(
+    official_client: OfficialClient, official_client_0059: OfficialClient, falsy: Any
 ) -> None:
-    raw = _stream({"type": "STATE_SNAPSHOT", "snapshot": {"a": 1}}, {"type": "STATE_SNAPSHOT", "snapshot": None})
-    assert official_client.replay(raw).state is None
-    assert official_client_0059.replay(raw).state == {"a": 1}
-    # The gateway follows 1.0.0: its replay form holds the state as it is, null. Under
-    # 1.0.0 that ends where the raw log does; 0.0.59 ignores it and keeps its initial {}
-    # (the one place the sweep of tests/protocol/test_equivalence.py cannot cover).
-    replay = compact_to_snapshots(raw)
-    assert replay[1] == {"type": "STATE_SNAPSHOT", "snapshot": None}
-    assert official_client.replay(replay).state is None
-    assert official_client_0059.replay(replay).state == {}
+    for last in (
+        {"type": "STATE_SNAPSHOT", "snapshot": falsy},
+        {"type": "STATE_DELTA", "delta": [{"op": "replace", "path": "", "value": falsy}]},
+    ):
+        raw = _stream({"type": "STATE_SNAPSHOT", "snapshot": {"a": 1}}, last)
+        assert official_client.replay(raw).state == falsy
+        assert official_client_0059.replay(raw).state == {"a": 1}, last
+        # The gateway follows 1.0.0: its replay form holds the state as it is. Under 1.0.0
+        # that ends where the raw log does; 0.0.59 ignores it and keeps its initial {}
+        # (the case the sweep of tests/protocol/test_equivalence.py leaves out under 0.0.59).
+        replay = compact_to_snapshots(raw)
+        assert replay[1] == {"type": "STATE_SNAPSHOT", "snapshot": falsy}
+        assert official_client.replay(replay).state == falsy
+        assert official_client_0059.replay(replay).state == {}
