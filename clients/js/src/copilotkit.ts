@@ -205,8 +205,9 @@ export class GatewayAgentRunner implements AgentRunner {
     const open = await this.openRun(request.threadId);
     if (open === undefined) return false;
     if (request.runId !== undefined && open.runId !== request.runId) return false;
-    // `runId` tells the gateway which run is meant; a gateway that checks it refuses
-    // to stop another run (409) that opened since the look-up above.
+    // `runId` names the run meant. A gateway that checks it refuses (409) to stop a run
+    // that opened since the look-up above; today's ignores it and stops the open run, so
+    // a run that ends and another that starts in between could be stopped instead.
     const url = `${this.threadPath(request.threadId)}/stop?runId=${encodeURIComponent(open.runId)}`;
     const response = await this.fetchFn(url, { method: "POST", headers: this.requestHeaders("application/json") });
     if (response.status === 409) {
