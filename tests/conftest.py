@@ -32,6 +32,13 @@ def official_client() -> Iterator[OfficialClient]:
         yield client
 
 
+@pytest.fixture(scope="session")
+def official_client_0059() -> Iterator[OfficialClient]:
+    """The same replay server around @ag-ui/client 0.0.59 (what @copilotkit/runtime 1.75.0 bundles)."""
+    with OfficialClient(client="0.0.59") as client:
+        yield client
+
+
 @pytest.fixture(scope="module")
 def agent() -> Iterator[tuple[ScriptedAgent, str]]:
     """One scripted agent per test module: (the agent, its run URL)."""

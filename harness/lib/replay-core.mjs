@@ -1,10 +1,12 @@
 // Replays a list of AG-UI events through the official @ag-ui/client exactly as
 // a (re)connecting UI would, and reports where the agent ended up.
-import { AbstractAgent, verifyEvents } from "@ag-ui/client";
+import { CLIENT_VERSION, client } from "./client.mjs";
 // rxjs is the client's own dependency (pinned 7.8.1 by it) and is hoisted to
 // harness/node_modules, so this is the very instance the client's pipeline uses.
 import { Observable, lastValueFrom, from } from "rxjs";
 import { captureInto } from "./capture.mjs";
+
+const { AbstractAgent, verifyEvents } = client;
 
 export const MODES = ["connect", "run", "verify"];
 
@@ -90,7 +92,7 @@ async function drive(agent, events, mode) {
 
 /**
  * Replays `events` through a fresh agent.
- * @returns {Promise<{messages, state, pendingInterrupts, error, warnings, events}>}
+ * @returns {Promise<{messages, state, pendingInterrupts, error, warnings, events, client}>}
  *   `error` is the message of whatever ended the pipeline (null when it
  *   completed); messages/state are what the agent held at that point.
  */
@@ -118,5 +120,6 @@ export async function replayEvents(events, mode = "connect") {
     error,
     warnings,
     events: events.length,
+    client: CLIENT_VERSION,
   };
 }

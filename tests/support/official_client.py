@@ -29,6 +29,11 @@ import pytest
 
 Mode = Literal["connect", "run", "verify"]
 
+# The official clients the harness carries (harness/lib/client.mjs): 1.0.0, the reference,
+# and 0.0.59, the line @copilotkit/runtime 1.75.0 bundles (docs/official-clients.md).
+REFERENCE_CLIENT = "1.0.0"
+CLIENT_VERSIONS = (REFERENCE_CLIENT, "0.0.59")
+
 REPO_ROOT = Path(__file__).resolve().parents[2]
 HARNESS_DIR = REPO_ROOT / "harness"
 
@@ -58,6 +63,7 @@ class ReplayResult:
     pending_interrupts: list[dict[str, Any]] = field(default_factory=list)
     events: int = 0
     bad_lines: int = 0
+    client: str = REFERENCE_CLIENT  # the version of @ag-ui/client that replayed it
 
     @classmethod
     def from_wire(cls, payload: Mapping[str, Any]) -> ReplayResult:
@@ -69,6 +75,7 @@ class ReplayResult:
             pending_interrupts=payload.get("pendingInterrupts", []),
             events=payload.get("events", 0),
             bad_lines=payload.get("badLines", 0),
+            client=payload.get("client", REFERENCE_CLIENT),
         )
 
 
@@ -232,12 +239,17 @@ class OfficialClient:
         *,
         timeout: float = 600.0,
         env: Mapping[str, str] | None = None,
+        client: str = REFERENCE_CLIENT,
     ) -> None:
+        if client not in CLIENT_VERSIONS:
+            raise ValueError(f"no official client {client!r} in the harness (it has {', '.join(CLIENT_VERSIONS)})")
+        self.client = client
+        env = {**(env or {}), "AGUI_HARNESS_CLIENT": client}
         harness_dir = Path(harness_dir)
         # A large log's replay keeps many full copies of the conversation
         # alive at once; give V8 room beyond its default heap ceiling.
         args = ["--max-old-space-size=8192", str(harness_dir / "replay.mjs"), "--serve"]
-        self._driver = NodeDriver(args, name="replay", harness_dir=harness_dir, timeout=timeout, env=env)
+        self._driver = NodeDriver(args, name=f"replay {client}", harness_dir=harness_dir, timeout=timeout, env=env)
         self._lock = threading.Lock()  # request ids in the order the driver sends them
         self._next_id = 0
 
@@ -290,3 +302,13 @@ def js_values(value: Any) -> Any:
     if isinstance(value, dict):
         return {key: js_values(item) for key, item in value.items()}
     return value
+
+
+@pytest.fixture(scope="module", params=CLIENT_VERSIONS, name="official_client")
+def official_client_of_each_version(
+    request: pytest.FixtureRequest, official_client: OfficialClient, official_client_0059: OfficialClient
+) -> OfficialClient:
+    """Imported into a test module, its ``official_client`` is each version in turn: every check
+    there runs under @ag-ui/client 1.0.0 and under 0.0.59, the line CopilotKit's runtime
+    bundles (docs/official-clients.md). The session's replay servers are shared."""
+    return official_client if request.param == REFERENCE_CLIENT else official_client_0059

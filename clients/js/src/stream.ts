@@ -105,7 +105,7 @@ function retryableStatus(status: number): boolean {
   return status >= 500 || status === 408 || status === 429;
 }
 
-async function httpError(response: Response): Promise<HttpError> {
+export async function httpError(response: Response): Promise<HttpError> {
   const contentType = response.headers.get("content-type") || "";
   let text = "";
   try {

@@ -17,6 +17,7 @@ import httpx
 import pytest
 from support.agents import ScriptedAgent
 from support.events import agent_run_events, run_input, served, user_message
+from support.official_client import official_client_of_each_version  # noqa: F401 (the fixture official_client)
 from support.servers import RunningGateway, serve_scripted_gateway
 from support.sse import Frame, collect, events_of, has_id
 from support.stores import stored_log
