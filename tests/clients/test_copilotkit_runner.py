@@ -2,7 +2,7 @@
 ``@copilotkit/runtime`` 1.75.0 of the package's lock file.
 
 Two gateway replicas (two ``agui-gateway serve`` processes) share one Redis, as in
-``tests/server/test_replicas.py``; the suite's scripted agent answers their runs, scripted
+``tests/server/runtime/test_replicas.py``; the suite's scripted agent answers their runs, scripted
 and released by the Node tests through a control endpoint on loopback
 (``support.agent_control``). The Node tests in ``clients/js/test/copilotkit`` drive the
 runner's contract directly and through CopilotKit runtime processes served over HTTP,
