@@ -28,7 +28,7 @@ which costs a third of a second; without ``client_view`` they are not loaded.)
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, KeysView
 from typing import Any
 
 import jsonpatch
@@ -204,6 +204,11 @@ class Reducer:
     @property
     def state(self) -> Any:
         return self._state
+
+    def message_ids(self) -> KeysView[str]:
+        """The (string) ids of the messages held, as a live view: set operations on it
+        run in C without copying the ids."""
+        return self._by_id.keys()
 
     def snapshot(self) -> tuple[list[Message], Any]:
         """Deep copies of ``(messages, state)``."""
