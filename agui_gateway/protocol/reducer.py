@@ -127,10 +127,14 @@ class Reducer:
         state: Any = NOT_GIVEN,
         *,
         client_view: bool = True,
+        take: bool = False,
     ) -> None:
-        self._messages: list[Message] = _clone(messages) if messages else []
+        # take: the caller hands over messages and state no one else holds (just
+        # decoded from a checkpoint), so copying them would only cost time.
+        copy = (lambda value: value) if take else _clone
+        self._messages: list[Message] = copy(messages) if messages else []
         # The client's initial agent state is {}; None (JSON null) is a real state.
-        self._state: Any = {} if state is NOT_GIVEN else _clone(state)
+        self._state: Any = {} if state is NOT_GIVEN else copy(state)
         self.state_touched = False  # a STATE_SNAPSHOT or successful STATE_DELTA was applied
         self.pending_interrupts: list[Any] = []
         self.error: str | None = None

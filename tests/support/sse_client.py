@@ -26,6 +26,11 @@ import { createInterface } from "node:readline";
 import { readFileSync } from "node:fs";
 import { AbstractAgent, transformHttpEventStream } from "@ag-ui/client";
 import { Observable } from "rxjs";
+import { installFastClone } from "./lib/fast-clone.mjs";
+
+// As the replay harness does: the platform's structuredClone copies a 12 MB string
+// for every event the client applies after it; this one shares strings.
+installFastClone();
 
 // A response body in chunks, one per macrotask, like reads off a socket.
 function body(bytes, chunk) {

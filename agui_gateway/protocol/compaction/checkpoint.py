@@ -53,7 +53,7 @@ def load_checkpoint(data: bytes) -> FoldedRuns:
     doc = orjson.loads(data)
     if doc.get("version") != CHECKPOINT_VERSION:
         raise ValueError(f"unsupported checkpoint version {doc.get('version')!r}")
-    reducer = Reducer(doc["messages"], doc["state"], client_view=False)
+    reducer = Reducer(doc["messages"], doc["state"], client_view=False, take=True)
     reducer.state_touched = bool(doc["stateTouched"])
     reducer.pending_interrupts = doc.get("pendingInterrupts") or []
     return FoldedRuns(

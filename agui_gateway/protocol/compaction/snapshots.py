@@ -94,13 +94,14 @@ class SnapshotCompactor:
         """The synthetic run standing for every finished run ([] before the first)."""
         return self._folded.block(max_frame_bytes)
 
-    def open_run_events(self) -> list[tuple[Event, int | None]]:
-        """Events fed after the last fold, delta-compacted, with their resumable ids."""
-        return self._open_run.sequenced()
+    def open_run_events(self, max_frame_bytes: int = MAX_FRAME_BYTES) -> list[tuple[Event, int | None]]:
+        """Events fed after the last fold, delta-compacted, with their resumable ids (a
+        merged delta past ``max_frame_bytes`` stays cut in parts, the id on the last)."""
+        return self._open_run.sequenced(max_frame_bytes)
 
     def replay_events(self, max_frame_bytes: int = MAX_FRAME_BYTES) -> list[Event]:
         """The whole replay: :meth:`finished_block`, then the open run's compacted events."""
-        return self._folded.block(max_frame_bytes) + self._open_run.events()
+        return self._folded.block(max_frame_bytes) + self._open_run.events(max_frame_bytes)
 
     # --- windows and pages
 
