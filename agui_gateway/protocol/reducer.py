@@ -49,6 +49,10 @@ def _clone(value: Any) -> Any:
     return orjson.loads(orjson.dumps(value))
 
 
+def _as_is(value: Any) -> Any:
+    return value
+
+
 def _merge_metadata(existing: Any, incoming: Any) -> dict[str, Any]:
     # mergeMetadata: {...existing, ...incoming}; spreading null/undefined adds nothing.
     merged: dict[str, Any] = dict(existing) if isinstance(existing, dict) else {}
@@ -131,7 +135,7 @@ class Reducer:
     ) -> None:
         # take: the caller hands over messages and state no one else holds (just
         # decoded from a checkpoint), so copying them would only cost time.
-        copy = (lambda value: value) if take else _clone
+        copy = _as_is if take else _clone
         self._messages: list[Message] = copy(messages) if messages else []
         # The client's initial agent state is {}; None (JSON null) is a real state.
         self._state: Any = {} if state is NOT_GIVEN else copy(state)

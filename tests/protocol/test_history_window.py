@@ -10,12 +10,14 @@ from __future__ import annotations
 from typing import Any
 
 import pytest
+from hypothesis import HealthCheck, given, settings
 from support.official_client import OfficialClient
 
 from agui_gateway.protocol import events as ev
 from agui_gateway.protocol.builders import HISTORY_WINDOW_EVENT_NAME
 from agui_gateway.protocol.compaction import SnapshotCompactor, UnknownCursor
 from agui_gateway.protocol.lineage import Parent, ParentFinder, continues, plan_run, served_event, window_conversation
+from agui_testkit import strategies
 from agui_testkit.generate import generate_log
 
 Event = dict[str, Any]
@@ -252,3 +254,21 @@ def test_what_window_conversation_leaves_as_sent() -> None:
     activity = {"id": "act", "role": "activity", "activityType": "a", "content": {}}
     with_activity = [thread[0], activity, *thread[1:]]
     assert window_conversation(with_activity, thread[3:]) == thread  # the client keeps no activity
+
+
+def test_the_window_event_follows_the_run_started(official_client: OfficialClient) -> None:
+    """The official client refuses a stream that opens with anything but RUN_STARTED."""
+    window = _compactor(_turn("r1", 1) + _turn("r2", 2)).history_window(1)
+    assert official_client.verify(window.events).error is None
+    first = [window.events[1], window.events[0], *window.events[2:]]
+    assert "First event must be 'RUN_STARTED'" in (official_client.verify(first).error or "")
+
+
+@settings(max_examples=30, deadline=None, suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large])
+@given(stream=strategies.event_streams())
+def test_random_streams_window_like_the_full_replay(official_client: OfficialClient, stream: list[Event]) -> None:
+    if official_client.replay(stream).error is not None:
+        return
+    compactor = _compactor(stream)
+    for turns in (1, 2):
+        _check_window(official_client, compactor, turns, limit=2)
