@@ -50,7 +50,7 @@ import orjson
 
 from agui_gateway.protocol import events as ev
 from agui_gateway.protocol.compaction.frames import MAX_FRAME_BYTES
-from agui_gateway.protocol.compaction.split import cut_contents, encoded_size
+from agui_gateway.protocol.compaction.split import cut_contents, encoded_size, state_events
 from agui_gateway.protocol.reducer import Reducer
 from agui_gateway.protocol.types import Event
 
@@ -296,7 +296,7 @@ def plan_run(
     # caller's own (setState before the run), which the agent then runs on.
     state = run_input.get("state")
     if state is not None and (branch or (state != {} and state != thread_state)):
-        extras.append({"type": ev.STATE_SNAPSHOT, "snapshot": state})
+        extras += state_events(state, max_frame_bytes)
     return RunPlan(note or None, extras, branch, parent.run_id if parent is not None else None)
 
 

@@ -155,6 +155,41 @@ def test_small_budgets_split_everything_that_can_be(official_client: OfficialCli
     assert official_client.replay(window.events).error is None
 
 
+def test_a_twelve_megabyte_state(sse: SseClient, official_client: OfficialClient) -> None:
+    """A STATE_SNAPSHOT over the limit: an empty snapshot, then deltas adding it back."""
+    state = {
+        "files": {f"src/f{n}.py": f"x = {n}\n" * 10_000 for n in range(100)},
+        "log": [{"line": n, "text": "y" * 50_000} for n in range(40)],
+        "a/b~c": {"nested": [["z" * 3_000_000]]},
+    }
+    raw: list[Event] = [
+        {"type": ev.RUN_STARTED, "threadId": "t", "runId": "r1"},
+        {"type": ev.STATE_SNAPSHOT, "snapshot": state},
+        {"type": ev.RUN_FINISHED, "threadId": "t", "runId": "r1"},
+        {"type": ev.RUN_STARTED, "threadId": "t", "runId": "r2"},
+        {"type": ev.STATE_DELTA, "delta": [{"op": "replace", "path": "/log/3/line", "value": -3}]},
+    ]
+    assert len(orjson.dumps(state)) > 12 * MB
+    reference = official_client.replay(raw)
+    _, data = _fresh_replay(raw)
+    _under_limit(data)
+    _assert_same(sse.read(data), reference)
+    live = sse_bytes((part, None) for event in raw for part in split_event(event, 8 * 2**20))
+    _under_limit(live)
+    _assert_same(sse.read(live), reference)
+
+
+def test_small_budgets_split_states(official_client: OfficialClient) -> None:
+    raw = generate_log("state_heavy", 4)
+    compactor = SnapshotCompactor()
+    compactor.feed_all(raw)
+    replay = compactor.replay_events(512)
+    assert any(e["type"] == ev.STATE_DELTA for e in compactor.finished_block(512))
+    _assert_same(official_client.replay(replay), official_client.replay(raw))
+    live = [part for event in raw for part in split_event(event, 512)]
+    _assert_same(official_client.replay(live), official_client.replay(raw))
+
+
 def test_a_caller_message_that_cannot_be_cut_is_refused() -> None:
     parts = [{"type": "image", "source": {"type": "data", "value": "x" * 5000, "mimeType": "image/png"}}]
     caller = [{"id": "u1", "role": "user", "content": parts}]

@@ -9,6 +9,7 @@ from typing import Any
 from agui_gateway.protocol import events as ev
 from agui_gateway.protocol.builders import run_started_event
 from agui_gateway.protocol.compaction.frames import MAX_FRAME_BYTES, history_frames
+from agui_gateway.protocol.compaction.split import state_events
 from agui_gateway.protocol.reducer import Reducer
 from agui_gateway.protocol.types import Event
 
@@ -128,7 +129,7 @@ class FoldedRuns:
             block.insert(1, note)
         state = reducer.state
         if reducer.state_touched or state != {}:
-            block.append({"type": ev.STATE_SNAPSHOT, "snapshot": state})
+            block += state_events(state, max_frame_bytes)
         block.extend(self.passthrough)
         if self.terminal.get("type") == ev.RUN_ERROR and reducer.pending_interrupts:
             # An interrupt outcome outlives a later RUN_ERROR in the client

@@ -17,7 +17,13 @@ What cannot be cut this way stays whole (and a frame over the limit is then the
 caller's to refuse): a content that is not a string (content parts, an activity's
 object), tool-call arguments (restoring them needs a TOOL_CALL_START, which the client
 counts as a call of the run it is in and reports pending at its end), a message id that
-is not a string or occurs twice in the list, any other field, and a STATE_SNAPSHOT.
+is not a string or occurs twice in the list, and any other field.
+
+A state too big for a frame (:func:`state_events`) goes out as a STATE_SNAPSHOT of an
+empty object (or array) and STATE_DELTAs that ``add`` its members back in order, each
+delta under the budget, a member too big for one cut the same way one level down. A
+string or number bigger than a frame stays whole (JSON Patch cannot append to a string).
+
 Contents are cut only where every client is reset to the cut message first (a
 MESSAGES_SNAPSHOT, or a fresh replay's history, which a client holding nothing
 receives): a client holding the whole message would get its content twice.
@@ -138,6 +144,45 @@ def cut_contents(messages: Sequence[Message], budget: int, *, together: bool) ->
     return CutMessages(out, appends)
 
 
+def _pointer(token: str | int) -> str:
+    return "/" + (str(token) if isinstance(token, int) else token.replace("~", "~0").replace("/", "~1"))
+
+
+def _add_ops(value: Any, path: str, budget: int, ops: list[dict[str, Any]]) -> None:
+    """Ops that add ``value`` at ``path`` (which must not exist yet), each under ``budget``."""
+    if encoded_size(value) + len(path) + 32 <= budget or not isinstance(value, (dict, list)) or not value:
+        ops.append({"op": "add", "path": path, "value": value})
+        return
+    ops.append({"op": "add", "path": path, "value": {} if isinstance(value, dict) else []})
+    members = value.items() if isinstance(value, dict) else enumerate(value)
+    for key, member in members:
+        _add_ops(member, path + _pointer(key), budget, ops)
+
+
+def state_events(state: Any, budget: int) -> list[Event]:
+    """A STATE_SNAPSHOT of ``state``, as one event when it fits ``budget``, otherwise as an
+    empty snapshot and STATE_DELTAs adding the members back (see the module docs)."""
+    if encoded_size(state) <= budget or not isinstance(state, (dict, list)):
+        return [{"type": ev.STATE_SNAPSHOT, "snapshot": state}]
+    ops: list[dict[str, Any]] = []
+    members = state.items() if isinstance(state, dict) else enumerate(state)
+    for key, member in members:
+        _add_ops(member, _pointer(key), budget, ops)
+    events: list[Event] = [{"type": ev.STATE_SNAPSHOT, "snapshot": {} if isinstance(state, dict) else []}]
+    batch: list[dict[str, Any]] = []
+    size = 0
+    for op in ops:
+        length = encoded_size(op) + 1
+        if batch and size + length > budget:
+            events.append({"type": ev.STATE_DELTA, "delta": batch})
+            batch, size = [], 0
+        batch.append(op)
+        size += length
+    if batch:
+        events.append({"type": ev.STATE_DELTA, "delta": batch})
+    return events
+
+
 def split_event(event: Event, budget: int) -> list[Event]:
     """``event`` as events whose frames each fit ``budget``, applied to the same result.
 
@@ -161,6 +206,9 @@ def split_event(event: Event, budget: int) -> list[Event]:
         if not isinstance(content, str) or not isinstance(message_id, str):
             return [event]
         return [{**event, "content": ""}, *content_events(message_id, content, budget)]
+    if kind == ev.STATE_SNAPSHOT:
+        parts = state_events(event.get("snapshot"), budget)
+        return [{**event, **parts[0]}, *parts[1:]]  # the first keeps the event's other fields
     if kind == ev.MESSAGES_SNAPSHOT:
         messages = event.get("messages")
         if not isinstance(messages, list):
