@@ -18,7 +18,7 @@ from support.official_client import OfficialClient
 from support.sse_client import SseClient, frame_sizes, sse_bytes, sse_client
 
 from agui_gateway.protocol import events as ev
-from agui_gateway.protocol.compaction import SnapshotCompactor, split_event
+from agui_gateway.protocol.compaction import SnapshotCompactor, split_event, split_sequenced
 from agui_gateway.protocol.compaction.split import split_text
 from agui_gateway.protocol.lineage import HistoryTooLarge, ParentFinder, continues, plan_run, served_event
 from agui_gateway.protocol.types import CLIENT_SSE_BUFFER_LIMIT
@@ -70,8 +70,11 @@ def test_a_fresh_replay_with_one_message_over_the_limit(sse: SseClient, official
     _under_limit(data)
     reference = official_client.replay(raw)
     _assert_same(sse.read(data), reference)
-    # The stored events themselves, live, split the same way.
-    live = sse_bytes((part, None) for event in raw for part in split_event(event, 8 * 2**20))
+    # The stored events themselves, live, split the same way: the id on the last part.
+    framed = [part for seq, event in enumerate(raw, 1) for part in split_sequenced(event, seq, 8 * 2**20)]
+    assert len(framed) > len(raw)
+    assert [seq for _, seq in framed if seq is not None] == list(range(1, len(raw) + 1))
+    live = sse_bytes(framed)
     _under_limit(live)
     _assert_same(sse.read(live), reference)
     # The client does refuse the unsplit stream: the limit is real.

@@ -7,8 +7,10 @@ are the conversation's messages exactly.
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any
 
+import orjson
 import pytest
 from hypothesis import HealthCheck, given, settings
 from support.official_client import OfficialClient
@@ -272,3 +274,15 @@ def test_random_streams_window_like_the_full_replay(official_client: OfficialCli
     compactor = _compactor(stream)
     for turns in (1, 2):
         _check_window(official_client, compactor, turns, limit=2)
+
+
+def test_a_first_format_log_keeps_each_turn_whole(official_client: OfficialClient) -> None:
+    """The gateway's input run and the agent's run, one runId: one run for the window."""
+    path = Path(__file__).parents[1] / "fixtures" / "format-v1" / "legacy.jsonl"
+    events = [orjson.loads(line)["event"] for line in path.read_bytes().splitlines() if line.strip()]
+    compactor = _compactor(events)
+    messages = compactor.history_index().messages
+    users = [i for i, m in enumerate(messages) if m["role"] == "user"]
+    assert len(users) >= 2
+    window = _check_window(official_client, compactor, 1)
+    assert window.older == users[-1]  # the last turn starts with its user message

@@ -30,7 +30,7 @@ official client is cut over several (:mod:`.split`).
 from agui_gateway.protocol.compaction.deltas import DeltaCompactor, compact_events, compact_sequenced
 from agui_gateway.protocol.compaction.frames import MAX_FRAME_BYTES
 from agui_gateway.protocol.compaction.snapshots import HistoryWindow, SnapshotCompactor, compact_to_snapshots
-from agui_gateway.protocol.compaction.split import split_event
+from agui_gateway.protocol.compaction.split import split_event, split_sequenced
 from agui_gateway.protocol.compaction.window import HistoryIndex, MessagePage, UnknownCursor
 
 __all__ = [
@@ -45,4 +45,5 @@ __all__ = [
     "compact_sequenced",
     "compact_to_snapshots",
     "split_event",
+    "split_sequenced",
 ]

@@ -220,6 +220,14 @@ def split_event(event: Event, budget: int) -> list[Event]:
     return [event]
 
 
+def split_sequenced(event: Event, seq: int | None, budget: int) -> list[tuple[Event, int | None]]:
+    """:func:`split_event` for a stored event and its SSE id: the id goes on the last part
+    only, as in a compacted stretch (a client applies frames once an id covers them, and
+    one cut off inside the parts resumes before the event, which it gets whole again)."""
+    parts = split_event(event, budget)
+    return [(part, None) for part in parts[:-1]] + [(parts[-1], seq)]
+
+
 def fits(events: Sequence[Event], budget: int) -> bool:
     """Whether every event's JSON fits ``budget``."""
     return all(encoded_size(event) <= budget for event in events)
