@@ -149,6 +149,9 @@ class Reducer:
         self._tool_calls: dict[str, tuple[Message, dict[str, Any]]] = {}
         # id(target) -> (target, key, parts): streamed text not yet joined into target[key]
         self._buffers: dict[int, tuple[dict[str, Any], str, list[str]]] = {}
+        # How many times the id index was rebuilt: between two rebuilds ids are only
+        # ever added, at the end of message_ids() (the folded runs rely on it).
+        self.reindexes = 0
         self._reindex()
         self._handlers = {
             ev.TEXT_MESSAGE_START: self._text_start,
@@ -214,8 +217,8 @@ class Reducer:
         return self._state
 
     def message_ids(self) -> KeysView[str]:
-        """The (string) ids of the messages held, as a live view: set operations on it
-        run in C without copying the ids."""
+        """The (string) ids of the messages held, in the order they first appeared since
+        the last rebuild of the index (:attr:`reindexes`), as a live view."""
         return self._by_id.keys()
 
     def snapshot(self) -> tuple[list[Message], Any]:
@@ -240,6 +243,7 @@ class Reducer:
                 return
 
     def _reindex(self) -> None:
+        self.reindexes += 1
         self._by_id = {}
         self._tool_calls = {}
         for message in self._messages:

@@ -3,8 +3,10 @@ the synthetic run that stands for all of them in a replay."""
 
 from __future__ import annotations
 
+from collections.abc import Reversible
 from dataclasses import dataclass, field
-from typing import Any
+from itertools import islice
+from typing import Any, cast
 
 from agui_gateway.protocol import events as ev
 from agui_gateway.protocol.builders import run_started_event
@@ -36,6 +38,9 @@ class FoldedRuns:
     runs: int = 0
     owners: dict[str, int] = field(default_factory=dict)
     run_numbers: dict[str, int] = field(default_factory=dict)
+    # Where the reducer's ids stood at the last fold (count, index rebuilds); -1: unknown.
+    _held: int = field(default=-1, repr=False, compare=False)
+    _reindexes: int = field(default=-1, repr=False, compare=False)
 
     def fold(self, run_events: list[Event], terminal: Event, seq: int) -> None:
         """Apply one run's (compacted) events, ``terminal`` their last, at ``seq``.
@@ -96,15 +101,23 @@ class FoldedRuns:
         ]
 
     def _take_owners(self, number: int, claimed: list[str]) -> None:
-        # Invariant: the owners' keys are the ids held at the last fold. Both set
-        # operations run in C over the dict views (a run of a 100,000-message thread
-        # costs a few milliseconds here, once).
+        # Invariant: the owners' keys are the ids held at the last fold. While the
+        # reducer did not rebuild its index, ids were only added, at its end: the run's
+        # new ids are the tail past the last fold's count (no pass over the thread).
+        # Otherwise (a MESSAGES_SNAPSHOT, say) two set operations over the dict views.
         owners = self.owners
-        held = self.reducer.message_ids()
-        for gone in owners.keys() - held:
-            del owners[gone]
-        for added in held - owners.keys():
-            owners[added] = number
+        reducer = self.reducer
+        held = reducer.message_ids()
+        if self._held >= 0 and reducer.reindexes == self._reindexes:
+            # A dict's keys view reverses in C (typeshed's KeysView does not say so).
+            for added in islice(reversed(cast("Reversible[str]", held)), len(held) - self._held):
+                owners[added] = number
+        else:
+            for gone in owners.keys() - held:
+                del owners[gone]
+            for added in held - owners.keys():
+                owners[added] = number
+        self._held, self._reindexes = len(held), reducer.reindexes
         for mid in claimed:
             if mid in owners:
                 owners[mid] = number
