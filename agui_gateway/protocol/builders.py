@@ -49,3 +49,18 @@ def rejected_event(reason: str, event_type: Any, size: int | None = None) -> Eve
     if size is not None:
         value["bytes"] = size
     return {"type": ev.CUSTOM, "name": REJECTED_EVENT_NAME, "value": value}
+
+
+# The CUSTOM event name of a windowed replay's first event after its RUN_STARTED.
+HISTORY_WINDOW_EVENT_NAME = "agui_gateway.history_window"
+
+
+def history_window_event(turns: int, older: int, before: str | None) -> Event:
+    """What a windowed replay says about itself: the ``turns`` asked for, how many
+    messages of the conversation are older than the window, and the cursor of the page
+    of them (``GET /threads/{t}/messages?before=...``; ``None`` when none is older)."""
+    return {
+        "type": ev.CUSTOM,
+        "name": HISTORY_WINDOW_EVENT_NAME,
+        "value": {"turns": turns, "olderMessages": older, "before": before},
+    }

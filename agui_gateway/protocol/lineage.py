@@ -30,6 +30,14 @@ Since a branch restates the caller's messages and state, replaying the log in
 order (fresh, resumed, compacted, ``agui-gateway compact``) always ends on the
 branch of the last run; a branch that ends at an earlier run is replayed from
 that run's lineage (:meth:`RunIndex.lineage`).
+
+A caller holding a *window* (the latest turns of a long thread, maybe with some
+older pages) sends a suffix of the conversation: :func:`window_conversation` puts
+the older messages back in front of it, and the rule above then decides on the
+whole conversation (so an edit inside the window is still a branch). What the run
+records never outgrows a frame of the official client: the branch's
+MESSAGES_SNAPSHOT and the RUN_STARTED input travel with their largest contents cut
+out and appended after (:mod:`.compaction.split`).
 """
 
 from __future__ import annotations
@@ -41,6 +49,8 @@ from typing import Any
 import orjson
 
 from agui_gateway.protocol import events as ev
+from agui_gateway.protocol.compaction.frames import MAX_FRAME_BYTES
+from agui_gateway.protocol.compaction.split import cut_contents, encoded_size, state_events
 from agui_gateway.protocol.reducer import Reducer
 from agui_gateway.protocol.types import Event
 
@@ -117,6 +127,38 @@ def continues(thread_messages: Sequence[Message], caller_messages: Sequence[Any]
     return all(mid in known for mid in list(caller)[: last + 1])
 
 
+def window_conversation(thread_messages: Sequence[Message], caller_messages: Sequence[Any]) -> list[Any]:
+    """The caller's whole conversation, when it holds only the latest part of the thread's.
+
+    A caller *holds a window* when its first message is a stored one at a position
+    ``s > 0`` of the thread's messages and none of the messages before ``s`` is among
+    its own: it sent a suffix, as a client that opened the thread with its latest turns
+    (and maybe loaded some older pages) does. Its conversation is then the thread's
+    messages before ``s`` (those the client keeps: no activity messages) followed by
+    its own, and that is what the run continues or branches from and what the agent
+    gets. Anything else: the caller's messages as sent.
+
+    The case this cannot tell apart: a caller that deleted the first messages of the
+    conversation (and nothing else) looks exactly like one holding a window, and
+    continues the thread with them.
+    """
+    caller = [m for m in caller_messages if _message_id(m) is not None]
+    if not caller:
+        return list(caller_messages)
+    positions: dict[str, int] = {}
+    for position, message in enumerate(thread_messages):
+        mid = _message_id(message)
+        if mid is not None:
+            positions.setdefault(mid, position)
+    start = positions.get(_message_id(caller[0]) or "")
+    if not start:  # not stored, or the first stored message: nothing is missing in front
+        return list(caller_messages)
+    if any(positions.get(_message_id(m) or "", start) < start for m in caller):
+        return list(caller_messages)  # it holds older messages after all: as sent
+    older = [dict(m) for m in thread_messages[:start] if m.get("role") not in _CLIENT_ONLY_ROLES]
+    return older + list(caller_messages)
+
+
 def same_message(a: Message, b: Message) -> bool:
     """Whether two messages with one id are the same for a client (the fields it keeps)."""
     return _fingerprint(a) == _fingerprint(b)
@@ -180,6 +222,12 @@ class ParentFinder:
                 self.parent = Parent(run_id, messages)
 
 
+class HistoryTooLarge(ValueError):
+    """The caller's messages cannot be recorded in frames the official client accepts:
+    one of them outgrows a frame and has nothing that can be cut over several (see
+    :mod:`.compaction.split`)."""
+
+
 @dataclass(frozen=True)
 class RunPlan:
     """What the gateway records for a run, beside the agent's events."""
@@ -195,8 +243,14 @@ def plan_run(
     thread_messages: Sequence[Message],
     thread_state: Any,
     parent: Parent | None,
+    max_frame_bytes: int = MAX_FRAME_BYTES,
 ) -> RunPlan:
-    """The record of a caller's run; ``parent`` is given exactly when it is a branch."""
+    """The record of a caller's run; ``parent`` is given exactly when it is a branch.
+
+    Every event it records fits ``max_frame_bytes``: a MESSAGES_SNAPSHOT or an input
+    too big for one frame travels with its largest contents cut out, appended by text
+    events stored right after it. Raises :class:`HistoryTooLarge` when that cannot be.
+    """
     thread_id, run_id = run_input["threadId"], run_input["runId"]
     caller_messages = [m for m in run_input.get("messages") or () if _message_id(m) is not None]
     branch = parent is not None
@@ -216,18 +270,33 @@ def plan_run(
         annotation.update(branch=True, input=recorded)
         if parent.run_id is not None:
             annotation["parentRunId"] = recorded["parentRunId"] = parent.run_id
-    if parent is not None or "resume" in recorded:
+    restated = parent is not None or "resume" in recorded
+    if recorded["messages"]:
+        slim = cut_contents(recorded["messages"], max_frame_bytes, together=True)
+        if encoded_size(slim.messages) > max_frame_bytes:
+            raise HistoryTooLarge("the run's new messages do not fit a frame of the official client")
+        if slim.cut:
+            # The input only adds messages a client lacks; the caller holds them whole
+            # already, so appending the cut contents would double them there. A
+            # snapshot (below) resets every client to the cut messages first.
+            recorded["messages"] = slim.messages
+            restated = True
+    if restated:
         # A resumed run answers calls an earlier run made (its TOOL_CALL_RESULTs refer to
         # them): restating the history makes the run readable on its own, as run-scoped
         # readers (ag-ui-validate's reference checks) read it.
-        caller_snapshots.append({"type": ev.MESSAGES_SNAPSHOT, "messages": [dict(m) for m in caller_messages]})
+        slim = cut_contents([dict(m) for m in caller_messages], max_frame_bytes, together=True)
+        if encoded_size(slim.messages) > max_frame_bytes:
+            raise HistoryTooLarge("the caller's conversation does not fit a frame of the official client")
+        caller_snapshots.append({"type": ev.MESSAGES_SNAPSHOT, "messages": slim.messages})
+        caller_snapshots += slim.appends
     # An empty state is what a client without state sends every time (curl, a chat UI
     # that keeps none): it says nothing about the thread's state, so it is recorded
     # only on a branch. Any other state that differs from the thread's is the
     # caller's own (setState before the run), which the agent then runs on.
     state = run_input.get("state")
     if state is not None and (branch or (state != {} and state != thread_state)):
-        caller_snapshots.append({"type": ev.STATE_SNAPSHOT, "snapshot": state})
+        caller_snapshots += state_events(state, max_frame_bytes)
     return RunPlan(annotation or None, caller_snapshots, branch, parent.run_id if parent is not None else None)
 
 

@@ -28,7 +28,7 @@ which costs a third of a second; without ``client_view`` they are not loaded.)
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, KeysView
 from typing import Any
 
 import jsonpatch
@@ -47,6 +47,10 @@ def _clone(value: Any) -> Any:
     if value is None or isinstance(value, (str, int, float, bool)):
         return value
     return orjson.loads(orjson.dumps(value))
+
+
+def _as_is(value: Any) -> Any:
+    return value
 
 
 def _merge_metadata(existing: Any, incoming: Any) -> dict[str, Any]:
@@ -127,10 +131,14 @@ class Reducer:
         state: Any = NOT_GIVEN,
         *,
         client_view: bool = True,
+        take: bool = False,
     ) -> None:
-        self._messages: list[Message] = _clone(messages) if messages else []
+        # take: the caller hands over messages and state no one else holds (just
+        # decoded from a checkpoint), so copying them would only cost time.
+        copy = _as_is if take else _clone
+        self._messages: list[Message] = copy(messages) if messages else []
         # The client's initial agent state is {}; None (JSON null) is a real state.
-        self._state: Any = {} if state is NOT_GIVEN else _clone(state)
+        self._state: Any = {} if state is NOT_GIVEN else copy(state)
         self.state_touched = False  # a STATE_SNAPSHOT or successful STATE_DELTA was applied
         self.pending_interrupts: list[Any] = []
         self.error: str | None = None
@@ -141,6 +149,9 @@ class Reducer:
         self._tool_calls: dict[str, tuple[Message, dict[str, Any]]] = {}
         # id(target) -> (target, key, parts): streamed text not yet joined into target[key]
         self._buffers: dict[int, tuple[dict[str, Any], str, list[str]]] = {}
+        # How many times the id index was rebuilt: between two rebuilds ids are only
+        # ever added, at the end of message_ids() (the folded runs rely on it).
+        self.reindexes = 0
         self._reindex()
         self._handlers = {
             ev.TEXT_MESSAGE_START: self._text_start,
@@ -205,6 +216,11 @@ class Reducer:
     def state(self) -> Any:
         return self._state
 
+    def message_ids(self) -> KeysView[str]:
+        """The (string) ids of the messages held, in the order they first appeared since
+        the last rebuild of the index (:attr:`reindexes`), as a live view."""
+        return self._by_id.keys()
+
     def snapshot(self) -> tuple[list[Message], Any]:
         """Deep copies of ``(messages, state)``."""
         return _clone(self.messages), _clone(self._state)
@@ -227,6 +243,7 @@ class Reducer:
                 return
 
     def _reindex(self) -> None:
+        self.reindexes += 1
         self._by_id = {}
         self._tool_calls = {}
         for message in self._messages:

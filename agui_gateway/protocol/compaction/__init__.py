@@ -20,17 +20,30 @@ Two forms, both checked against the official client (``tests/protocol/test_equiv
     RUN_ERROR stays visible). The open run, if any, follows in delta form. The
     history goes out in frames the official client accepts (:mod:`.frames`), and
     the folded part is what a checkpoint stores (:mod:`.checkpoint`).
+
+History windows and pages (:mod:`.window`): the replay of a thread's last N runs
+(:meth:`SnapshotCompactor.history_window`) and the older messages page by page
+(:meth:`SnapshotCompactor.messages_before`). Anything too big for one frame of the
+official client is cut over several (:mod:`.split`).
 """
 
 from agui_gateway.protocol.compaction.deltas import DeltaCompactor, compact_events, compact_sequenced
 from agui_gateway.protocol.compaction.frames import MAX_FRAME_BYTES
-from agui_gateway.protocol.compaction.snapshots import SnapshotCompactor, compact_to_snapshots
+from agui_gateway.protocol.compaction.snapshots import HistoryWindow, SnapshotCompactor, compact_to_snapshots
+from agui_gateway.protocol.compaction.split import split_event, split_sequenced
+from agui_gateway.protocol.compaction.window import HistoryIndex, MessagePage, UnknownCursor
 
 __all__ = [
     "MAX_FRAME_BYTES",
     "DeltaCompactor",
+    "HistoryIndex",
+    "HistoryWindow",
+    "MessagePage",
     "SnapshotCompactor",
+    "UnknownCursor",
     "compact_events",
     "compact_sequenced",
     "compact_to_snapshots",
+    "split_event",
+    "split_sequenced",
 ]

@@ -1,8 +1,12 @@
 """The checkpoint format: :class:`.folding.FoldedRuns` as bytes (one JSON object).
 
-Version 1 fields: ``foldedSeq``, ``threadId``, ``messages``, ``state``,
+Version 2 fields: ``foldedSeq``, ``threadId``, ``messages``, ``state``,
 ``stateTouched``, ``pendingInterrupts``, ``passthrough``, ``lastStarted``,
-``terminal``, ``lastFinished``. Stores keep these bytes opaque.
+``terminal``, ``lastFinished``, and which run added each message: ``runs`` (the
+number of the last run folded), ``owners`` (message id -> run number) and
+``runNumbers`` (run id -> run number). Stores keep these bytes opaque. A version 1
+checkpoint (no owners) is refused like any unreadable one: the gateway then rebuilds
+the thread's state from its log, once.
 """
 
 from __future__ import annotations
@@ -14,7 +18,7 @@ import orjson
 from agui_gateway.protocol.compaction.folding import FoldedRuns
 from agui_gateway.protocol.reducer import Reducer
 
-CHECKPOINT_VERSION: Final = 1
+CHECKPOINT_VERSION: Final = 2
 
 
 def dump_checkpoint(folded: FoldedRuns) -> bytes:
@@ -33,6 +37,9 @@ def dump_checkpoint(folded: FoldedRuns) -> bytes:
             "lastStarted": folded.last_started,
             "terminal": folded.terminal,
             "lastFinished": folded.last_finished,
+            "runs": folded.runs,
+            "owners": folded.owners,
+            "runNumbers": folded.run_numbers,
         }
     )
 
@@ -46,7 +53,7 @@ def load_checkpoint(data: bytes) -> FoldedRuns:
     doc = orjson.loads(data)
     if doc.get("version") != CHECKPOINT_VERSION:
         raise ValueError(f"unsupported checkpoint version {doc.get('version')!r}")
-    reducer = Reducer(doc["messages"], doc["state"], client_view=False)
+    reducer = Reducer(doc["messages"], doc["state"], client_view=False, take=True)
     reducer.state_touched = bool(doc["stateTouched"])
     reducer.pending_interrupts = doc.get("pendingInterrupts") or []
     return FoldedRuns(
@@ -57,4 +64,7 @@ def load_checkpoint(data: bytes) -> FoldedRuns:
         last_finished=doc.get("lastFinished"),
         thread_id=doc.get("threadId"),
         folded_seq=int(doc["foldedSeq"]),
+        runs=int(doc["runs"]),
+        owners=dict(doc["owners"]),
+        run_numbers=dict(doc["runNumbers"]),
     )

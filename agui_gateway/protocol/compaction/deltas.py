@@ -7,6 +7,8 @@ from collections.abc import Iterable, Iterator
 from typing import Any
 
 from agui_gateway.protocol import events as ev
+from agui_gateway.protocol.compaction.frames import MAX_FRAME_BYTES
+from agui_gateway.protocol.compaction.split import split_event
 from agui_gateway.protocol.reducer import _merge_metadata
 from agui_gateway.protocol.types import Event
 
@@ -62,6 +64,13 @@ class _Merged:
         if self.metadata is not None:
             merged["metadata"] = self.metadata
         return merged
+
+    def events(self, max_frame_bytes: int) -> list[Event]:
+        """:meth:`event`, cut into several deltas where it would outgrow a frame."""
+        event = self.event()
+        if len(event[self.field]) * 6 + 1024 <= max_frame_bytes:  # surely fits (6 bytes per escaped char)
+            return [event]
+        return split_event(event, max_frame_bytes)
 
 
 # Delta event type -> (field naming its target, which group table it merges in,
@@ -188,19 +197,29 @@ class DeltaCompactor:
         for groups in self._groups:
             groups.clear()
 
-    def events(self) -> list[Event]:
-        """The compacted events."""
-        return [f.event() if isinstance(f, _Merged) else f[0] for f in self._frames]
+    def events(self, max_frame_bytes: int = MAX_FRAME_BYTES) -> list[Event]:
+        """The compacted events; a merged delta that would outgrow a frame of
+        ``max_frame_bytes`` stays cut in several."""
+        out: list[Event] = []
+        for frame in self._frames:
+            if isinstance(frame, _Merged):
+                out += frame.events(max_frame_bytes)
+            else:
+                out.append(frame[0])
+        return out
 
-    def sequenced(self) -> list[tuple[Event, int | None]]:
-        """The compacted events, each with the SSE id it may carry (see :func:`compact_sequenced`)."""
+    def sequenced(self, max_frame_bytes: int = MAX_FRAME_BYTES) -> list[tuple[Event, int | None]]:
+        """The compacted events, each with the SSE id it may carry (see :func:`compact_sequenced`).
+        Cut deltas (see :meth:`events`) carry an id on their last part only."""
         out: list[tuple[Event, int | None]] = []
         first = self._first_seq or 1
         covered = 0
         highest = first - 1
         for frame in self._frames:
             if isinstance(frame, _Merged):
-                event = frame.event()
+                events = frame.events(max_frame_bytes)
+                out += [(part, None) for part in events[:-1]]
+                event = events[-1]
                 covered += frame.count
                 highest = max(highest, frame.last_seq)
             else:
