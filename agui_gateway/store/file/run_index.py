@@ -106,7 +106,7 @@ class OpenRunIndex:
         self._run_io = run_io
         self._durable = durable
         self.threads: set[str] = set()  # wanted: the file holds this once written
-        self._on_disk: set[str] = set()
+        self._on_disk: set[str] = set()  # surely named by the file on disk now
         self._writer: asyncio.Task[None] | None = None
         self._written: asyncio.Event = asyncio.Event()  # replaced after every rewrite
         self._failure: BaseException | None = None  # of the last rewrite, until one succeeds
@@ -169,6 +169,9 @@ class OpenRunIndex:
             while self.threads != self._on_disk:
                 snapshot = set(self.threads)
                 written, self._written = self._written, asyncio.Event()
+                # While the rename is under way the file is the old index or the new one: only
+                # what both name is surely on disk (an add meanwhile waits for the next rewrite).
+                self._on_disk &= snapshot
                 try:
                     await self._run_io(write_index, self._data_dir, snapshot, durable=self._durable)
                 except OSError as exc:

@@ -205,6 +205,8 @@ class FileStore(ThreadStore):
         does not grow the in-memory registry.
         """
         if thread_id not in self._logs and not await self._io((self.threads_dir / thread_id).is_dir):
+            if thread_id not in self._logs:  # an index entry whose run's first write a crash cut
+                self._open_runs.discard(thread_id)
             return None
         return await self._thread(thread_id)
 
