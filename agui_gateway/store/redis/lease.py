@@ -40,6 +40,12 @@ from agui_gateway.store.redis.outage import OutageClock
 # replace ('' for none: only a thread without a live lease is granted one).
 _ACQUIRE = """
 if redis.call('EXISTS', KEYS[1]) == 1 then
+  -- This very grant, asked again (redis-py repeats a command whose reply a dropped
+  -- connection lost): a run's lease of this run id and replica is the one granted.
+  local lease = redis.call('HMGET', KEYS[1], 'token', 'run', 'kind', 'replica')
+  if ARGV[3] == 'run' and lease[2] == ARGV[1] and lease[3] == 'run' and lease[4] == ARGV[4] then
+    return tonumber(lease[1])
+  end
   if ARGV[5] == '' or redis.call('HGET', KEYS[1], 'replica') ~= ARGV[5] then return 0 end
   redis.call('DEL', KEYS[1])
 end
@@ -124,11 +130,11 @@ class RedisLeases(RunLeases):
         if self._in_grace():
             if recovery:
                 return None
-            try:  # a lease that lapsed (listed, never released) may be reclaimed by its holder
-                lapsed = await uncancelled(self._client.zscore(self._index, thread_id))
+            try:  # a lease still listed was never released: it may have lapsed, for its holder to reclaim
+                listed = await uncancelled(self._client.zscore(self._index, thread_id))
             except (aioredis.RedisError, OSError) as exc:
                 raise self._failure(f"acquiring the run lease of {thread_id!r} failed: {exc}") from exc
-            if lapsed is not None and lapsed <= time.time() * 1000:
+            if listed is not None:
                 return None
         return await self._grant(thread_id, run_id, recovery, replacing="")
 

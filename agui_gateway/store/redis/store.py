@@ -74,9 +74,25 @@ DEFAULT_LEASE_TTL_S = 10.0
 # KEYS: log, info, lease, open-run set. ARGV: ts, fencing token ('' for none), the lease's
 # kind once the batch is stored ('' for unchanged), the run state it leaves ('open',
 # 'closed', '' for unchanged), the expected first seq ('' for none), the batch's digest
-# ('' for none), the thread id, then one unsequenced envelope per event.
-# Returns {first seq}, or {0, first line} when this batch is stored already at the expected seq.
+# ('' for none), the thread id, the attempt id, then one unsequenced envelope per event.
+# Returns {first seq}, or {0, first line, first seq} when this batch is stored already.
 _APPEND_LUA = """
+local function first_line(first)
+  local at = redis.call('XRANGE', KEYS[1], '0-' .. first, '0-' .. first)
+  if #at == 0 then return false end
+  local fields = at[1][2]
+  for i = 1, #fields, 2 do
+    if fields[i] == 'r' then return fields[i + 1] end
+  end
+  return false
+end
+-- The same call again (redis-py sends a command again when the connection drops before
+-- its reply): the info hash remembers the last batch's attempt id and first seq.
+local last = redis.call('HGET', KEYS[2], 'a')
+if last then
+  local attempt, first = string.match(last, '^(%x+):(%d+)$')
+  if attempt == ARGV[8] then return {0, first_line(first), tonumber(first)} end
+end
 -- The stream's last id is the source of truth for seq (the hash mirrors it).
 local seq = 0
 local top = redis.call('XREVRANGE', KEYS[1], '+', '-', 'COUNT', 1)
@@ -86,14 +102,14 @@ if ARGV[5] ~= '' then
   if seq ~= expected - 1 then
     -- A repeated batch (its first reply was lost) is found by its digest, before the fence:
     -- reading it back writes nothing, whoever holds the lease now.
-    if seq >= expected - 1 + (#ARGV - 7) then
+    if seq >= expected - 1 + (#ARGV - 8) then
       local at = redis.call('XRANGE', KEYS[1], '0-' .. ARGV[5], '0-' .. ARGV[5])
       if #at > 0 then
         local fields, line, digest = at[1][2], false, false
         for i = 1, #fields, 2 do
           if fields[i] == 'r' then line = fields[i + 1] elseif fields[i] == 'b' then digest = fields[i + 1] end
         end
-        if digest == ARGV[6] then return {0, line} end
+        if digest == ARGV[6] then return {0, line, expected} end
       end
     end
     return redis.error_reply('SEQ ' .. string.format('%d', seq))
@@ -106,11 +122,11 @@ end
 if holder and ARGV[3] ~= '' then redis.call('HSET', KEYS[3], 'kind', ARGV[3]) end
 local bytes = tonumber(redis.call('HGET', KEYS[2], 'bytes') or '0')
 local first = seq + 1
-for i = 8, #ARGV do
+for i = 9, #ARGV do
   seq = seq + 1
   local id = string.format('%d', seq)
   local line = '{"seq":' .. id .. ',' .. string.sub(ARGV[i], 2)
-  if i == 8 and ARGV[6] ~= '' then
+  if i == 9 and ARGV[6] ~= '' then
     redis.call('XADD', KEYS[1], '0-' .. id, 'r', line, 'b', ARGV[6])
   else
     redis.call('XADD', KEYS[1], '0-' .. id, 'r', line)
@@ -118,7 +134,7 @@ for i = 8, #ARGV do
   bytes = bytes + #line + 1
 end
 redis.call('HSET', KEYS[2], 'seq', string.format('%d', seq),
-           'bytes', string.format('%d', bytes), 'ts', ARGV[1])
+           'bytes', string.format('%d', bytes), 'ts', ARGV[1], 'a', ARGV[8] .. ':' .. string.format('%d', first))
 if ARGV[4] == 'open' then redis.call('SADD', KEYS[4], ARGV[7])
 elseif ARGV[4] == 'closed' then redis.call('SREM', KEYS[4], ARGV[7]) end
 return {first}
@@ -288,6 +304,7 @@ class RedisStore(ThreadStore):
                         "" if expect_seq is None else expect_seq,
                         digest,
                         thread_id,
+                        uuid.uuid4().hex,  # the same in redis-py's own repeats of this call
                         *envelopes,
                     ],
                     client=self._redis,
@@ -311,9 +328,8 @@ class RedisStore(ThreadStore):
             raise StoreError(f"append to Redis failed: {exc}") from exc
         first = int(reply[0])
         if first == 0:  # this very batch, stored by an earlier attempt: as it was stored
-            assert expect_seq is not None
-            stored = decode_record(_bytes(reply[1]))
-            first, ts = expect_seq, stored.ts if stored is not None else ts
+            stored = decode_record(_bytes(reply[1])) if reply[1] else None
+            first, ts = int(reply[2]), stored.ts if stored is not None else ts
         self._appends += 1
         watch = self._watches.get(thread_id)
         if watch is not None:  # wake local waiters without waiting for their XREAD
