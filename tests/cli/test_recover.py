@@ -11,11 +11,11 @@ from pathlib import Path
 import orjson
 import pytest
 import redis
+from support.stores import delete_keys
 
 from agui_gateway.store.base import NewEvent, ThreadStore
 from agui_gateway.store.file import FileStore
 from agui_gateway.store.redis import RedisStore
-from support.stores import delete_keys
 
 CLI = [sys.executable, "-m", "agui_gateway", "recover"]
 
