@@ -140,6 +140,13 @@ class OpenRunIndex:
             if thread_id not in self._on_disk and self._failure is not None:
                 raise StoreError(f"writing the open-run index failed: {self._failure}")
 
+    def note_open(self, thread_id: str) -> None:
+        """Put back an entry found missing for a run already in its log (the index was lost or
+        edited): written with the next rewrite, not awaited, as nothing waits on its order."""
+        if thread_id not in self.threads:
+            self.threads.add(thread_id)
+            self._kick()
+
     def discard(self, thread_id: str) -> None:
         """Drop ``thread_id`` (its run ended); written with the next rewrite, not awaited."""
         if thread_id in self.threads:

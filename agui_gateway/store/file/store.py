@@ -92,7 +92,7 @@ BIG_LINE = 1 << 20  # lines above this are handed out as views into the block re
 CACHED_THREADS = 1024  # opened threads whose state is kept (a few hundred bytes each, plus the index)
 CACHED_INFOS = 16384  # peeked thread tails kept for the thread list (~200 bytes each)
 _REPAIR_BATCH = 64  # logs scanned per thread-pool call during a repair
-log_ = logging.getLogger("agui_gateway.store.file")
+logger = logging.getLogger("agui_gateway.store.file")
 
 __all__ = ["FileStore", "FileStoreStats", "FsyncPolicy"]
 
@@ -147,14 +147,14 @@ class FileStore(ThreadStore):
         try:
             found = await self._io(read_index, self.data_dir)
         except UnreadableIndex as exc:
-            log_.warning("%s; rebuilding the open-run index from every log", exc)
+            logger.warning("%s; rebuilding the open-run index from every log", exc)
             found = None
         if found is not None:
             self._open_runs.loaded(found)
             return
         # No index: a new data directory, or one written before there was an index.
         if await self._io(thread_dir_names, self.threads_dir):
-            log_.warning("%s has no open-run index; building it from every log (once)", self.data_dir)
+            logger.warning("%s has no open-run index; building it from every log (once)", self.data_dir)
             await self.repair_open_runs()
         else:
             await self._open_runs.flush_empty()
@@ -167,7 +167,7 @@ class FileStore(ThreadStore):
         try:
             await self._open_runs.flush()
         except StoreError as exc:  # the entries it could not drop are extra ones: harmless
-            log_.warning("%s", exc)
+            logger.warning("%s", exc)
         self._fds.close_all()
         self._logs.clear()
         self._peeked.clear()
@@ -232,7 +232,7 @@ class FileStore(ThreadStore):
             self.stats.torn_repairs += 1
         self.stats.malformed_lines += scan.malformed
         if scan.run_open:  # an entry the index lost (it never loses one itself): put it back
-            await self._open_runs.add(log.thread_id)
+            self._open_runs.note_open(log.thread_id)
         log.adopt(scan)
         if not scan.run_open:  # an extra entry (a run's end stored, a crash before the drop)
             self._open_runs.discard(log.thread_id)
