@@ -269,10 +269,11 @@ class FileStore(ThreadStore):
         end = expect_seq + len(events) - 1
         if last_seq >= end:
             stored = []
-            async for record in self._read(thread_id, expect_seq - 1):
-                stored.append(record)
-                if record.seq >= end:
-                    break
+            async with aclosing(self._read(thread_id, expect_seq - 1)) as records:
+                async for record in records:
+                    stored.append(record)
+                    if record.seq >= end:
+                        break
             if [r.seq for r in stored] == list(range(expect_seq, end + 1)) and stored_batch_digest(
                 stored
             ) == batch_digest(events):
