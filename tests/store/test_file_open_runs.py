@@ -215,3 +215,19 @@ async def test_a_sigkill_never_leaves_an_open_run_outside_the_index(data_dir: Pa
             assert set(await store.open_run_threads()) == open_in_logs(data_dir), f"seed {seed}"
         finally:
             await store.close()
+
+
+async def test_listing_the_open_runs_opens_no_thread(data_dir: Path) -> None:
+    store = await opened(data_dir, fsync="never")
+    for i in range(300):
+        thread_id = f"t{i:03d}"
+        await store.append(thread_id, [started("r", thread_id), new(i, "r")])
+        if i % 100:
+            await store.append(thread_id, [finished("r", thread_id)])
+    await store.close()
+    store = await opened(data_dir)
+    try:
+        assert await store.open_run_threads() == ["t000", "t100", "t200"]
+        assert len(store._logs) == 0 and len(store._peeked) == 0  # from the index file alone
+    finally:
+        await store.close()

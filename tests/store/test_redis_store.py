@@ -302,3 +302,25 @@ async def test_a_repair_rebuilds_an_open_run_index_lost_outside_the_store(
     repair = await store.repair_open_runs()
     assert repair.threads == 40 and list(repair.open) == sorted(opened) and list(repair.added) == sorted(opened)
     assert await (await make_replica()).open_run_threads() == sorted(opened)
+
+
+async def test_threads_of_an_older_version_get_a_warning_until_a_full_repair(
+    make_replica: MakeStore, redis_prefix: str, any_redis_url: str
+) -> None:
+    store = await make_replica()
+    assert isinstance(store, RedisStore) and store.index_warning is None  # a new store: indexed from the start
+    await store.append("t", [started("r"), new(0, "r")])
+    client = await connect(any_redis_url)
+    try:  # as an older version left it: threads, a run open, no index at all
+        for key in [key async for key in client.scan_iter(match=f"{redis_prefix}:open-run*", count=1000)]:
+            await client.delete(key)
+    finally:
+        await client.aclose()
+    older = await make_replica()
+    assert isinstance(older, RedisStore) and older.index_warning is not None
+    assert "recover --full" in older.index_warning and await older.open_run_threads() == []
+    assert (await older.repair_open_runs()).added == ("t",)
+    assert older.index_warning is None
+    later = await make_replica()
+    assert isinstance(later, RedisStore) and later.index_warning is None
+    assert await later.open_run_threads() == ["t"]

@@ -14,6 +14,10 @@ updates *before* its script (another slot), so no shard with an entry is ever
 unlisted; it holds at most 16,384 tags and is never pruned (a pruner could race an
 append into an emptied shard). Listing costs one read of the registry and one of
 each shard in use: O(open runs + slots in use), whatever the number of threads.
+
+``P:open-runs-built`` marks a store whose index covers every thread: set when a store
+is first opened empty, or by a full repair (``agui-gateway recover --full``) of a store
+whose threads an older version wrote.
 """
 
 from __future__ import annotations
@@ -61,6 +65,7 @@ class OpenRunKeys:
         self.prefix = prefix
         self.cluster = cluster
         self.registry = f"{prefix}:open-run-slots"
+        self.built = f"{prefix}:open-runs-built"  # set once the index covers every thread
 
     def set_for(self, thread_id: str) -> str:
         """The set holding the thread's entry (in the thread's slot on a Cluster)."""

@@ -194,6 +194,7 @@ class RedisStore(ThreadStore):
         self.prefix = prefix
         self.malformed_entries = 0  # stream entries that did not decode, skipped
         self.persistence_warning: str | None = None  # set by open()
+        self.index_warning: str | None = None  # set by open(): threads the open-run index never saw
         self._password = password
         self._lease_ttl_s = lease_ttl_s
         # Without a stable id a process is a replica of its own: no other process shares its id.
@@ -226,6 +227,7 @@ class RedisStore(ThreadStore):
             )
             self._client = client
             self.persistence_warning = await persistence_warning(client)
+            self.index_warning = await self._check_index_built()
         await self.ping()
 
     async def ping(self) -> None:
@@ -464,6 +466,27 @@ class RedisStore(ThreadStore):
             raise self._failed("listing the open runs", exc) from exc
         return sorted(_text(m) for m in members)
 
+    async def _check_index_built(self) -> str | None:
+        """A warning when the store holds threads written before the open-run index existed.
+
+        The index is kept from the first append of a version that has it; a store that held
+        threads before has it built by ``agui-gateway recover --full`` (which marks it
+        built), not at a start (replicas start together, and a scan costs O(threads)).
+        Until then its runs left open are still found through their lapsed leases.
+        """
+        try:
+            if await self._redis.exists(self._runs.built):
+                return None
+            if await self._redis.zcard(self._index_key) == 0:  # a new store: built from its first append
+                await self._redis.set(self._runs.built, b"1", nx=True)
+                return None
+        except (aioredis.RedisError, OSError) as exc:
+            raise self._failed("checking the open-run index", exc) from exc
+        return (
+            "this Redis holds threads written before the open-run index existed: run "
+            "`agui-gateway recover --full` once so that a start finds the runs they left open"
+        )
+
     async def repair_open_runs(self) -> OpenRunRepair:
         before = set(await self.open_run_threads())
         try:
@@ -489,6 +512,11 @@ class RedisStore(ThreadStore):
                 if applied:
                     break
         after = set(await self.open_run_threads())
+        try:
+            await self._redis.set(self._runs.built, b"1")
+        except (aioredis.RedisError, OSError) as exc:
+            raise self._failed("marking the open-run index built", exc) from exc
+        self.index_warning = None
         return OpenRunRepair(
             len(threads), tuple(sorted(after)), tuple(sorted(after - before)), tuple(sorted(before - after))
         )
