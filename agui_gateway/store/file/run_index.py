@@ -111,16 +111,19 @@ class OpenRunIndex:
         self._written: asyncio.Event = asyncio.Event()  # replaced after every rewrite
         self._failure: BaseException | None = None  # of the last rewrite, until one succeeds
         self._recent_adds: set[str] | None = None  # collected while a repair reads the logs
+        self.ready = False  # read (or built) at the store's open: this object is the truth since
 
     def loaded(self, threads: set[str]) -> None:
         """Take the file's content as read at open."""
         self.threads = set(threads)
         self._on_disk = set(threads)
+        self.ready = True
 
     async def flush_empty(self) -> None:
         """Write the index of a new data directory (no thread has a run yet)."""
         await self._run_io(write_index, self._data_dir, (), durable=self._durable)
         self._on_disk = set()
+        self.ready = True
 
     def __contains__(self, thread_id: str) -> bool:
         return thread_id in self.threads
@@ -164,6 +167,7 @@ class OpenRunIndex:
         wanted = found_open | recent
         added, removed = wanted - self.threads, self.threads - wanted
         self.threads = wanted
+        self.ready = True
         await self.flush()
         return added, removed
 

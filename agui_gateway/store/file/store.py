@@ -143,6 +143,8 @@ class FileStore(ThreadStore):
     async def open(self) -> None:
         self._closed = False
         await self._io(ensure_dir, self.threads_dir, self._policy.durable)
+        if self._open_runs.ready:  # opened before: what this object holds is newer than the file
+            return
         await self._io(remove_index_temp_files, self.data_dir)
         try:
             found = await self._io(read_index, self.data_dir)
