@@ -140,6 +140,7 @@ class ThreadLog:
         self._fd: int | None = None
         self._pending: list[_PendingAppend] = []
         self._drain: asyncio.Task[None] | None = None
+        self._group_in_flight = False  # the drain is writing appends (not only a deferred fsync)
         self._dirty = False  # written but not fsynced ("interval")
         self._sync_due = False
         self._sync_timer: asyncio.TimerHandle | None = None
@@ -156,7 +157,7 @@ class ThreadLog:
     @property
     def writing(self) -> bool:
         """An append is queued or being written (its RUN_STARTED may be on its way to disk)."""
-        return self._drain is not None or bool(self._pending)
+        return self._group_in_flight or bool(self._pending)
 
     def release_if_unused(self) -> bool:
         """Close the descriptor and return True when nothing depends on this object (no
@@ -213,6 +214,7 @@ class ThreadLog:
             while self._pending or self._sync_due:
                 if self._pending:
                     group, self._pending = self._pending, []
+                    self._group_in_flight = True
                     try:
                         await self._write_group(group)
                     except BaseException as exc:  # a bug must not leave appenders hanging
@@ -220,6 +222,8 @@ class ThreadLog:
                             if not pending.future.done():
                                 pending.future.set_exception(StoreError(f"append failed: {exc!r}"))
                         raise
+                    finally:
+                        self._group_in_flight = False
                 if self._sync_due:
                     await self._deferred_sync()
         finally:
