@@ -25,8 +25,8 @@ import orjson
 
 from agui_gateway.cli.serve import build_config
 from agui_gateway.server.config import ConfigError
-from agui_gateway.store.factory import build_store, describe_store
 from agui_gateway.store.base import StoreError, ThreadStore
+from agui_gateway.store.factory import build_store, describe_store
 
 
 @click.command()
