@@ -91,6 +91,52 @@ def test_checkpointed_compaction_equals_one_pass(official_client: Any, shape: st
     _assert_same("checkpointed", official_client.replay(incremental), official_client.replay(raw))
 
 
+def _interrupted_run(thread: str, run_id: str) -> list[dict[str, Any]]:
+    """A run that calls a tool, streams some text, and ends asking the user for approval."""
+    interrupt = {"id": f"{run_id}-approve", "reason": "tool_approval", "message": "Run the migration?"}
+    return [
+        {"type": "RUN_STARTED", "threadId": thread, "runId": run_id},
+        {"type": "TEXT_MESSAGE_START", "messageId": f"{run_id}-m", "role": "assistant"},
+        *({"type": "TEXT_MESSAGE_CONTENT", "messageId": f"{run_id}-m", "delta": d} for d in ("I will ", "migrate.")),
+        {"type": "TEXT_MESSAGE_END", "messageId": f"{run_id}-m"},
+        {
+            "type": "RUN_FINISHED",
+            "threadId": thread,
+            "runId": run_id,
+            "outcome": {"type": "interrupt", "interrupts": [interrupt]},
+        },
+    ]
+
+
+@pytest.mark.parametrize("then", ["nothing", "a failed run", "an open run"])
+def test_a_pending_interrupt_survives_every_compaction(official_client: Any, then: str) -> None:
+    """A thread whose last finished run ends on an interrupt: the client holds it pending
+    (through a later RUN_ERROR too), and so must every compacted form and checkpoint."""
+    raw = generate_log("parallel_tools", 2)
+    thread = raw[0]["threadId"]
+    raw += _interrupted_run(thread, "ask")
+    if then == "a failed run":
+        raw += [{"type": "RUN_STARTED", "threadId": thread, "runId": "late"}, {"type": "RUN_ERROR", "message": "gone"}]
+    elif then == "an open run":
+        raw += [
+            {"type": "RUN_STARTED", "threadId": thread, "runId": "answer"},
+            {"type": "TEXT_MESSAGE_START", "messageId": "answer-m", "role": "assistant"},
+            {"type": "TEXT_MESSAGE_CONTENT", "messageId": "answer-m", "delta": "Migrating"},
+        ]
+    reference = official_client.replay(raw)
+    asked = [{"id": "ask-approve", "reason": "tool_approval", "message": "Run the migration?"}]
+    # A new run clears what is pending (the client's own rule): then only a fold that kept
+    # the interrupt across the open run's start would differ.
+    assert reference.pending_interrupts == ([] if then == "an open run" else asked)
+    check_equivalence(official_client, raw)
+    compactor = SnapshotCompactor()
+    for event in raw:
+        compactor.feed(event)
+        if event["type"] in ("RUN_FINISHED", "RUN_ERROR"):
+            compactor = SnapshotCompactor.loads(compactor.dumps())
+    _assert_same("checkpointed", official_client.replay(compactor.replay_events()), reference)
+
+
 def test_every_prefix_of_a_run_replays_like_the_raw_prefix(official_client: Any) -> None:
     """A client joining mid-run gets the snapshot plus the open run; it must match the raw prefix."""
     raw = generate_log("mixed", 11)
