@@ -59,6 +59,7 @@ def _check_forms(client: Any, raw: list[dict[str, Any]]) -> tuple[list[dict[str,
     reducer.finish()
     assert js_values(reducer.messages) == js_values(reference.messages), "reducer messages differ"
     assert js_values(reducer.state) == js_values(reference.state), "reducer state differs"
+    assert js_values(reducer.pending_interrupts) == js_values(reference.pending_interrupts), "reducer interrupts differ"
 
     deltas = compact_events(raw)
     _assert_same("compact_events", client.replay(deltas), reference)
