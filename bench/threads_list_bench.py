@@ -5,8 +5,10 @@ run), then for each variant starts a fresh gateway process (`agui-gateway serve`
 on loopback) over that directory and times its *first* ``GET /threads`` call,
 the one that has to look at every thread on disk:
 
-  * baseline: the code at git ref ``--baseline`` (default ``main``), extracted
-    with ``git archive`` and run side by side, unpaginated (all threads);
+  * baseline: the code at git ref ``--baseline``, extracted with ``git archive`` and
+    run side by side, unpaginated (all threads). By default the last commit before
+    the pagination change (514017e, the parent of issue 11's 23d734b), so the ratio
+    is the change's; a baseline whose package is this checkout's own is refused;
   * this checkout, unpaginated (the same response as before);
   * this checkout, one page: ``?limit=50`` (sorted by last activity, newest first).
 
@@ -33,6 +35,8 @@ from pathlib import Path
 import httpx
 
 ROOT = Path(__file__).resolve().parent.parent
+# The last commit before paginated GET /threads (issue 11, commit 23d734b): the list as it was.
+PRE_PAGINATION = "514017e0f0b9e0994f4a8830aceea484c51e50a2"
 
 
 def _run_events(thread: str, index: int) -> list[dict[str, object]]:
@@ -63,6 +67,17 @@ def free_port() -> int:
         sock.bind(("127.0.0.1", 0))
         port: int = sock.getsockname()[1]
         return port
+
+
+def _git(*args: str) -> str:
+    return subprocess.run(["git", *args], cwd=ROOT, check=True, capture_output=True, text=True).stdout.strip()
+
+
+def same_package(ref: str) -> bool:
+    """Whether ``agui_gateway`` at ``ref`` is exactly this checkout's (committed, no local changes)."""
+    if _git("status", "--porcelain", "--", "agui_gateway"):
+        return False  # local changes: this checkout differs from every commit
+    return _git("rev-parse", f"{ref}:agui_gateway") == _git("rev-parse", "HEAD:agui_gateway")
 
 
 def extract_baseline(ref: str, into: Path) -> Path:
@@ -111,8 +126,24 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--threads", type=int, default=5000)
     parser.add_argument("--rounds", type=int, default=5, help="fresh processes per variant (the median is reported)")
-    parser.add_argument("--baseline", default="main", help="git ref of the baseline code")
+    parser.add_argument(
+        "--baseline",
+        default=PRE_PAGINATION,
+        help="git ref of the baseline code (default: the last commit before the pagination change)",
+    )
     args = parser.parse_args(argv)
+    try:
+        identical = same_package(args.baseline)
+    except subprocess.CalledProcessError as exc:
+        print(f"cannot read the baseline {args.baseline!r} from git: {exc.stderr.strip()}", file=sys.stderr)
+        return 2
+    if identical:
+        print(
+            f"the baseline {args.baseline!r} has this checkout's own agui_gateway: comparing a tree with "
+            "itself measures nothing; pick another --baseline",
+            file=sys.stderr,
+        )
+        return 2
 
     tmp = Path(tempfile.mkdtemp(prefix="threads-bench-"))
     try:

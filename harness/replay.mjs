@@ -6,8 +6,11 @@
 //       one JSON object: {messages, state, pendingInterrupts, error, warnings, events, badLines}
 //   node harness/replay.mjs --serve
 //       one request per stdin line: {"id", "events": [...]} or {"id", "path": "f.jsonl"},
-//       optional "mode" (default: --mode); one result line (the same fields plus "id") per request,
-//       or {"id", "requestError"} for a request that could not be read.
+//       optional "mode" (default: --mode), "sampleAfter": [counts] (what the agent holds
+//       mid-stream once that many events are applied: "samples" in the result) and
+//       "then": [[events], ...] (more connections of the same agent, one per list);
+//       one result line (the same fields plus "id") per request, or {"id", "requestError"}
+//       for a request that could not be read.
 //
 // connect (default) replays through connectAgent(), run through runAgent() (the
 // middleware chain too), verify through the official verifyEvents() alone.
@@ -42,6 +45,10 @@ async function writeLine(value) {
   }
 }
 
+function isCountList(value) {
+  return Array.isArray(value) && value.every((n) => Number.isInteger(n) && n >= 0);
+}
+
 /** Turns one request into the events to replay; throws a message for a bad request. */
 function eventsOfRequest(request) {
   if (request === null || typeof request !== "object" || Array.isArray(request)) {
@@ -49,6 +56,12 @@ function eventsOfRequest(request) {
   }
   if (request.mode !== undefined && !MODES.includes(request.mode)) {
     throw new Error(`unknown mode '${request.mode}' (expected ${MODES.join("|")})`);
+  }
+  if (request.sampleAfter !== undefined && !isCountList(request.sampleAfter)) {
+    throw new Error("'sampleAfter' must be an array of non-negative integers");
+  }
+  if (request.then !== undefined && !(Array.isArray(request.then) && request.then.every(Array.isArray))) {
+    throw new Error("'then' must be an array of event arrays");
   }
   if (Array.isArray(request.events)) {
     return { events: request.events.map(unwrapEvent), badLines: 0 };
@@ -74,7 +87,11 @@ async function handleRequestLine(line, defaultMode) {
     return { id, requestError: error.message };
   }
   try {
-    const result = await replayEvents(parsed.events, request.mode ?? defaultMode);
+    const options = {
+      sampleAfter: request.sampleAfter ?? [],
+      then: (request.then ?? []).map((more) => more.map(unwrapEvent)),
+    };
+    const result = await replayEvents(parsed.events, request.mode ?? defaultMode, options);
     return { id, ...result, badLines: parsed.badLines };
   } catch (error) {
     return { id, requestError: `harness failure: ${error?.message ?? String(error)}` };

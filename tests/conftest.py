@@ -39,6 +39,14 @@ def official_client_0059() -> Iterator[OfficialClient]:
         yield client
 
 
+@pytest.fixture(scope="session")
+def native_clone_client() -> Iterator[OfficialClient]:
+    """The same replay server keeping the platform's own ``structuredClone`` (the one the
+    client calls), to check the harness's faster clone against it."""
+    with OfficialClient(env={"AGUI_HARNESS_NATIVE_CLONE": "1"}) as client:
+        yield client
+
+
 @pytest.fixture(scope="module")
 def agent() -> Iterator[tuple[ScriptedAgent, str]]:
     """One scripted agent per test module: (the agent, its run URL)."""

@@ -18,11 +18,14 @@ export const MODES = ["connect", "run", "verify"];
  * every earlier event finish applying (its microtasks drain) before the next
  * is seen, so a failing stream reports the state just before the bad event.
  */
-export function pacedEvents(events) {
+export function pacedEvents(events, beforeEvent = () => {}) {
   return new Observable((subscriber) => {
     let index = 0;
     let pending = setImmediate(function step() {
       pending = null;
+      // Every earlier event has been applied (its microtasks drained): a sample
+      // taken here is what the client holds after events[0 .. index - 1].
+      beforeEvent(index);
       if (index >= events.length) {
         subscriber.complete();
         return;
@@ -36,19 +39,38 @@ export function pacedEvents(events) {
   });
 }
 
-/** An agent whose transport is a recorded event list; both entry points replay it. */
+/** What the agent holds now, as plain JSON (a copy the client cannot change later). */
+function holding(agent) {
+  return JSON.parse(
+    JSON.stringify({ messages: agent.messages, state: agent.state ?? null, pendingInterrupts: agent.pendingInterrupts }),
+  );
+}
+
+/**
+ * An agent whose transport is a recorded event list; both entry points replay it.
+ * `sampleAfter` (counts of events) records what the agent holds once that many
+ * events of the list have been applied, mid-stream: no completion has run yet.
+ */
 class ReplayAgent extends AbstractAgent {
-  constructor(events) {
+  constructor(events, sampleAfter = []) {
     super({ threadId: "replay" });
     this.replayEvents = events;
+    this.sampleAfter = new Set(sampleAfter);
+    this.samples = new Map();
+  }
+
+  paced() {
+    return pacedEvents(this.replayEvents, (index) => {
+      if (this.sampleAfter.has(index)) this.samples.set(index, holding(this));
+    });
   }
 
   connect() {
-    return pacedEvents(this.replayEvents);
+    return this.paced();
   }
 
   run() {
-    return pacedEvents(this.replayEvents);
+    return this.paced();
   }
 }
 
@@ -92,19 +114,33 @@ async function drive(agent, events, mode) {
 
 /**
  * Replays `events` through a fresh agent.
- * @returns {Promise<{messages, state, pendingInterrupts, error, warnings, events, client}>}
+ * @param {object} [options]
+ * @param {number[]} [options.sampleAfter] counts of events after which to record
+ *   what the agent holds (mid-stream, before the stream completes)
+ * @param {object[][]} [options.then] further event lists, each replayed by one more
+ *   connection of the same agent (a client that reconnects), in order; the first
+ *   error ends the replay
+ * @returns {Promise<{messages, state, pendingInterrupts, error, warnings, events, samples, client}>}
  *   `error` is the message of whatever ended the pipeline (null when it
- *   completed); messages/state are what the agent held at that point.
+ *   completed); messages/state are what the agent held at that point;
+ *   `samples` one `{after, messages, state, pendingInterrupts}` per reached count.
  */
-export async function replayEvents(events, mode = "connect") {
+export async function replayEvents(events, mode = "connect", { sampleAfter = [], then = [] } = {}) {
   if (!MODES.includes(mode)) throw new Error(`unknown mode '${mode}' (expected ${MODES.join("|")})`);
   const warnings = [];
   const release = captureInto(warnings);
   let agent;
   let error = null;
   try {
-    agent = new ReplayAgent(events);
+    agent = new ReplayAgent(events, sampleAfter);
     await failOnStrayErrors(drive(agent, events, mode));
+    for (const more of then) {
+      // The same agent connects again: what it holds carries over, the stream is new.
+      agent.replayEvents = more;
+      agent.sampleAfter = new Set();
+      await nextMacrotask(); // the previous connection's onFinalize settles first
+      await failOnStrayErrors(drive(agent, more, mode));
+    }
   } catch (caught) {
     error = errorMessage(caught);
   }
@@ -113,13 +149,17 @@ export async function replayEvents(events, mode = "connect") {
   } finally {
     release();
   }
+  const samples = [...(agent?.samples ?? new Map()).entries()]
+    .sort(([a], [b]) => a - b)
+    .map(([after, held]) => ({ after, ...held }));
   return {
     messages: agent?.messages ?? [],
     state: agent?.state ?? null,
     pendingInterrupts: agent?.pendingInterrupts ?? [],
     error,
     warnings,
-    events: events.length,
+    events: events.length + then.reduce((sum, more) => sum + more.length, 0),
+    samples,
     client: CLIENT_VERSION,
   };
 }

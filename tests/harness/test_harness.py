@@ -8,13 +8,12 @@ happened to print.
 from __future__ import annotations
 
 import subprocess
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import orjson
 import pytest
-from support.official_client import HARNESS_DIR, HarnessError, HarnessNotInstalled, Mode, OfficialClient
+from support.official_client import HARNESS_DIR, HarnessError, HarnessNotInstalled, Held, Mode, OfficialClient
 
 Event = dict[str, Any]
 
@@ -149,6 +148,55 @@ def test_messages_snapshot_inside_a_run_replaces_the_conversation(official_clien
 
     assert result.error is None
     assert result.messages == [user]
+
+
+def test_samples_are_what_the_agent_holds_mid_stream(official_client: OfficialClient) -> None:
+    interrupt = {"id": "i1", "reason": "confirm"}
+    events = [
+        run_started(),
+        *text_message("m1", "a", "b"),
+        {
+            "type": "RUN_FINISHED",
+            "threadId": "t1",
+            "runId": "r1",
+            "outcome": {"type": "interrupt", "interrupts": [interrupt]},
+        },
+    ]
+
+    result = official_client.replay(events, sample_after=[0, 2, 3, 5, 6])
+
+    assert result.error is None
+    message = {"id": "m1", "role": "assistant"}
+    assert result.samples == {
+        0: Held([], {}, []),
+        2: Held([{**message, "content": ""}], {}, []),  # after TEXT_MESSAGE_START
+        3: Held([{**message, "content": "a"}], {}, []),
+        5: Held([{**message, "content": "ab"}], {}, []),  # ended, the run not yet
+        6: Held([{**message, "content": "ab"}], {}, [interrupt]),  # the outcome is pending
+    }
+    assert result.end == result.samples[6]
+
+
+def test_then_connects_the_same_agent_again_keeping_what_it_holds(official_client: OfficialClient) -> None:
+    first = [run_started("r1"), *text_message("m1", "kept")]  # cut: the run never ends
+    second = [
+        run_started("r2"),
+        {"type": "MESSAGES_SNAPSHOT", "messages": []},
+        *text_message("m2", "new"),
+        run_finished("r2"),
+    ]
+
+    kept = official_client.replay(first, then=[[run_started("r2"), *text_message("m2", "new"), run_finished("r2")]])
+    replaced = official_client.replay(first, then=[second])
+    rejected = official_client.replay(first, then=[text_message("m3", "no RUN_STARTED")])
+
+    # A new connection is a new stream (RUN_STARTED is welcome again) on the same messages.
+    assert kept.error is None
+    assert [m["content"] for m in kept.messages] == ["kept", "new"]
+    assert replaced.error is None
+    assert [m["id"] for m in replaced.messages] == ["m2"]
+    assert rejected.error is not None and "RUN_STARTED" in rejected.error
+    assert [m["id"] for m in rejected.messages] == ["m1"]
 
 
 # -- verification errors --------------------------------------------------
@@ -320,6 +368,8 @@ def test_missing_node_modules_says_how_to_install(tmp_path: Path) -> None:
 
 
 # -- the fast clone changes nothing the client can observe ----------------
+# (Here on a hand-made stream that takes every path that clones, in both modes and cut
+# short; test_equivalence.py compares the two clones over the whole generated corpus.)
 
 
 def mixed_stream() -> list[Event]:
@@ -385,12 +435,6 @@ def mixed_stream() -> list[Event]:
         },
     ]
     return events
-
-
-@pytest.fixture(scope="module")
-def native_clone_client() -> Iterator[OfficialClient]:
-    with OfficialClient(env={"AGUI_HARNESS_NATIVE_CLONE": "1"}) as client:
-        yield client
 
 
 @pytest.mark.parametrize("mode", ["connect", "run"])

@@ -1,4 +1,7 @@
-"""Properties of the compaction core beyond end-state equivalence (see test_equivalence.py)."""
+"""Properties of the compaction core beyond end-state equivalence (see test_equivalence.py).
+
+The resume-id property is judged by the official client (what it holds mid-stream,
+through the harness's samples), never by the package's own Reducer."""
 
 from __future__ import annotations
 
@@ -7,6 +10,7 @@ from typing import Any
 
 import orjson
 from hypothesis import HealthCheck, given, settings
+from support.official_client import OfficialClient, assert_same_end
 
 from agui_gateway import Reducer, SnapshotCompactor
 from agui_gateway.protocol.compaction import compact_sequenced
@@ -15,34 +19,46 @@ from agui_testkit.generate import generate_log, iter_log
 from agui_testkit.shapes import realistic_coding_agent
 
 
-def _end_state(events: list[dict[str, Any]]) -> tuple[Any, Any]:
-    reducer = Reducer(client_view=False).apply_all(events)
-    return reducer.messages, reducer.state
+def _spread(items: list[Any], count: int) -> list[Any]:
+    """``count`` items evenly spread over ``items``, the first and last included."""
+    if len(items) <= count:
+        return items
+    step = (len(items) - 1) / (count - 1)
+    return [items[round(i * step)] for i in range(count)]
 
 
-def _check_ids(raw: list[dict[str, Any]]) -> None:
+def _check_ids(client: OfficialClient, raw: list[dict[str, Any]], resumes: int | None = None) -> None:
+    """Every id is an exact resume point, under the official client.
+
+    Holding the compacted frames up to one with id N is holding what the client holds
+    after the raw events up to N (both mid-stream: every id is checked, from one replay
+    of each side); and resuming after N with the raw events ends where the raw stream
+    does (every id, or ``resumes`` of them evenly spread for a long log, one replay each).
+    """
     frames = compact_sequenced(enumerate(raw, 1))
+    events = [event for event, _ in frames]
     ids = [frame_id for _, frame_id in frames]
     assert ids[-1] == len(raw), "the last frame must carry the last seq"
     assert [i for i in ids if i is not None] == sorted({i for i in ids if i is not None})
-    for index, frame_id in enumerate(ids):
-        if frame_id is None:
-            continue
-        prefix = [event for event, _ in frames[: index + 1]]
-        # Holding frames up to here is holding exactly the events up to frame_id ...
-        assert _end_state(prefix) == _end_state(raw[:frame_id])
-        # ... so resuming after frame_id with the raw events continues exactly.
-        assert _end_state(prefix + raw[frame_id:]) == _end_state(raw)
+    held = [(index + 1, frame_id) for index, frame_id in enumerate(ids) if frame_id is not None]
+    reference = client.replay(raw, sample_after=[n for _, n in held])
+    assert reference.error is None, f"the stream itself is rejected: {reference.error}"
+    compacted = client.replay(events, sample_after=[count for count, _ in held])
+    assert_same_end("the compacted stream", compacted, reference)
+    for count, n in held:
+        assert compacted.samples[count] == reference.samples[n], f"holding id {n} is not holding raw[:{n}]"
+    for count, n in held if resumes is None else _spread(held, resumes):
+        assert_same_end(f"resume after {n}", client.replay(events[:count] + raw[n:]), reference)
 
 
 @settings(max_examples=80, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(stream=strategies.event_streams())
-def test_sequenced_ids_are_exact_resume_points(stream: list[dict[str, Any]]) -> None:
-    _check_ids(stream)
+def test_sequenced_ids_are_exact_resume_points(official_client: OfficialClient, stream: list[dict[str, Any]]) -> None:
+    _check_ids(official_client, stream)
 
 
-def test_sequenced_ids_on_interleaved_parallel_tools() -> None:
-    _check_ids(generate_log("parallel_tools", 3))
+def test_sequenced_ids_on_interleaved_parallel_tools(official_client: OfficialClient) -> None:
+    _check_ids(official_client, generate_log("parallel_tools", 3), resumes=40)
 
 
 def test_merged_deltas_hide_ids_inside_the_stretch() -> None:

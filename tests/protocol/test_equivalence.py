@@ -4,15 +4,21 @@ For each log: the official client replaying the raw log, our reducer, the
 official client replaying ``compact_events`` output and replaying
 ``compact_to_snapshots`` output must all end in the same messages, state and
 pending interrupts; both compacted forms must be verify-clean.
+
+Over the generated corpus the raw replay is also made with the client's own native
+``structuredClone`` (side by side, on the other core): the harness's faster clone must
+change nothing in it.
 """
 
 from __future__ import annotations
 
+from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 import orjson
 import pytest
 from hypothesis import HealthCheck, given, settings
+from support.corpus import GENERATED_CORPUS
 from support.official_client import (
     REFERENCE_CLIENT,
     js_values,
@@ -22,9 +28,6 @@ from support.official_client import (
 from agui_gateway import Reducer, SnapshotCompactor, compact_events, compact_to_snapshots
 from agui_testkit import strategies
 from agui_testkit.generate import generate_log
-from agui_testkit.shapes import SHAPES
-
-SEEDS = (1, 2, 3)
 
 
 def _size(events: list[dict[str, Any]]) -> int:
@@ -53,13 +56,26 @@ def _may_set_a_falsy_state(raw: list[dict[str, Any]]) -> bool:
     return False
 
 
-def check_equivalence(client: Any, raw: list[dict[str, Any]]) -> list[dict[str, Any]]:
-    """Check every form against the client; return the snapshot form."""
+def check_equivalence(client: Any, raw: list[dict[str, Any]], native_clone: Any = None) -> list[dict[str, Any]]:
+    """Check every form against the client; return the snapshot form.
+
+    ``native_clone``: a second client keeping the native ``structuredClone``; its replay of
+    the raw log runs beside the other checks and must equal the harness's, field for field.
+    """
     if client.client != REFERENCE_CLIENT and _may_set_a_falsy_state(raw):
         # 0.0.59 ignores a state that is falsy in JavaScript, which the replay forms keep as
         # 1.0.0 reads it: the known difference of docs/official-clients.md
         # (tests/harness/test_client_versions.py).
         return compact_to_snapshots(raw)
+    with ThreadPoolExecutor(1) as pool:
+        native = None if native_clone is None else pool.submit(native_clone.replay, raw)
+        snapshots, reference = _check_forms(client, raw)
+        if native is not None:
+            assert native.result() == reference, "the harness's fast clone changed the raw replay"
+    return snapshots
+
+
+def _check_forms(client: Any, raw: list[dict[str, Any]]) -> tuple[list[dict[str, Any]], Any]:
     reference = client.replay(raw)
     assert reference.error is None, f"generated log is not valid: {reference.error}"
 
@@ -68,6 +84,9 @@ def check_equivalence(client: Any, raw: list[dict[str, Any]]) -> list[dict[str, 
         reducer.finish()
         assert js_values(reducer.messages) == js_values(reference.messages), "reducer messages differ"
         assert js_values(reducer.state) == js_values(reference.state), "reducer state differs"
+        assert js_values(reducer.pending_interrupts) == js_values(reference.pending_interrupts), (
+            "reducer interrupts differ"
+        )
 
     deltas = compact_events(raw)
     _assert_same("compact_events", client.replay(deltas), reference)
@@ -76,14 +95,15 @@ def check_equivalence(client: Any, raw: list[dict[str, Any]]) -> list[dict[str, 
 
     snapshots = compact_to_snapshots(raw)
     _assert_same("compact_to_snapshots", client.replay(snapshots), reference)
-    return snapshots
+    return snapshots, reference
 
 
-@pytest.mark.parametrize("seed", SEEDS)
-@pytest.mark.parametrize("shape", sorted(SHAPES))
-def test_generated_shapes_are_equivalent(official_client: Any, shape: str, seed: int) -> None:
+@pytest.mark.parametrize(("shape", "seed"), GENERATED_CORPUS)
+def test_generated_shapes_are_equivalent(official_client: Any, native_clone_client: Any, shape: str, seed: int) -> None:
     raw = generate_log(shape, seed)
-    snapshots = check_equivalence(official_client, raw)
+    # The harness's fast clone is checked once, under the reference client.
+    native = native_clone_client if official_client.client == REFERENCE_CLIENT else None
+    snapshots = check_equivalence(official_client, raw, native)
     assert _size(snapshots) <= _size(raw), "the snapshot form is larger than the raw log"
 
 
@@ -99,6 +119,50 @@ def test_checkpointed_compaction_equals_one_pass(official_client: Any, shape: st
     incremental = compactor.replay_events()
     assert incremental == compact_to_snapshots(raw)
     _assert_same("checkpointed", official_client.replay(incremental), official_client.replay(raw))
+
+
+def _interrupted_run(thread: str, run_id: str) -> list[dict[str, Any]]:
+    """A run that calls a tool, streams some text, and ends asking the user for approval."""
+    interrupt = {"id": f"{run_id}-approve", "reason": "tool_approval", "message": "Run the migration?"}
+    return [
+        {"type": "RUN_STARTED", "threadId": thread, "runId": run_id},
+        {"type": "TEXT_MESSAGE_START", "messageId": f"{run_id}-m", "role": "assistant"},
+        *({"type": "TEXT_MESSAGE_CONTENT", "messageId": f"{run_id}-m", "delta": d} for d in ("I will ", "migrate.")),
+        {"type": "TEXT_MESSAGE_END", "messageId": f"{run_id}-m"},
+        {
+            "type": "RUN_FINISHED",
+            "threadId": thread,
+            "runId": run_id,
+            "outcome": {"type": "interrupt", "interrupts": [interrupt]},
+        },
+    ]
+
+
+@pytest.mark.parametrize("then", ["nothing", "a failed run", "an open run"])
+def test_a_pending_interrupt_survives_every_compaction(official_client: Any, then: str) -> None:
+    """A thread whose last finished run ends on an interrupt: the client holds it pending
+    (through a later RUN_ERROR too), and so must every compacted form and checkpoint."""
+    raw = generate_log("parallel_tools", 2)
+    thread = raw[0]["threadId"]
+    raw += _interrupted_run(thread, "ask")
+    if then == "a failed run":
+        raw += [{"type": "RUN_STARTED", "threadId": thread, "runId": "late"}, {"type": "RUN_ERROR", "message": "gone"}]
+    elif then == "an open run":
+        raw += [
+            {"type": "RUN_STARTED", "threadId": thread, "runId": "answer"},
+            {"type": "TEXT_MESSAGE_START", "messageId": "answer-m", "role": "assistant"},
+            {"type": "TEXT_MESSAGE_CONTENT", "messageId": "answer-m", "delta": "Migrating"},
+        ]
+    reference = official_client.replay(raw)
+    asked = [{"id": "ask-approve", "reason": "tool_approval", "message": "Run the migration?"}]
+    assert reference.pending_interrupts == asked, "the client holds the interrupt: the check is not vacuous"
+    check_equivalence(official_client, raw)
+    compactor = SnapshotCompactor()
+    for event in raw:
+        compactor.feed(event)
+        if event["type"] in ("RUN_FINISHED", "RUN_ERROR"):
+            compactor = SnapshotCompactor.loads(compactor.dumps())
+    _assert_same("checkpointed", official_client.replay(compactor.replay_events()), reference)
 
 
 def test_every_prefix_of_a_run_replays_like_the_raw_prefix(official_client: Any) -> None:

@@ -95,3 +95,47 @@ def read_log(data_dir: Path, thread_id: str) -> list[dict[str, Any]]:
     """The stored records of a thread, straight from its JSONL file."""
     path = data_dir / "threads" / thread_id / "log.jsonl"
     return [orjson.loads(line) for line in path.read_bytes().splitlines() if line]
+
+
+TERMINAL_TYPES = ("RUN_FINISHED", "RUN_ERROR")
+
+
+def assert_stored_as_sent(
+    records: list[dict[str, Any]], runs: list[tuple[dict[str, Any], list[dict[str, Any]]]]
+) -> None:
+    """The stored log is, run by run, exactly what the agent sent plus the README's gateway additions.
+
+    ``runs``: (the caller's RunAgentInput, the events the agent sent) in order, for runs
+    that continue the thread with an empty state (no branch, no state of the caller's
+    own, no resume). Written from the README, not from the gateway's code: each event
+    of the agent stored as sent (``source`` "agent"), the run's RUN_STARTED with the
+    annotation ``{"input": {...}}`` holding the caller's new messages (none when it sent
+    none), and a gateway RUN_ERROR (``upstream_incomplete``) after an agent that stopped
+    without a terminal event. Nothing else.
+    """
+    assert [r["seq"] for r in records] == list(range(1, len(records) + 1)), "seqs are dense from 1"
+    at = 0
+    for run_input, sent in runs:
+        stored = records[at : at + len(sent)]
+        label = f"run {run_input['runId']}"
+        assert [r["event"] for r in stored] == sent, f"{label}: the stored events are not what the agent sent"
+        assert [r["source"] for r in stored] == ["agent"] * len(sent), f"{label}: not stored as the agent's"
+        new_messages = run_input.get("messages") or []
+        if new_messages:
+            assert sent[0]["type"] == "RUN_STARTED"
+            note = stored[0].get("gateway")
+            assert note is not None and set(note) == {"input"}, f"{label}: annotation {note!r}"
+            recorded = note["input"]
+            assert (recorded["threadId"], recorded["runId"]) == (run_input["threadId"], run_input["runId"])
+            assert recorded["messages"] == new_messages, f"{label}: the caller's new messages are not recorded"
+            annotated = stored[1:]
+        else:
+            annotated = stored
+        assert all("gateway" not in r for r in annotated), f"{label}: an annotation on a later event"
+        at += len(sent)
+        if sent[-1]["type"] not in TERMINAL_TYPES:
+            closing = records[at]
+            assert closing["source"] == "gateway" and closing["event"]["type"] == "RUN_ERROR", closing
+            assert closing["event"]["code"] == "upstream_incomplete", closing
+            at += 1
+    assert at == len(records), f"{len(records) - at} stored record(s) nobody sent: {records[at:][:3]}"

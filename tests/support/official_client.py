@@ -19,7 +19,7 @@ import shutil
 import subprocess
 import tempfile
 import threading
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal, Self
@@ -47,6 +47,23 @@ class HarnessError(RuntimeError):
 
 
 @dataclass(frozen=True, slots=True)
+class Held:
+    """What the official client's agent holds at one moment: the end state the tests compare.
+
+    Messages, state and pending interrupts, all three: a replay that loses an
+    interrupt outcome ends with the same messages and state but not the same holding.
+    """
+
+    messages: list[dict[str, Any]]
+    state: Any
+    pending_interrupts: list[dict[str, Any]]
+
+    @classmethod
+    def from_wire(cls, payload: Mapping[str, Any]) -> Held:
+        return cls(payload["messages"], payload["state"], payload.get("pendingInterrupts", []))
+
+
+@dataclass(frozen=True, slots=True)
 class ReplayResult:
     """Where the official client ended up after a replay.
 
@@ -64,6 +81,7 @@ class ReplayResult:
     events: int = 0
     bad_lines: int = 0
     client: str = REFERENCE_CLIENT  # the version of @ag-ui/client that replayed it
+    samples: dict[int, Held] = field(default_factory=dict)  # see OfficialClient.replay's sample_after
 
     @classmethod
     def from_wire(cls, payload: Mapping[str, Any]) -> ReplayResult:
@@ -76,7 +94,28 @@ class ReplayResult:
             events=payload.get("events", 0),
             bad_lines=payload.get("badLines", 0),
             client=payload.get("client", REFERENCE_CLIENT),
+            samples={sample["after"]: Held.from_wire(sample) for sample in payload.get("samples", [])},
         )
+
+    @property
+    def end(self) -> Held:
+        """Where the replay ended: messages, state and pending interrupts."""
+        return Held(self.messages, self.state, self.pending_interrupts)
+
+
+def assert_same_end(label: str, got: ReplayResult, want: ReplayResult | Held) -> None:
+    """``got`` replayed cleanly (the client raised nothing) and ends holding what ``want`` holds.
+
+    ``want`` is a reference replay (which must itself be clean) or a holding of the client.
+    """
+    if isinstance(want, ReplayResult):
+        assert want.error is None, f"{label}: the reference stream was rejected: {want.error}"
+        want = want.end
+    assert got.error is None, f"{label}: the official client rejected the stream: {got.error}"
+    end = got.end
+    assert end.messages == want.messages, f"{label}: messages differ"
+    assert end.state == want.state, f"{label}: state differs"
+    assert end.pending_interrupts == want.pending_interrupts, f"{label}: pending interrupts differ"
 
 
 def require_harness(harness_dir: Path = HARNESS_DIR) -> str:
@@ -253,9 +292,32 @@ class OfficialClient:
         self._lock = threading.Lock()  # request ids in the order the driver sends them
         self._next_id = 0
 
-    def replay(self, events: Sequence[Mapping[str, Any]], mode: Mode = "connect") -> ReplayResult:
-        """Replays ``events`` (bare events or stored-record envelopes) on a fresh agent."""
-        return self._request({"events": list(events), "mode": mode})
+    def replay(
+        self,
+        events: Sequence[Mapping[str, Any]],
+        mode: Mode = "connect",
+        *,
+        sample_after: Iterable[int] = (),
+        then: Sequence[Sequence[Mapping[str, Any]]] = (),
+    ) -> ReplayResult:
+        """Replays ``events`` (bare events or stored-record envelopes) on a fresh agent.
+
+        ``sample_after``: counts ``k`` of events after which the result's ``samples[k]``
+        records what the agent holds, mid-stream (the stream has not ended, so nothing the
+        client does at completion has run yet). ``then``: more event lists, each replayed
+        by one more connection of the same agent, as a client that reconnects does.
+        """
+        body: dict[str, Any] = {"events": list(events), "mode": mode}
+        counts = sorted(set(sample_after))
+        if counts:
+            body["sampleAfter"] = counts
+        if then:
+            body["then"] = [list(more) for more in then]
+        result = self._request(body)
+        missing = [k for k in counts if k not in result.samples and k <= len(events) and result.error is None]
+        if missing:
+            raise HarnessError(f"the harness sent no sample after {missing}")
+        return result
 
     def replay_file(self, path: str | os.PathLike[str], mode: Mode = "connect") -> ReplayResult:
         """Replays a JSONL log; blank lines are skipped, bad lines counted in ``bad_lines``."""

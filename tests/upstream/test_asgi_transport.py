@@ -7,6 +7,7 @@ from typing import Any
 
 import httpx
 import pytest
+from support.waiting import wait_until_async
 
 from agui_gateway.upstream.asgi import QUEUE_CHUNKS, StreamingASGITransport
 
@@ -100,27 +101,45 @@ async def test_closing_early_disconnects_and_cancels_the_app() -> None:
         assert await asyncio.wait_for(outcome, DEADLINE) in {"cancelled", "write failed"}
 
 
+def _blocked_in_queue_put(task: asyncio.Task[Any]) -> bool:
+    """``task`` is suspended inside ``asyncio.Queue.put``: it waits for room in a full queue.
+
+    The chain of awaits (``cr_await``) leads from the task's coroutine to the innermost one,
+    which is where the task is suspended now; ``put`` suspends only when the queue is full.
+    """
+    if task.done():
+        return False
+    awaited: Any = task.get_coro()
+    innermost = None
+    while awaited is not None and getattr(awaited, "cr_frame", None) is not None:
+        innermost, awaited = awaited.cr_frame, awaited.cr_await
+    return innermost is not None and innermost.f_code is asyncio.Queue.put.__code__
+
+
 async def test_a_reader_that_does_not_read_holds_the_app_back() -> None:
     sent = 0
-    blocked = asyncio.Event()
 
     async def app(scope: Any, receive: Any, send: Any) -> None:
         nonlocal sent
         await _start(send)
         for _ in range(QUEUE_CHUNKS * 10):
-            send_task = asyncio.ensure_future(send({"type": "http.response.body", "body": b"y", "more_body": True}))
-            done, _ = await asyncio.wait({send_task}, timeout=0.5)
-            if not done:
-                blocked.set()
-                await send_task
+            await send({"type": "http.response.body", "body": b"y", "more_body": True})
             sent += 1
         await send({"type": "http.response.body", "body": b"", "more_body": False})
 
     async with _client(app) as client, client.stream("GET", "/") as response:
-        await asyncio.wait_for(blocked.wait(), DEADLINE)
-        # The app is blocked in send(): it ran ahead by the queue's size, not further.
-        assert sent <= QUEUE_CHUNKS + 1
-        assert len([chunk async for chunk in response.aiter_raw()]) == QUEUE_CHUNKS * 10
+        (producer,) = [t for t in asyncio.all_tasks() if t.get_name() == "asgi-agent /"]
+        # A condition, not a timeout: the app is parked in the queue's put (the queue is full)
+        # while nobody reads. The deadline only stops a hang.
+        await wait_until_async(lambda: _blocked_in_queue_put(producer), DEADLINE, what="the app blocked on put")
+        # It ran ahead by exactly the queue's size: those chunks are queued, the next one waits.
+        assert sent == QUEUE_CHUNKS
+        # Reading one chunk makes room for exactly one more, and the app parks again.
+        chunks = response.aiter_raw()
+        assert await chunks.__anext__() == b"y"
+        await wait_until_async(lambda: sent == QUEUE_CHUNKS + 1 and _blocked_in_queue_put(producer), DEADLINE)
+        assert len([chunk async for chunk in chunks]) == QUEUE_CHUNKS * 10 - 1
+    assert sent == QUEUE_CHUNKS * 10
 
 
 async def test_lifespan_state_reaches_requests_and_shutdown_runs() -> None:

@@ -400,18 +400,19 @@ describe("bounded attempts and errors", () => {
     const port = await freePort(); // nothing listens there
     for (const mode of ["run", "connect"]) {
       let requests = 0;
+      const waits = [];
       const agent = new GatewayAgent({
         url: `http://127.0.0.1:${port}/agents/demo/run`,
         threadId: "gone",
         initialMessages: [{ id: "u1", role: "user", content: "hello" }],
         maxAttempts: 3,
         backoff: { initialDelayMs: 20 },
+        onReconnect: (info) => waits.push(info),
         fetch: (url, init) => {
           requests++;
           return fetch(url, init);
         },
       });
-      const started = Date.now();
       const error = await quietly(() =>
         (mode === "run" ? agent.runAgent() : agent.connectAgent()).then(
           () => assert.fail(`${mode}: resolved`),
@@ -421,7 +422,15 @@ describe("bounded attempts and errors", () => {
       assert.equal(error.name, "GatewayConnectionError", `${mode}: ${error.stack}`);
       assert.equal(error.attempts, 3);
       assert.equal(requests, 3, `${mode}: one request per attempt`);
-      assert.ok(Date.now() - started < 3000);
+      // Bounded by its schedule, not by a clock: one wait before each of the two retries, in
+      // step, each the backoff of its attempt (20 ms x 2 per further attempt, less at most
+      // 20 % jitter) and nothing longer.
+      assert.equal(waits.length, 2, `${mode}: one wait before each retry`);
+      assert.equal(waits[1].attempt, waits[0].attempt + 1, `${mode}: attempts in step`);
+      for (const { attempt, delayMs } of waits) {
+        const base = 20 * 2 ** (attempt - 1);
+        assert.ok(delayMs >= 0.8 * base && delayMs <= base, `${mode}: attempt ${attempt} waits ${delayMs} ms`);
+      }
       assert.equal(agent.isRunning, false);
     }
   });

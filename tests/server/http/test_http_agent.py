@@ -14,7 +14,7 @@ from pathlib import Path
 import httpx
 import pytest
 from support.events import run_input
-from support.official_client import run_node_script
+from support.official_client import Held, OfficialClient, assert_same_end, run_node_script
 from support.servers import RunningGateway, serve_gateway
 from support.sse import collect, events_of
 
@@ -30,7 +30,9 @@ agent.messages = [{ id: "node-u1", role: "user", content: "What is the weather i
 await agent.runAgent({ runId: "node-r1" }, subscriber);
 agent.messages.push({ id: "node-u2", role: "user", content: "And a plan for tomorrow?" });
 await agent.runAgent({ runId: "node-r2" }, subscriber);
-process.stdout.write(JSON.stringify({ messages: agent.messages, state: agent.state, errors }));
+process.stdout.write(
+  JSON.stringify({ messages: agent.messages, state: agent.state, pendingInterrupts: agent.pendingInterrupts, errors }),
+);
 """
 
 
@@ -46,7 +48,9 @@ def run_node(*args: str) -> dict:
     return result
 
 
-async def test_official_http_agent_runs_through_the_gateway(gateway: RunningGateway, official_client) -> None:
+async def test_official_http_agent_runs_through_the_gateway(
+    gateway: RunningGateway, official_client: OfficialClient
+) -> None:
     result = await _run_in_thread(f"{gateway.url}/agents/demo/run", "node-thread")
     assert result["errors"] == []
     async with httpx.AsyncClient(base_url=gateway.url, timeout=20) as client:
@@ -58,9 +62,8 @@ async def test_official_http_agent_runs_through_the_gateway(gateway: RunningGate
     assert result["state"] == snapshot["state"]
     assert ids.index("node-u1") < ids.index("node-u2")
     # A reload: the official client replaying the gateway's fresh replay ends the same.
-    reloaded = official_client.replay(events_of(fresh))
-    assert reloaded.error is None
-    assert (reloaded.messages, reloaded.state) == (result["messages"], result["state"])
+    caller = Held(result["messages"], result["state"], result["pendingInterrupts"])
+    assert_same_end("a reload (fresh /connect)", official_client.replay(events_of(fresh)), caller)
 
 
 async def _run_in_thread(url: str, thread_id: str) -> dict:

@@ -70,9 +70,20 @@ def open_fds(gw: GatewayProcess) -> int:
 
 
 def metric(gw: GatewayProcess, name: str) -> float:
+    """The value of the sample ``name`` in ``/metrics``; it must be there, so a renamed or
+    dropped metric fails the test instead of reading as 0 (and passing a "back to 0" wait).
+
+    The one exception is a labelled counter's series that was never incremented (Prometheus
+    shows it from its first use): 0, but only while the counter itself is declared.
+    """
     text = httpx.get(gw.url + "/metrics", timeout=10).text
     found = re.search(rf"^{re.escape(name)} ([0-9.e+]+)$", text, re.MULTILINE)
-    return float(found[1]) if found else 0.0
+    if found:
+        return float(found[1])
+    family, labelled, _ = name.partition("{")
+    if labelled and re.search(rf"^# TYPE {re.escape(family.removesuffix('_total'))} counter$", text, re.MULTILINE):
+        return 0.0
+    raise AssertionError(f"no metric {name} in /metrics")
 
 
 def stalled(port: int, request: bytes) -> socket.socket:

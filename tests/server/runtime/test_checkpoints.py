@@ -9,11 +9,12 @@ from pathlib import Path
 import httpx
 from support.agents import ScriptedAgent
 from support.events import agent_run_events, read_log, run_input, served, user_message
+from support.official_client import OfficialClient, assert_same_end
 from support.servers import serve_gateway
 from support.sse import collect, events_of, has_event, has_id
 from support.waiting import wait_until_async
 
-from agui_gateway import Reducer, SnapshotCompactor
+from agui_gateway import SnapshotCompactor
 from agui_gateway.server.config import GatewayConfig
 from agui_gateway.store.base import NewEvent
 from agui_gateway.store.file import FileStore
@@ -28,7 +29,7 @@ def _metric(text: str, name: str) -> float:
 
 
 async def test_checkpoint_follows_each_run_and_the_log_is_only_appended(
-    agent: tuple[ScriptedAgent, str], tmp_path: Path
+    agent: tuple[ScriptedAgent, str], tmp_path: Path, official_client: OfficialClient
 ) -> None:
     scripted, url = agent
     data = tmp_path / "data"
@@ -51,8 +52,14 @@ async def test_checkpoint_follows_each_run_and_the_log_is_only_appended(
                 checkpoint = await wait_until_async(
                     lambda: (cp := read_checkpoint(thread_dir)) is not None and cp.seq == len(raw) and cp  # noqa: B023
                 )
+                # What the checkpoint restores replays, under the official client, to
+                # where the raw log ends.
                 restored = SnapshotCompactor.loads(checkpoint.data)
-                assert restored.snapshot() == Reducer().apply_all(raw).snapshot()
+                assert_same_end(
+                    f"the checkpoint after run {i}",
+                    official_client.replay(restored.replay_events()),
+                    official_client.replay(raw),
+                )
 
             async def metrics() -> str:
                 return (await client.get("/metrics")).text
@@ -67,7 +74,9 @@ async def _written(metrics: Awaitable[str], count: int) -> str | None:
     return text if _metric(text, "agui_gateway_checkpoint_writes_total") == count else None
 
 
-async def test_concurrent_first_readers_share_one_build(agent: tuple[ScriptedAgent, str], tmp_path: Path) -> None:
+async def test_concurrent_first_readers_share_one_build(
+    agent: tuple[ScriptedAgent, str], tmp_path: Path, official_client: OfficialClient
+) -> None:
     scripted, url = agent
     data = tmp_path / "data"
     config = GatewayConfig(data_dir=data, agents={"scripted": url})
@@ -85,9 +94,10 @@ async def test_concurrent_first_readers_share_one_build(agent: tuple[ScriptedAge
             metrics = (await client.get("/metrics")).text
     assert _metric(metrics, "agui_gateway_checkpoint_builds_total") == 1
     assert all(events_of(r) == events_of(replays[0]) for r in replays)
-    assert (
-        Reducer().apply_all(events_of(replays[0])).snapshot()
-        == Reducer().apply_all(served(r) for r in read_log(data, "sf")).snapshot()
+    assert_same_end(
+        "the shared build's replay",
+        official_client.replay(events_of(replays[0])),
+        official_client.replay([served(r) for r in read_log(data, "sf")]),
     )
 
 

@@ -12,7 +12,6 @@
 from __future__ import annotations
 
 import asyncio
-import os
 import random
 import socket
 import uuid
@@ -27,12 +26,11 @@ import pytest
 import redis.asyncio as aioredis
 from support.agents import ScriptedAgent
 from support.events import agent_run_events, read_log, run_input, served, user_message
-from support.official_client import OfficialClient
+from support.official_client import OfficialClient, assert_same_end
 from support.servers import GatewayProcess
 from support.sse import Frame, SseReader, collect, events_of, has_id, last_id
 from support.waiting import wait_until_async
 
-from agui_gateway import Reducer
 from agui_gateway.protocol.compaction import SnapshotCompactor
 from agui_gateway.store.base import ThreadStore
 from agui_gateway.store.file import FileStore
@@ -147,33 +145,55 @@ async def test_a_stalled_client_loses_nothing_and_costs_no_memory(
 # ------------------------------------------------------------------------------ SIGKILL
 
 
-async def _watch(client: httpx.AsyncClient, url: str, frames: list[Frame], **kwargs: Any) -> None:
+@dataclass
+class _Stream:
+    """What one client of a round received before the kill: its status, then its frames."""
+
+    frames: list[Frame] = field(default_factory=list)
+    status: int | None = None  # the answer's status, once its head arrived
+
+
+async def _read(stream: _Stream, response: httpx.Response) -> None:
     """Record complete frames until the connection breaks (the gateway is killed)."""
+    stream.status = response.status_code
+    if response.status_code != 200:
+        stream.frames.append(Frame(None, None, f"HTTP {response.status_code}: {(await response.aread())[:300]!r}"))
+        return
     reader = SseReader()
     try:
-        async with client.stream("GET", url, **kwargs) as response:
-            async for chunk in response.aiter_bytes():
-                frames.extend(reader.feed(chunk))
+        async for chunk in response.aiter_bytes():
+            stream.frames.extend(reader.feed(chunk))
     except (httpx.HTTPError, ConnectionError):
-        pass
+        pass  # the kill: what arrived before it is what the checks look at
+
+
+async def _watch(client: httpx.AsyncClient, url: str, stream: _Stream, **kwargs: Any) -> None:
+    async with client.stream("GET", url, **kwargs) as response:
+        await _read(stream, response)
+
+
+def _answered(stream: _Stream) -> bool:
+    """The stream's answer began: an error status, or 200 with an event carrying an id."""
+    return stream.status is not None and (stream.status != 200 or (last_id(stream.frames) or 0) > 0)
 
 
 class _Store:
     """Where a killed gateway kept its data: the file store's directory or a Redis prefix."""
 
-    def __init__(self, kind: str, data_dir: Path, redis_prefix: str | None) -> None:
+    def __init__(self, kind: str, data_dir: Path, redis_prefix: str | None, redis_url: str | None = None) -> None:
         self.kind = kind
         self.data_dir = data_dir
         self.prefix = redis_prefix
+        self.redis_url = redis_url
 
     def env(self) -> dict[str, str]:
         if self.kind == "file":
             return {}
-        assert self.prefix is not None
+        assert self.prefix is not None and self.redis_url is not None
         # A restarted gateway is a new replica: a run of the killed one holds the thread
         # until its lease lapses (then the sweep closes it), so the lease is short here.
         return {
-            "AGUI_GATEWAY_REDIS_URL": REDIS_URL,
+            "AGUI_GATEWAY_REDIS_URL": self.redis_url,
             "AGUI_GATEWAY_REDIS_PREFIX": self.prefix,
             "AGUI_GATEWAY_LEASE_TTL": str(CRASH_LEASE_TTL_S),
         }
@@ -181,8 +201,8 @@ class _Store:
     def open(self) -> ThreadStore:
         if self.kind == "file":
             return FileStore(self.data_dir)
-        assert self.prefix is not None
-        return RedisStore(REDIS_URL, prefix=self.prefix)
+        assert self.prefix is not None and self.redis_url is not None
+        return RedisStore(self.redis_url, prefix=self.prefix)
 
     async def stored_lines(self, thread_id: str) -> list[bytes]:
         """The thread's stored lines exactly as stored (read straight from the storage)."""
@@ -220,21 +240,21 @@ class _Store:
         return None if checkpoint is None else (checkpoint.seq, checkpoint.data)
 
 
-REDIS_URL = os.environ.get("AGUI_TEST_REDIS_URL", "redis://127.0.0.1:6379/0")
 CRASH_LEASE_TTL_S = 1.0
 MOMENTS = ("append", "run_end", "replay")
 THREAD_KILLS = 5
 
 
-@pytest.fixture(params=["file", "redis"])
+@pytest.fixture(params=["file", pytest.param("redis", marks=pytest.mark.redis)])
 async def crash_store(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator[_Store]:
     if request.param == "file":
         yield _Store("file", tmp_path / "data", None)
         return
-    client = aioredis.from_url(REDIS_URL)
+    redis_url = request.getfixturevalue("redis_url")  # the URL scripts/test.sh exports
+    client = aioredis.from_url(redis_url)
     prefix = f"agui-crash-{uuid.uuid4().hex}"
     try:
-        yield _Store("redis", tmp_path / "data", prefix)
+        yield _Store("redis", tmp_path / "data", prefix, redis_url)
     finally:
         keys = [key async for key in client.scan_iter(match=f"{prefix}:*", count=1000)]
         if keys:
@@ -262,8 +282,8 @@ async def test_sigkill_and_restart_many_rounds(
 class _Seen:
     """What the clients of one round received before the kill."""
 
-    raw: list[list[Frame]] = field(default_factory=list)  # ?after= streams and the run's caller
-    fresh: list[list[Frame]] = field(default_factory=list)  # fresh (compacted) replays
+    raw: list[_Stream] = field(default_factory=list)  # ?after= streams and the run's caller
+    fresh: list[_Stream] = field(default_factory=list)  # fresh (compacted) replays
 
 
 async def _sigkill_rounds(
@@ -312,7 +332,7 @@ async def _run_and_kill(
 ) -> _Seen:
     """Start a run watched by several clients; SIGKILL the gateway at the chosen moment."""
     before = len(await store.stored_lines(thread_id))
-    seen = _Seen(raw=[[], [], []], fresh=[[]])
+    seen = _Seen(raw=[_Stream(), _Stream(), _Stream()], fresh=[_Stream()])
     path = f"/threads/{thread_id}/events"
     async with httpx.AsyncClient(base_url=gw.url, timeout=60, limits=httpx.Limits(max_connections=None)) as client:
         tasks = [
@@ -321,15 +341,21 @@ async def _run_and_kill(
             asyncio.ensure_future(_post_run(client, thread_id, run_id, seen.raw[2])),
             asyncio.ensure_future(_watch(client, path, seen.fresh[0])),
         ]
-        watched = seen.raw[0]
+        watched = seen.raw[0].frames
         # At a run's end the checkpoint is written, right after the run's last event.
         target = before + (total if moment == "run_end" else rng.randint(1, total - 1))
-        await wait_until_async(lambda: (last_id(watched) or 0) >= target, timeout=30)
+        # Every client was answered (and got an event with an id) before the kill, so
+        # none of the checks after the restart looks at a stream that never started.
+        streams = [*seen.raw, *seen.fresh]
+        await wait_until_async(lambda: all(map(_answered, streams)) and (last_id(watched) or 0) >= target, timeout=30)
         if moment == "replay":
-            replayers: list[list[Frame]] = [[] for _ in range(8)]
-            tasks += [asyncio.ensure_future(_watch(client, path, frames)) for frames in replayers]
+            replayers = [_Stream() for _ in range(8)]
+            tasks += [asyncio.ensure_future(_watch(client, path, stream)) for stream in replayers]
             seen.fresh += replayers
-            await wait_until_async(lambda: any(replayers), timeout=30)
+            # Killed with every replay answered and at least one under way.
+            await wait_until_async(
+                lambda: all(r.status is not None for r in replayers) and any(r.frames for r in replayers), timeout=30
+            )
         gw.kill()
         await asyncio.gather(*tasks)
     return seen
@@ -347,7 +373,7 @@ async def _check_restarted(
     async with httpx.AsyncClient(base_url=gw.url, timeout=60) as client:
         # Resuming with the last id seen continues exactly (opening the thread also
         # repairs it and closes the run the crash cut off).
-        resume_from = last_id(seen.raw[0]) or 0
+        resume_from = last_id(seen.raw[0].frames) or 0
         resumed = await collect(
             client,
             "POST",
@@ -358,34 +384,40 @@ async def _check_restarted(
         records = await store.records(thread_id)
         raw = [served(r) for r in records]
         assert events_of(resumed) == raw[resume_from:]
-        # Every frame of a raw or live stream with id N is the stored record N.
-        for frames in seen.raw:
-            for frame in frames:
+        # Every stream was answered 200 before the kill, and every frame of a raw or live
+        # stream with id N is the stored record N.
+        for stream in [*seen.raw, *seen.fresh]:
+            assert stream.status == 200, f"a client was answered {stream.frames[-1:]}"
+        for stream in seen.raw:
+            assert (last_id(stream.frames) or 0) > 0, "a raw stream received no event before the kill"
+            for frame in stream.frames:
                 if frame.event is not None:
                     assert raw[frame.id - 1] == frame.event, f"frame {frame.id} differs from the stored record"
-        # A fresh client holding everything up to its last id N holds the log's effect up to N.
-        for frames in seen.fresh:
-            events, last = [], None
-            for frame in frames:
-                if frame.event is not None:
-                    events.append(frame.event)
-                    if frame.id is not None:
-                        last = (len(events), frame.id)
-            if last is not None:
-                held, n = last
-                assert Reducer().apply_all(events[:held]).snapshot() == Reducer().apply_all(raw[:n]).snapshot()
         if raw[-1]["type"] == "RUN_ERROR":
             assert records[-1]["source"] == "gateway" and raw[-1]["code"] == "gateway_restarted"
         else:
             assert raw[-1]["type"] == "RUN_FINISHED"
-        # The replay state is consistent with the log.
-        fresh = await collect(client, "POST", "/agents/scripted/connect", json=run_input(thread_id, "c"))
-        assert Reducer().apply_all(events_of(fresh)).snapshot() == Reducer().apply_all(raw).snapshot()
-        # ... and under the official client, a fresh replay ends where the stored log does.
-        reference = official_client.replay(raw)
-        replayed = official_client.replay(events_of(fresh))
-        assert reference.error is None and replayed.error is None, (reference.error, replayed.error)
-        assert (replayed.messages, replayed.state) == (reference.messages, reference.state)
+        # Under the official client, a fresh replay now ends where the stored log does ...
+        fresh = events_of(await collect(client, "POST", "/agents/scripted/connect", json=run_input(thread_id, "c")))
+        cut_at = [_held(stream.frames) for stream in seen.fresh]
+        reference = official_client.replay(raw, sample_after=[n for _, n in filter(None, cut_at)])
+        assert_same_end("a fresh replay after the restart", official_client.replay(fresh), reference)
+        # ... and a fresh client of before the kill holding everything up to its last id N
+        # holds what the client holds after the log's first N events (mid-stream, both).
+        assert cut_at[0] is not None, "the first fresh client received no id before the kill"
+        for stream, cut in zip(seen.fresh, cut_at, strict=True):
+            taken = events_of(stream.frames)
+            if cut is None:
+                # No id yet (a replay cut inside its compacted block): per the id rule the client
+                # holds nothing it can resume from and starts over with a fresh replay.
+                assert_same_end(
+                    "a cut fresh replay, started over", official_client.replay(taken, then=[fresh]), reference
+                )
+                continue
+            held, n = cut
+            got = official_client.replay(taken, sample_after=[held])
+            assert got.error is None, f"the official client rejected a fresh stream cut by the kill: {got.error}"
+            assert got.samples[held] == reference.samples[n], f"a fresh client holding id {n} differs from the log"
         # The thread takes runs again (on Redis once the killed replica's lease lapsed).
         check = f"{run_id}-after"
         scripted.script(check, agent_run_events(thread_id, check, tools=0))
@@ -397,20 +429,26 @@ async def _check_restarted(
         assert events_of(SseReader().feed(after.content))[-1]["type"] == "RUN_FINISHED"
 
 
+def _held(frames: list[Frame]) -> tuple[int, int] | None:
+    """(events taken in, the id they end at) for the last event frame with an id, if any."""
+    events, last = 0, None
+    for frame in frames:
+        if frame.event is not None:
+            events += 1
+            if frame.id is not None:
+                last = (events, frame.id)
+    return last
+
+
 async def _lease_gone(store: _Store, thread_id: str) -> bool:
-    client = aioredis.from_url(REDIS_URL)
+    client = aioredis.from_url(store.redis_url)
     try:
         return not await client.exists(f"{store.prefix}:{{{thread_id}}}:lease")
     finally:
         await client.aclose()
 
 
-async def _post_run(client: httpx.AsyncClient, thread_id: str, run_id: str, frames: list[Frame]) -> None:
-    reader = SseReader()
+async def _post_run(client: httpx.AsyncClient, thread_id: str, run_id: str, stream: _Stream) -> None:
     body = run_input(thread_id, run_id, [user_message(f"{run_id}-u", f"question of {run_id}")])
-    try:
-        async with client.stream("POST", "/agents/scripted/run", json=body) as response:
-            async for chunk in response.aiter_bytes():
-                frames.extend(reader.feed(chunk))
-    except (httpx.HTTPError, ConnectionError):
-        pass
+    async with client.stream("POST", "/agents/scripted/run", json=body) as response:
+        await _read(stream, response)

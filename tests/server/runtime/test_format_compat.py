@@ -16,6 +16,7 @@ from typing import Any
 import httpx
 import pytest
 from support.events import run_input, user_message
+from support.official_client import assert_same_end
 from support.servers import serve_gateway
 from support.sse import collect, events_of, has_id
 
@@ -71,8 +72,10 @@ async def test_a_new_run_continues_a_log_of_the_previous_format(tmp_path: Path, 
     assert after["messages"][: len(before["messages"]) + 1] == history
     replayed = official_client.replay(events_of(fresh))
     assert replayed.error is None and (replayed.messages, replayed.state) == (after["messages"], after["state"])
-    # The old records and the new ones replay in order through the official client as well.
+    # The old records and the new ones replay in order through the official client as well,
+    # to the same end as the fresh replay (pending interrupts included).
     raw = official_client.replay(
         [*(e["event"] for e in json.loads((FIXTURES / "legacy.expected.json").read_text())["after0"]), *caller]
     )
     assert raw.error is None and (raw.messages, raw.state) == (after["messages"], after["state"])
+    assert_same_end("a fresh replay of the continued legacy log", replayed, raw)

@@ -1,9 +1,10 @@
 """Replay and resume through the real gateway, judged by the official client.
 
-For a thread driven through the gateway: the live streams the callers saw, a
-watcher's live stream, a fresh replay, and every prefix of those cut at an id
-plus its resume end in the same messages and state as the stored log, and the
-official client's verifyEvents accepts each of them.
+For a thread driven through the gateway: the stored log is what the agent sent
+(plus the README's gateway additions, nothing else); the live streams the callers
+saw, a watcher's live stream, a fresh replay, and every prefix of those cut at an
+id plus its resume end where the stored log ends under the official client
+(messages, state and pending interrupts), and the client accepts each of them.
 """
 
 from __future__ import annotations
@@ -14,16 +15,20 @@ from pathlib import Path
 from typing import Any
 
 import httpx
+import orjson
 import pytest
 from support.agents import ScriptedAgent
-from support.events import agent_run_events, run_input, served, user_message
-from support.official_client import official_client_of_each_version  # noqa: F401 (the fixture official_client)
+from support.events import agent_run_events, assert_stored_as_sent, run_input, served, user_message
+from support.official_client import (
+    OfficialClient,
+    assert_same_end,
+    official_client_of_each_version,  # noqa: F401 (the fixture official_client)
+)
 from support.servers import RunningGateway, serve_scripted_gateway
 from support.sse import Frame, collect, events_of, has_id
 from support.stores import stored_log
 from support.waiting import wait_until_async
 
-from agui_gateway import Reducer
 from agui_testkit.generate import generate_log
 
 
@@ -45,17 +50,15 @@ def split_runs(events: list[dict[str, Any]]) -> list[list[dict[str, Any]]]:
     return runs
 
 
-def reduce(events: list[dict[str, Any]]) -> tuple[list[dict[str, Any]], Any]:
-    reducer = Reducer().apply_all(events)
-    reducer.finish()
-    return reducer.snapshot()
+def assert_replays_to(client: OfficialClient, label: str, events: list[dict[str, Any]], reference: Any) -> None:
+    """``events`` replayed by the official client end where ``reference`` (a replay) ended."""
+    assert_same_end(label, client.replay(events), reference)
 
 
-def assert_same_end(official_client: Any, label: str, events: list[dict[str, Any]], reference: Any) -> None:
-    got = official_client.replay(events)
-    assert got.error is None, f"{label}: the official client rejected the stream: {got.error}"
-    assert got.messages == reference.messages, f"{label}: messages differ"
-    assert got.state == reference.state, f"{label}: state differs"
+async def assert_snapshot_is_the_clients(client: httpx.AsyncClient, thread_id: str, reference: Any) -> None:
+    """``GET /snapshot`` holds what the official client holds after the stored log."""
+    snapshot = (await client.get(f"/threads/{thread_id}/snapshot")).json()
+    assert (snapshot["messages"], snapshot["state"]) == (reference.messages, reference.state)
 
 
 def agent_run_done(run_id: str) -> Any:
@@ -109,7 +112,11 @@ def assert_fresh_id_rule(frames: list[Frame], latest: int) -> None:
 
 @pytest.mark.parametrize("shape", ["mixed", "realistic_small", "error_runs", "parallel_tools"])
 async def test_generated_thread_through_the_gateway(
-    official_client: Any, gateway: RunningGateway, agent: tuple[ScriptedAgent, str], tmp_path: Path, shape: str
+    official_client: OfficialClient,
+    gateway: RunningGateway,
+    agent: tuple[ScriptedAgent, str],
+    tmp_path: Path,
+    shape: str,
 ) -> None:
     scripted, _ = agent
     runs = split_runs(generate_log(shape, seed=7))
@@ -120,14 +127,19 @@ async def test_generated_thread_through_the_gateway(
             collect(client, "GET", f"/threads/{thread_id}/events", until=lambda fs: len(events_of(fs)) >= total[0])
         )
         total = [10**9]
+        sent = []
         for run in runs:
             run_id = f"{shape}-{run[0].get('runId', 'x')}"
             scripted.script(run_id, run)
             messages = (run[0].get("input") or {}).get("messages") or []
-            live += await collect(client, "POST", "/agents/scripted/run", json=run_input(thread_id, run_id, messages))
+            body = run_input(thread_id, run_id, messages)
+            sent.append((body, run))
+            live += await collect(client, "POST", "/agents/scripted/run", json=body)
         stored = stored_log(gateway, thread_id)
         total[0] = len(stored)
         watched = await watcher
+        # First the log against the agent, then every stream against the log.
+        assert_stored_as_sent(stored, sent)
         raw = [served(r) for r in stored]
         assert events_of(live) == raw, "the callers' live streams are the stored log"
         assert events_of(watched) == raw, "a watcher's live stream is the stored log"
@@ -135,11 +147,11 @@ async def test_generated_thread_through_the_gateway(
 
         reference = official_client.replay(raw)
         assert reference.error is None, reference.error
-        assert reduce(raw) == (reference.messages, reference.state)
+        await assert_snapshot_is_the_clients(client, thread_id, reference)
 
         fresh = await connect(client, thread_id)
         assert_fresh_id_rule(fresh, len(raw))
-        assert_same_end(official_client, "fresh replay", events_of(fresh), reference)
+        assert_replays_to(official_client, "fresh replay", events_of(fresh), reference)
         assert sum(len(str(e)) for e in events_of(fresh)) < sum(len(str(e)) for e in raw)
 
         # A cut of the raw stream at an id, plus its resume, is the raw stream exactly
@@ -157,7 +169,7 @@ async def test_generated_thread_through_the_gateway(
 
 
 async def test_fresh_client_during_an_open_run_and_every_resume(
-    official_client: Any, gateway: RunningGateway, agent: tuple[ScriptedAgent, str], tmp_path: Path
+    official_client: OfficialClient, gateway: RunningGateway, agent: tuple[ScriptedAgent, str], tmp_path: Path
 ) -> None:
     scripted, _ = agent
     thread_id = "mid-run"
@@ -166,13 +178,9 @@ async def test_fresh_client_during_an_open_run_and_every_resume(
     scripted.script("m1", first)
     hold_at = 14  # inside the second run's parallel tool calls' ARGS
     held = scripted.script("m2", second, hold_at=hold_at)
+    first_input = run_input(thread_id, "m1", [user_message("u1", "first question")])
     async with httpx.AsyncClient(base_url=gateway.url, timeout=30) as client:
-        await collect(
-            client,
-            "POST",
-            "/agents/scripted/run",
-            json=run_input(thread_id, "m1", [user_message("u1", "first question")]),
-        )
+        await collect(client, "POST", "/agents/scripted/run", json=first_input)
         history = (await client.get(f"/threads/{thread_id}/snapshot")).json()["messages"]
         caller = asyncio.ensure_future(
             collect(
@@ -207,35 +215,46 @@ async def test_fresh_client_during_an_open_run_and_every_resume(
         held.release()
         run_frames = await caller
         watched = await watcher
-        raw = [served(r) for r in stored_log(gateway, thread_id)]
+        stored = stored_log(gateway, thread_id)
+        # The caller of m2 sent the thread's history back: only u2 is new.
+        assert_stored_as_sent(
+            stored, [(first_input, first), (run_input(thread_id, "m2", [user_message("u2", "second")]), second)]
+        )
+        raw = [served(r) for r in stored]
+        assert events_of(run_frames) == raw[len(first) :], "the caller's stream is its stored run"
         reference = official_client.replay(raw)
         assert reference.error is None, reference.error
-        assert_same_end(
+        assert_replays_to(
             official_client,
             "caller's live stream",
             events_of(run_frames),
             official_client.replay(raw[len(first) :]),
         )
-        assert_same_end(official_client, "mid-run fresh join + live", events_of(watched), reference)
+        assert_replays_to(official_client, "mid-run fresh join + live", events_of(watched), reference)
         for prefix, n in cuts:
             resumed = await connect(client, thread_id, n)
-            assert_same_end(official_client, f"cut at id {n} + resume", prefix + events_of(resumed), reference)
             assert events_of(resumed) == raw[n:]
-        # A cut inside the compacted block (no id yet) starts over: a second fresh replay.
-        again = await connect(client, thread_id)
-        reducer = Reducer().apply_all(mid_events[:1]).apply_all(events_of(again))
-        reducer.finish()
-        assert reducer.snapshot() == (reference.messages, reference.state)
+            assert_replays_to(official_client, f"cut at id {n} + resume", prefix + events_of(resumed), reference)
+        # A client cut inside the compacted block (before its first id) holds no id: it
+        # starts over with a second fresh replay, on the same agent (what it took in of
+        # the cut stream included), and ends where the log does.
+        again = events_of(await connect(client, thread_id))
+        first_id_at = id_positions(mid)[0][0]
+        for cut in range(1, first_id_at + 1):
+            restarted = official_client.replay(mid_events[:cut], then=[again])
+            assert_same_end(f"cut after {cut} event(s) of the compacted block, then fresh", restarted, reference)
 
 
 async def test_many_clients_at_once_all_end_identically(
-    official_client: Any, gateway: RunningGateway, agent: tuple[ScriptedAgent, str], tmp_path: Path
+    official_client: OfficialClient, gateway: RunningGateway, agent: tuple[ScriptedAgent, str], tmp_path: Path
 ) -> None:
     scripted, _ = agent
     thread_id = "crowd"
+    runs = [agent_run_events(thread_id, f"c{i}", text_deltas=30, tools=3) for i in range(3)]
+    runs.append(agent_run_events(thread_id, "c3", text_deltas=60, tools=4))
     for i in range(3):
-        scripted.script(f"c{i}", agent_run_events(thread_id, f"c{i}", text_deltas=30, tools=3))
-    held = scripted.script("c3", agent_run_events(thread_id, "c3", text_deltas=60, tools=4), pace_s=0.002, hold_at=20)
+        scripted.script(f"c{i}", runs[i])
+    held = scripted.script("c3", runs[3], pace_s=0.002, hold_at=20)
     async with httpx.AsyncClient(base_url=gateway.url, timeout=60, limits=httpx.Limits(max_connections=None)) as client:
         for i in range(3):
             await collect(
@@ -264,12 +283,21 @@ async def test_many_clients_at_once_all_end_identically(
         await caller
         fresh_frames = await asyncio.gather(*fresh)
         resumed_frames = await asyncio.gather(*resumers)
-    raw = [served(r) for r in stored_log(gateway, thread_id)]
+    stored = stored_log(gateway, thread_id)
+    assert_stored_as_sent(
+        stored,
+        [
+            (run_input(thread_id, f"c{i}", [user_message(f"u{i}", "q" if i == 3 else f"q{i}")]), events)
+            for i, events in enumerate(runs)
+        ],
+    )
+    raw = [served(r) for r in stored]
     reference = official_client.replay(raw)
-    expected = (reference.messages, reference.state)
-    for frames in fresh_frames:
-        assert reduce(events_of(frames)) == expected
-    assert_same_end(official_client, "one fresh client", events_of(fresh_frames[0]), reference)
+    assert reference.error is None, reference.error
+    # Every fresh client, judged by the official client (identical streams replayed once).
+    distinct = {orjson.dumps(events_of(frames)): events_of(frames) for frames in fresh_frames}
+    for events in distinct.values():
+        assert_replays_to(official_client, "a fresh client", events, reference)
     for n, frames in zip(range(0, 40, 4), resumed_frames, strict=True):
         assert events_of(frames) == raw[n:]
         assert [f.id for f in frames if f.event is not None] == list(range(n + 1, len(raw) + 1))
@@ -282,23 +310,30 @@ async def test_connect_to_an_empty_or_idle_thread_completes(gateway: RunningGate
 
 
 async def test_resume_from_every_position(
-    official_client: Any, gateway: RunningGateway, agent: tuple[ScriptedAgent, str], tmp_path: Path
+    official_client: OfficialClient, gateway: RunningGateway, agent: tuple[ScriptedAgent, str], tmp_path: Path
 ) -> None:
     """For every N: what a client got up to id N, plus a resume after N, is the whole stream."""
     scripted, _ = agent
     thread_id = "every"
-    scripted.script("e1", agent_run_events(thread_id, "e1", text_deltas=4, tools=2))
-    scripted.script("e2", agent_run_events(thread_id, "e2", text_deltas=4, tools=2))
+    runs = [
+        (
+            run_input(thread_id, f"e{i}", [user_message(f"u{i}", text)]),
+            agent_run_events(thread_id, f"e{i}", text_deltas=4),
+        )
+        for i, text in ((1, "a"), (2, "b"))
+    ]
+    for body, events in runs:
+        scripted.script(body["runId"], events)
     async with httpx.AsyncClient(base_url=gateway.url, timeout=30) as client:
-        live = await collect(
-            client, "POST", "/agents/scripted/run", json=run_input(thread_id, "e1", [user_message("u1", "a")])
-        )
-        live += await collect(
-            client, "POST", "/agents/scripted/run", json=run_input(thread_id, "e2", [user_message("u2", "b")])
-        )
-        raw = [served(r) for r in stored_log(gateway, thread_id)]
+        live = []
+        for body, _ in runs:
+            live += await collect(client, "POST", "/agents/scripted/run", json=body)
+        stored = stored_log(gateway, thread_id)
+        assert_stored_as_sent(stored, runs)
+        raw = [served(r) for r in stored]
         assert events_of(live) == raw
         reference = official_client.replay(raw)
+        assert reference.error is None, reference.error
         for index, n in id_positions(live):
             resumed = await connect(client, thread_id, n)
             assert events_of(resumed) == raw[n:], f"resume after {n}: duplicate or gap"
@@ -306,5 +341,5 @@ async def test_resume_from_every_position(
             assert events_of(live)[: index + 1] + events_of(resumed) == raw
         fresh = await connect(client, thread_id)
         assert_fresh_id_rule(fresh, len(raw))
-        assert_same_end(official_client, "fresh", events_of(fresh), reference)
+        assert_replays_to(official_client, "fresh", events_of(fresh), reference)
         assert events_of(await connect(client, thread_id, len(raw))) == []

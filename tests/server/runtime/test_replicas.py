@@ -18,6 +18,7 @@ import pytest
 import redis
 from support.agents import ScriptedAgent
 from support.events import agent_run_events, run_input, user_message
+from support.official_client import OfficialClient, assert_same_end
 from support.servers import GatewayProcess
 from support.sse import Frame, collect, events_of, has_event, has_id
 from support.stores import delete_keys
@@ -85,7 +86,10 @@ def _ids(frames: list[Frame]) -> list[int]:
 
 
 async def test_a_run_through_a_is_live_on_b_and_b_replays_and_resumes_by_as_ids(
-    replicas: tuple[GatewayProcess, GatewayProcess, str], agent: tuple[ScriptedAgent, str], redis_url: str
+    replicas: tuple[GatewayProcess, GatewayProcess, str],
+    agent: tuple[ScriptedAgent, str],
+    redis_url: str,
+    official_client: OfficialClient,
 ) -> None:
     a, b, prefix = replicas
     scripted, _ = agent
@@ -127,11 +131,21 @@ async def test_a_run_through_a_is_live_on_b_and_b_replays_and_resumes_by_as_ids(
     assert a_ids == list(range(1, len(a_events) + 1))  # the whole thread is this run
     for frames in seen:  # every event, in order, once, with A's ids
         assert _ids(frames) == a_ids and events_of(frames) == a_events
-    assert events_of(connected)[-1] == a_events[-1]
+    # What A's caller holds, under the official client: B's streams must end there too.
+    on_a_end = official_client.replay(a_events)
+    assert on_a_end.error is None, on_a_end.error
+    assert on_a_end.messages, "A's run holds messages (the check below is not vacuous)"
+    assert_same_end("B's /connect, joined mid-run", official_client.replay(events_of(connected)), on_a_end)
     async with httpx.AsyncClient(timeout=30) as client:
-        # Fresh replay on B: ends at A's last id with the same final event.
+        # Fresh replay on B (compacted from what A stored): ends at A's last id with the same
+        # final event, and the official client replaying it holds what A's caller holds.
         fresh = await collect(client, "GET", f"{b.url}/threads/{thread_id}/events", until=has_id(a_ids[-1]))
         assert _ids(fresh)[-1] == a_ids[-1] and events_of(fresh)[-1] == a_events[-1]
+        assert len(events_of(fresh)) < len(a_events), "B's fresh replay is compacted"
+        assert_same_end("B's fresh replay", official_client.replay(events_of(fresh)), on_a_end)
+        # A /connect on B after the run: the compacted history, then it ends (no run open).
+        later = await collect(client, "POST", f"{b.url}/agents/scripted/connect", json=run_input(thread_id, "c2"))
+        assert_same_end("B's /connect after the run", official_client.replay(events_of(later)), on_a_end)
         # Resume on B from an id A issued mid-run: exactly the events after it.
         middle = a_ids[len(a_ids) // 2]
         resumed = await collect(

@@ -40,6 +40,7 @@ from support.events import run_input
 from support.official_client import HARNESS_DIR, OfficialClient, ReplayResult, require_harness
 from support.servers import RunningGateway, serve_app, serve_gateway
 from support.sse import SseReader, collect, events_of, has_id
+from support.stores import delete_keys
 
 from agui_gateway.server.config import GatewayConfig
 from agui_gateway.store.redis import RedisStore
@@ -116,35 +117,36 @@ HUMAN_IN_THE_LOOP: dict[str, tuple[list[dict[str, Any]], dict[str, tuple[str | N
 }
 
 
-REDIS_URL = "redis://127.0.0.1:6379/0"
-
-
 @pytest.fixture(scope="module")
-def gateways(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, RunningGateway]]:
-    """The gateway on the embedded file store and on Redis (a key prefix of its own)."""
-    import redis
-
-    prefix = f"agui-test-{uuid.uuid4().hex}"
+def ui_config(tmp_path_factory: pytest.TempPathFactory) -> Iterator[GatewayConfig]:
+    """The demo agent and the pydantic-ai agent (served on loopback for the module)."""
     with serve_app(pydantic_agent.app) as pydantic_url:
-        config = GatewayConfig(
+        yield GatewayConfig(
             data_dir=tmp_path_factory.mktemp("ui") / "data",
             demo=True,
             demo_pace=0,
             heartbeat_s=0.2,
             agents={"pydantic": pydantic_url + "/"},
         )
-        try:
-            with (
-                serve_gateway(config) as on_file,
-                serve_gateway(config, RedisStore(REDIS_URL, prefix=prefix)) as on_redis,
-            ):
-                yield {"file": on_file, "redis": on_redis}
-        finally:
-            client = redis.Redis.from_url(REDIS_URL)
-            keys = list(client.scan_iter(match=f"{prefix}:*", count=1000))
-            if keys:
-                client.delete(*keys)
-            client.close()
+
+
+@pytest.fixture(scope="module")
+def file_gateway(ui_config: GatewayConfig) -> Iterator[RunningGateway]:
+    """The gateway on the embedded file store."""
+    with serve_gateway(ui_config) as gateway:
+        yield gateway
+
+
+@pytest.fixture(scope="module")
+def redis_gateway(ui_config: GatewayConfig, redis_url: str) -> Iterator[RunningGateway]:
+    """The gateway on Redis: the one scripts/test.sh exports (or a private server), under a
+    key prefix of its own."""
+    prefix = f"agui-test-{uuid.uuid4().hex}"
+    try:
+        with serve_gateway(ui_config, RedisStore(redis_url, prefix=prefix)) as gateway:
+            yield gateway
+    finally:
+        delete_keys(redis_url, prefix)
 
 
 def play(url: str, thread_id: str, steps: list[dict[str, Any]]) -> dict[str, Any]:
@@ -192,22 +194,21 @@ def compact_cli(log: bytes, tmp_path: Path) -> list[dict[str, Any]]:
 
 EVERY_ACTION = {**ACTIONS, **HUMAN_IN_THE_LOOP}
 CASES = [(agent, action, "file") for agent in ("demo", "pydantic") for action in EVERY_ACTION] + [
-    ("demo", "edit", "redis"),
-    ("pydantic", "interrupt_resume", "redis"),
-    ("pydantic", "set_state", "redis"),
+    pytest.param(agent, action, "redis", marks=pytest.mark.redis)
+    for agent, action in (("demo", "edit"), ("pydantic", "interrupt_resume"), ("pydantic", "set_state"))
 ]
 
 
 @pytest.mark.parametrize(("agent", "action", "store"), CASES)
 async def test_everyone_ends_where_the_caller_ended(
-    gateways: dict[str, RunningGateway],
+    request: pytest.FixtureRequest,
     official_client: OfficialClient,
     tmp_path: Path,
     agent: str,
     action: str,
     store: str,
 ) -> None:
-    gateway = gateways[store]
+    gateway: RunningGateway = request.getfixturevalue(f"{store}_gateway")
     steps, expected_runs = EVERY_ACTION[action]
     thread_id = f"ui-{agent}-{action}"
     target = [10**9]  # the thread's last seq, once the caller is done

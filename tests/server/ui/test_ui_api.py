@@ -13,7 +13,7 @@ import pytest
 from support.agents import ScriptedAgent
 from support.clock import next_millisecond
 from support.events import agent_run_events, read_log, run_input, served, user_message
-from support.official_client import OfficialClient
+from support.official_client import OfficialClient, assert_same_end
 from support.servers import REPO_ROOT, RunningGateway, serve_gateway, serve_scripted_gateway
 from support.sse import collect
 
@@ -226,7 +226,10 @@ async def test_compacted_log_replays_to_the_raw_logs_messages_and_state(
 ) -> None:
     scripted, _ = agent
     scripted.script("c1", agent_run_events("compact-1", "c1", text_deltas=20))
-    scripted.script("c2", agent_run_events("compact-1", "c2", text_deltas=20, tools=3))
+    # The second run ends asking for approval: the compacted log must keep that pending.
+    asking = agent_run_events("compact-1", "c2", text_deltas=20, tools=3)
+    asking[-1] = {**asking[-1], "outcome": {"type": "interrupt", "interrupts": [{"id": "i-1", "reason": "confirm"}]}}
+    scripted.script("c2", asking)
     async with httpx.AsyncClient(base_url=gateway.url, timeout=10) as client:
         await collect(
             client, "POST", "/agents/scripted/run", json=run_input("compact-1", "c1", [user_message("u1", "a")])
@@ -242,9 +245,8 @@ async def test_compacted_log_replays_to_the_raw_logs_messages_and_state(
     compact_events = [orjson.loads(line) for line in compacted.content.splitlines()]
     assert len(compacted.content) < len(raw.content) / 2
     expected = official_client.replay(raw_events)
-    got = official_client.replay(compact_events)
-    assert got.error is None and expected.error is None
-    assert (got.messages, got.state) == (expected.messages, expected.state)
+    assert expected.pending_interrupts == [{"id": "i-1", "reason": "confirm"}]
+    assert_same_end("the compacted log", official_client.replay(compact_events), expected)
     assert refused.status_code == 400
 
 
