@@ -254,15 +254,15 @@ async def test_concurrent_last_seq_reads_share_one_round_trip_yet_see_this_repli
     await store.append("t", [new(0)])
     reads: list[int] = []
     answer = asyncio.Event()  # holds each read's answer back until the test lets it go
-    read_last_seq = store._read_last_seq
+    read_head = store._read_head
 
-    async def held_read(thread_id: str) -> int:
-        value = await read_last_seq(thread_id)
-        reads.append(value)
+    async def held_read(thread_id: str) -> tuple[str | None, int]:
+        value = await read_head(thread_id)
+        reads.append(value[1])
         await answer.wait()
         return value
 
-    monkeypatch.setattr(store, "_read_last_seq", held_read)
+    monkeypatch.setattr(store, "_read_head", held_read)
     async with asyncio.timeout(HANG_GUARD):
         early = [asyncio.create_task(store.last_seq("t")) for _ in range(200)]
         await wait_until_async(lambda: reads, HANG_GUARD, what="the shared read's answer, held back")

@@ -29,7 +29,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal
 
-from agui_gateway.store.base import NewEvent, StoredRecord, StoreError, ThreadInfo
+from agui_gateway.store.base import NewEvent, StoredRecord, StoreError, ThreadInfo, new_epoch
 from agui_gateway.store.file.fs import (
     LOG_NAME,
     fdatasync,
@@ -38,6 +38,7 @@ from agui_gateway.store.file.fs import (
     write_all,
     write_and_sync,
 )
+from agui_gateway.store.file.lifecycle import write_epoch
 from agui_gateway.store.file.scan import ScanResult, SparseIndex
 from agui_gateway.store.records import encode_unsequenced, sequence_line
 
@@ -55,6 +56,7 @@ class FileStoreStats:
     torn_bytes: int = 0
     corrupt_checkpoints: int = 0  # checkpoints failing their CRC (read as absent)
     temp_files_removed: int = 0  # checkpoint temp files left by a crash
+    interrupted_deletes: int = 0  # deletes a crash cut off after their rename, finished on open
     writes: int = 0  # group writes (one or more appends each)
     fsyncs: int = 0  # log fsyncs (group commit: fewer than appends under load)
 
@@ -121,6 +123,9 @@ class ThreadLog:
         # open-time scan finds any: every line appended since is in the store's own shape.
         self.odd_offsets: array[int] = array("q")
         self.changed = asyncio.Event()  # replaced on every commit, see notify()
+        # Created with the thread: saved (durably) before its first record is written.
+        self.epoch: str | None = None
+        self.deleted = False  # this incarnation was deleted: waiters on it must learn it
         self._policy = policy
         self._fds = fds
         self._fd: int | None = None
@@ -210,6 +215,10 @@ class ThreadLog:
         if not accepted:
             return
         try:
+            if self.epoch is None:  # the thread's first record: its epoch goes first
+                epoch = new_epoch()
+                await self._policy.run_io(write_epoch, self.directory, epoch, self._policy.durable)
+                self.epoch = epoch
             await self._write(b"".join(lines))
         except OSError as exc:
             await self._undo_failed_write()

@@ -29,11 +29,12 @@ Redis store for replicas).
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import os
 import time
 from array import array
-from bisect import bisect_left
-from collections.abc import AsyncGenerator, Callable, Iterator, Sequence
+from bisect import bisect_left, bisect_right
+from collections.abc import AsyncGenerator, AsyncIterator, Callable, Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import aclosing
 from pathlib import Path
@@ -42,21 +43,40 @@ from typing import TypeVar
 import orjson
 
 from agui_gateway.store.base import (
+    LEGACY_EPOCH,
     Checkpoint,
+    Deletion,
+    IdlePage,
+    IdleThread,
     NewEvent,
     StoredRecord,
     StoreError,
+    ThreadDeleted,
+    ThreadExists,
+    ThreadHead,
+    ThreadImport,
     ThreadInfo,
     ThreadStore,
     validate_thread_id,
 )
 from agui_gateway.store.file.checkpoint import (
     CorruptCheckpoint,
-    read_checkpoint,
+    read_checkpoint_and_epoch,
     remove_temp_files,
     write_checkpoint,
 )
-from agui_gateway.store.file.fs import LOG_NAME, ensure_dir, thread_dir_names
+from agui_gateway.store.file.fs import LOG_NAME, ensure_dir, fsync_dir, thread_dir_names
+from agui_gateway.store.file.importer import FileImport
+from agui_gateway.store.file.lifecycle import (
+    INCOMING_DIR,
+    TRASH_DIR,
+    empty_dir,
+    log_mtime_ms,
+    log_size,
+    move_to_trash,
+    read_epoch,
+    remove_tree,
+)
 from agui_gateway.store.file.log import (
     AppendFds,
     FileStoreStats,
@@ -90,6 +110,8 @@ class FileStore(ThreadStore):
             raise ValueError("fsync_interval_ms must be positive")
         self.data_dir = Path(data_dir)
         self.threads_dir = self.data_dir / "threads"
+        self.trash_dir = self.data_dir / TRASH_DIR
+        self.incoming_dir = self.data_dir / INCOMING_DIR
         self.fsync: FsyncPolicy = fsync
         self.stats = FileStoreStats()
         self._policy = WritePolicy(fsync, fsync_interval_ms / 1000, self._io, self.stats)
@@ -98,6 +120,10 @@ class FileStore(ThreadStore):
         self._fds = AppendFds(max_open_files)
         self._logs: dict[str, ThreadLog] = {}
         self._peeked: dict[str, ThreadInfo] = {}  # info of threads not opened yet
+        # Threads being deleted or replaced: everything else on them waits for the event.
+        self._exclusive: dict[str, asyncio.Event] = {}
+        # Deletes so far: a peek that raced one is used once, not cached (it may be stale).
+        self._deletions = 0
         self._closed = False
 
     @property
@@ -110,6 +136,9 @@ class FileStore(ThreadStore):
     async def open(self) -> None:
         self._closed = False
         await self._io(ensure_dir, self.threads_dir, self._policy.durable)
+        # Finish the deletes a crash interrupted, drop the imports it cut short.
+        self.stats.interrupted_deletes += await self._io(empty_dir, self.trash_dir)
+        await self._io(empty_dir, self.incoming_dir)
 
     async def close(self) -> None:
         """Finish queued appends, fsync what is pending, release descriptors and threads."""
@@ -133,6 +162,11 @@ class FileStore(ThreadStore):
     # -- thread state --------------------------------------------------------------------
 
     async def _thread(self, thread_id: str) -> ThreadLog:
+        while (busy := self._exclusive.get(thread_id)) is not None:  # a delete or import in progress
+            await busy.wait()
+        return await self._open_thread(thread_id)
+
+    async def _open_thread(self, thread_id: str) -> ThreadLog:
         log = self._logs.get(thread_id)
         if log is None:
             directory = self.threads_dir / thread_id
@@ -161,6 +195,8 @@ class FileStore(ThreadStore):
             self.stats.torn_bytes += await self._io(repair_torn, log.log_path, scan.good_end, side)
             self.stats.torn_repairs += 1
         self.stats.malformed_lines += scan.malformed
+        epoch = await self._io(read_epoch, log.directory)
+        log.epoch = epoch if epoch is not None or scan.last_seq == 0 else LEGACY_EPOCH
         log.adopt(scan)
         self._peeked.pop(log.thread_id, None)
 
@@ -213,7 +249,12 @@ class FileStore(ThreadStore):
             return
         offset = log.index.locate(after)
         rule = _LineRule(log.odd_offsets, offset)
-        fd = await self._io(os.open, log.log_path, os.O_RDONLY)
+        try:
+            fd = await self._io(os.open, log.log_path, os.O_RDONLY)
+        except FileNotFoundError:
+            if log.deleted:  # deleted since this read began: it reads as unknown
+                return
+            raise
         try:
             splitter = LineSplitter(offset)
             while offset < log.end:  # log.end moves on as appends commit
@@ -234,15 +275,24 @@ class FileStore(ThreadStore):
         log = await self._existing_thread(thread_id)
         return 0 if log is None else log.last_seq
 
-    async def wait_for(self, thread_id: str, after: int, timeout: float) -> int:
+    async def head(self, thread_id: str) -> ThreadHead | None:
+        validate_thread_id(thread_id)
+        log = await self._existing_thread(thread_id)
+        if log is None or log.last_seq == 0 or log.epoch is None:
+            return None
+        return ThreadHead(log.epoch, log.last_seq)
+
+    async def wait_for(self, thread_id: str, after: int, timeout: float, *, epoch: str | None = None) -> int:
         validate_thread_id(thread_id)
         log = await self._thread(thread_id)
         try:
             async with asyncio.timeout(timeout):
-                while log.last_seq <= after:
+                while log.last_seq <= after and not _gone(log, epoch):
                     await log.changed.wait()
         except TimeoutError:
             pass
+        if _gone(log, epoch):
+            raise ThreadDeleted(f"thread {thread_id!r} was deleted")
         return log.last_seq
 
     # -- listing ------------------------------------------------------------------------------
@@ -252,9 +302,10 @@ class FileStore(ThreadStore):
         # The tails of threads never looked at are peeked in one pool call: one call
         # per thread made a first listing of 5,000 threads wait on 5,000 round trips.
         unseen = [n for n in names if n not in self._peeked and not self._loaded(n)]
+        deletions = self._deletions
         tails = await self._io(lambda: [peek_tail(self.threads_dir / n / LOG_NAME) for n in unseen])
         for thread_id, tail in zip(unseen, tails, strict=True):
-            if tail is not None and tail.last_seq > 0 and not self._loaded(thread_id):
+            if tail is not None and tail.last_seq > 0 and not self._loaded(thread_id) and deletions == self._deletions:
                 self._peeked[thread_id] = ThreadInfo(thread_id, tail.last_seq, tail.size, tail.last_ts)
         infos = []
         for thread_id in names:
@@ -275,13 +326,15 @@ class FileStore(ThreadStore):
             return log.info()
         if thread_id in self._peeked:
             return self._peeked[thread_id]
+        deletions = self._deletions
         tail = await self._io(peek_tail, self.threads_dir / thread_id / LOG_NAME)
         if tail is None:  # an ambiguous tail: a full open decides (and repairs)
             return (await self._thread(thread_id)).info()
         if tail.last_seq == 0:
             return None
         info = ThreadInfo(thread_id, tail.last_seq, tail.size, tail.last_ts)
-        self._peeked[thread_id] = info
+        if deletions == self._deletions:
+            self._peeked[thread_id] = info
         return info
 
     # -- checkpoints ----------------------------------------------------------------------------
@@ -292,10 +345,17 @@ class FileStore(ThreadStore):
         if log is None:
             return None
         try:
-            return await self._io(read_checkpoint, log.directory)
+            found = await self._io(read_checkpoint_and_epoch, log.directory)
         except CorruptCheckpoint:
             self.stats.corrupt_checkpoints += 1
             return None
+        if found is None:
+            return None
+        checkpoint, epoch = found
+        # One of another incarnation of the thread (saved after a delete) is not this one's.
+        if (epoch if epoch is not None else LEGACY_EPOCH) != (log.epoch if log.epoch is not None else LEGACY_EPOCH):
+            return None
+        return checkpoint
 
     async def save_checkpoint(self, thread_id: str, checkpoint: Checkpoint) -> None:
         validate_thread_id(thread_id)
@@ -308,9 +368,133 @@ class FileStore(ThreadStore):
         async with log.checkpoint_lock:
             try:
                 await self._io(ensure_dir, log.directory, durable)
-                await self._io(write_checkpoint, log.directory, checkpoint, durable=durable)
+                await self._io(write_checkpoint, log.directory, checkpoint, durable=durable, epoch=log.epoch)
             except OSError as exc:  # disk full, I/O error: the old checkpoint is left as it was
                 raise StoreError(f"writing the checkpoint of {thread_id!r} failed: {exc}") from exc
+
+    # -- the data lifecycle ----------------------------------------------------------------------
+
+    async def delete_thread(
+        self, thread_id: str, *, idle_before_ms: int | None = None, even_if_leased: bool = False
+    ) -> Deletion:
+        validate_thread_id(thread_id)  # even_if_leased: no leases here (one writer process)
+        if self._closed:
+            raise StoreError("the store is closed")
+        async with self._exclusively(thread_id):
+            if idle_before_ms is not None:
+                last = await self._last_activity(thread_id)
+                if last is not None and last >= idle_before_ms:
+                    return "active"
+            return "deleted" if await self._remove(thread_id) else "missing"
+
+    async def _last_activity(self, thread_id: str) -> int | None:
+        log = self._logs.get(thread_id)
+        if log is not None and log.loaded:
+            return log.last_ts
+        tail = await self._io(peek_tail, self.threads_dir / thread_id / LOG_NAME)
+        if tail is None:  # ambiguous: a full open decides
+            return (await self._open_thread(thread_id)).last_ts
+        return tail.last_ts
+
+    async def _remove(self, thread_id: str) -> bool:
+        """Rename the thread's folder into the trash, forget it, then remove its files.
+
+        Whether it had records. The caller holds the thread exclusively."""
+        log = self._logs.get(thread_id)
+        if log is not None:
+            await log.flush()  # appends queued before the delete finish first (then go with it)
+        directory = self.threads_dir / thread_id
+        had_records = await self._io(log_size, directory, LOG_NAME) > 0
+        try:
+            moved = await self._io(move_to_trash, directory, self.trash_dir, self._policy.durable)
+        except OSError as exc:
+            raise StoreError(f"deleting {thread_id!r} failed: {exc}") from exc
+        self._deletions += 1
+        self._peeked.pop(thread_id, None)
+        if log is not None:
+            del self._logs[thread_id]
+            log.close_fd()
+            log.deleted = True
+            log.notify()  # its waiters learn it now
+        if moved is not None:
+            await self._io(remove_tree, moved)
+        return had_records
+
+    @contextlib.asynccontextmanager
+    async def _exclusively(self, thread_id: str) -> AsyncIterator[None]:
+        """Hold the thread alone: appends, reads and opens of it wait until the end."""
+        while (busy := self._exclusive.get(thread_id)) is not None:
+            await busy.wait()
+        done = self._exclusive[thread_id] = asyncio.Event()
+        try:
+            yield
+        finally:
+            del self._exclusive[thread_id]
+            done.set()
+
+    async def idle_threads(self, before_ms: int, *, limit: int = 256, cursor: str | None = None) -> IdlePage:
+        """Threads in name order after ``cursor``: one directory listing, then at most
+        ``limit`` threads looked at (memory, or one ``stat`` each; a tail read for those
+        the ``stat`` says are idle)."""
+        if limit < 1:
+            raise ValueError("limit must be positive")
+        names = await self._io(thread_dir_names, self.threads_dir)
+        start = bisect_right(names, cursor) if cursor is not None else 0
+        page = names[start : start + limit]
+        following = page[-1] if start + limit < len(names) else None
+        idle = []
+        unloaded = []
+        for thread_id in page:
+            log = self._logs.get(thread_id)
+            if log is not None and log.loaded:
+                if log.last_seq > 0 and log.last_ts is not None and log.last_ts < before_ms:
+                    idle.append(IdleThread(thread_id, log.last_ts))
+            else:
+                unloaded.append(thread_id)
+        idle.extend(await self._io(self._idle_on_disk, unloaded, before_ms))
+        idle.sort(key=lambda t: t.thread_id)
+        return IdlePage(idle, following)
+
+    def _idle_on_disk(self, thread_ids: list[str], before_ms: int) -> list[IdleThread]:
+        found = []
+        for thread_id in thread_ids:
+            path = self.threads_dir / thread_id / LOG_NAME
+            mtime = log_mtime_ms(path)
+            if mtime is None or mtime >= before_ms:  # written since: its last record may be recent
+                continue
+            tail = peek_tail(path)
+            if tail is not None and tail.last_seq == 0:
+                continue
+            found.append(IdleThread(thread_id, tail.last_ts if tail is not None and tail.last_ts else mtime))
+        return found
+
+    def import_thread(self, thread_id: str, epoch: str) -> ThreadImport:
+        if self._closed:
+            raise StoreError("the store is closed")
+        return FileImport(thread_id, epoch, self.incoming_dir, self._io, self._install)
+
+    async def _install(self, thread_id: str, staged: Path, replace: bool) -> None:
+        """Rename an import's finished folder into place (see :class:`FileImport`)."""
+        async with self._exclusively(thread_id):
+            directory = self.threads_dir / thread_id
+            log = self._logs.get(thread_id)
+            exists = (log is not None and log.loaded and log.last_seq > 0) or await self._io(
+                log_size, directory, LOG_NAME
+            ) > 0
+            if exists and not replace:
+                raise ThreadExists(f"thread {thread_id!r} exists (import it with replace to overwrite it)")
+            await self._remove(thread_id)  # the old thread, or a folder holding only a checkpoint
+            try:
+                await self._io(os.rename, staged, directory)
+                if self._policy.durable:
+                    await self._io(fsync_dir, self.threads_dir)
+            except OSError as exc:
+                raise StoreError(f"importing {thread_id!r} failed: {exc}") from exc
+
+
+def _gone(log: ThreadLog, epoch: str | None) -> bool:
+    """Whether a waiter following ``epoch`` lost its thread (deleted, or another incarnation)."""
+    return epoch is not None and (log.deleted or log.epoch != epoch)
 
 
 class _LineRule:

@@ -3,8 +3,20 @@
 Keys, next to the thread's log under the same hash tag (one Cluster slot)::
 
     P:{T}:lease   Hash: token, run, kind, replica, [stop]; expires ttl after the last renewal (PEXPIRE)
-    P:{T}:fence   Counter: the last fencing token granted on the thread (INCR, never reset)
+    P:{T}:fence   Counter: the last fencing token granted on the thread (reset only by a delete)
     P:leases      Sorted set: thread ids by lease expiry (ms), for the sweep
+    P:fences      Counter: the store-wide floor of new fencing tokens (INCR per grant)
+
+A thread's delete removes its lease and its fence counter with its data, in one step
+(``store.py``). So that a token granted before a delete can never hold a lease granted
+after it (the thread created again), a token is the larger of the thread's counter and
+the store-wide one, which no delete resets: tokens of a thread only grow, across its
+incarnations too. (A thread whose counter ran ahead of the store-wide one, stored before
+that counter existed, raises it to its own at its next grant.)
+
+With retention (``retention_ms``), a grant and every renewal also push the expiry of the
+thread's data keys to ``retention`` from now: a thread with a live lease never expires,
+and one whose holder died expires ``retention`` after the last renewal, gateway or not.
 
 The lease's expiry is Redis's own key expiry, so the replicas' clocks do not
 matter for who holds a lease; the sorted set only tells the sweep where to look
@@ -30,23 +42,40 @@ from agui_gateway.store.base import StoreError
 from agui_gateway.store.lease import Holder, Lease, Renewal, RunLeases
 from agui_gateway.store.redis.connect import uncancelled
 
+# KEYS: lease, fence, then the thread's data keys (their expiry is refreshed).
 # ARGV: run id, ttl (ms), kind, replica id, the replica id whose live lease this one may
-# replace ('' for none: only a thread without a live lease is granted one).
+# replace ('' for none: only a thread without a live lease is granted one), the store-wide
+# token floor, the retention (ms, '' for none).
 _ACQUIRE = """
 if redis.call('EXISTS', KEYS[1]) == 1 then
   if ARGV[5] == '' or redis.call('HGET', KEYS[1], 'replica') ~= ARGV[5] then return 0 end
   redis.call('DEL', KEYS[1])
 end
-local token = redis.call('INCR', KEYS[2])
+local token = math.max(redis.call('INCR', KEYS[2]), tonumber(ARGV[6]))
+token = string.format('%d', token)
+redis.call('SET', KEYS[2], token)
 redis.call('HSET', KEYS[1], 'token', token, 'run', ARGV[1], 'kind', ARGV[3], 'replica', ARGV[4])
 redis.call('PEXPIRE', KEYS[1], ARGV[2])
+if ARGV[7] ~= '' then
+  for i = 2, #KEYS do redis.call('PEXPIRE', KEYS[i], ARGV[7]) end
+end
 return token
 """
 
+# KEYS: lease, then the thread's data keys. ARGV: token, ttl (ms), retention (ms, '' for none).
 _RENEW = """
 if redis.call('HGET', KEYS[1], 'token') ~= ARGV[1] then return {0, ''} end
 redis.call('PEXPIRE', KEYS[1], ARGV[2])
+if ARGV[3] ~= '' then
+  for i = 2, #KEYS do redis.call('PEXPIRE', KEYS[i], ARGV[3]) end
+end
 return {1, redis.call('HGET', KEYS[1], 'stop') or ''}
+"""
+
+# Raises the store-wide token floor to a thread's token that ran ahead of it.
+_RAISE_FLOOR = """
+if tonumber(redis.call('GET', KEYS[1]) or '0') < tonumber(ARGV[1]) then redis.call('SET', KEYS[1], ARGV[1]) end
+return 1
 """
 
 _RELEASE = """
@@ -67,7 +96,16 @@ return run
 
 class RedisLeases(RunLeases):
     def __init__(
-        self, client: Any, key: Callable[[str, str], str], index_key: str, ttl_s: float, replica_id: str
+        self,
+        client: Any,
+        key: Callable[[str, str], str],
+        index_key: str,
+        ttl_s: float,
+        replica_id: str,
+        *,
+        floor_key: str,
+        data_kinds: tuple[str, ...] = (),
+        retention_ms: int | None = None,
     ) -> None:
         if ttl_s <= 0:
             raise ValueError("the lease ttl must be positive")
@@ -76,8 +114,12 @@ class RedisLeases(RunLeases):
         self._client = client
         self._key = key
         self._index = index_key
+        self._floor = floor_key
+        self._data_kinds = data_kinds  # the thread's keys whose expiry a grant or renewal refreshes
+        self._retention = "" if retention_ms is None else str(retention_ms)
         self._acquire = client.register_script(_ACQUIRE)
         self._renew = client.register_script(_RENEW)
+        self._raise_floor = client.register_script(_RAISE_FLOOR)
         self._release = client.register_script(_RELEASE)
         self._request_stop = client.register_script(_REQUEST_STOP)
 
@@ -97,19 +139,29 @@ class RedisLeases(RunLeases):
     async def _grant(self, thread_id: str, run_id: str, recovery: bool, replacing: str) -> Lease | None:
         kind = KIND_RECOVERY if recovery else KIND_RUN
         try:
+            floor = int(await uncancelled(self._client.incr(self._floor)))
             token = int(
                 await uncancelled(
                     self._acquire(
-                        keys=[self._key(thread_id, "lease"), self._key(thread_id, "fence")],
-                        args=[run_id, self._ttl_ms, kind, self.replica_id, replacing],
+                        keys=[
+                            self._key(thread_id, "lease"),
+                            self._key(thread_id, "fence"),
+                            *self._data_keys(thread_id),
+                        ],
+                        args=[run_id, self._ttl_ms, kind, self.replica_id, replacing, floor, self._retention],
                     )
                 )
             )
+            if token > floor:
+                await uncancelled(self._raise_floor(keys=[self._floor], args=[token]))
             if token:
                 await self._track(thread_id)
         except (aioredis.RedisError, OSError) as exc:
             raise StoreError(f"acquiring the run lease of {thread_id!r} failed: {exc}") from exc
         return Lease(thread_id, run_id, token, recovery) if token else None
+
+    def _data_keys(self, thread_id: str) -> list[str]:
+        return [self._key(thread_id, kind) for kind in self._data_kinds] if self._retention else []
 
     async def held_by_this_replica(self) -> list[str]:
         # Every live lease is in the sweep's index (taken or renewed since its entry was written).
@@ -127,7 +179,10 @@ class RedisLeases(RunLeases):
     async def renew(self, lease: Lease) -> Renewal:
         try:
             held, stop = await uncancelled(
-                self._renew(keys=[self._key(lease.thread_id, "lease")], args=[lease.token, self._ttl_ms])
+                self._renew(
+                    keys=[self._key(lease.thread_id, "lease"), *self._data_keys(lease.thread_id)],
+                    args=[lease.token, self._ttl_ms, self._retention],
+                )
             )
             if held:
                 await self._track(lease.thread_id)

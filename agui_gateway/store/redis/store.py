@@ -4,10 +4,21 @@ Keys, with ``P`` the prefix and ``T`` the thread id (the ``{T}`` hash tag keeps
 one thread's keys in one cluster slot)::
 
     P:{T}:log     Stream; entry id ``0-<seq>``, field ``r`` = the stored JSON line
-    P:{T}:info    Hash: seq (last seq), bytes (sum of line lengths + newlines), ts
-    P:{T}:ckpt    String: ``<seq>\\n<data>`` (SET replaces it atomically)
+    P:{T}:info    Hash: seq (last seq), bytes (sum of line lengths + newlines), ts, epoch
+    P:{T}:ckpt    String: ``<seq> <epoch>\\n<data>`` (SET replaces it atomically; a
+                  checkpoint saved before epochs has ``<seq>\\n``, and a legacy thread's)
     P:{T}:lease   the run lease and P:{T}:fence its token counter (:mod:`.lease`)
+    P:{T}:deleted the deletion notice: a stream the delete writes, expiring after a minute
+    P:{T}:import:<hex>  an import's staged records, renamed to P:{T}:log on commit
     P:threads     Sorted set of thread ids scored by last activity (ms)
+
+The thread's epoch is set by the append that creates its log (the stream was empty)
+and deleted with it; a thread stored before epochs has none and reads as
+``LEGACY_EPOCH``. A delete is one script over every key of the thread, the lease and
+the fence counter included, so a replica still holding the lease gets ``LeaseLost``
+from its next append. With retention (``retention_s``) every append, checkpoint save,
+lease grant and renewal sets the thread's keys to expire ``retention`` after it, so
+Redis forgets a thread nobody touched for that long even with no gateway running.
 
 Appends run one Lua script, which Redis executes atomically: it checks the
 fencing token against the thread's run lease, reads the last seq, XADDs every
@@ -29,13 +40,14 @@ always listed (a listed thread without records is skipped by ``list_threads``).
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import time
 import uuid
 from collections.abc import AsyncGenerator, Mapping, Sequence
 from contextlib import aclosing
 from dataclasses import dataclass
 from functools import partial
-from typing import Any
+from typing import Any, cast
 
 import orjson
 import redis.asyncio as aioredis
@@ -43,16 +55,26 @@ from redis.asyncio.cluster import RedisCluster
 
 from agui_gateway.protocol.events import TERMINAL_TYPES
 from agui_gateway.store.base import (
+    LEGACY_EPOCH,
     Checkpoint,
+    Deletion,
+    IdlePage,
+    IdleThread,
     LeaseLost,
     NewEvent,
     StoredRecord,
     StoreError,
+    ThreadDeleted,
+    ThreadExists,
+    ThreadHead,
+    ThreadImport,
     ThreadInfo,
     ThreadStore,
+    new_epoch,
+    validate_epoch,
     validate_thread_id,
 )
-from agui_gateway.store.records import decode_record, encode_unsequenced, slice_event
+from agui_gateway.store.records import ImportedLines, decode_record, encode_unsequenced, slice_event
 from agui_gateway.store.redis.connect import (
     RedisClient,
     check_url,
@@ -62,13 +84,15 @@ from agui_gateway.store.redis.connect import (
     uncancelled,
 )
 from agui_gateway.store.redis.lease import KIND_ENDED, RedisLeases
-from agui_gateway.store.redis.watch import StreamWatch
+from agui_gateway.store.redis.watch import Head, StreamWatch
 
 _PAGE = 256  # records per XRANGE page: bounds memory to 256 records
 DEFAULT_LEASE_TTL_S = 10.0
 
-# KEYS: log, info, lease. ARGV: ts, fencing token ('' for none), the lease's kind once the
-# batch is stored ('' for unchanged), then one unsequenced envelope per event.
+# KEYS: log, info, lease, ckpt, fence. ARGV: ts, fencing token ('' for none), the lease's
+# kind once the batch is stored ('' for unchanged), the epoch if this append creates the
+# thread, the retention (ms, '' for none), then one unsequenced envelope per event.
+# Returns {first seq, epoch}.
 _APPEND_LUA = """
 local holder = redis.call('HGET', KEYS[3], 'token')
 if holder ~= ARGV[2] and (holder or ARGV[2] ~= '') then
@@ -80,8 +104,18 @@ local seq = 0
 local top = redis.call('XREVRANGE', KEYS[1], '+', '-', 'COUNT', 1)
 if #top > 0 then seq = tonumber(string.match(top[1][1], '^0%-(%d+)$')) end
 local bytes = tonumber(redis.call('HGET', KEYS[2], 'bytes') or '0')
+local epoch
+if seq == 0 then
+  -- The thread is created (or its log expired before its other keys): a new incarnation.
+  redis.call('DEL', KEYS[2], KEYS[4])
+  bytes = 0
+  epoch = ARGV[4]
+  redis.call('HSET', KEYS[2], 'epoch', epoch)
+else
+  epoch = redis.call('HGET', KEYS[2], 'epoch') or '0'
+end
 local first = seq + 1
-for i = 4, #ARGV do
+for i = 6, #ARGV do
   seq = seq + 1
   local id = string.format('%d', seq)
   local line = '{"seq":' .. id .. ',' .. string.sub(ARGV[i], 2)
@@ -90,8 +124,72 @@ for i = 4, #ARGV do
 end
 redis.call('HSET', KEYS[2], 'seq', string.format('%d', seq),
            'bytes', string.format('%d', bytes), 'ts', ARGV[1])
-return first
+if ARGV[5] ~= '' then
+  redis.call('PEXPIRE', KEYS[1], ARGV[5])
+  redis.call('PEXPIRE', KEYS[2], ARGV[5])
+  redis.call('PEXPIRE', KEYS[4], ARGV[5])
+  redis.call('PEXPIRE', KEYS[5], ARGV[5])
+end
+return {first, epoch}
 """
+
+# KEYS: log, info, ckpt, lease, fence, deleted. ARGV: idle before (ms, '' for no check),
+# '1' to delete even under a live lease, the notice's lifetime (ms).
+_DELETE_LUA = """
+if ARGV[2] ~= '1' and redis.call('EXISTS', KEYS[4]) == 1 then return 'leased' end
+local info = redis.call('HMGET', KEYS[2], 'seq', 'ts', 'epoch')
+local had_log = redis.call('EXISTS', KEYS[1]) == 1
+if ARGV[1] ~= '' and had_log and info[2] and tonumber(info[2]) >= tonumber(ARGV[1]) then return 'active' end
+local removed = redis.call('DEL', KEYS[1], KEYS[2], KEYS[3], KEYS[4], KEYS[5])
+if removed > 0 then
+  redis.call('XADD', KEYS[6], '*', 'epoch', info[3] or (had_log and '0' or ''))
+  redis.call('PEXPIRE', KEYS[6], ARGV[3])
+end
+return had_log and 'deleted' or 'missing'
+"""
+
+# KEYS: ckpt, info, log. ARGV: seq, data, retention (ms, '' for none). The checkpoint carries
+# the thread's epoch as it is now, and expires with the log.
+_SAVE_CHECKPOINT_LUA = """
+local epoch = redis.call('HGET', KEYS[2], 'epoch')
+if not epoch and redis.call('EXISTS', KEYS[3]) == 1 then epoch = '0' end
+local header = ARGV[1]
+if epoch then header = header .. ' ' .. epoch end
+redis.call('SET', KEYS[1], header .. '\\n' .. ARGV[2])
+local ttl = redis.call('PTTL', KEYS[3])
+if ttl > 0 then redis.call('PEXPIRE', KEYS[1], ttl)
+elseif ttl == -2 and ARGV[3] ~= '' then redis.call('PEXPIRE', KEYS[1], ARGV[3]) end
+return 1
+"""
+
+# KEYS: staged records, log, info, ckpt, lease, fence, deleted. ARGV: '1' to replace,
+# epoch, last seq, bytes, last ts, checkpoint ('' for none, else the stored value),
+# retention (ms, '' for none), the notice's lifetime (ms).
+_COMMIT_IMPORT_LUA = """
+local exists = redis.call('EXISTS', KEYS[2]) == 1
+if exists and ARGV[1] ~= '1' then
+  redis.call('DEL', KEYS[1])
+  return 'exists'
+end
+local old_epoch = redis.call('HGET', KEYS[3], 'epoch') or '0'
+redis.call('DEL', KEYS[2], KEYS[3], KEYS[4], KEYS[5], KEYS[6])
+if exists then
+  redis.call('XADD', KEYS[7], '*', 'epoch', old_epoch)
+  redis.call('PEXPIRE', KEYS[7], ARGV[8])
+end
+redis.call('RENAME', KEYS[1], KEYS[2])
+redis.call('PERSIST', KEYS[2])
+redis.call('HSET', KEYS[3], 'seq', ARGV[3], 'bytes', ARGV[4], 'ts', ARGV[5], 'epoch', ARGV[2])
+if ARGV[6] ~= '' then redis.call('SET', KEYS[4], ARGV[6]) end
+if ARGV[7] ~= '' then
+  for i = 2, 4 do redis.call('PEXPIRE', KEYS[i], ARGV[7]) end
+end
+return 'imported'
+"""
+
+DELETION_NOTICE_MS = 60_000  # how long a deletion notice lives: far beyond one XREAD block
+_IMPORT_STAGING_MS = 3_600_000  # an import a crash cut short is forgotten after an hour
+_DATA_KINDS = ("log", "info", "ckpt", "fence")  # the keys retention expires (the lease has its own ttl)
 
 
 def _lease_kind_after(events: Sequence[NewEvent], fence: int | None) -> str:
@@ -107,14 +205,15 @@ class _SharedRead:
     """A read in flight that concurrent callers share, and how many appends preceded it."""
 
     appends: int
-    result: asyncio.Future[int]
+    result: asyncio.Future[Head]
 
 
 class RedisStore(ThreadStore):
     """The Redis Streams store. ``password`` is used when the URL carries none;
     ``lease_ttl_s`` is how long a run lease outlives its last renewal; ``replica_id``
     is recorded with the leases this process takes (None: a new id of its own, see
-    :mod:`agui_gateway.store.lease`)."""
+    :mod:`agui_gateway.store.lease`); ``retention_s`` (None: off) is how long a thread's
+    keys outlive its last activity (append, or lease grant or renewal)."""
 
     def __init__(
         self,
@@ -124,7 +223,10 @@ class RedisStore(ThreadStore):
         password: str | None = None,
         lease_ttl_s: float = DEFAULT_LEASE_TTL_S,
         replica_id: str | None = None,
+        retention_s: float | None = None,
     ) -> None:
+        if retention_s is not None and retention_s < 2 * lease_ttl_s:
+            raise ValueError("the retention must be at least twice the lease ttl")
         if not prefix or any(c in prefix for c in "{}"):
             raise ValueError("prefix must be non-empty and contain no '{' or '}'")
         check_url(url)
@@ -138,11 +240,16 @@ class RedisStore(ThreadStore):
         self.persistence_warning: str | None = None  # set by open()
         self._password = password
         self._lease_ttl_s = lease_ttl_s
+        self.retention_ms = None if retention_s is None else int(retention_s * 1000)
+        self._retention_arg = "" if self.retention_ms is None else str(self.retention_ms)
         # Without a stable id a process is a replica of its own: no other process shares its id.
         self.replica_id = replica_id if replica_id is not None else f"process-{uuid.uuid4().hex}"
         self._client: RedisClient | None = None
         self._blocking: RedisClient | None = None  # for XREAD BLOCK (see connect.py)
         self._append_script: Any = None
+        self._delete_script: Any = None
+        self._save_checkpoint_script: Any = None
+        self._commit_import_script: Any = None
         self._watches: dict[str, StreamWatch] = {}
         self._appends = 0  # appends this process completed (see last_seq)
         self._seq_reads: dict[str, _SharedRead] = {}  # a last-seq read in flight, per thread
@@ -158,7 +265,19 @@ class RedisStore(ThreadStore):
                 await client.aclose()
                 raise
             self._append_script = client.register_script(_APPEND_LUA)
-            self.leases = RedisLeases(client, self._key, f"{self.prefix}:leases", self._lease_ttl_s, self.replica_id)
+            self._delete_script = client.register_script(_DELETE_LUA)
+            self._save_checkpoint_script = client.register_script(_SAVE_CHECKPOINT_LUA)
+            self._commit_import_script = client.register_script(_COMMIT_IMPORT_LUA)
+            self.leases = RedisLeases(
+                client,
+                self._key,
+                f"{self.prefix}:leases",
+                self._lease_ttl_s,
+                self.replica_id,
+                floor_key=f"{self.prefix}:fences",
+                data_kinds=_DATA_KINDS,
+                retention_ms=self.retention_ms,
+            )
             self._client = client
             self.persistence_warning = await persistence_warning(client)
         await self.ping()
@@ -207,18 +326,17 @@ class RedisStore(ThreadStore):
             return []
         ts = time.time_ns() // 1_000_000
         envelopes = [encode_unsequenced(event, ts) for event in events]
+        keys = [self._key(thread_id, kind) for kind in ("log", "info", "lease", "ckpt", "fence")]
+        args = [ts, "" if fence is None else fence, _lease_kind_after(events, fence), new_epoch(), self._retention_arg]
         try:
             # The index first (another slot, so not in the script): a thread with records is always listed.
             await uncancelled(self._redis.zadd(self._index_key, {thread_id: ts}))
-            first = int(
-                await uncancelled(
-                    self._append_script(
-                        keys=[self._key(thread_id, "log"), self._key(thread_id, "info"), self._key(thread_id, "lease")],
-                        args=[ts, "" if fence is None else fence, _lease_kind_after(events, fence), *envelopes],
-                        client=self._redis,
-                    )
-                )
+            first_seq, epoch_reply = await uncancelled(
+                self._append_script(keys=keys, args=[*args, *envelopes], client=self._redis)
             )
+            first, epoch = int(first_seq), _text(epoch_reply)
+            if first == 1:  # created: listed again, in case a delete's unlisting crossed the first zadd
+                await uncancelled(self._redis.zadd(self._index_key, {thread_id: ts}))
         except aioredis.ResponseError as exc:
             if str(exc).startswith("FENCED"):
                 raise LeaseLost(f"append to {thread_id!r} refused: {str(exc)[7:]}") from exc
@@ -228,7 +346,7 @@ class RedisStore(ThreadStore):
         self._appends += 1
         watch = self._watches.get(thread_id)
         if watch is not None:  # wake local waiters without waiting for their XREAD
-            watch.advance(first + len(events) - 1)
+            watch.advance(first + len(events) - 1, epoch)
         return [StoredRecord(first + i, e.run_id, ts, e.source, e.event, e.note) for i, e in enumerate(events)]
 
     async def _read(self, thread_id: str, after: int) -> AsyncGenerator[StoredRecord, None]:
@@ -290,7 +408,15 @@ class RedisStore(ThreadStore):
             start = f"0-{_seq_of(page[-1][0]) + 1}"
 
     async def last_seq(self, thread_id: str) -> int:
-        """The thread's latest seq; concurrent calls share one round trip.
+        """The thread's latest seq; concurrent calls share one round trip (see :meth:`_head`)."""
+        return (await self._head(thread_id))[1]
+
+    async def head(self, thread_id: str) -> ThreadHead | None:
+        epoch, seq = await self._head(thread_id)
+        return ThreadHead(epoch, seq) if epoch is not None and seq > 0 else None
+
+    async def _head(self, thread_id: str) -> Head:
+        """The thread's epoch and latest seq (one HMGET); concurrent calls share one round trip.
 
         A thousand subscribers connecting at once each ask for it (their replay, then their
         tail): one HGET each queued them all on the command pool, and the first events of
@@ -301,26 +427,32 @@ class RedisStore(ThreadStore):
         validate_thread_id(thread_id)
         shared = self._seq_reads.get(thread_id)
         if shared is None or shared.appends != self._appends:
-            shared = _SharedRead(self._appends, asyncio.ensure_future(self._read_last_seq(thread_id)))
+            shared = _SharedRead(self._appends, asyncio.ensure_future(self._read_head(thread_id)))
             self._seq_reads[thread_id] = shared
             shared.result.add_done_callback(partial(self._seq_read_done, thread_id, shared))
         return await asyncio.shield(shared.result)
 
-    async def _read_last_seq(self, thread_id: str) -> int:
+    async def _read_head(self, thread_id: str) -> Head:
         try:
-            return int(await self._redis.hget(self._key(thread_id, "info"), "seq") or 0)
+            seq, epoch = await self._redis.hmget(self._key(thread_id, "info"), ["seq", "epoch"])
         except (aioredis.RedisError, OSError) as exc:
             raise _failed("reading the last seq", exc) from exc
+        last = int(seq or 0)
+        if last == 0:
+            return None, 0
+        return (_text(epoch) if epoch is not None else LEGACY_EPOCH), last
 
-    def _seq_read_done(self, thread_id: str, shared: _SharedRead, result: asyncio.Future[int]) -> None:
+    def _seq_read_done(self, thread_id: str, shared: _SharedRead, result: asyncio.Future[Head]) -> None:
         if self._seq_reads.get(thread_id) is shared:
             del self._seq_reads[thread_id]
         if not result.cancelled():
             result.exception()  # read: every caller may have gone
 
-    async def wait_for(self, thread_id: str, after: int, timeout: float) -> int:
+    async def wait_for(self, thread_id: str, after: int, timeout: float, *, epoch: str | None = None) -> int:
         validate_thread_id(thread_id)
-        latest = await self.last_seq(thread_id)
+        current, latest = await self._head(thread_id)
+        if epoch is not None and current != epoch:
+            raise ThreadDeleted(f"thread {thread_id!r} was deleted")
         if latest > after or timeout <= 0:
             return latest
         watch = self._watches.get(thread_id)
@@ -329,11 +461,15 @@ class RedisStore(ThreadStore):
             watch = StreamWatch(
                 self._blocking,
                 self._key(thread_id, "log"),
-                lambda: self.last_seq(thread_id),
+                self._key(thread_id, "deleted"),
+                lambda: self._read_head(thread_id),
                 lambda idle: self._forget_watch(thread_id, idle),
             )
             self._watches[thread_id] = watch
-        return await watch.wait(after, latest, timeout)
+        current, latest = await watch.wait(after, timeout, epoch)
+        if epoch is not None and current != epoch:
+            raise ThreadDeleted(f"thread {thread_id!r} was deleted")
+        return latest
 
     def _forget_watch(self, thread_id: str, watch: StreamWatch) -> None:
         if self._watches.get(thread_id) is watch and watch.waiters == 0:
@@ -375,13 +511,21 @@ class RedisStore(ThreadStore):
     async def load_checkpoint(self, thread_id: str) -> Checkpoint | None:
         validate_thread_id(thread_id)
         try:
-            blob = await uncancelled(self._redis.get(self._key(thread_id, "ckpt")))
+            async with self._redis.pipeline(transaction=True) as pipe:  # one slot: a MULTI is fine
+                pipe.get(self._key(thread_id, "ckpt"))
+                pipe.hmget(self._key(thread_id, "info"), ["seq", "epoch"])
+                blob, (seq, epoch) = await uncancelled(pipe.execute())
         except (aioredis.RedisError, OSError) as exc:
             raise _failed("loading the checkpoint", exc) from exc
         if blob is None:
             return None
         header, _, data = _bytes(blob).partition(b"\n")
-        return Checkpoint(seq=int(header), data=data)
+        saved_seq, _, saved_epoch = header.decode().partition(" ")
+        current = _text(epoch) if epoch is not None else (LEGACY_EPOCH if int(seq or 0) else "")
+        # One of another incarnation of the thread (saved after a delete) is not this one's.
+        if (saved_epoch or (LEGACY_EPOCH if current == LEGACY_EPOCH else "")) != current:
+            return None
+        return Checkpoint(seq=int(saved_seq), data=data)
 
     async def save_checkpoint(self, thread_id: str, checkpoint: Checkpoint) -> None:
         validate_thread_id(thread_id)
@@ -389,11 +533,145 @@ class RedisStore(ThreadStore):
             raise ValueError("checkpoint seq must be a non-negative int")
         if not isinstance(checkpoint.data, bytes):
             raise TypeError("checkpoint data must be bytes")
-        blob = b"%d\n" % checkpoint.seq + checkpoint.data
+        keys = [self._key(thread_id, "ckpt"), self._key(thread_id, "info"), self._key(thread_id, "log")]
         try:
-            await uncancelled(self._redis.set(self._key(thread_id, "ckpt"), blob))
+            await uncancelled(
+                self._save_checkpoint_script(
+                    keys=keys, args=[checkpoint.seq, checkpoint.data, self._retention_arg], client=self._redis
+                )
+            )
         except (aioredis.RedisError, OSError) as exc:
             raise _failed("saving the checkpoint", exc) from exc
+
+    # -- the data lifecycle -----------------------------------------------------------
+
+    def _thread_keys(self, thread_id: str) -> list[str]:
+        return [self._key(thread_id, kind) for kind in ("log", "info", "ckpt", "lease", "fence", "deleted")]
+
+    async def delete_thread(
+        self, thread_id: str, *, idle_before_ms: int | None = None, even_if_leased: bool = False
+    ) -> Deletion:
+        validate_thread_id(thread_id)
+        args = ["" if idle_before_ms is None else idle_before_ms, "1" if even_if_leased else "", DELETION_NOTICE_MS]
+        try:
+            outcome = _text(
+                await uncancelled(self._delete_script(keys=self._thread_keys(thread_id), args=args, client=self._redis))
+            )
+            if outcome in ("deleted", "missing"):
+                await self._unlist(thread_id)
+        except (aioredis.RedisError, OSError) as exc:
+            raise _failed("deleting the thread", exc) from exc
+        watch = self._watches.get(thread_id)
+        if watch is not None and outcome == "deleted":
+            watch.forget_epoch()
+        if outcome not in ("deleted", "missing", "leased", "active"):
+            raise StoreError(f"unexpected reply {outcome!r} of the delete script")
+        return cast(Deletion, outcome)
+
+    async def _unlist(self, thread_id: str) -> None:
+        """Drop the thread from the indexes (other slots: not in the delete's script).
+
+        An append that created the thread again meanwhile lists it once more after its
+        script; one whose script ran before this ZREM is listed again here."""
+        await uncancelled(self._redis.zrem(self._index_key, thread_id))
+        await uncancelled(self._redis.zrem(f"{self.prefix}:leases", thread_id))
+        ts = await uncancelled(self._redis.hget(self._key(thread_id, "info"), "ts"))
+        if ts is not None:
+            await uncancelled(self._redis.zadd(self._index_key, {thread_id: int(ts)}))
+
+    async def idle_threads(self, before_ms: int, *, limit: int = 256, cursor: str | None = None) -> IdlePage:
+        """From the thread index, oldest activity first: one ZRANGEBYSCORE of ``limit``.
+
+        The cursor counts the candidates the sweep kept (leased, active) in this pass: the
+        ones it deleted left the index, so the next page starts after the kept ones."""
+        if limit < 1:
+            raise ValueError("limit must be positive")
+        offset = int(cursor) if cursor else 0
+        try:
+            found = await uncancelled(
+                self._redis.zrangebyscore(
+                    self._index_key, "-inf", f"({before_ms}", start=offset, num=limit, withscores=True
+                )
+            )
+        except (aioredis.RedisError, OSError) as exc:
+            raise _failed("listing idle threads", exc) from exc
+        threads = [IdleThread(_text(member), int(score)) for member, score in cast(list[Any], found)]
+        return IdlePage(threads, str(offset + len(threads)) if len(threads) == limit else None)
+
+    def import_thread(self, thread_id: str, epoch: str) -> ThreadImport:
+        validate_thread_id(thread_id)
+        validate_epoch(epoch)
+        return _RedisImport(self, thread_id, epoch)
+
+
+class _RedisImport(ThreadImport):
+    """Stages the records in a stream of the thread's slot, renamed to its log on commit."""
+
+    def __init__(self, store: RedisStore, thread_id: str, epoch: str) -> None:
+        self._store = store
+        self._thread_id = thread_id
+        self._epoch = epoch
+        self._lines = ImportedLines(thread_id)
+        self._staging = store._key(thread_id, f"import:{uuid.uuid4().hex}")
+        self._done = False
+
+    async def add(self, lines: Sequence[bytes]) -> None:
+        first = self._lines.last_seq + 1
+        checked = self._lines.check(lines)
+        if self._done:
+            raise StoreError("this import is already committed or aborted")
+        if not checked:
+            return
+        redis = self._store._redis
+        try:
+            for start in range(0, len(checked), _PAGE):
+                async with redis.pipeline(transaction=False) as pipe:
+                    for offset, line in enumerate(checked[start : start + _PAGE], start=first + start):
+                        pipe.xadd(self._staging, {"r": line}, id=f"0-{offset}")
+                    pipe.pexpire(self._staging, _IMPORT_STAGING_MS)  # a crashed import is forgotten
+                    await uncancelled(pipe.execute())
+        except (aioredis.RedisError, OSError) as exc:
+            await self.abort()
+            raise _failed(f"importing {self._thread_id!r}", exc) from exc
+
+    async def commit(self, checkpoint: Checkpoint | None = None, *, replace: bool = False) -> None:
+        self._lines.check_end(checkpoint)
+        if self._done:
+            raise StoreError("this import is already committed or aborted")
+        self._done = True
+        store, thread_id, lines = self._store, self._thread_id, self._lines
+        blob = b"" if checkpoint is None else b"%d %s\n" % (checkpoint.seq, self._epoch.encode()) + checkpoint.data
+        keys = [self._staging, *(store._key(thread_id, kind) for kind in ("log", "info", "ckpt", "lease", "fence"))]
+        keys.append(store._key(thread_id, "deleted"))
+        args = [
+            "1" if replace else "",
+            self._epoch,
+            lines.last_seq,
+            lines.bytes,
+            lines.last_ts or 0,
+            blob,
+            store._retention_arg,
+            DELETION_NOTICE_MS,
+        ]
+        try:
+            # Listed first, as an append is (GT: a refused import leaves a newer score alone).
+            await uncancelled(store._redis.zadd(store._index_key, {thread_id: lines.last_ts or 0}, gt=True))
+            outcome = _text(await uncancelled(store._commit_import_script(keys=keys, args=args, client=store._redis)))
+            if outcome == "imported":
+                await uncancelled(store._redis.zadd(store._index_key, {thread_id: lines.last_ts or 0}))
+        except (aioredis.RedisError, OSError) as exc:
+            await self.abort()
+            raise _failed(f"importing {thread_id!r}", exc) from exc
+        if outcome == "exists":
+            raise ThreadExists(f"thread {thread_id!r} exists (import it with replace to overwrite it)")
+        watch = store._watches.get(thread_id)
+        if watch is not None:
+            watch.forget_epoch()
+
+    async def abort(self) -> None:
+        self._done = True
+        with contextlib.suppress(aioredis.RedisError, OSError):  # else it expires on its own
+            await uncancelled(self._store._redis.delete(self._staging))
 
 
 def _failed(what: str, exc: BaseException) -> StoreError:
