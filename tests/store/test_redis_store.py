@@ -8,13 +8,14 @@ server) and on a local 3-node Redis Cluster started by the session fixtures
 from __future__ import annotations
 
 import asyncio
+import time
 from collections.abc import AsyncIterator
 
 import orjson
 import pytest
 from support.waiting import wait_until_async
 
-from agui_gateway.store.base import LeaseLost, NewEvent
+from agui_gateway.store.base import LEGACY_EPOCH, Checkpoint, LeaseLost, NewEvent, ThreadDeleted, ThreadHead
 from agui_gateway.store.lease import Holder, Renewal
 from agui_gateway.store.redis import RedisStore
 from agui_gateway.store.redis.connect import connect
@@ -274,3 +275,160 @@ async def test_concurrent_last_seq_reads_share_one_round_trip_yet_see_this_repli
         # Not the read sent before the append: a caller sees what this replica stored.
         assert await asyncio.gather(*late) == [2] * 200
     assert reads == [1, 2]  # 400 callers, two round trips
+
+
+# -- the data lifecycle across replicas -----------------------------------------------------------
+
+
+async def _keys_of(url: str, prefix: str, thread_id: str) -> set[str]:
+    client = await connect(url)
+    try:
+        keys = {key.decode() async for key in client.scan_iter(match=f"{prefix}:{{{thread_id}}}:*", count=1000)}
+    finally:
+        await client.aclose()
+    return keys
+
+
+async def test_a_delete_takes_the_lease_and_fence_with_it_and_the_holder_can_no_longer_write(
+    make_replica: MakeStore, any_redis_url: str, redis_prefix: str
+) -> None:
+    holder, deleting = await make_replica(), await make_replica()
+    assert holder.leases is not None and deleting.leases is not None
+    lease = await holder.leases.acquire("t", "run-a")
+    assert lease is not None
+    await holder.append("t", [new(0)], fence=lease.token)
+    await holder.save_checkpoint("t", Checkpoint(1, b"cp"))
+    assert await deleting.delete_thread("t") == "leased"  # a run in progress is kept
+    assert await deleting.last_seq("t") == 1
+    assert await deleting.delete_thread("t", even_if_leased=True) == "deleted"
+    # Only the deletion notice is left under the thread's tag, and it holds no data.
+    assert await _keys_of(any_redis_url, redis_prefix, "t") == {f"{redis_prefix}:{{t}}:deleted"}
+    with pytest.raises(LeaseLost):
+        await holder.append("t", [new("into the deleted thread")], fence=lease.token)
+    assert not (await holder.leases.renew(lease)).held
+    # Created again, with a lease of its own: the old token does not hold it either.
+    again = await deleting.leases.acquire("t", "run-b")
+    assert again is not None and again.token != lease.token
+    await deleting.append("t", [new("new")], fence=again.token)
+    with pytest.raises(LeaseLost):
+        await holder.append("t", [new("stale")], fence=lease.token)
+    assert [r.event["value"] for r in await drain(holder.read("t"))] == ["new"]
+
+
+async def test_tokens_keep_growing_across_a_delete(make_replica: MakeStore) -> None:
+    store = await make_replica()
+    assert store.leases is not None
+    tokens = []
+    for _ in range(3):
+        lease = await store.leases.acquire("t", "run")
+        assert lease is not None
+        tokens.append(lease.token)
+        await store.append("t", [new(0)], fence=lease.token)
+        await store.delete_thread("t", even_if_leased=True)
+    assert tokens == sorted(set(tokens))
+
+
+async def test_a_waiter_on_another_replica_learns_of_the_delete(make_replica: MakeStore) -> None:
+    waiting, deleting = await make_replica(), await make_replica()
+    await deleting.append("t", [new(0)])
+    head = await waiting.head("t")
+    assert head is not None
+    waiter = asyncio.create_task(waiting.wait_for("t", 1, timeout=HANG_GUARD * 2, epoch=head.epoch))
+    await let_waiters_start(waiting)
+    assert not waiter.done()
+    await deleting.delete_thread("t")  # a blocked XREAD does not wake on a delete: the notice does
+    async with asyncio.timeout(HANG_GUARD):
+        with pytest.raises(ThreadDeleted):
+            await waiter
+    # Created again by the other replica: a waiter of the new epoch follows it from seq 0.
+    await deleting.append("t", [new("new")])
+    again = await waiting.head("t")
+    assert again is not None and again.epoch != head.epoch
+    follower = asyncio.create_task(waiting.wait_for("t", 1, timeout=HANG_GUARD * 2, epoch=again.epoch))
+    await let_waiters_start(waiting)
+    assert not follower.done()
+    await deleting.append("t", [new("more")])
+    async with asyncio.timeout(HANG_GUARD):
+        assert await follower == 2
+
+
+async def test_a_thread_stored_before_epochs_reads_as_legacy(
+    make_replica: MakeStore, any_redis_url: str, redis_prefix: str
+) -> None:
+    store = await make_replica()
+    await store.append("t", [new(0)])
+    await store.save_checkpoint("t", Checkpoint(1, b"cp"))
+    client = await connect(any_redis_url)
+    try:  # as the previous version stored them: no epoch in the info, a bare checkpoint header
+        await client.hdel(f"{redis_prefix}:{{t}}:info", "epoch")
+        await client.set(f"{redis_prefix}:{{t}}:ckpt", b"1\ncp")
+    finally:
+        await client.aclose()
+    for reader in (store, await make_replica()):
+        assert await reader.head("t") == ThreadHead(LEGACY_EPOCH, 1)
+        assert await reader.load_checkpoint("t") == Checkpoint(1, b"cp")
+    await store.append("t", [new(1)])
+    assert await store.head("t") == ThreadHead(LEGACY_EPOCH, 2)
+
+
+async def _ttls(url: str, prefix: str, thread_id: str) -> dict[str, int]:
+    client = await connect(url)
+    try:
+        return {
+            kind: await client.pttl(f"{prefix}:{{{thread_id}}}:{kind}") for kind in ("log", "info", "ckpt", "fence")
+        }
+    finally:
+        await client.aclose()
+
+
+async def test_with_retention_the_keys_expire_unless_active_or_leased(any_redis_url: str, redis_prefix: str) -> None:
+    retention_ms = 600_000
+    async with opened_stores(
+        lambda: RedisStore(any_redis_url, prefix=redis_prefix, lease_ttl_s=5, retention_s=retention_ms / 1000)
+    ) as make:
+        store = await make()
+        assert store.leases is not None
+        await store.append("t", [new(0)])
+        await store.save_checkpoint("t", Checkpoint(1, b"cp"))
+        ttls = await _ttls(any_redis_url, redis_prefix, "t")
+        assert all(0 < ttls[kind] <= retention_ms for kind in ("log", "info", "ckpt")), ttls
+        lease = await store.leases.acquire("t", "run")
+        assert lease is not None
+        client = await connect(any_redis_url)
+        try:  # as if the retention had nearly run out: a renewal pushes it back
+            for kind in ("log", "info", "ckpt", "fence"):
+                await client.pexpire(f"{redis_prefix}:{{t}}:{kind}", 1_000)
+        finally:
+            await client.aclose()
+        assert (await store.leases.renew(lease)).held
+        ttls = await _ttls(any_redis_url, redis_prefix, "t")
+        assert all(retention_ms - 60_000 < ttl <= retention_ms for ttl in ttls.values()), ttls
+    async with opened_stores(lambda: RedisStore(any_redis_url, prefix=redis_prefix)) as make:
+        plain = await make()
+        await plain.append("u", [new(0)])
+        assert (await _ttls(any_redis_url, redis_prefix, "u"))["log"] == -1  # no retention: no expiry
+    with pytest.raises(ValueError, match="retention"):
+        RedisStore(any_redis_url, prefix=redis_prefix, lease_ttl_s=10, retention_s=15)
+
+
+async def test_a_sweep_keeps_leased_threads_and_moves_past_them(make_replica: MakeStore) -> None:
+    store = await make_replica()
+    assert store.leases is not None
+    last = 0
+    for name in ("a", "b", "c", "d"):
+        last = (await store.append(name, [new(name)]))[0].ts
+        # Distinct activity times: a page boundary inside a tie leaves the rest to the next pass.
+        await wait_until_async(lambda stored=last: time.time_ns() // 1_000_000 > stored, HANG_GUARD, what="1 ms")
+    lease = await store.leases.acquire("a", "run")
+    assert lease is not None
+    outcomes: dict[str, str] = {}
+    cursor: str | None = None
+    for _ in range(10):
+        page = await store.idle_threads(last + 1, limit=2, cursor=cursor)
+        for idle in page.threads:
+            outcomes[idle.thread_id] = await store.delete_thread(idle.thread_id, idle_before_ms=last + 1)
+        cursor = page.next
+        if cursor is None:
+            break
+    assert outcomes == {"a": "leased", "b": "deleted", "c": "deleted", "d": "deleted"}
+    assert [i.thread_id for i in await store.list_threads()] == ["a"]

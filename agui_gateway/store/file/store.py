@@ -435,7 +435,9 @@ class FileStore(ThreadStore):
     async def idle_threads(self, before_ms: int, *, limit: int = 256, cursor: str | None = None) -> IdlePage:
         """Threads in name order after ``cursor``: one directory listing, then at most
         ``limit`` threads looked at (memory, or one ``stat`` each; a tail read for those
-        the ``stat`` says are idle)."""
+        the ``stat`` says are idle). A thread not opened is found once its log's mtime is
+        before the cutoff: its last write, which follows its last record's ``ts`` by the
+        write's latency (an import sets it to that ``ts``)."""
         if limit < 1:
             raise ValueError("limit must be positive")
         names = await self._io(thread_dir_names, self.threads_dir)

@@ -582,21 +582,22 @@ class RedisStore(ThreadStore):
     async def idle_threads(self, before_ms: int, *, limit: int = 256, cursor: str | None = None) -> IdlePage:
         """From the thread index, oldest activity first: one ZRANGEBYSCORE of ``limit``.
 
-        The cursor counts the candidates the sweep kept (leased, active) in this pass: the
-        ones it deleted left the index, so the next page starts after the kept ones."""
+        The cursor is the last activity of the page's last thread; the next page starts
+        after it, so whatever the sweep deleted or kept does not move it. Threads with
+        exactly that activity (the same millisecond) beyond the page wait for the next pass.
+        Index entries of threads whose keys expired are found too: deleting one unlists it.
+        """
         if limit < 1:
             raise ValueError("limit must be positive")
-        offset = int(cursor) if cursor else 0
+        low = f"({int(cursor)}" if cursor else "-inf"
         try:
             found = await uncancelled(
-                self._redis.zrangebyscore(
-                    self._index_key, "-inf", f"({before_ms}", start=offset, num=limit, withscores=True
-                )
+                self._redis.zrangebyscore(self._index_key, low, f"({before_ms}", start=0, num=limit, withscores=True)
             )
         except (aioredis.RedisError, OSError) as exc:
             raise _failed("listing idle threads", exc) from exc
         threads = [IdleThread(_text(member), int(score)) for member, score in cast(list[Any], found)]
-        return IdlePage(threads, str(offset + len(threads)) if len(threads) == limit else None)
+        return IdlePage(threads, str(threads[-1].last_activity_ms) if len(threads) == limit else None)
 
     def import_thread(self, thread_id: str, epoch: str) -> ThreadImport:
         validate_thread_id(thread_id)
