@@ -16,8 +16,11 @@ from agui_gateway import __version__
 # command name -> "module:attribute"
 _COMMANDS = {
     "compact": "agui_gateway.cli.compact:compact",
+    "export": "agui_gateway.cli.lifecycle:export",
+    "import": "agui_gateway.cli.lifecycle:import_",
     "inspect": "agui_gateway.cli.compact:inspect",
     "serve": "agui_gateway.cli.serve:serve",
+    "threads": "agui_gateway.cli.lifecycle:threads",
 }
 
 
