@@ -134,14 +134,17 @@ return {first, epoch}
 """
 
 # KEYS: log, info, ckpt, lease, fence, deleted. ARGV: idle before (ms, '' for no check),
-# '1' to delete even under a live lease, the notice's lifetime (ms).
+# '1' to delete even under a live lease, the notice's lifetime (ms). A retention delete
+# (idle before) leaves no notice: a sweep deletes thousands of threads nobody watches,
+# and a notice costs about what a small thread does; a waiter still learns of it at its
+# next wait_for, whose head read no longer finds the epoch it follows.
 _DELETE_LUA = """
 if ARGV[2] ~= '1' and redis.call('EXISTS', KEYS[4]) == 1 then return 'leased' end
 local info = redis.call('HMGET', KEYS[2], 'seq', 'ts', 'epoch')
 local had_log = redis.call('EXISTS', KEYS[1]) == 1
 if ARGV[1] ~= '' and had_log and info[2] and tonumber(info[2]) >= tonumber(ARGV[1]) then return 'active' end
 local removed = redis.call('DEL', KEYS[1], KEYS[2], KEYS[3], KEYS[4], KEYS[5])
-if removed > 0 then
+if removed > 0 and ARGV[1] == '' then
   redis.call('XADD', KEYS[6], '*', 'epoch', info[3] or (had_log and '0' or ''))
   redis.call('PEXPIRE', KEYS[6], ARGV[3])
 end
@@ -186,6 +189,17 @@ if ARGV[7] ~= '' then
 end
 return 'imported'
 """
+
+# KEYS: staged records. ARGV: the seq of the first line, the staging key's lifetime (ms), lines.
+_STAGE_LUA = """
+local seq = tonumber(ARGV[1])
+for i = 3, #ARGV do
+  redis.call('XADD', KEYS[1], '0-' .. string.format('%d', seq + i - 3), 'r', ARGV[i])
+end
+redis.call('PEXPIRE', KEYS[1], ARGV[2])
+return 1
+"""
+_STAGE_BYTES = 1 << 20  # lines staged per script call (at least one)
 
 DELETION_NOTICE_MS = 60_000  # how long a deletion notice lives: far beyond one XREAD block
 _IMPORT_STAGING_MS = 3_600_000  # an import a crash cut short is forgotten after an hour
@@ -250,6 +264,7 @@ class RedisStore(ThreadStore):
         self._delete_script: Any = None
         self._save_checkpoint_script: Any = None
         self._commit_import_script: Any = None
+        self._stage_script: Any = None
         self._watches: dict[str, StreamWatch] = {}
         self._appends = 0  # appends this process completed (see last_seq)
         self._seq_reads: dict[str, _SharedRead] = {}  # a last-seq read in flight, per thread
@@ -268,6 +283,7 @@ class RedisStore(ThreadStore):
             self._delete_script = client.register_script(_DELETE_LUA)
             self._save_checkpoint_script = client.register_script(_SAVE_CHECKPOINT_LUA)
             self._commit_import_script = client.register_script(_COMMIT_IMPORT_LUA)
+            self._stage_script = client.register_script(_STAGE_LUA)
             self.leases = RedisLeases(
                 client,
                 self._key,
@@ -377,9 +393,15 @@ class RedisStore(ThreadStore):
                     yield record.seq, orjson.dumps(record.served)
 
     async def _read_lines(self, thread_id: str, after: int) -> AsyncGenerator[bytes, None]:
-        async with aclosing(self._entries(thread_id, after)) as entries:
-            async for _, line in entries:
-                yield line + b"\n"
+        """The stored lines; those in the append script's one shape are not decoded."""
+        async with aclosing(self._pages(thread_id, after)) as pages:
+            async for page in pages:
+                for _, fields in page:
+                    line = fields.get(b"r", b"")
+                    if slice_event(line) is None and decode_record(line) is None:
+                        self.malformed_entries += 1
+                        continue
+                    yield line + b"\n"
 
     async def _entries(self, thread_id: str, after: int) -> AsyncGenerator[tuple[StoredRecord, bytes], None]:
         async with aclosing(self._pages(thread_id, after)) as pages:
@@ -580,24 +602,42 @@ class RedisStore(ThreadStore):
             await uncancelled(self._redis.zadd(self._index_key, {thread_id: int(ts)}))
 
     async def idle_threads(self, before_ms: int, *, limit: int = 256, cursor: str | None = None) -> IdlePage:
-        """From the thread index, oldest activity first: one ZRANGEBYSCORE of ``limit``.
+        """From the thread index, oldest activity first (ties by id, as Redis orders them).
 
-        The cursor is the last activity of the page's last thread; the next page starts
-        after it, so whatever the sweep deleted or kept does not move it. Threads with
-        exactly that activity (the same millisecond) beyond the page wait for the next pass.
-        Index entries of threads whose keys expired are found too: deleting one unlists it.
+        The cursor is the page's last thread and its activity; the next page starts after
+        it, so whatever the sweep deleted or kept does not move it. Index entries of
+        threads whose keys expired are found too: deleting one unlists it.
         """
         if limit < 1:
             raise ValueError("limit must be positive")
-        low = f"({int(cursor)}" if cursor else "-inf"
-        try:
-            found = await uncancelled(
-                self._redis.zrangebyscore(self._index_key, low, f"({before_ms}", start=0, num=limit, withscores=True)
-            )
-        except (aioredis.RedisError, OSError) as exc:
-            raise _failed("listing idle threads", exc) from exc
-        threads = [IdleThread(_text(member), int(score)) for member, score in cast(list[Any], found)]
-        return IdlePage(threads, str(threads[-1].last_activity_ms) if len(threads) == limit else None)
+        after_ms, after_id = -1, ""
+        if cursor:
+            ms, _, after_id = cursor.partition(":")
+            after_ms = int(ms)
+        threads: list[IdleThread] = []
+        offset = 0
+        while len(threads) < limit:
+            try:
+                found = await uncancelled(
+                    self._redis.zrangebyscore(
+                        self._index_key,
+                        "-inf" if after_ms < 0 else after_ms,
+                        f"({before_ms}",
+                        start=offset,
+                        num=limit,
+                        withscores=True,
+                    )
+                )
+            except (aioredis.RedisError, OSError) as exc:
+                raise _failed("listing idle threads", exc) from exc
+            page = [(_text(member), int(score)) for member, score in cast(list[Any], found)]
+            offset += len(page)
+            # Those with the cursor's activity up to the cursor's id were in the last page.
+            threads.extend(IdleThread(t, ms) for t, ms in page if ms > after_ms or (ms == after_ms and t > after_id))
+            if len(page) < limit and len(threads) <= limit:
+                return IdlePage(threads, None)
+        last = threads[limit - 1]
+        return IdlePage(threads[:limit], f"{last.last_activity_ms}:{last.thread_id}")
 
     def import_thread(self, thread_id: str, epoch: str) -> ThreadImport:
         validate_thread_id(thread_id)
@@ -623,14 +663,22 @@ class _RedisImport(ThreadImport):
             raise StoreError("this import is already committed or aborted")
         if not checked:
             return
-        redis = self._store._redis
+        store = self._store
         try:
-            for start in range(0, len(checked), _PAGE):
-                async with redis.pipeline(transaction=False) as pipe:
-                    for offset, line in enumerate(checked[start : start + _PAGE], start=first + start):
-                        pipe.xadd(self._staging, {"r": line}, id=f"0-{offset}")
-                    pipe.pexpire(self._staging, _IMPORT_STAGING_MS)  # a crashed import is forgotten
-                    await uncancelled(pipe.execute())
+            start = 0
+            while start < len(checked):
+                end, size = start, 0
+                while end < len(checked) and (end == start or size + len(checked[end]) <= _STAGE_BYTES):
+                    size += len(checked[end])
+                    end += 1
+                await uncancelled(
+                    store._stage_script(
+                        keys=[self._staging],
+                        args=[first + start, _IMPORT_STAGING_MS, *checked[start:end]],
+                        client=store._redis,
+                    )
+                )
+                start = end
         except (aioredis.RedisError, OSError) as exc:
             await self.abort()
             raise _failed(f"importing {self._thread_id!r}", exc) from exc
