@@ -526,6 +526,28 @@ class StoreContract:
         with pytest.raises(InvalidThreadId):
             await store.delete_thread("../u")
 
+    async def test_a_delete_racing_appends_leaves_whole_batches_of_one_incarnation(self, store: ThreadStore) -> None:
+        batches: list[list[StoredRecord]] = []
+
+        async def appender(task: int) -> None:
+            for batch in range(6):
+                batches.append(await store.append("t", [new([task, batch, k]) for k in range(3)]))
+
+        async def deleter() -> str:
+            for _ in range(20):
+                await asyncio.sleep(0)  # wait-ok: yields a loop turn, so the delete lands among the appends
+            return await store.delete_thread("t")
+
+        async with asyncio.timeout(HANG_GUARD * 3):
+            *_, deleted = await asyncio.gather(*(appender(t) for t in range(8)), deleter())
+        assert deleted in ("deleted", "missing")
+        stored = await drain(store.read("t"))
+        assert [r.seq for r in stored] == list(range(1, len(stored) + 1))  # dense from 1
+        by_value = {orjson.dumps(r.event["value"]): r.seq for r in stored}
+        for batch in batches:  # each batch is in the thread now, whole and where it was told, or not at all
+            found = [by_value.get(orjson.dumps(r.event["value"])) for r in batch]
+            assert found == [r.seq for r in batch] or found == [None] * len(batch), found
+
     async def test_a_thread_created_again_has_a_new_epoch(self, store: ThreadStore, make_store: MakeStore) -> None:
         assert await store.head("t") is None
         await store.append("t", [new(0), new(1)])

@@ -210,8 +210,13 @@ class FileStore(ThreadStore):
             raise StoreError("the store is closed")
         if not events:
             return []
-        log = await self._thread(thread_id)
-        return await log.append(events, _now_ms())
+        while True:
+            log = await self._thread(thread_id)
+            # Opening may have waited on I/O: queue only on the thread's current log, and not
+            # once a delete or import holds it (it then waits, and the batch goes to the next
+            # incarnation). Queuing is synchronous, so a delete that starts later flushes it.
+            if self._logs.get(thread_id) is log and thread_id not in self._exclusive:
+                return await log.append(events, _now_ms())
 
     async def _read(self, thread_id: str, after: int) -> AsyncGenerator[StoredRecord, None]:
         async with aclosing(self._line_chunks(thread_id, after)) as chunks:
@@ -366,6 +371,8 @@ class FileStore(ThreadStore):
         log = await self._thread(thread_id)
         durable = self._policy.durable
         async with log.checkpoint_lock:
+            if log.deleted:  # deleted since: a checkpoint of a thread that is gone is dropped
+                return
             try:
                 await self._io(ensure_dir, log.directory, durable)
                 await self._io(write_checkpoint, log.directory, checkpoint, durable=durable, epoch=log.epoch)
@@ -401,20 +408,23 @@ class FileStore(ThreadStore):
 
         Whether it had records. The caller holds the thread exclusively."""
         log = self._logs.get(thread_id)
-        if log is not None:
-            await log.flush()  # appends queued before the delete finish first (then go with it)
-        directory = self.threads_dir / thread_id
-        had_records = await self._io(log_size, directory, LOG_NAME) > 0
-        try:
-            moved = await self._io(move_to_trash, directory, self.trash_dir, self._policy.durable)
-        except OSError as exc:
-            raise StoreError(f"deleting {thread_id!r} failed: {exc}") from exc
+        async with contextlib.AsyncExitStack() as stack:
+            if log is not None:
+                await log.flush()  # appends queued before the delete finish first (then go with it)
+                await stack.enter_async_context(log.checkpoint_lock)  # no checkpoint write mid-rename
+            directory = self.threads_dir / thread_id
+            had_records = await self._io(log_size, directory, LOG_NAME) > 0
+            try:
+                moved = await self._io(move_to_trash, directory, self.trash_dir, self._policy.durable)
+            except OSError as exc:
+                raise StoreError(f"deleting {thread_id!r} failed: {exc}") from exc
+            if log is not None:
+                log.deleted = True  # before the lock goes: a checkpoint save waiting on it drops its write
         self._deletions += 1
         self._peeked.pop(thread_id, None)
         if log is not None:
             del self._logs[thread_id]
             log.close_fd()
-            log.deleted = True
             log.notify()  # its waiters learn it now
         if moved is not None:
             await self._io(remove_tree, moved)

@@ -63,6 +63,7 @@ class StreamWatch:
         self._reading = asyncio.Lock()  # head reads one after the other: never an older state
         self._changed = asyncio.Event()
         self._task: asyncio.Task[None] | None = None
+        self._refreshes: set[asyncio.Task[None]] = set()  # held: the loop keeps only weak references
 
     def advance(self, seq: int, epoch: str | None) -> None:
         """An append of this process stored up to ``seq`` in ``epoch``."""
@@ -71,11 +72,16 @@ class StreamWatch:
                 self.latest = seq
                 self._wake()
         else:  # created again meanwhile, or not read yet: ask Redis rather than guess
-            asyncio.get_running_loop().create_task(self._refresh_quietly())
+            self._refresh_soon()
 
     def forget_epoch(self) -> None:
         """This process deleted the thread: read the head again (after the delete)."""
-        asyncio.get_running_loop().create_task(self._refresh_quietly())
+        self._refresh_soon()
+
+    def _refresh_soon(self) -> None:
+        task = asyncio.get_running_loop().create_task(self._refresh_quietly())
+        self._refreshes.add(task)
+        task.add_done_callback(self._refreshes.discard)
 
     async def refresh(self) -> None:
         async with self._reading:
@@ -124,6 +130,8 @@ class StreamWatch:
         return self.epoch, self.latest
 
     def stop(self) -> None:
+        for task in self._refreshes:
+            task.cancel()
         if self._task is not None:
             self._task.cancel()
             self._task = None
