@@ -327,7 +327,12 @@ class ThreadStore(ABC):
 
     @abstractmethod
     async def save_checkpoint(self, thread_id: str, checkpoint: Checkpoint) -> None:
-        """Replace the thread's checkpoint atomically (never a torn checkpoint)."""
+        """Replace the thread's checkpoint atomically (never a torn checkpoint).
+
+        A checkpoint covers records: one of a thread without records, or whose ``seq`` is
+        beyond the thread's last record, is dropped (a runtime saving after its thread was
+        deleted, or deleted and created again, must not leave a key or file of it behind).
+        """
 
 
 class ThreadImport(ABC):

@@ -403,6 +403,7 @@ class StoreContract:
     # -- checkpoints ----------------------------------------------------------------------
 
     async def test_checkpoint_saves_load_and_replace(self, store: ThreadStore) -> None:
+        await store.append("t", [new(v) for v in range(10)])
         assert await store.load_checkpoint("t") is None
         first = Checkpoint(3, b'{"messages": []}')
         await store.save_checkpoint("t", first)
@@ -416,15 +417,24 @@ class StoreContract:
         assert await store.load_checkpoint("other") is None
 
     async def test_concurrent_checkpoint_saves_leave_one_whole(self, store: ThreadStore) -> None:
+        await store.append("t", [new(v) for v in range(8)])
         candidates = [Checkpoint(i, bytes([i]) * (50_000 + i)) for i in range(8)]
         async with asyncio.timeout(HANG_GUARD):
             await asyncio.gather(*(store.save_checkpoint("t", c) for c in candidates))
         assert await store.load_checkpoint("t") in candidates
 
-    async def test_checkpoint_only_thread_is_not_listed(self, store: ThreadStore) -> None:
+    async def test_a_checkpoint_beyond_the_log_is_not_saved(self, store: ThreadStore) -> None:
+        # A checkpoint covers records: one of a thread without them (a save after a delete)
+        # or beyond its last record (of another incarnation) would describe another log.
         await store.save_checkpoint("t", Checkpoint(0, b"x"))
+        assert await store.load_checkpoint("t") is None
         assert await store.list_threads() == []
         assert await store.thread_info("t") is None
+        await store.append("t", [new(0), new(1)])
+        await store.save_checkpoint("t", Checkpoint(3, b"beyond"))
+        assert await store.load_checkpoint("t") is None
+        await store.save_checkpoint("t", Checkpoint(2, b"covers"))
+        assert await store.load_checkpoint("t") == Checkpoint(2, b"covers")
 
     # -- listing ----------------------------------------------------------------------------
 
@@ -564,10 +574,13 @@ class StoreContract:
         assert [r.event["value"] for r in await drain(store.read("t"))] == ["again"]
         assert await (await make_store()).head("t") == second
 
-    async def test_a_checkpoint_saved_late_is_not_the_new_incarnations(self, store: ThreadStore) -> None:
+    async def test_a_checkpoint_saved_late_is_not_the_new_incarnations(
+        self, store: ThreadStore, make_store: MakeStore
+    ) -> None:
         await store.append("t", [new(0)])
         await store.delete_thread("t")
         await store.save_checkpoint("t", Checkpoint(1, b"of the deleted thread"))  # a late save
+        assert await (await make_store()).load_checkpoint("t") is None  # not kept: nothing of t is left
         await store.append("t", [new("new")])
         assert await store.load_checkpoint("t") is None
         await store.save_checkpoint("t", Checkpoint(1, b"new"))

@@ -444,6 +444,7 @@ async def test_checkpoint_temp_files_are_ignored_and_cleaned(open_store: list[Fi
 
 async def test_damaged_checkpoint_reads_as_absent(open_store: list[FileStore], data_dir: Path) -> None:
     store = await reopen(open_store, data_dir)
+    await store.append("t", [new(0), new(1)])
     await store.save_checkpoint("t", Checkpoint(1, b"payload"))
     path = log_path(data_dir).parent / "checkpoint.bin"
     path.write_bytes(path.read_bytes()[:-1] + b"X")

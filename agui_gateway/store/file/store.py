@@ -371,8 +371,8 @@ class FileStore(ThreadStore):
         log = await self._thread(thread_id)
         durable = self._policy.durable
         async with log.checkpoint_lock:
-            if log.deleted:  # deleted since: a checkpoint of a thread that is gone is dropped
-                return
+            if log.deleted or log.last_seq == 0 or checkpoint.seq > log.last_seq:
+                return  # it covers no records of this thread (deleted since, or another incarnation)
             try:
                 await self._io(ensure_dir, log.directory, durable)
                 await self._io(write_checkpoint, log.directory, checkpoint, durable=durable, epoch=log.epoch)

@@ -151,17 +151,17 @@ end
 return had_log and 'deleted' or 'missing'
 """
 
-# KEYS: ckpt, info, log. ARGV: seq, data, retention (ms, '' for none). The checkpoint carries
-# the thread's epoch as it is now, and expires with the log.
+# KEYS: ckpt, info, log. ARGV: seq, data. The checkpoint carries
+# the thread's epoch as it is now, and expires with the log; one beyond the log is dropped.
 _SAVE_CHECKPOINT_LUA = """
-local epoch = redis.call('HGET', KEYS[2], 'epoch')
-if not epoch and redis.call('EXISTS', KEYS[3]) == 1 then epoch = '0' end
-local header = ARGV[1]
-if epoch then header = header .. ' ' .. epoch end
-redis.call('SET', KEYS[1], header .. '\\n' .. ARGV[2])
+local last = tonumber(redis.call('HGET', KEYS[2], 'seq') or '0')
+if last == 0 or tonumber(ARGV[1]) > last or redis.call('EXISTS', KEYS[3]) == 0 then
+  return 0  -- it covers no records of this thread (deleted since, or another incarnation)
+end
+local epoch = redis.call('HGET', KEYS[2], 'epoch') or '0'
+redis.call('SET', KEYS[1], ARGV[1] .. ' ' .. epoch .. '\\n' .. ARGV[2])
 local ttl = redis.call('PTTL', KEYS[3])
-if ttl > 0 then redis.call('PEXPIRE', KEYS[1], ttl)
-elseif ttl == -2 and ARGV[3] ~= '' then redis.call('PEXPIRE', KEYS[1], ARGV[3]) end
+if ttl > 0 then redis.call('PEXPIRE', KEYS[1], ttl) end
 return 1
 """
 
@@ -558,9 +558,7 @@ class RedisStore(ThreadStore):
         keys = [self._key(thread_id, "ckpt"), self._key(thread_id, "info"), self._key(thread_id, "log")]
         try:
             await uncancelled(
-                self._save_checkpoint_script(
-                    keys=keys, args=[checkpoint.seq, checkpoint.data, self._retention_arg], client=self._redis
-                )
+                self._save_checkpoint_script(keys=keys, args=[checkpoint.seq, checkpoint.data], client=self._redis)
             )
         except (aioredis.RedisError, OSError) as exc:
             raise _failed("saving the checkpoint", exc) from exc
