@@ -124,6 +124,7 @@ class FileStore(ThreadStore):
         self._exclusive: dict[str, asyncio.Event] = {}
         # Deletes so far: a peek that raced one is used once, not cached (it may be stale).
         self._deletions = 0
+        self._sweep_names: list[str] | None = None  # the thread folders of the retention pass under way
         self._closed = False
 
     @property
@@ -443,17 +444,24 @@ class FileStore(ThreadStore):
             done.set()
 
     async def idle_threads(self, before_ms: int, *, limit: int = 256, cursor: str | None = None) -> IdlePage:
-        """Threads in name order after ``cursor``: one directory listing, then at most
-        ``limit`` threads looked at (memory, or one ``stat`` each; a tail read for those
+        """Threads in name order after ``cursor``: one directory listing per pass, then at
+        most ``limit`` threads looked at (memory, or one ``stat`` each; a tail read for those
         the ``stat`` says are idle). A thread not opened is found once its log's mtime is
         before the cutoff: its last write, which follows its last record's ``ts`` by the
         write's latency (an import sets it to that ``ts``)."""
         if limit < 1:
             raise ValueError("limit must be positive")
-        names = await self._io(thread_dir_names, self.threads_dir)
+        # One directory listing per pass, not per round: a pass over 100,000 threads in
+        # rounds of 256 would otherwise list the directory 400 times. Threads created
+        # during a pass wait for the next one; deleted ones are skipped by their stat.
+        names = self._sweep_names
+        if cursor is None or names is None:
+            names = self._sweep_names = await self._io(thread_dir_names, self.threads_dir)
         start = bisect_right(names, cursor) if cursor is not None else 0
         page = names[start : start + limit]
         following = page[-1] if start + limit < len(names) else None
+        if following is None:
+            self._sweep_names = None
         idle = []
         unloaded = []
         for thread_id in page:
