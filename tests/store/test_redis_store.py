@@ -429,3 +429,39 @@ async def test_a_sweep_keeps_leased_threads_and_moves_past_them(make_replica: Ma
             break
     assert outcomes == {"a": "leased", "b": "deleted", "c": "deleted", "d": "deleted"}
     assert [i.thread_id for i in await store.list_threads()] == ["a"]
+
+
+async def test_a_retention_delete_reaches_a_waiter_at_its_next_wait(make_replica: MakeStore) -> None:
+    waiting, sweeping = await make_replica(), await make_replica()
+    appended = await sweeping.append("t", [new(0)])
+    head = await waiting.head("t")
+    assert head is not None
+    # A sweep's delete leaves no notice (it would cost what a small thread does, thousands
+    # at a time): a waiter that follows the epoch learns it when it next asks.
+    assert await sweeping.delete_thread("t", idle_before_ms=appended[0].ts + 1) == "deleted"
+    with pytest.raises(ThreadDeleted):
+        await waiting.wait_for("t", 1, timeout=HANG_GUARD, epoch=head.epoch)
+
+
+async def test_a_sweep_finds_and_unlists_threads_whose_keys_expired(
+    make_replica: MakeStore, any_redis_url: str, redis_prefix: str
+) -> None:
+    store = await make_replica()
+    last = (await store.append("gone", [new(0)]))[0].ts
+    await store.append("kept", [new(0)])
+    client = await connect(any_redis_url)
+    try:  # as Redis expires them with retention, gateway or not: the index entry stays behind
+        for kind in ("log", "info"):
+            await client.delete(f"{redis_prefix}:{{gone}}:{kind}")
+        assert await client.zscore(f"{redis_prefix}:threads", "gone") is not None
+    finally:
+        await client.aclose()
+    assert [i.thread_id for i in await store.list_threads()] == ["kept"]
+    page = await store.idle_threads(last + 1)
+    assert "gone" in [t.thread_id for t in page.threads]
+    assert await store.delete_thread("gone", idle_before_ms=last + 1) == "missing"
+    client = await connect(any_redis_url)
+    try:
+        assert await client.zscore(f"{redis_prefix}:threads", "gone") is None
+    finally:
+        await client.aclose()
