@@ -5,8 +5,8 @@ one thread's keys in one cluster slot)::
 
     P:{T}:log     Stream; entry id ``0-<seq>``, field ``r`` = the stored JSON line
     P:{T}:info    Hash: seq (last seq), bytes (sum of line lengths + newlines), ts, epoch
-    P:{T}:ckpt    String: ``<seq> <epoch>\\n<data>`` (SET replaces it atomically; a
-                  checkpoint saved before epochs has ``<seq>\\n``, and a legacy thread's)
+    P:{T}:ckpt    String: ``<seq> <epoch>\\n<data>`` (SET replaces it atomically; one
+                  saved before epochs has ``<seq>\\n``: it is a legacy thread's)
     P:{T}:lease   the run lease and P:{T}:fence its token counter (:mod:`.lease`)
     P:{T}:deleted the deletion notice: a stream the delete writes, expiring after a minute
     P:{T}:import:<hex>  an import's staged records, renamed to P:{T}:log on commit
@@ -151,8 +151,8 @@ end
 return had_log and 'deleted' or 'missing'
 """
 
-# KEYS: ckpt, info, log. ARGV: seq, data. The checkpoint carries
-# the thread's epoch as it is now, and expires with the log; one beyond the log is dropped.
+# KEYS: ckpt, info, log. ARGV: seq, data. The checkpoint carries the thread's epoch as it is
+# now and expires with the log; one beyond the log is dropped.
 _SAVE_CHECKPOINT_LUA = """
 local last = tonumber(redis.call('HGET', KEYS[2], 'seq') or '0')
 if last == 0 or tonumber(ARGV[1]) > last or redis.call('EXISTS', KEYS[3]) == 0 then
