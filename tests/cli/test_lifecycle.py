@@ -187,3 +187,38 @@ async def test_threads_delete_on_redis_keeps_a_leased_thread_unless_forced(redis
             assert await store.head("t") is None and await store.list_threads() == []
     finally:
         await delete_prefix(redis_url, prefix)
+
+
+def _run_event(kind: str, thread_id: str) -> NewEvent:
+    return NewEvent({"type": kind, "threadId": thread_id, "runId": "r"}, "r")
+
+
+async def _open_runs_shown(*store_args: str) -> list[str]:
+    shown = await run_cli("recover", "--json", *store_args)
+    assert shown.returncode == 0, shown.stderr.decode()
+    return list(orjson.loads(shown.stdout)["open"])
+
+
+@pytest.mark.redis
+async def test_a_run_left_open_moves_with_its_thread_and_goes_with_its_delete(tmp_path: Path, redis_url: str) -> None:
+    source_dir, target_dir = tmp_path / "source", tmp_path / "target"
+    async with opened(FileStore(source_dir)) as source:
+        await source.append("cut-off", [_run_event("RUN_STARTED", "cut-off")])  # a crash left it open
+        await source.append("done", [_run_event("RUN_STARTED", "done"), _run_event("RUN_FINISHED", "done")])
+    assert await _open_runs_shown("--data", str(source_dir)) == ["cut-off"]
+    exported = await run_cli("export", "--data", str(source_dir))
+    assert exported.returncode == 0, exported.stderr.decode()
+    prefix = f"agui-test-{uuid.uuid4().hex}"
+    try:
+        # Imported elsewhere, the run is still open there: `recover` (and a start-up) finds it.
+        for store_args in (["--data", str(target_dir)], redis_args(redis_url, prefix)):
+            imported = await run_cli("import", "-", *store_args, stdin=exported.stdout)
+            assert imported.returncode == 0, imported.stderr.decode()
+            assert await _open_runs_shown(*store_args) == ["cut-off"]
+            deleted = await run_cli("threads", "delete", "cut-off", *store_args)
+            assert deleted.returncode == 0, deleted.stderr.decode()
+            assert await _open_runs_shown(*store_args) == []
+            full = await run_cli("recover", "--full", "--json", *store_args)  # and nothing was missed
+            assert full.returncode == 0 and orjson.loads(full.stdout)["open"] == []
+    finally:
+        await delete_prefix(redis_url, prefix)

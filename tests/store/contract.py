@@ -809,3 +809,84 @@ class StoreContract:
         assert [i.thread_id for i in await store.list_threads()] == ["t"]
         with pytest.raises(ValueError, match="epoch"):
             store.import_thread("copy", "Not:An:Epoch")
+
+    # -- the lifecycle meets the open-run index and repeatable appends ----------------------------
+
+    async def test_a_deleted_thread_leaves_the_open_run_index(self, store: ThreadStore, make_store: MakeStore) -> None:
+        await store.append("t", [started("r", "t"), new(0, "r")])
+        await store.append("u", [started("r", "u")])
+        idle = await store.append("idle", [started("r", "idle")])
+        assert await store.open_run_threads() == ["idle", "t", "u"]
+        assert await store.delete_thread("t") == "deleted"
+        assert await store.delete_thread("idle", idle_before_ms=idle[0].ts + 1) == "deleted"  # a retention delete
+        assert await store.open_run_threads() == ["u"]
+        await store.close()
+        reopened = await make_store()
+        assert await reopened.open_run_threads() == ["u"]
+        assert (await reopened.repair_open_runs()).removed == ()  # nothing extra was left behind
+        # Created again with a run: in the index again, under its new epoch.
+        await reopened.append("t", [started("r2", "t")])
+        assert await reopened.open_run_threads() == ["t", "u"]
+        await reopened.append("t", [finished("r2", "t")])
+        assert await reopened.open_run_threads() == ["u"]
+
+    async def test_an_imported_thread_with_an_open_run_is_in_the_open_run_index(
+        self, store: ThreadStore, make_store: MakeStore
+    ) -> None:
+        await store.append("open", [started("r", "open"), new(0, "r")])
+        await store.append("done", [started("r", "done"), new(0, "r"), finished("r", "done")])
+        await store.append("plain", [new(0, None)])
+        lines = {t: await drain(store.read_lines(t)) for t in ("open", "done", "plain")}
+        for source, source_lines in lines.items():
+            importing = store.import_thread(f"copy-{source}", "e1")
+            await importing.add(source_lines)
+            await importing.commit()
+        assert await store.open_run_threads() == ["copy-open", "open"]
+        refused = store.import_thread("copy-open", "e2")
+        await refused.add(lines["done"])
+        with pytest.raises(ThreadExists):
+            await refused.commit()
+        assert await store.open_run_threads() == ["copy-open", "open"]  # a refused import changes nothing
+        # A replacing import leaves the entry as the new log says, whatever the old one said.
+        for target, source in (("copy-open", "done"), ("copy-done", "open")):
+            replacing = store.import_thread(target, "e3")
+            await replacing.add(lines[source])
+            await replacing.commit(replace=True)
+        assert await store.open_run_threads() == ["copy-done", "open"]
+        await store.close()
+        reopened = await make_store()
+        assert await reopened.open_run_threads() == ["copy-done", "open"]
+        assert (await reopened.repair_open_runs()).added == ()  # nothing was missing
+        # The imported run is closed as any run a crash left open: its end drops the entry.
+        await reopened.append("copy-done", [finished("r", "open")])
+        assert await reopened.open_run_threads() == ["open"]
+
+    async def test_a_batch_repeated_after_a_delete_does_not_bring_the_thread_back(
+        self, store: ThreadStore, make_store: MakeStore
+    ) -> None:
+        first = [started("r"), new(0, "r")]
+        second = [new(1, "r"), new(2, "r")]
+        await store.append("t", first, expect_seq=1)
+        await store.append("t", second, expect_seq=3)
+        assert await store.delete_thread("t") == "deleted"
+        with pytest.raises(SeqConflict) as conflict:
+            await store.append("t", second, expect_seq=3)  # its first reply was lost, say
+        assert conflict.value.last_seq == 0
+        assert await store.open_run_threads() == []
+        for reader in (store, await make_store()):
+            assert await reader.head("t") is None
+            assert await reader.thread_info("t") is None
+            assert await drain(reader.read("t")) == []
+            assert [i.thread_id for i in await reader.list_threads()] == []
+        await store.close()  # what it holds is written: the next store reads all of it
+        store = await make_store()
+        assert await store.open_run_threads() == []
+        # Created again: the old batches' positions are not the new incarnation's.
+        await store.append("t", [new("new", None)], expect_seq=1)
+        with pytest.raises(SeqConflict) as conflict:
+            await store.append("t", second, expect_seq=3)
+        assert conflict.value.last_seq == 1
+        with pytest.raises(SeqConflict):
+            await store.append("t", first, expect_seq=1)  # seq 1 holds another batch now
+        assert [r.event["value"] for r in await drain(store.read("t"))] == ["new"]
+        assert await store.open_run_threads() == []

@@ -14,7 +14,15 @@ import orjson
 import pytest
 from support.waiting import wait_until_async
 
-from agui_gateway.store.base import LEGACY_EPOCH, Checkpoint, LeaseLost, NewEvent, ThreadDeleted, ThreadHead
+from agui_gateway.store.base import (
+    LEGACY_EPOCH,
+    Checkpoint,
+    LeaseLost,
+    NewEvent,
+    SeqConflict,
+    ThreadDeleted,
+    ThreadHead,
+)
 from agui_gateway.store.lease import Holder, Renewal
 from agui_gateway.store.redis import RedisStore
 from agui_gateway.store.redis.connect import connect
@@ -515,3 +523,72 @@ async def test_a_sweep_finds_and_unlists_threads_whose_keys_expired(
         assert await client.zscore(f"{redis_prefix}:threads", "gone") is None
     finally:
         await client.aclose()
+
+
+# -- the lifecycle meets the open-run index, repeated appends and reclaimed leases -------------------
+
+
+async def test_a_fenced_batch_repeated_after_a_delete_is_refused_and_creates_nothing(
+    make_replica: MakeStore, any_redis_url: str, redis_prefix: str
+) -> None:
+    holder, deleting = await make_replica(), await make_replica()
+    assert holder.leases is not None
+    lease = await holder.leases.acquire("t", "run-a")
+    assert lease is not None
+    batch = [started("run-a"), new(0, "run-a")]
+    await holder.append("t", batch, fence=lease.token, expect_seq=1)
+    assert await deleting.open_run_threads() == ["t"]
+    assert await deleting.delete_thread("t", even_if_leased=True) == "deleted"
+    assert await holder.open_run_threads() == []
+    # The holder repeats its batch (its reply was lost, say): the delete took the lease and
+    # the fence, so the thread is not created again, not even at seq 1.
+    with pytest.raises(LeaseLost):
+        await holder.append("t", batch, fence=lease.token, expect_seq=1)
+    with pytest.raises(SeqConflict):
+        await holder.append("t", [new(1, "run-a")], fence=lease.token, expect_seq=3)
+    assert not await holder.leases.reclaim(lease)  # the lease is not granted again either
+    assert await _keys_of(any_redis_url, redis_prefix, "t") == {f"{redis_prefix}:{{t}}:deleted"}
+    assert await holder.head("t") is None and await holder.open_run_threads() == []
+    assert [i.thread_id for i in await holder.list_threads()] == []
+
+
+async def test_a_reclaimed_lease_refreshes_the_retention_of_the_thread(any_redis_url: str, redis_prefix: str) -> None:
+    retention_ms = 600_000
+    async with opened_stores(
+        lambda: RedisStore(any_redis_url, prefix=redis_prefix, lease_ttl_s=5, retention_s=retention_ms / 1000)
+    ) as make:
+        store = await make()
+        assert store.leases is not None
+        lease = await store.leases.acquire("t", "run")
+        assert lease is not None
+        await store.append("t", [started("run"), new(0, "run")], fence=lease.token, expect_seq=1)
+        client = await connect(any_redis_url)
+        try:  # an outage longer than the ttl: the lease lapsed, the retention nearly ran out
+            await client.delete(f"{redis_prefix}:{{t}}:lease")
+            for kind in ("log", "info", "fence"):
+                await client.pexpire(f"{redis_prefix}:{{t}}:{kind}", 1_000)
+        finally:
+            await client.aclose()
+        assert await store.leases.reclaim(lease)
+        ttls = await _ttls(any_redis_url, redis_prefix, "t")
+        assert all(retention_ms - 60_000 < ttls[kind] <= retention_ms for kind in ("log", "info", "fence")), ttls
+        assert [r.seq for r in await store.append("t", [finished("run")], fence=lease.token, expect_seq=3)] == [3]
+        assert await store.open_run_threads() == []
+
+
+async def test_a_sweep_drops_the_open_run_entry_of_a_thread_whose_keys_expired(
+    make_replica: MakeStore, any_redis_url: str, redis_prefix: str
+) -> None:
+    store = await make_replica()
+    last = (await store.append("gone", [started("r", "gone"), new(0, "r")]))[0].ts
+    await store.append("kept", [started("r", "kept")])
+    client = await connect(any_redis_url)
+    try:  # as Redis expires a thread's keys with retention: its open-run entry stays behind
+        for kind in ("log", "info", "fence"):
+            await client.delete(f"{redis_prefix}:{{gone}}:{kind}")
+    finally:
+        await client.aclose()
+    assert await store.open_run_threads() == ["gone", "kept"]  # extra, and harmless
+    assert "gone" in [t.thread_id for t in (await store.idle_threads(last + 1)).threads]
+    assert await store.delete_thread("gone", idle_before_ms=last + 1) == "missing"
+    assert await store.open_run_threads() == ["kept"]
