@@ -126,6 +126,32 @@ async def test_a_data_directory_without_an_index_gets_one_built_from_its_logs(da
         await store.close()
 
 
+@pytest.mark.parametrize("index", [None, b"damaged"])
+async def test_an_index_built_with_no_open_run_is_written_and_built_once(
+    data_dir: Path, index: bytes | None, caplog: pytest.LogCaptureFixture
+) -> None:
+    store = await opened(data_dir)
+    await store.append("done", [started("r", "done"), finished("r", "done")])
+    await store.append("plain", [new(0, None)])
+    await store.close()
+    if index is None:
+        (data_dir / INDEX_NAME).unlink()  # as a version before the index left it
+    else:
+        (data_dir / INDEX_NAME).write_bytes(index)
+    for _ in range(2):
+        caplog.clear()
+        store = await opened(data_dir)
+        try:
+            assert await store.open_run_threads() == []
+            assert index_on_disk(data_dir) == []
+        finally:
+            await store.close()
+        rebuilt = [r for r in caplog.records if "open-run index" in r.getMessage()]
+        if _ == 0:
+            assert rebuilt, "the first open builds the index"
+    assert rebuilt == []  # the second open read the file the first one wrote: no full scan
+
+
 async def test_an_extra_entry_goes_when_its_thread_is_opened_and_a_lost_one_comes_back(data_dir: Path) -> None:
     store = await opened(data_dir)
     await store.append("open", [started("r", "open")])
