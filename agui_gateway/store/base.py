@@ -11,6 +11,7 @@ passes the very same tests.
 from __future__ import annotations
 
 import re
+import secrets
 from abc import ABC, abstractmethod
 from collections.abc import AsyncGenerator, AsyncIterator, Sequence
 from dataclasses import dataclass
@@ -25,6 +26,17 @@ Source = Literal["agent", "gateway"]
 ANNOTATION_KEY = "gateway"  # the envelope field of a record's annotation
 
 _THREAD_ID = re.compile(r"[A-Za-z0-9._-]{1,128}")
+
+# The epoch of a thread stored before epochs existed (no epoch saved with it). Fixed, so
+# that every replica and every restart agrees on it; a thread created since has another
+# (see new_epoch), so a legacy thread deleted and created again changes epoch too.
+LEGACY_EPOCH = "0"
+_EPOCH = re.compile(r"[0-9a-z]{1,32}")
+
+# What delete_thread found: the thread was deleted; there was none; it was kept because a
+# run lease is live on it (a run in progress on some replica); it was kept because it had
+# activity at or after ``idle_before_ms``.
+Deletion = Literal["deleted", "missing", "leased", "active"]
 
 
 class InvalidThreadId(ValueError):
@@ -53,12 +65,42 @@ class SeqConflict(StoreError):
         self.last_seq = last_seq
 
 
+class ThreadDeleted(StoreError):
+    """The thread a caller waits on was deleted (or deleted and created again) meanwhile.
+
+    Raised by :meth:`ThreadStore.wait_for` for a caller that named the epoch it follows.
+    """
+
+
+class ThreadExists(ValueError):
+    """An import of a thread the store already holds, without ``replace``."""
+
+
+class InvalidRecord(ValueError):
+    """An imported line that is not a stored record, or whose seq is not the next one."""
+
+
 def validate_thread_id(thread_id: str) -> str:
     if not isinstance(thread_id, str) or not _THREAD_ID.fullmatch(thread_id) or thread_id in (".", ".."):
         raise InvalidThreadId(
             "thread id must be 1-128 characters of letters, digits, '-', '_' or '.', and not '.' or '..'"
         )
     return thread_id
+
+
+def new_epoch() -> str:
+    """A fresh epoch: 16 lowercase hex digits, random (so unique per creation of a thread).
+
+    Epochs are 1-32 characters of ``[0-9a-z]``: no ``:``, ``.``, ``-`` or ``/``, so an id such
+    as ``EPOCH:SEQ`` splits without ambiguity and needs no escaping in a header or a URL.
+    """
+    return secrets.token_hex(8)
+
+
+def validate_epoch(epoch: str) -> str:
+    if not isinstance(epoch, str) or not _EPOCH.fullmatch(epoch):
+        raise ValueError(f"an epoch is 1-32 characters of 0-9 and a-z, not {epoch!r}")
+    return epoch
 
 
 @dataclass(frozen=True, slots=True)
@@ -106,6 +148,36 @@ class ThreadInfo:
     events: int  # == last seq
     bytes: int  # bytes of the stored log
     last_activity_ms: int | None
+
+
+@dataclass(frozen=True, slots=True)
+class ThreadHead:
+    """Which incarnation of a thread this is, and how far its log goes, read together.
+
+    ``epoch`` is created with the thread (its first append) and changes only when the
+    thread is deleted and created again; :data:`LEGACY_EPOCH` for a thread stored before
+    epochs existed. A position ``seq`` means something only together with the epoch.
+    """
+
+    epoch: str
+    last_seq: int
+
+
+@dataclass(frozen=True, slots=True)
+class IdleThread:
+    """A thread whose last activity (its last record's ``ts``) is older than a sweep's cutoff."""
+
+    thread_id: str
+    last_activity_ms: int
+
+
+@dataclass(frozen=True, slots=True)
+class IdlePage:
+    """One bounded page of a retention sweep: candidates, and where the next page starts
+    (``next`` None: this pass over the store is complete)."""
+
+    threads: list[IdleThread]
+    next: str | None
 
 
 @dataclass(frozen=True, slots=True)
@@ -218,11 +290,57 @@ class ThreadStore(ABC):
         """The highest stored seq of the thread (0 if it has none)."""
 
     @abstractmethod
-    async def wait_for(self, thread_id: str, after: int, timeout: float) -> int:
+    async def head(self, thread_id: str) -> ThreadHead | None:
+        """The thread's epoch and last seq, read together (one round trip); None when it
+        has no records. Streams read it once to learn the epoch; the hot path keeps
+        :meth:`last_seq`."""
+
+    @abstractmethod
+    async def wait_for(self, thread_id: str, after: int, timeout: float, *, epoch: str | None = None) -> int:
         """Wait until the thread has a record with ``seq > after`` or ``timeout`` passes.
 
         Returns the thread's latest seq (which may still be ``<= after`` on timeout).
+        With ``epoch`` (the epoch the caller follows, from :meth:`head`), raises
+        :class:`ThreadDeleted` as soon as the thread no longer has that epoch: deleted,
+        by this process or (on a shared store) any other, or deleted and created again.
         """
+
+    # -- the data lifecycle ----------------------------------------------------------------
+
+    @abstractmethod
+    async def delete_thread(
+        self, thread_id: str, *, idle_before_ms: int | None = None, even_if_leased: bool = False
+    ) -> Deletion:
+        """Remove the thread: its log, checkpoint, epoch, lease, open-run index entry and
+        every other key or file.
+
+        All or nothing: a crash in the middle leaves the whole thread or nothing readable.
+        Afterwards the thread reads as unknown, waiters that named its epoch get
+        :class:`ThreadDeleted`, and an append creates it again under a new epoch.
+        On a store with leases the lease and fencing token go in the same atomic step, so
+        a replica still driving a run on the thread gets :class:`LeaseLost` from its next
+        append; unless ``even_if_leased``, a thread with a live lease is kept ("leased").
+        With ``idle_before_ms`` (a retention sweep), a thread whose last activity is at or
+        after it is kept ("active"), checked in the same step as the delete. A store
+        without leases knows nothing of runs: its one gateway process must not delete a
+        thread it is running (its next append would create the thread again).
+        """
+
+    @abstractmethod
+    async def idle_threads(self, before_ms: int, *, limit: int = 256, cursor: str | None = None) -> IdlePage:
+        """One page (at most ``limit``) of threads whose last activity is before ``before_ms``.
+
+        Bounded work per call: a retention sweep calls it once per round, passing the
+        page's ``next`` back as ``cursor`` (None starts a new pass), and deletes each
+        candidate with ``delete_thread(t, idle_before_ms=before_ms)``, which checks
+        again. A pass may miss a thread that turned idle during it; the next pass finds it.
+        """
+
+    @abstractmethod
+    def import_thread(self, thread_id: str, epoch: str) -> ThreadImport:
+        """Write a thread's stored records exactly as given (seq, ts and bytes kept) under
+        ``epoch``; nothing is visible until :meth:`ThreadImport.commit`, which also enters
+        the thread in the open-run index when its log ends in an open run."""
 
     @abstractmethod
     async def open_run_threads(self) -> list[str]:
@@ -257,7 +375,33 @@ class ThreadStore(ABC):
 
     @abstractmethod
     async def save_checkpoint(self, thread_id: str, checkpoint: Checkpoint) -> None:
-        """Replace the thread's checkpoint atomically (never a torn checkpoint)."""
+        """Replace the thread's checkpoint atomically (never a torn checkpoint).
+
+        A checkpoint covers records: one of a thread without records, or whose ``seq`` is
+        beyond the thread's last record, is dropped (a runtime saving after its thread was
+        deleted, or deleted and created again, must not leave a key or file of it behind).
+        """
+
+
+class ThreadImport(ABC):
+    """One thread being imported (see :meth:`ThreadStore.import_thread`).
+
+    :meth:`add` takes stored lines (JSON records, without their newline) in seq order,
+    dense from 1, and raises :class:`InvalidRecord` for any other; they are staged where
+    no reader sees them. :meth:`commit` makes the thread visible at once, whole, with its
+    epoch and checkpoint; it raises :class:`ThreadExists` when the store already has the
+    thread, unless ``replace`` (then the old thread is deleted in the same step, or just
+    before it on a store that cannot do both at once). :meth:`abort` drops what was staged.
+    """
+
+    @abstractmethod
+    async def add(self, lines: Sequence[bytes]) -> None: ...
+
+    @abstractmethod
+    async def commit(self, checkpoint: Checkpoint | None = None, *, replace: bool = False) -> None: ...
+
+    @abstractmethod
+    async def abort(self) -> None: ...
 
 
 async def _serialise(records: AsyncIterator[StoredRecord]) -> AsyncGenerator[bytes, None]:

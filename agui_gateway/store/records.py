@@ -22,7 +22,14 @@ from typing import Any
 
 import orjson
 
-from agui_gateway.store.base import ANNOTATION_KEY, NewEvent, StoredRecord, UnencodableEvent
+from agui_gateway.store.base import (
+    ANNOTATION_KEY,
+    Checkpoint,
+    InvalidRecord,
+    NewEvent,
+    StoredRecord,
+    UnencodableEvent,
+)
 from agui_gateway.store.open_runs import run_boundary
 
 _SOURCES = ("agent", "gateway")
@@ -153,3 +160,45 @@ def _is_record(obj: Any) -> bool:
         and isinstance(obj.get("event"), dict)
         and isinstance(obj.get(ANNOTATION_KEY, {}), dict)
     )
+
+
+class ImportedLines:
+    """The checks every backend's import applies: each line a valid stored record, seqs
+    dense from 1; tracks what the thread's info needs (last seq, bytes, last ts) and
+    whether its log ends in an open run (what the open-run index needs)."""
+
+    def __init__(self, thread_id: str) -> None:
+        self.thread_id = thread_id
+        self.last_seq = 0
+        self.bytes = 0  # as the stores count them: each line plus its newline
+        self.last_ts: int | None = None
+        self.open_run = False  # the open-run index's rule (open_runs.run_boundary), line by line
+
+    def check(self, lines: Sequence[bytes]) -> list[bytes]:
+        """The lines without a trailing newline; InvalidRecord for the first bad one."""
+        out = []
+        for raw in lines:
+            line = raw[:-1] if raw.endswith(b"\n") else raw
+            record = decode_record(line) if b"\n" not in line and b"\r" not in line else None
+            if record is None:
+                raise InvalidRecord(f"thread {self.thread_id!r}: line {self.last_seq + 1} is not a stored record")
+            if record.seq != self.last_seq + 1:
+                raise InvalidRecord(
+                    f"thread {self.thread_id!r}: record seq {record.seq} where {self.last_seq + 1} was expected"
+                )
+            self.last_seq = record.seq
+            self.bytes += len(line) + 1
+            self.last_ts = record.ts
+            boundary = run_boundary(record.event)
+            if boundary is not None:
+                self.open_run = boundary
+            out.append(bytes(line))
+        return out
+
+    def check_end(self, checkpoint: Checkpoint | None) -> None:
+        if self.last_seq == 0:
+            raise InvalidRecord(f"thread {self.thread_id!r}: no records to import")
+        if checkpoint is not None and not 0 <= checkpoint.seq <= self.last_seq:
+            raise InvalidRecord(
+                f"thread {self.thread_id!r}: checkpoint at seq {checkpoint.seq} beyond the last record {self.last_seq}"
+            )

@@ -14,6 +14,7 @@ Nothing here knows which backend it is testing.
 from __future__ import annotations
 
 import asyncio
+import re
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
 from typing import Any
@@ -22,11 +23,16 @@ import orjson
 import pytest
 
 from agui_gateway.store.base import (
+    LEGACY_EPOCH,
     Checkpoint,
+    InvalidRecord,
     InvalidThreadId,
     NewEvent,
     SeqConflict,
     StoredRecord,
+    ThreadDeleted,
+    ThreadExists,
+    ThreadHead,
     ThreadStore,
     UnencodableEvent,
 )
@@ -412,6 +418,7 @@ class StoreContract:
     # -- checkpoints ----------------------------------------------------------------------
 
     async def test_checkpoint_saves_load_and_replace(self, store: ThreadStore) -> None:
+        await store.append("t", [new(v) for v in range(10)])
         assert await store.load_checkpoint("t") is None
         first = Checkpoint(3, b'{"messages": []}')
         await store.save_checkpoint("t", first)
@@ -425,15 +432,24 @@ class StoreContract:
         assert await store.load_checkpoint("other") is None
 
     async def test_concurrent_checkpoint_saves_leave_one_whole(self, store: ThreadStore) -> None:
+        await store.append("t", [new(v) for v in range(8)])
         candidates = [Checkpoint(i, bytes([i]) * (50_000 + i)) for i in range(8)]
         async with asyncio.timeout(HANG_GUARD):
             await asyncio.gather(*(store.save_checkpoint("t", c) for c in candidates))
         assert await store.load_checkpoint("t") in candidates
 
-    async def test_checkpoint_only_thread_is_not_listed(self, store: ThreadStore) -> None:
+    async def test_a_checkpoint_beyond_the_log_is_not_saved(self, store: ThreadStore) -> None:
+        # A checkpoint covers records: one of a thread without them (a save after a delete)
+        # or beyond its last record (of another incarnation) would describe another log.
         await store.save_checkpoint("t", Checkpoint(0, b"x"))
+        assert await store.load_checkpoint("t") is None
         assert await store.list_threads() == []
         assert await store.thread_info("t") is None
+        await store.append("t", [new(0), new(1)])
+        await store.save_checkpoint("t", Checkpoint(3, b"beyond"))
+        assert await store.load_checkpoint("t") is None
+        await store.save_checkpoint("t", Checkpoint(2, b"covers"))
+        assert await store.load_checkpoint("t") == Checkpoint(2, b"covers")
 
     # -- listing ----------------------------------------------------------------------------
 
@@ -606,3 +622,271 @@ class StoreContract:
         with pytest.raises(ValueError, match="expect_seq"):
             await store.append("t", [new(0)], expect_seq=bad)
         assert await store.last_seq("t") == 0
+
+    # -- the data lifecycle: delete, epochs, retention, import ---------------------------------
+
+    async def test_delete_removes_the_thread_and_everything_of_it(
+        self, store: ThreadStore, make_store: MakeStore
+    ) -> None:
+        await store.append("t", [new(0), new(1)])
+        await store.append("u", [new("u")])
+        await store.save_checkpoint("t", Checkpoint(2, b"folded"))
+        assert await store.delete_thread("t") == "deleted"
+        for reader in (store, await make_store()):
+            assert await drain(reader.read("t")) == []
+            assert await drain(reader.read_lines("t")) == []
+            assert await drain(reader.read_event_json("t")) == []
+            assert await reader.last_seq("t") == 0
+            assert await reader.head("t") is None
+            assert await reader.thread_info("t") is None
+            assert await reader.load_checkpoint("t") is None
+            assert [i.thread_id for i in await reader.list_threads()] == ["u"]
+            assert [r.event["value"] for r in await drain(reader.read("u"))] == ["u"]
+        assert await store.delete_thread("t") == "missing"
+        assert await store.delete_thread("never") == "missing"
+        with pytest.raises(InvalidThreadId):
+            await store.delete_thread("../u")
+
+    async def test_a_delete_racing_appends_leaves_whole_batches_of_one_incarnation(self, store: ThreadStore) -> None:
+        batches: list[list[StoredRecord]] = []
+
+        async def appender(task: int) -> None:
+            for batch in range(6):
+                batches.append(await store.append("t", [new([task, batch, k]) for k in range(3)]))
+
+        async def deleter() -> str:
+            for _ in range(20):
+                await asyncio.sleep(0)  # wait-ok: yields a loop turn, so the delete lands among the appends
+            return await store.delete_thread("t")
+
+        async with asyncio.timeout(HANG_GUARD * 3):
+            *_, deleted = await asyncio.gather(*(appender(t) for t in range(8)), deleter())
+        assert deleted in ("deleted", "missing")
+        stored = await drain(store.read("t"))
+        assert [r.seq for r in stored] == list(range(1, len(stored) + 1))  # dense from 1
+        by_value = {orjson.dumps(r.event["value"]): r.seq for r in stored}
+        for batch in batches:  # each batch is in the thread now, whole and where it was told, or not at all
+            found = [by_value.get(orjson.dumps(r.event["value"])) for r in batch]
+            assert found == [r.seq for r in batch] or found == [None] * len(batch), found
+
+    async def test_a_thread_created_again_has_a_new_epoch(self, store: ThreadStore, make_store: MakeStore) -> None:
+        assert await store.head("t") is None
+        await store.append("t", [new(0), new(1)])
+        first = await store.head("t")
+        assert first is not None and first.last_seq == 2
+        assert re.fullmatch(r"[0-9a-z]{1,32}", first.epoch) and first.epoch != LEGACY_EPOCH
+        await store.append("t", [new(2)])
+        assert await store.head("t") == ThreadHead(first.epoch, 3)  # appends keep the epoch
+        assert await (await make_store()).head("t") == ThreadHead(first.epoch, 3)  # so does a restart
+        await store.delete_thread("t")
+        assert [r.seq for r in await store.append("t", [new("again")])] == [1]
+        second = await store.head("t")
+        assert second is not None and second.last_seq == 1 and second.epoch != first.epoch
+        assert [r.event["value"] for r in await drain(store.read("t"))] == ["again"]
+        assert await (await make_store()).head("t") == second
+
+    async def test_a_checkpoint_saved_late_is_not_the_new_incarnations(
+        self, store: ThreadStore, make_store: MakeStore
+    ) -> None:
+        await store.append("t", [new(0)])
+        await store.delete_thread("t")
+        await store.save_checkpoint("t", Checkpoint(1, b"of the deleted thread"))  # a late save
+        assert await (await make_store()).load_checkpoint("t") is None  # not kept: nothing of t is left
+        await store.append("t", [new("new")])
+        assert await store.load_checkpoint("t") is None
+        await store.save_checkpoint("t", Checkpoint(1, b"new"))
+        assert await store.load_checkpoint("t") == Checkpoint(1, b"new")
+
+    async def test_a_waiter_following_an_epoch_learns_of_the_delete(self, store: ThreadStore) -> None:
+        await store.append("t", [new(0)])
+        head = await store.head("t")
+        assert head is not None
+        waiter = asyncio.create_task(store.wait_for("t", 1, timeout=HANG_GUARD * 2, epoch=head.epoch))
+        plain = asyncio.create_task(store.wait_for("t", 1, timeout=0.2))
+        await let_waiters_start(store)
+        assert not waiter.done()
+        await store.delete_thread("t")
+        async with asyncio.timeout(HANG_GUARD):
+            with pytest.raises(ThreadDeleted):
+                await waiter
+            assert await plain <= 1  # one that named no epoch only times out
+        with pytest.raises(ThreadDeleted):  # gone before the call
+            await store.wait_for("t", 0, timeout=HANG_GUARD, epoch=head.epoch)
+        await store.append("t", [new("again")])
+        with pytest.raises(ThreadDeleted):  # another incarnation is not the one followed
+            await store.wait_for("t", 0, timeout=HANG_GUARD, epoch=head.epoch)
+        again = await store.head("t")
+        assert again is not None
+        assert await store.wait_for("t", 0, timeout=HANG_GUARD, epoch=again.epoch) == 1
+
+    async def test_delete_for_retention_keeps_a_thread_active_since(self, store: ThreadStore) -> None:
+        appended = await store.append("t", [new(0)])
+        ts = appended[0].ts
+        assert await store.delete_thread("t", idle_before_ms=ts) == "active"
+        assert await store.last_seq("t") == 1
+        assert await store.delete_thread("t", idle_before_ms=ts + 1) == "deleted"
+        assert await store.last_seq("t") == 0
+
+    async def test_idle_threads_come_in_bounded_pages(self, store: ThreadStore) -> None:
+        names = [f"thread-{i:02d}" for i in range(7)]
+        last = 0
+        for name in names:
+            last = (await store.append(name, [new(name)]))[0].ts
+        assert (await store.idle_threads(0, limit=3)).threads == []  # nothing before the epoch of time
+        seen: list[str] = []
+        cursor: str | None = None
+        for _ in range(10):
+            page = await store.idle_threads(last + 1, limit=3, cursor=cursor)
+            assert len(page.threads) <= 3
+            seen.extend(t.thread_id for t in page.threads)
+            assert all(t.last_activity_ms <= last for t in page.threads)
+            cursor = page.next
+            if cursor is None:
+                break
+        assert sorted(seen) == names
+        with pytest.raises(ValueError, match="limit"):
+            await store.idle_threads(last, limit=0)
+
+    async def test_an_imported_thread_is_the_exported_one(self, store: ThreadStore, make_store: MakeStore) -> None:
+        events = awkward_events()[:4] + events_holding_the_envelope()
+        await store.append("t", [NewEvent(e, AWKWARD_RUN_IDS[i % len(AWKWARD_RUN_IDS)]) for i, e in enumerate(events)])
+        await store.save_checkpoint("t", Checkpoint(3, b"\x00cp"))
+        lines = await drain(store.read_lines("t"))
+        importing = store.import_thread("copy", "abc123")
+        await importing.add(lines[:5])
+        await importing.add([line.rstrip(b"\n") for line in lines[5:]])  # with or without newlines
+        assert await store.head("copy") is None  # nothing visible before the commit
+        await importing.commit(Checkpoint(3, b"\x00cp"))
+        for reader in (store, await make_store()):
+            assert await drain(reader.read_lines("copy")) == lines
+            assert await drain(reader.read("copy")) == await drain(reader.read("t"))
+            assert await reader.head("copy") == ThreadHead("abc123", len(lines))
+            assert await reader.load_checkpoint("copy") == Checkpoint(3, b"\x00cp")
+            original, copy = await reader.thread_info("t"), await reader.thread_info("copy")
+            assert original is not None and copy is not None
+            assert (copy.events, copy.bytes, copy.last_activity_ms) == (
+                original.events,
+                original.bytes,
+                original.last_activity_ms,
+            )
+        assert [r.seq for r in await store.append("copy", [new("more")])] == [len(lines) + 1]
+        assert await store.head("copy") == ThreadHead("abc123", len(lines) + 1)
+
+    async def test_an_import_refuses_an_existing_thread_unless_replace(self, store: ThreadStore) -> None:
+        await store.append("t", [new("old")])
+        source = await drain(store.read_lines("t"))
+        old = await store.head("t")
+        importing = store.import_thread("t", "e1")
+        await importing.add(source)
+        with pytest.raises(ThreadExists):
+            await importing.commit()
+        assert await store.head("t") == old
+        assert [r.event["value"] for r in await drain(store.read("t"))] == ["old"]
+        await store.append("other", [new("x"), new("y")])
+        replacing = store.import_thread("t", "e2")
+        await replacing.add(await drain(store.read_lines("other")))
+        await replacing.commit(replace=True)
+        assert await store.head("t") == ThreadHead("e2", 2)
+        assert [r.event["value"] for r in await drain(store.read("t"))] == ["x", "y"]
+
+    async def test_an_import_refuses_what_is_not_a_dense_log(self, store: ThreadStore) -> None:
+        await store.append("t", [new(0), new(1), new(2)])
+        lines = await drain(store.read_lines("t"))
+        for bad in ([lines[1]], [lines[0], lines[2]], [b"not json"], [lines[0], b'{"seq":2}']):
+            importing = store.import_thread("copy", "e")
+            with pytest.raises(InvalidRecord):
+                await importing.add(bad)
+            await importing.abort()
+        importing = store.import_thread("copy", "e")
+        with pytest.raises(InvalidRecord):
+            await importing.commit()  # no records
+        importing = store.import_thread("copy", "e")
+        await importing.add(lines)
+        with pytest.raises(InvalidRecord):
+            await importing.commit(Checkpoint(4, b""))  # beyond the last record
+        await importing.abort()
+        assert await store.head("copy") is None
+        assert [i.thread_id for i in await store.list_threads()] == ["t"]
+        with pytest.raises(ValueError, match="epoch"):
+            store.import_thread("copy", "Not:An:Epoch")
+
+    # -- the lifecycle meets the open-run index and repeatable appends ----------------------------
+
+    async def test_a_deleted_thread_leaves_the_open_run_index(self, store: ThreadStore, make_store: MakeStore) -> None:
+        await store.append("t", [started("r", "t"), new(0, "r")])
+        await store.append("u", [started("r", "u")])
+        idle = await store.append("idle", [started("r", "idle")])
+        assert await store.open_run_threads() == ["idle", "t", "u"]
+        assert await store.delete_thread("t") == "deleted"
+        assert await store.delete_thread("idle", idle_before_ms=idle[0].ts + 1) == "deleted"  # a retention delete
+        assert await store.open_run_threads() == ["u"]
+        await store.close()
+        reopened = await make_store()
+        assert await reopened.open_run_threads() == ["u"]
+        assert (await reopened.repair_open_runs()).removed == ()  # nothing extra was left behind
+        # Created again with a run: in the index again, under its new epoch.
+        await reopened.append("t", [started("r2", "t")])
+        assert await reopened.open_run_threads() == ["t", "u"]
+        await reopened.append("t", [finished("r2", "t")])
+        assert await reopened.open_run_threads() == ["u"]
+
+    async def test_an_imported_thread_with_an_open_run_is_in_the_open_run_index(
+        self, store: ThreadStore, make_store: MakeStore
+    ) -> None:
+        await store.append("open", [started("r", "open"), new(0, "r")])
+        await store.append("done", [started("r", "done"), new(0, "r"), finished("r", "done")])
+        await store.append("plain", [new(0, None)])
+        lines = {t: await drain(store.read_lines(t)) for t in ("open", "done", "plain")}
+        for source, source_lines in lines.items():
+            importing = store.import_thread(f"copy-{source}", "e1")
+            await importing.add(source_lines)
+            await importing.commit()
+        assert await store.open_run_threads() == ["copy-open", "open"]
+        refused = store.import_thread("copy-open", "e2")
+        await refused.add(lines["done"])
+        with pytest.raises(ThreadExists):
+            await refused.commit()
+        assert await store.open_run_threads() == ["copy-open", "open"]  # a refused import changes nothing
+        # A replacing import leaves the entry as the new log says, whatever the old one said.
+        for target, source in (("copy-open", "done"), ("copy-done", "open")):
+            replacing = store.import_thread(target, "e3")
+            await replacing.add(lines[source])
+            await replacing.commit(replace=True)
+        assert await store.open_run_threads() == ["copy-done", "open"]
+        await store.close()
+        reopened = await make_store()
+        assert await reopened.open_run_threads() == ["copy-done", "open"]
+        assert (await reopened.repair_open_runs()).added == ()  # nothing was missing
+        # The imported run is closed as any run a crash left open: its end drops the entry.
+        await reopened.append("copy-done", [finished("r", "open")])
+        assert await reopened.open_run_threads() == ["open"]
+
+    async def test_a_batch_repeated_after_a_delete_does_not_bring_the_thread_back(
+        self, store: ThreadStore, make_store: MakeStore
+    ) -> None:
+        first = [started("r"), new(0, "r")]
+        second = [new(1, "r"), new(2, "r")]
+        await store.append("t", first, expect_seq=1)
+        await store.append("t", second, expect_seq=3)
+        assert await store.delete_thread("t") == "deleted"
+        with pytest.raises(SeqConflict) as conflict:
+            await store.append("t", second, expect_seq=3)  # its first reply was lost, say
+        assert conflict.value.last_seq == 0
+        assert await store.open_run_threads() == []
+        for reader in (store, await make_store()):
+            assert await reader.head("t") is None
+            assert await reader.thread_info("t") is None
+            assert await drain(reader.read("t")) == []
+            assert [i.thread_id for i in await reader.list_threads()] == []
+        await store.close()  # what it holds is written: the next store reads all of it
+        store = await make_store()
+        assert await store.open_run_threads() == []
+        # Created again: the old batches' positions are not the new incarnation's.
+        await store.append("t", [new("new", None)], expect_seq=1)
+        with pytest.raises(SeqConflict) as conflict:
+            await store.append("t", second, expect_seq=3)
+        assert conflict.value.last_seq == 1
+        with pytest.raises(SeqConflict):
+            await store.append("t", first, expect_seq=1)  # seq 1 holds another batch now
+        assert [r.event["value"] for r in await drain(store.read("t"))] == ["new"]
+        assert await store.open_run_threads() == []

@@ -14,7 +14,7 @@ from pathlib import Path
 import pytest
 from support.waiting import wait_until_async
 
-from agui_gateway.store.base import Checkpoint
+from agui_gateway.store.base import Checkpoint, ThreadDeleted
 from agui_gateway.store.file import FileStore
 from agui_gateway.store.redis import RedisStore
 from store.contract import HANG_GUARD, drain, finished, new, opened_stores, started
@@ -93,3 +93,35 @@ async def test_the_redis_store_keeps_nothing_per_thread_once_it_is_idle(redis_st
     assert len(await store.list_threads()) == THREADS // 3
     assert len(store._seq_reads) == 0
     await wait_until_async(lambda: not store._watches, HANG_GUARD, what="every idle watch gone")
+
+
+async def test_the_file_store_cap_on_opened_threads_and_deletes(tmp_path: Path) -> None:
+    store = FileStore(tmp_path / "data", fsync="never", cached_threads=1)
+    await store.open()
+    try:
+        await store.append("watched", [new(0)])
+        head = await store.head("watched")
+        assert head is not None
+        waiter = asyncio.ensure_future(store.wait_for("watched", 1, timeout=HANG_GUARD, epoch=head.epoch))
+        await wait_until_async(lambda: store._logs["watched"].waiters == 1, HANG_GUARD, what="the waiter")
+        # The cap is full with a pinned thread: a thread being opened is never the one dropped,
+        # so its appends queue on the log the store holds (one writer per thread).
+        async with asyncio.timeout(HANG_GUARD):
+            for i in range(3):
+                assert [r.seq for r in await store.append("other", [new(i)])] == [i + 1]
+                assert [r.seq for r in await store.append(f"o{i}", [new(i)])] == [1]
+        assert [r.event["value"] for r in await drain(store.read("other"))] == [0, 1, 2]
+        assert "o0" not in store._logs  # dropped: the cap holds
+        # A dropped thread is deleted from disk; the pinned one too, and its waiter learns it.
+        assert await store.delete_thread("o0") == "deleted"
+        assert await store.delete_thread("watched") == "deleted"
+        async with asyncio.timeout(HANG_GUARD):
+            with pytest.raises(ThreadDeleted):
+                await waiter
+        assert "watched" not in store._logs and "o0" not in store._logs
+        assert sorted(i.thread_id for i in await store.list_threads()) == ["o1", "o2", "other"]
+        assert [r.seq for r in await store.append("o0", [new("again")])] == [1]
+        again = await store.head("o0")
+        assert again is not None and [r.event["value"] for r in await drain(store.read("o0"))] == ["again"]
+    finally:
+        await store.close()

@@ -126,6 +126,32 @@ async def test_a_data_directory_without_an_index_gets_one_built_from_its_logs(da
         await store.close()
 
 
+@pytest.mark.parametrize("index", [None, b"damaged"])
+async def test_an_index_built_with_no_open_run_is_written_and_built_once(
+    data_dir: Path, index: bytes | None, caplog: pytest.LogCaptureFixture
+) -> None:
+    store = await opened(data_dir)
+    await store.append("done", [started("r", "done"), finished("r", "done")])
+    await store.append("plain", [new(0, None)])
+    await store.close()
+    if index is None:
+        (data_dir / INDEX_NAME).unlink()  # as a version before the index left it
+    else:
+        (data_dir / INDEX_NAME).write_bytes(index)
+    for _ in range(2):
+        caplog.clear()
+        store = await opened(data_dir)
+        try:
+            assert await store.open_run_threads() == []
+            assert index_on_disk(data_dir) == []
+        finally:
+            await store.close()
+        rebuilt = [r for r in caplog.records if "open-run index" in r.getMessage()]
+        if _ == 0:
+            assert rebuilt, "the first open builds the index"
+    assert rebuilt == []  # the second open read the file the first one wrote: no full scan
+
+
 async def test_an_extra_entry_goes_when_its_thread_is_opened_and_a_lost_one_comes_back(data_dir: Path) -> None:
     store = await opened(data_dir)
     await store.append("open", [started("r", "open")])
@@ -229,5 +255,80 @@ async def test_listing_the_open_runs_opens_no_thread(data_dir: Path) -> None:
     try:
         assert await store.open_run_threads() == ["t000", "t100", "t200"]
         assert len(store._logs) == 0 and len(store._peeked) == 0  # from the index file alone
+    finally:
+        await store.close()
+
+
+# -- the index and the data lifecycle (deletes through trash/, imports through incoming/) ---------
+
+
+async def test_an_entry_a_crash_inside_a_delete_left_goes_when_its_thread_is_looked_at(data_dir: Path) -> None:
+    store = await opened(data_dir)
+    await store.append("t", [started("r", "t"), new(0, "r")])
+    await store.append("keep", [started("r", "keep")])
+    await store.close()
+    # A crash right after a delete's rename into trash/: the index on disk still names t.
+    (data_dir / "trash").mkdir(exist_ok=True)
+    os.rename(data_dir / "threads" / "t", data_dir / "trash" / "t.0123abcd")
+    assert index_on_disk(data_dir) == ["keep", "t"]
+    store = await opened(data_dir)
+    try:
+        assert store.stats.interrupted_deletes == 1
+        assert await store.open_run_threads() == ["keep", "t"]  # extra, harmless: as recovery does,
+        assert await store.last_seq("t") == 0  # opening it finds no thread
+        assert await store.open_run_threads() == ["keep"]
+        assert not (data_dir / "threads" / "t").exists()  # and creates nothing
+        await store.close()
+        assert index_on_disk(data_dir) == ["keep"]
+    finally:
+        await store.close()
+
+
+async def test_a_delete_drops_the_entry_on_disk(data_dir: Path) -> None:
+    store = await opened(data_dir)
+    try:
+        await store.append("t", [started("r", "t"), new(0, "r")])
+        await store.append("u", [started("r", "u")])
+        assert index_on_disk(data_dir) == ["t", "u"]
+        assert await store.delete_thread("t") == "deleted"
+        assert await store.open_run_threads() == ["u"]
+        await store.close()  # the drop is written lazily, at the latest by close
+        assert index_on_disk(data_dir) == ["u"]
+    finally:
+        await store.close()
+
+
+async def test_an_imported_open_run_is_in_the_index_on_disk_before_its_folder_is(
+    data_dir: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    store = await opened(data_dir)
+    try:
+        await store.append("src", [started("r", "src"), new(0, "r")])
+        lines = await drain(store.read_lines("src"))
+        seen: list[tuple[list[str], bool]] = []
+        real_rename = os.rename
+
+        def rename(source: object, target: object) -> None:
+            if Path(str(target)) == data_dir / "threads" / "copy":  # the import's step into place
+                seen.append((index_on_disk(data_dir), Path(str(target)).exists()))
+            real_rename(source, target)  # type: ignore[arg-type]
+
+        monkeypatch.setattr(agui_gateway.store.file.store.os, "rename", rename)
+        real_add = store._open_runs.add
+
+        async def add_then_look(thread_id: str) -> None:
+            await real_add(thread_id)
+            # A reader asking about the thread between the index write and the rename finds
+            # no folder yet: it must not take the entry the import has just made.
+            assert await store.last_seq(thread_id) == 0
+
+        monkeypatch.setattr(store._open_runs, "add", add_then_look)
+        importing = store.import_thread("copy", "e1")
+        await importing.add(lines)
+        await importing.commit()
+        assert seen == [(["copy", "src"], False)]
+        assert await store.open_run_threads() == ["copy", "src"]
+        assert await store.last_seq("copy") == 2
+        assert await store.open_run_threads() == ["copy", "src"]
     finally:
         await store.close()

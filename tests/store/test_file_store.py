@@ -19,7 +19,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 import agui_gateway.store.file.store
-from agui_gateway.store.base import Checkpoint, InvalidThreadId, NewEvent, ThreadStore
+from agui_gateway.store.base import LEGACY_EPOCH, Checkpoint, InvalidThreadId, NewEvent, ThreadHead, ThreadStore
 from agui_gateway.store.file import FileStore
 from agui_gateway.store.file.scan import INDEX_EVERY, LineSplitter
 from agui_gateway.store.records import decode_scan, encode_unsequenced, sequence_line, slice_event
@@ -444,6 +444,7 @@ async def test_checkpoint_temp_files_are_ignored_and_cleaned(open_store: list[Fi
 
 async def test_damaged_checkpoint_reads_as_absent(open_store: list[FileStore], data_dir: Path) -> None:
     store = await reopen(open_store, data_dir)
+    await store.append("t", [new(0), new(1)])
     await store.save_checkpoint("t", Checkpoint(1, b"payload"))
     path = log_path(data_dir).parent / "checkpoint.bin"
     path.write_bytes(path.read_bytes()[:-1] + b"X")
@@ -574,3 +575,98 @@ async def test_repeated_sigkill_and_restart(data_dir: Path) -> None:
         acked = await asyncio.to_thread(_run_and_kill, data_dir, rng.randint(1, 2000))
         assert min(acked) > previous, f"seed {seed}: seqs restarted"
         previous = await _check_after_crash(data_dir, acked, seed)
+
+
+# -- the data lifecycle on disk -----------------------------------------------------------------
+
+_DELETE_CRASH_CHILD = textwrap.dedent(
+    """
+    import asyncio, os, signal, sys
+    from agui_gateway.store.base import NewEvent
+    from agui_gateway.store.file import FileStore
+    import agui_gateway.store.file.store as file_store
+
+    def crash(path):  # the process dies after the rename, before the files are removed
+        os.kill(os.getpid(), signal.SIGKILL)
+
+    async def main():
+        store = FileStore(sys.argv[1], fsync="always")
+        await store.open()
+        await store.append("t", [NewEvent({"type": "CUSTOM", "name": "n", "value": i}, "run") for i in range(50)])
+        await store.append("keep", [NewEvent({"type": "CUSTOM", "name": "n", "value": "kept"}, "run")])
+        file_store.remove_tree = crash
+        await store.delete_thread("t")
+
+    asyncio.run(main())
+    """
+)
+
+
+async def test_a_crash_inside_a_delete_leaves_nothing_readable_and_the_next_open_finishes_it(
+    data_dir: Path, open_store: list[FileStore]
+) -> None:
+    package_root = Path(agui_gateway.store.file.store.__file__).resolve().parents[2]
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(package_root), os.environ.get("PYTHONPATH", "")])}
+    child = await asyncio.to_thread(
+        subprocess.run, [sys.executable, "-c", _DELETE_CRASH_CHILD, str(data_dir)], env=env, timeout=60
+    )
+    assert child.returncode == -signal.SIGKILL
+    # The crash came after the rename: the thread's files are in the trash, none under threads/.
+    assert not (data_dir / "threads" / "t").exists()
+    leftovers = list((data_dir / "trash").iterdir())
+    assert len(leftovers) == 1 and (leftovers[0] / "log.jsonl").stat().st_size > 0
+    store = await reopen(open_store, data_dir)
+    assert list((data_dir / "trash").iterdir()) == []
+    assert store.stats.interrupted_deletes == 1
+    assert await drain(store.read("t")) == [] and await store.head("t") is None
+    assert [i.thread_id for i in await store.list_threads()] == ["keep"]
+    assert [r.event["value"] for r in await drain(store.read("keep"))] == ["kept"]
+
+
+async def test_a_thread_stored_before_epochs_has_the_legacy_epoch(open_store: list[FileStore], data_dir: Path) -> None:
+    store = await reopen(open_store, data_dir)
+    await store.append("t", [new(0), new(1)])
+    head = await store.head("t")
+    assert head is not None
+    # The epoch is a file beside the log, written before the first record.
+    assert (data_dir / "threads" / "t" / "epoch").read_text() == head.epoch + "\n"
+    (data_dir / "threads" / "t" / "epoch").unlink()  # as a store of the previous version left it
+    for _ in range(2):  # the same on every open
+        store = await reopen(open_store, data_dir)
+        assert await store.head("t") == ThreadHead(LEGACY_EPOCH, 2)
+    await store.append("t", [new(2)])
+    assert await store.head("t") == ThreadHead(LEGACY_EPOCH, 3)
+    await store.delete_thread("t")
+    await store.append("t", [new("new")])
+    again = await store.head("t")
+    assert again is not None and again.epoch != LEGACY_EPOCH
+
+
+async def test_an_import_a_crash_cut_short_is_dropped_on_open(open_store: list[FileStore], data_dir: Path) -> None:
+    store = await reopen(open_store, data_dir)
+    await store.append("t", [new(0)])
+    importing = store.import_thread("copy", "e1")
+    await importing.add(await drain(store.read_lines("t")))  # staged, never committed: a crash
+    assert len(list((data_dir / "incoming").iterdir())) == 1
+    store = await reopen(open_store, data_dir)
+    assert list((data_dir / "incoming").iterdir()) == []
+    assert await store.head("copy") is None
+
+
+async def test_an_imported_log_carries_its_last_records_time(open_store: list[FileStore], data_dir: Path) -> None:
+    store = await reopen(open_store, data_dir)
+    appended = await store.append("t", [new(0)])
+    importing = store.import_thread("copy", "e1")
+    await importing.add(await drain(store.read_lines("t")))
+    await importing.commit()
+    # The sweep's stat test (mtime before the cutoff: idle) holds for an imported thread.
+    assert log_path(data_dir, "copy").stat().st_mtime_ns // 1_000_000 == appended[0].ts
+    store = await reopen(open_store, data_dir)  # nothing opened: the sweep reads the disk
+    # A log written by an append has an mtime a little after its record's ts (the write).
+    written = log_path(data_dir, "t").stat().st_mtime_ns // 1_000_000
+    assert (await store.idle_threads(appended[0].ts + 1)).threads[0].thread_id == "copy"
+    page = await store.idle_threads(written + 1)
+    assert [(t.thread_id, t.last_activity_ms) for t in page.threads] == [
+        ("copy", appended[0].ts),
+        ("t", appended[0].ts),
+    ]

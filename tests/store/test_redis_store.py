@@ -14,7 +14,15 @@ import orjson
 import pytest
 from support.waiting import wait_until_async
 
-from agui_gateway.store.base import LeaseLost, NewEvent
+from agui_gateway.store.base import (
+    LEGACY_EPOCH,
+    Checkpoint,
+    LeaseLost,
+    NewEvent,
+    SeqConflict,
+    ThreadDeleted,
+    ThreadHead,
+)
 from agui_gateway.store.lease import Holder, Renewal
 from agui_gateway.store.redis import RedisStore
 from agui_gateway.store.redis.connect import connect
@@ -256,15 +264,15 @@ async def test_concurrent_last_seq_reads_share_one_round_trip_yet_see_this_repli
     await store.append("t", [new(0)])
     reads: list[int] = []
     answer = asyncio.Event()  # holds each read's answer back until the test lets it go
-    read_last_seq = store._read_last_seq
+    read_head = store._read_head
 
-    async def held_read(thread_id: str) -> int:
-        value = await read_last_seq(thread_id)
-        reads.append(value)
+    async def held_read(thread_id: str) -> tuple[str | None, int]:
+        value = await read_head(thread_id)
+        reads.append(value[1])
         await answer.wait()
         return value
 
-    monkeypatch.setattr(store, "_read_last_seq", held_read)
+    monkeypatch.setattr(store, "_read_head", held_read)
     async with asyncio.timeout(HANG_GUARD):
         early = [asyncio.create_task(store.last_seq("t")) for _ in range(200)]
         await wait_until_async(lambda: reads, HANG_GUARD, what="the shared read's answer, held back")
@@ -324,3 +332,263 @@ async def test_threads_of_an_older_version_get_a_warning_until_a_full_repair(
     later = await make_replica()
     assert isinstance(later, RedisStore) and later.index_warning is None
     assert await later.open_run_threads() == ["t"]
+
+
+# -- the data lifecycle across replicas -----------------------------------------------------------
+
+
+async def _keys_of(url: str, prefix: str, thread_id: str) -> set[str]:
+    client = await connect(url)
+    try:
+        keys = {key.decode() async for key in client.scan_iter(match=f"{prefix}:{{{thread_id}}}:*", count=1000)}
+    finally:
+        await client.aclose()
+    return keys
+
+
+async def test_a_delete_takes_the_lease_and_fence_with_it_and_the_holder_can_no_longer_write(
+    make_replica: MakeStore, any_redis_url: str, redis_prefix: str
+) -> None:
+    holder, deleting = await make_replica(), await make_replica()
+    assert holder.leases is not None and deleting.leases is not None
+    lease = await holder.leases.acquire("t", "run-a")
+    assert lease is not None
+    await holder.append("t", [new(0)], fence=lease.token)
+    await holder.save_checkpoint("t", Checkpoint(1, b"cp"))
+    assert await deleting.delete_thread("t") == "leased"  # a run in progress is kept
+    assert await deleting.last_seq("t") == 1
+    assert await deleting.delete_thread("t", even_if_leased=True) == "deleted"
+    # Only the deletion notice is left under the thread's tag, and it holds no data.
+    assert await _keys_of(any_redis_url, redis_prefix, "t") == {f"{redis_prefix}:{{t}}:deleted"}
+    with pytest.raises(LeaseLost):
+        await holder.append("t", [new("into the deleted thread")], fence=lease.token)
+    assert not (await holder.leases.renew(lease)).held
+    # Created again, with a lease of its own: the old token does not hold it either.
+    again = await deleting.leases.acquire("t", "run-b")
+    assert again is not None and again.token != lease.token
+    await deleting.append("t", [new("new")], fence=again.token)
+    with pytest.raises(LeaseLost):
+        await holder.append("t", [new("stale")], fence=lease.token)
+    assert [r.event["value"] for r in await drain(holder.read("t"))] == ["new"]
+
+
+async def test_tokens_keep_growing_across_a_delete(make_replica: MakeStore) -> None:
+    store = await make_replica()
+    assert store.leases is not None
+    tokens = []
+    for _ in range(3):
+        lease = await store.leases.acquire("t", "run")
+        assert lease is not None
+        tokens.append(lease.token)
+        await store.append("t", [new(0)], fence=lease.token)
+        await store.delete_thread("t", even_if_leased=True)
+    assert tokens == sorted(set(tokens))
+
+
+async def test_a_waiter_on_another_replica_learns_of_the_delete(make_replica: MakeStore) -> None:
+    waiting, deleting = await make_replica(), await make_replica()
+    await deleting.append("t", [new(0)])
+    head = await waiting.head("t")
+    assert head is not None
+    waiter = asyncio.create_task(waiting.wait_for("t", 1, timeout=HANG_GUARD * 2, epoch=head.epoch))
+    await let_waiters_start(waiting)
+    assert not waiter.done()
+    await deleting.delete_thread("t")  # a blocked XREAD does not wake on a delete: the notice does
+    async with asyncio.timeout(HANG_GUARD):
+        with pytest.raises(ThreadDeleted):
+            await waiter
+    # Created again by the other replica: a waiter of the new epoch follows it from seq 0.
+    await deleting.append("t", [new("new")])
+    again = await waiting.head("t")
+    assert again is not None and again.epoch != head.epoch
+    follower = asyncio.create_task(waiting.wait_for("t", 1, timeout=HANG_GUARD * 2, epoch=again.epoch))
+    await let_waiters_start(waiting)
+    assert not follower.done()
+    await deleting.append("t", [new("more")])
+    async with asyncio.timeout(HANG_GUARD):
+        assert await follower == 2
+
+
+async def test_a_thread_stored_before_epochs_reads_as_legacy(
+    make_replica: MakeStore, any_redis_url: str, redis_prefix: str
+) -> None:
+    store = await make_replica()
+    await store.append("t", [new(0)])
+    await store.save_checkpoint("t", Checkpoint(1, b"cp"))
+    client = await connect(any_redis_url)
+    try:  # as the previous version stored them: no epoch in the info, a bare checkpoint header
+        await client.hdel(f"{redis_prefix}:{{t}}:info", "epoch")
+        await client.set(f"{redis_prefix}:{{t}}:ckpt", b"1\ncp")
+    finally:
+        await client.aclose()
+    for reader in (store, await make_replica()):
+        assert await reader.head("t") == ThreadHead(LEGACY_EPOCH, 1)
+        assert await reader.load_checkpoint("t") == Checkpoint(1, b"cp")
+    await store.append("t", [new(1)])
+    assert await store.head("t") == ThreadHead(LEGACY_EPOCH, 2)
+
+
+async def _ttls(url: str, prefix: str, thread_id: str) -> dict[str, int]:
+    client = await connect(url)
+    try:
+        return {
+            kind: await client.pttl(f"{prefix}:{{{thread_id}}}:{kind}") for kind in ("log", "info", "ckpt", "fence")
+        }
+    finally:
+        await client.aclose()
+
+
+async def test_with_retention_the_keys_expire_unless_active_or_leased(any_redis_url: str, redis_prefix: str) -> None:
+    retention_ms = 600_000
+    async with opened_stores(
+        lambda: RedisStore(any_redis_url, prefix=redis_prefix, lease_ttl_s=5, retention_s=retention_ms / 1000)
+    ) as make:
+        store = await make()
+        assert store.leases is not None
+        await store.append("t", [new(0)])
+        await store.save_checkpoint("t", Checkpoint(1, b"cp"))
+        ttls = await _ttls(any_redis_url, redis_prefix, "t")
+        assert all(0 < ttls[kind] <= retention_ms for kind in ("log", "info", "ckpt")), ttls
+        lease = await store.leases.acquire("t", "run")
+        assert lease is not None
+        client = await connect(any_redis_url)
+        try:  # as if the retention had nearly run out: a renewal pushes it back
+            for kind in ("log", "info", "ckpt", "fence"):
+                await client.pexpire(f"{redis_prefix}:{{t}}:{kind}", 1_000)
+        finally:
+            await client.aclose()
+        assert (await store.leases.renew(lease)).held
+        ttls = await _ttls(any_redis_url, redis_prefix, "t")
+        assert all(retention_ms - 60_000 < ttl <= retention_ms for ttl in ttls.values()), ttls
+    async with opened_stores(lambda: RedisStore(any_redis_url, prefix=redis_prefix)) as make:
+        plain = await make()
+        await plain.append("u", [new(0)])
+        assert (await _ttls(any_redis_url, redis_prefix, "u"))["log"] == -1  # no retention: no expiry
+    with pytest.raises(ValueError, match="retention"):
+        RedisStore(any_redis_url, prefix=redis_prefix, lease_ttl_s=10, retention_s=15)
+
+
+async def test_a_sweep_keeps_leased_threads_and_moves_past_them(make_replica: MakeStore) -> None:
+    store = await make_replica()
+    assert store.leases is not None
+    last = 0
+    for name in ("a", "b", "c", "d"):
+        last = (await store.append(name, [new(name)]))[0].ts
+    lease = await store.leases.acquire("a", "run")
+    assert lease is not None
+    outcomes: dict[str, str] = {}
+    cursor: str | None = None
+    for _ in range(10):
+        page = await store.idle_threads(last + 1, limit=2, cursor=cursor)
+        for idle in page.threads:
+            outcomes[idle.thread_id] = await store.delete_thread(idle.thread_id, idle_before_ms=last + 1)
+        cursor = page.next
+        if cursor is None:
+            break
+    assert outcomes == {"a": "leased", "b": "deleted", "c": "deleted", "d": "deleted"}
+    assert [i.thread_id for i in await store.list_threads()] == ["a"]
+
+
+async def test_a_retention_delete_reaches_a_waiter_at_its_next_wait(make_replica: MakeStore) -> None:
+    waiting, sweeping = await make_replica(), await make_replica()
+    appended = await sweeping.append("t", [new(0)])
+    head = await waiting.head("t")
+    assert head is not None
+    # A sweep's delete leaves no notice (it would cost what a small thread does, thousands
+    # at a time): a waiter that follows the epoch learns it when it next asks.
+    assert await sweeping.delete_thread("t", idle_before_ms=appended[0].ts + 1) == "deleted"
+    with pytest.raises(ThreadDeleted):
+        await waiting.wait_for("t", 1, timeout=HANG_GUARD, epoch=head.epoch)
+
+
+async def test_a_sweep_finds_and_unlists_threads_whose_keys_expired(
+    make_replica: MakeStore, any_redis_url: str, redis_prefix: str
+) -> None:
+    store = await make_replica()
+    last = (await store.append("gone", [new(0)]))[0].ts
+    await store.append("kept", [new(0)])
+    client = await connect(any_redis_url)
+    try:  # as Redis expires them with retention, gateway or not: the index entry stays behind
+        for kind in ("log", "info"):
+            await client.delete(f"{redis_prefix}:{{gone}}:{kind}")
+        assert await client.zscore(f"{redis_prefix}:threads", "gone") is not None
+    finally:
+        await client.aclose()
+    assert [i.thread_id for i in await store.list_threads()] == ["kept"]
+    page = await store.idle_threads(last + 1)
+    assert "gone" in [t.thread_id for t in page.threads]
+    assert await store.delete_thread("gone", idle_before_ms=last + 1) == "missing"
+    client = await connect(any_redis_url)
+    try:
+        assert await client.zscore(f"{redis_prefix}:threads", "gone") is None
+    finally:
+        await client.aclose()
+
+
+# -- the lifecycle meets the open-run index, repeated appends and reclaimed leases -------------------
+
+
+async def test_a_fenced_batch_repeated_after_a_delete_is_refused_and_creates_nothing(
+    make_replica: MakeStore, any_redis_url: str, redis_prefix: str
+) -> None:
+    holder, deleting = await make_replica(), await make_replica()
+    assert holder.leases is not None
+    lease = await holder.leases.acquire("t", "run-a")
+    assert lease is not None
+    batch = [started("run-a"), new(0, "run-a")]
+    await holder.append("t", batch, fence=lease.token, expect_seq=1)
+    assert await deleting.open_run_threads() == ["t"]
+    assert await deleting.delete_thread("t", even_if_leased=True) == "deleted"
+    assert await holder.open_run_threads() == []
+    # The holder repeats its batch (its reply was lost, say): the delete took the lease and
+    # the fence, so the thread is not created again, not even at seq 1.
+    with pytest.raises(LeaseLost):
+        await holder.append("t", batch, fence=lease.token, expect_seq=1)
+    with pytest.raises(SeqConflict):
+        await holder.append("t", [new(1, "run-a")], fence=lease.token, expect_seq=3)
+    assert not await holder.leases.reclaim(lease)  # the lease is not granted again either
+    assert await _keys_of(any_redis_url, redis_prefix, "t") == {f"{redis_prefix}:{{t}}:deleted"}
+    assert await holder.head("t") is None and await holder.open_run_threads() == []
+    assert [i.thread_id for i in await holder.list_threads()] == []
+
+
+async def test_a_reclaimed_lease_refreshes_the_retention_of_the_thread(any_redis_url: str, redis_prefix: str) -> None:
+    retention_ms = 600_000
+    async with opened_stores(
+        lambda: RedisStore(any_redis_url, prefix=redis_prefix, lease_ttl_s=5, retention_s=retention_ms / 1000)
+    ) as make:
+        store = await make()
+        assert store.leases is not None
+        lease = await store.leases.acquire("t", "run")
+        assert lease is not None
+        await store.append("t", [started("run"), new(0, "run")], fence=lease.token, expect_seq=1)
+        client = await connect(any_redis_url)
+        try:  # an outage longer than the ttl: the lease lapsed, the retention nearly ran out
+            await client.delete(f"{redis_prefix}:{{t}}:lease")
+            for kind in ("log", "info", "fence"):
+                await client.pexpire(f"{redis_prefix}:{{t}}:{kind}", 1_000)
+        finally:
+            await client.aclose()
+        assert await store.leases.reclaim(lease)
+        ttls = await _ttls(any_redis_url, redis_prefix, "t")
+        assert all(retention_ms - 60_000 < ttls[kind] <= retention_ms for kind in ("log", "info", "fence")), ttls
+        assert [r.seq for r in await store.append("t", [finished("run")], fence=lease.token, expect_seq=3)] == [3]
+        assert await store.open_run_threads() == []
+
+
+async def test_a_sweep_drops_the_open_run_entry_of_a_thread_whose_keys_expired(
+    make_replica: MakeStore, any_redis_url: str, redis_prefix: str
+) -> None:
+    store = await make_replica()
+    last = (await store.append("gone", [started("r", "gone"), new(0, "r")]))[0].ts
+    await store.append("kept", [started("r", "kept")])
+    client = await connect(any_redis_url)
+    try:  # as Redis expires a thread's keys with retention: its open-run entry stays behind
+        for kind in ("log", "info", "fence"):
+            await client.delete(f"{redis_prefix}:{{gone}}:{kind}")
+    finally:
+        await client.aclose()
+    assert await store.open_run_threads() == ["gone", "kept"]  # extra, and harmless
+    assert "gone" in [t.thread_id for t in (await store.idle_threads(last + 1)).threads]
+    assert await store.delete_thread("gone", idle_before_ms=last + 1) == "missing"
+    assert await store.open_run_threads() == ["kept"]

@@ -1,7 +1,10 @@
 """Atomic checkpoint files (blocking; the file store runs these in an executor).
 
-Layout: one header line ``{"format":1,"seq":N,"length":L,"crc32":C}`` followed
-by the ``L`` data bytes. A save writes a temp file in the same directory,
+Layout: one header line ``{"format":1,"seq":N,"length":L,"crc32":C[,"epoch":E]}``
+followed by the ``L`` data bytes. ``epoch`` is the thread's epoch when the checkpoint
+was saved: a checkpoint of another incarnation of the thread (one saved late, after a
+delete) is not loaded (``FileStore.load_checkpoint``); one saved before epochs existed
+has none, and belongs to a legacy thread. A save writes a temp file in the same directory,
 fsyncs it, renames it over the old checkpoint and fsyncs the directory, so a
 crash at any point leaves either the old or the new checkpoint, never a mix.
 Leftover temp files from a crash are ignored by :func:`read_checkpoint` and
@@ -29,15 +32,16 @@ class CorruptCheckpoint(ValueError):
     """The checkpoint file exists but does not pass its header/CRC checks."""
 
 
-def write_checkpoint(directory: Path, checkpoint: Checkpoint, *, durable: bool) -> None:
-    header = orjson.dumps(
-        {
-            "format": 1,
-            "seq": checkpoint.seq,
-            "length": len(checkpoint.data),
-            "crc32": zlib.crc32(checkpoint.data),
-        }
-    )
+def write_checkpoint(directory: Path, checkpoint: Checkpoint, *, durable: bool, epoch: str | None = None) -> None:
+    fields: dict[str, object] = {
+        "format": 1,
+        "seq": checkpoint.seq,
+        "length": len(checkpoint.data),
+        "crc32": zlib.crc32(checkpoint.data),
+    }
+    if epoch is not None:
+        fields["epoch"] = epoch
+    header = orjson.dumps(fields)
     temp = directory / f"{_TEMP_PREFIX}{uuid.uuid4().hex}"
     fd = os.open(temp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o644)
     try:
@@ -58,6 +62,12 @@ def write_checkpoint(directory: Path, checkpoint: Checkpoint, *, durable: bool) 
 
 def read_checkpoint(directory: Path) -> Checkpoint | None:
     """The saved checkpoint, None when there is none; raises CorruptCheckpoint."""
+    found = read_checkpoint_and_epoch(directory)
+    return found[0] if found is not None else None
+
+
+def read_checkpoint_and_epoch(directory: Path) -> tuple[Checkpoint, str | None] | None:
+    """The saved checkpoint and the epoch it was saved under (None: saved before epochs)."""
     try:
         blob = (directory / CHECKPOINT_NAME).read_bytes()
     except FileNotFoundError:
@@ -73,7 +83,8 @@ def read_checkpoint(directory: Path) -> Checkpoint | None:
     seq = header.get("seq")
     if type(seq) is not int or header.get("length") != len(data) or header.get("crc32") != zlib.crc32(data):
         raise CorruptCheckpoint(f"{directory / CHECKPOINT_NAME}: length or CRC mismatch")
-    return Checkpoint(seq=seq, data=data)
+    epoch = header.get("epoch")
+    return Checkpoint(seq=seq, data=data), epoch if isinstance(epoch, str) else None
 
 
 def remove_temp_files(directory: Path) -> int:

@@ -29,7 +29,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal
 
-from agui_gateway.store.base import NewEvent, StoredRecord, StoreError, ThreadInfo
+from agui_gateway.store.base import NewEvent, StoredRecord, StoreError, ThreadInfo, new_epoch
 from agui_gateway.store.file.fs import (
     LOG_NAME,
     fdatasync,
@@ -38,6 +38,7 @@ from agui_gateway.store.file.fs import (
     write_all,
     write_and_sync,
 )
+from agui_gateway.store.file.lifecycle import write_epoch
 from agui_gateway.store.file.run_index import OpenRunIndex
 from agui_gateway.store.file.scan import ScanResult, SparseIndex
 from agui_gateway.store.open_runs import may_open, open_after
@@ -57,6 +58,7 @@ class FileStoreStats:
     torn_bytes: int = 0
     corrupt_checkpoints: int = 0  # checkpoints failing their CRC (read as absent)
     temp_files_removed: int = 0  # checkpoint temp files left by a crash
+    interrupted_deletes: int = 0  # deletes a crash cut off after their rename, finished on open
     writes: int = 0  # group writes (one or more appends each)
     fsyncs: int = 0  # log fsyncs (group commit: fewer than appends under load)
 
@@ -135,6 +137,9 @@ class ThreadLog:
         self.odd_offsets: array[int] = array("q")
         self.changed = asyncio.Event()  # replaced on every commit, see notify()
         self.waiters = 0  # wait_for calls on this object: it must stay the thread's
+        # Created with the thread: saved (durably) before its first record is written.
+        self.epoch: str | None = None
+        self.deleted = False  # this incarnation was deleted: waiters on it must learn it
         self._policy = policy
         self._fds = fds
         self._fd: int | None = None
@@ -266,6 +271,10 @@ class ThreadLog:
                         pending.future.set_exception(exc)
                 return
         try:
+            if self.epoch is None:  # the thread's first record: its epoch goes first
+                epoch = new_epoch()
+                await self._policy.run_io(write_epoch, self.directory, epoch, self._policy.durable)
+                self.epoch = epoch
             await self._write(b"".join(lines))
         except OSError as exc:
             await self._undo_failed_write()

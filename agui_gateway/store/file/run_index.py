@@ -167,7 +167,13 @@ class OpenRunIndex:
         wanted = found_open | recent
         added, removed = wanted - self.threads, self.threads - wanted
         self.threads = wanted
+        first = not self.ready
         self.ready = True
+        if first and not wanted and not self._on_disk:
+            # Built at an open for want of a file (or over an unreadable one), with no open run:
+            # flush() sees nothing to change, but the file must be written, or every start
+            # would scan every log again.
+            await self.flush_empty()
         await self.flush()
         return added, removed
 

@@ -21,6 +21,12 @@ Memory does not grow with the threads touched: the state of at most
 with an append, a load or a waiter in flight), and the tails peeked for the thread
 list at most ``cached_infos``; a thread dropped is scanned again on its next use.
 
+Deletes and imports (:mod:`.lifecycle`: ``trash/``, ``incoming/``, the ``epoch`` file)
+hold their thread alone: appends, reads and opens of it wait, and the thread's state
+is dropped with it (whether or not the cap had dropped it already), its open-run index
+entry too. A thread being opened is never the one the cap drops, so an append always
+queues on the one log object the store holds for its thread.
+
 Opening a thread (first use in this process) scans its log once in chunks: it
 finds the last seq, builds the sparse ``seq -> offset`` index, counts malformed
 middle lines, cuts off a torn tail (see :mod:`.jsonl_scan`) and removes
@@ -39,13 +45,14 @@ Redis store for replicas).
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import os
 import time
 from array import array
-from bisect import bisect_left
+from bisect import bisect_left, bisect_right
 from collections import OrderedDict
-from collections.abc import AsyncGenerator, Callable, Iterator, Sequence
+from collections.abc import AsyncGenerator, AsyncIterator, Callable, Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import aclosing
 from pathlib import Path
@@ -54,22 +61,41 @@ from typing import TypeVar
 import orjson
 
 from agui_gateway.store.base import (
+    LEGACY_EPOCH,
     Checkpoint,
+    Deletion,
+    IdlePage,
+    IdleThread,
     NewEvent,
     SeqConflict,
     StoredRecord,
     StoreError,
+    ThreadDeleted,
+    ThreadExists,
+    ThreadHead,
+    ThreadImport,
     ThreadInfo,
     ThreadStore,
     validate_thread_id,
 )
 from agui_gateway.store.file.checkpoint import (
     CorruptCheckpoint,
-    read_checkpoint,
+    read_checkpoint_and_epoch,
     remove_temp_files,
     write_checkpoint,
 )
-from agui_gateway.store.file.fs import LOG_NAME, ensure_dir, thread_dir_names
+from agui_gateway.store.file.fs import LOG_NAME, ensure_dir, fsync_dir, thread_dir_names
+from agui_gateway.store.file.importer import FileImport
+from agui_gateway.store.file.lifecycle import (
+    INCOMING_DIR,
+    TRASH_DIR,
+    empty_dir,
+    log_mtime_ms,
+    log_size,
+    move_to_trash,
+    read_epoch,
+    remove_tree,
+)
 from agui_gateway.store.file.log import (
     AppendFds,
     FileStoreStats,
@@ -119,6 +145,8 @@ class FileStore(ThreadStore):
             raise ValueError("cached_threads must be positive and cached_infos not negative")
         self.data_dir = Path(data_dir)
         self.threads_dir = self.data_dir / "threads"
+        self.trash_dir = self.data_dir / TRASH_DIR
+        self.incoming_dir = self.data_dir / INCOMING_DIR
         self.fsync: FsyncPolicy = fsync
         self.stats = FileStoreStats()
         self._policy = WritePolicy(fsync, fsync_interval_ms / 1000, self._io, self.stats)
@@ -129,8 +157,13 @@ class FileStore(ThreadStore):
         self._peeked: OrderedDict[str, ThreadInfo] = OrderedDict()  # info of threads not opened yet
         self._cached_threads = cached_threads
         self._cached_infos = cached_infos
-        self._forgotten = 0  # opened threads dropped so far (a peek started before may be stale)
+        # Opened threads dropped (the cap) or deleted so far: a peek started before one may be
+        # stale, so it is used once, not cached.
+        self._forgotten = 0
         self._open_runs = OpenRunIndex(self.data_dir, self._io, durable=self._policy.durable)
+        # Threads being deleted or replaced: everything else on them waits for the event.
+        self._exclusive: dict[str, asyncio.Event] = {}
+        self._sweep_names: list[str] | None = None  # the thread folders of the retention pass under way
         self._closed = False
 
     @property
@@ -143,6 +176,9 @@ class FileStore(ThreadStore):
     async def open(self) -> None:
         self._closed = False
         await self._io(ensure_dir, self.threads_dir, self._policy.durable)
+        # Finish the deletes a crash interrupted, drop the imports it cut short.
+        self.stats.interrupted_deletes += await self._io(empty_dir, self.trash_dir)
+        await self._io(empty_dir, self.incoming_dir)
         if self._open_runs.ready:  # opened before: what this object holds is newer than the file
             return
         await self._io(remove_index_temp_files, self.data_dir)
@@ -187,11 +223,16 @@ class FileStore(ThreadStore):
     # -- thread state --------------------------------------------------------------------
 
     async def _thread(self, thread_id: str) -> ThreadLog:
+        while (busy := self._exclusive.get(thread_id)) is not None:  # a delete or import in progress
+            await busy.wait()
+        return await self._open_thread(thread_id)
+
+    async def _open_thread(self, thread_id: str) -> ThreadLog:
         log = self._logs.get(thread_id)
         if log is None:
             directory = self.threads_dir / thread_id
             log = self._logs[thread_id] = ThreadLog(thread_id, directory, self._policy, self._fds, self._open_runs)
-            self._forget_beyond_cap()
+            self._forget_beyond_cap(keep=thread_id)
         else:
             self._logs.move_to_end(thread_id)
         if not log.loaded:
@@ -207,20 +248,25 @@ class FileStore(ThreadStore):
         does not grow the in-memory registry.
         """
         if thread_id not in self._logs and not await self._io((self.threads_dir / thread_id).is_dir):
-            if thread_id not in self._logs:  # an index entry whose run's first write a crash cut
+            # An index entry whose run's first write a crash cut, or whose delete a crash cut
+            # before the index was written; not one an import holding the thread has just
+            # made, before its folder is renamed into place.
+            if thread_id not in self._logs and thread_id not in self._exclusive:
                 self._open_runs.discard(thread_id)
             return None
         return await self._thread(thread_id)
 
-    def _forget_beyond_cap(self) -> None:
-        """Drop the least recently used opened threads beyond the cap that nothing holds."""
+    def _forget_beyond_cap(self, keep: str) -> None:
+        """Drop the least recently used opened threads beyond the cap that nothing holds,
+        never ``keep`` (the one being opened: dropped, its caller would hold a second log of
+        the thread, one :meth:`append` never queues on)."""
         excess = len(self._logs) - self._cached_threads
         if excess <= 0:
             return
         for thread_id, log in list(self._logs.items()):
             if excess <= 0:
                 break
-            if log.release_if_unused():
+            if thread_id != keep and log.release_if_unused():
                 del self._logs[thread_id]
                 self._forgotten += 1
                 excess -= 1
@@ -235,6 +281,8 @@ class FileStore(ThreadStore):
         self.stats.malformed_lines += scan.malformed
         if scan.run_open:  # an entry the index lost (it never loses one itself): put it back
             self._open_runs.note_open(log.thread_id)
+        epoch = await self._io(read_epoch, log.directory)
+        log.epoch = epoch if epoch is not None or scan.last_seq == 0 else LEGACY_EPOCH
         log.adopt(scan)
         if not scan.run_open:  # an extra entry (a run's end stored, a crash before the drop)
             self._open_runs.discard(log.thread_id)
@@ -257,7 +305,13 @@ class FileStore(ThreadStore):
             raise StoreError("the store is closed")
         if not events:
             return []
-        log = await self._thread(thread_id)
+        while True:
+            log = await self._thread(thread_id)
+            # Opening may have waited on I/O: queue only on the thread's current log, and not
+            # once a delete or import holds it (it then waits, and the batch goes to the next
+            # incarnation). Queuing is synchronous, so a delete that starts later flushes it.
+            if self._logs.get(thread_id) is log and thread_id not in self._exclusive:
+                break
         try:
             return await log.append(events, _now_ms(), expect_seq)
         except Misplaced as exc:
@@ -267,7 +321,10 @@ class FileStore(ThreadStore):
     async def _stored_already(
         self, thread_id: str, events: Sequence[NewEvent], expect_seq: int, last_seq: int
     ) -> list[StoredRecord]:
-        """The records of this batch if the log holds it from ``expect_seq`` on; else SeqConflict."""
+        """The records of this batch if the log holds it from ``expect_seq`` on; else SeqConflict.
+
+        A batch stored before the thread was deleted is not there any more: its repeat gets
+        SeqConflict (the log is empty, or another incarnation's), and creates nothing."""
         end = expect_seq + len(events) - 1
         if last_seq >= end:
             stored = []
@@ -322,7 +379,12 @@ class FileStore(ThreadStore):
             return
         offset = log.index.locate(after)
         rule = _LineRule(log.odd_offsets, offset)
-        fd = await self._io(os.open, log.log_path, os.O_RDONLY)
+        try:
+            fd = await self._io(os.open, log.log_path, os.O_RDONLY)
+        except FileNotFoundError:
+            if log.deleted:  # deleted since this read began: it reads as unknown
+                return
+            raise
         try:
             splitter = LineSplitter(offset)
             while offset < log.end:  # log.end moves on as appends commit
@@ -343,18 +405,27 @@ class FileStore(ThreadStore):
         log = await self._existing_thread(thread_id)
         return 0 if log is None else log.last_seq
 
-    async def wait_for(self, thread_id: str, after: int, timeout: float) -> int:
+    async def head(self, thread_id: str) -> ThreadHead | None:
+        validate_thread_id(thread_id)
+        log = await self._existing_thread(thread_id)
+        if log is None or log.last_seq == 0 or log.epoch is None:
+            return None
+        return ThreadHead(log.epoch, log.last_seq)
+
+    async def wait_for(self, thread_id: str, after: int, timeout: float, *, epoch: str | None = None) -> int:
         validate_thread_id(thread_id)
         log = await self._thread(thread_id)
         log.waiters += 1  # pinned: an append must wake this very object
         try:
             async with asyncio.timeout(timeout):
-                while log.last_seq <= after:
+                while log.last_seq <= after and not _gone(log, epoch):
                     await log.changed.wait()
         except TimeoutError:
             pass
         finally:
             log.waiters -= 1
+        if _gone(log, epoch):
+            raise ThreadDeleted(f"thread {thread_id!r} was deleted")
         return log.last_seq
 
     # -- the open-run index -------------------------------------------------------------------
@@ -438,10 +509,17 @@ class FileStore(ThreadStore):
         if log is None:
             return None
         try:
-            return await self._io(read_checkpoint, log.directory)
+            found = await self._io(read_checkpoint_and_epoch, log.directory)
         except CorruptCheckpoint:
             self.stats.corrupt_checkpoints += 1
             return None
+        if found is None:
+            return None
+        checkpoint, epoch = found
+        # One of another incarnation of the thread (saved after a delete) is not this one's.
+        if (epoch if epoch is not None else LEGACY_EPOCH) != (log.epoch if log.epoch is not None else LEGACY_EPOCH):
+            return None
+        return checkpoint
 
     async def save_checkpoint(self, thread_id: str, checkpoint: Checkpoint) -> None:
         validate_thread_id(thread_id)
@@ -452,11 +530,161 @@ class FileStore(ThreadStore):
         log = await self._thread(thread_id)
         durable = self._policy.durable
         async with log.checkpoint_lock:
+            if log.deleted or log.last_seq == 0 or checkpoint.seq > log.last_seq:
+                return  # it covers no records of this thread (deleted since, or another incarnation)
             try:
                 await self._io(ensure_dir, log.directory, durable)
-                await self._io(write_checkpoint, log.directory, checkpoint, durable=durable)
+                await self._io(write_checkpoint, log.directory, checkpoint, durable=durable, epoch=log.epoch)
             except OSError as exc:  # disk full, I/O error: the old checkpoint is left as it was
                 raise StoreError(f"writing the checkpoint of {thread_id!r} failed: {exc}") from exc
+
+    # -- the data lifecycle ----------------------------------------------------------------------
+
+    async def delete_thread(
+        self, thread_id: str, *, idle_before_ms: int | None = None, even_if_leased: bool = False
+    ) -> Deletion:
+        validate_thread_id(thread_id)  # even_if_leased: no leases here (one writer process)
+        if self._closed:
+            raise StoreError("the store is closed")
+        async with self._exclusively(thread_id):
+            if idle_before_ms is not None:
+                last = await self._last_activity(thread_id)
+                if last is not None and last >= idle_before_ms:
+                    return "active"
+            return "deleted" if await self._remove(thread_id) else "missing"
+
+    async def _last_activity(self, thread_id: str) -> int | None:
+        log = self._logs.get(thread_id)
+        if log is not None and log.loaded:
+            return log.last_ts
+        tail = await self._io(peek_tail, self.threads_dir / thread_id / LOG_NAME)
+        if tail is None:  # ambiguous: a full open decides
+            return (await self._open_thread(thread_id)).last_ts
+        return tail.last_ts
+
+    async def _remove(self, thread_id: str, *, keep_index_entry: bool = False) -> bool:
+        """Rename the thread's folder into the trash, forget it (its open-run index entry
+        too), then remove its files.
+
+        Whether it had records. The caller holds the thread exclusively; ``keep_index_entry``:
+        an import puts a thread with an open run in its place."""
+        log = self._logs.get(thread_id)
+        async with contextlib.AsyncExitStack() as stack:
+            if log is not None:
+                await log.flush()  # appends queued before the delete finish first (then go with it)
+                await stack.enter_async_context(log.checkpoint_lock)  # no checkpoint write mid-rename
+            directory = self.threads_dir / thread_id
+            had_records = await self._io(log_size, directory, LOG_NAME) > 0
+            try:
+                moved = await self._io(move_to_trash, directory, self.trash_dir, self._policy.durable)
+            except OSError as exc:
+                raise StoreError(f"deleting {thread_id!r} failed: {exc}") from exc
+            if log is not None:
+                log.deleted = True  # before the lock goes: a checkpoint save waiting on it drops its write
+        self._forgotten += 1
+        self._peeked.pop(thread_id, None)
+        # Its log is gone, so its entry goes (lazily, as after a run's end: a crash before the
+        # index is written leaves an extra entry, dropped when the thread is next looked at).
+        if not keep_index_entry:
+            self._open_runs.discard(thread_id)
+        if log is not None:
+            if self._logs.get(thread_id) is log:  # the cap may have dropped it meanwhile
+                del self._logs[thread_id]
+            log.close_fd()
+            log.notify()  # its waiters learn it now
+        if moved is not None:
+            await self._io(remove_tree, moved)
+        return had_records
+
+    @contextlib.asynccontextmanager
+    async def _exclusively(self, thread_id: str) -> AsyncIterator[None]:
+        """Hold the thread alone: appends, reads and opens of it wait until the end."""
+        while (busy := self._exclusive.get(thread_id)) is not None:
+            await busy.wait()
+        done = self._exclusive[thread_id] = asyncio.Event()
+        try:
+            yield
+        finally:
+            del self._exclusive[thread_id]
+            done.set()
+
+    async def idle_threads(self, before_ms: int, *, limit: int = 256, cursor: str | None = None) -> IdlePage:
+        """Threads in name order after ``cursor``: one directory listing per pass, then at
+        most ``limit`` threads looked at (memory, or one ``stat`` each; a tail read for those
+        the ``stat`` says are idle). A thread not opened is found once its log's mtime is
+        before the cutoff: its last write, which follows its last record's ``ts`` by the
+        write's latency (an import sets it to that ``ts``)."""
+        if limit < 1:
+            raise ValueError("limit must be positive")
+        # One directory listing per pass, not per round: a pass over 100,000 threads in
+        # rounds of 256 would otherwise list the directory 400 times. Threads created
+        # during a pass wait for the next one; deleted ones are skipped by their stat.
+        names = self._sweep_names
+        if cursor is None or names is None:
+            names = self._sweep_names = await self._io(thread_dir_names, self.threads_dir)
+        start = bisect_right(names, cursor) if cursor is not None else 0
+        page = names[start : start + limit]
+        following = page[-1] if start + limit < len(names) else None
+        if following is None:
+            self._sweep_names = None
+        idle = []
+        unloaded = []
+        for thread_id in page:
+            log = self._logs.get(thread_id)
+            if log is not None and log.loaded:
+                if log.last_seq > 0 and log.last_ts is not None and log.last_ts < before_ms:
+                    idle.append(IdleThread(thread_id, log.last_ts))
+            else:
+                unloaded.append(thread_id)
+        idle.extend(await self._io(self._idle_on_disk, unloaded, before_ms))
+        idle.sort(key=lambda t: t.thread_id)
+        return IdlePage(idle, following)
+
+    def _idle_on_disk(self, thread_ids: list[str], before_ms: int) -> list[IdleThread]:
+        found = []
+        for thread_id in thread_ids:
+            path = self.threads_dir / thread_id / LOG_NAME
+            mtime = log_mtime_ms(path)
+            if mtime is None or mtime >= before_ms:  # written since: its last record may be recent
+                continue
+            tail = peek_tail(path)
+            if tail is not None and tail.last_seq == 0:
+                continue
+            found.append(IdleThread(thread_id, tail.last_ts if tail is not None and tail.last_ts else mtime))
+        return found
+
+    def import_thread(self, thread_id: str, epoch: str) -> ThreadImport:
+        if self._closed:
+            raise StoreError("the store is closed")
+        return FileImport(thread_id, epoch, self.incoming_dir, self._io, self._install)
+
+    async def _install(self, thread_id: str, staged: Path, replace: bool, open_run: bool) -> None:
+        """Rename an import's finished folder into place (see :class:`FileImport`); a thread
+        whose log ends in an open run is in the open-run index on disk before it is."""
+        async with self._exclusively(thread_id):
+            directory = self.threads_dir / thread_id
+            log = self._logs.get(thread_id)
+            exists = (log is not None and log.loaded and log.last_seq > 0) or await self._io(
+                log_size, directory, LOG_NAME
+            ) > 0
+            if exists and not replace:
+                raise ThreadExists(f"thread {thread_id!r} exists (import it with replace to overwrite it)")
+            if open_run:  # its run is closed by the next recovery, like one a crash left open
+                await self._open_runs.add(thread_id)  # fails before the old thread goes
+            # The old thread, or a folder holding only a checkpoint.
+            await self._remove(thread_id, keep_index_entry=open_run)
+            try:
+                await self._io(os.rename, staged, directory)
+                if self._policy.durable:
+                    await self._io(fsync_dir, self.threads_dir)
+            except OSError as exc:
+                self._open_runs.discard(thread_id)  # no thread came of it
+                raise StoreError(f"importing {thread_id!r} failed: {exc}") from exc
+
+
+def _gone(log: ThreadLog, epoch: str | None) -> bool:
+    """Whether a waiter following ``epoch`` lost its thread (deleted, or another incarnation)."""
+    return epoch is not None and (log.deleted or log.epoch != epoch)
 
 
 class _LineRule:

@@ -3,8 +3,20 @@
 Keys, next to the thread's log under the same hash tag (one Cluster slot)::
 
     P:{T}:lease   Hash: token, run, kind, replica, [stop]; expires ttl after the last renewal (PEXPIRE)
-    P:{T}:fence   Counter: the last fencing token granted on the thread (INCR, never reset)
+    P:{T}:fence   Counter: the last fencing token granted on the thread (reset only by a delete)
     P:leases      Sorted set: thread ids by lease expiry (ms), for the sweep
+    P:fences      Counter: the store-wide floor of new fencing tokens (INCR per grant)
+
+A thread's delete removes its lease and its fence counter with its data, in one step
+(``store.py``). So that a token granted before a delete can never hold a lease granted
+after it (the thread created again), a token is the larger of the thread's counter and
+the store-wide one, which no delete resets: tokens of a thread only grow, across its
+incarnations too. (A thread whose counter ran ahead of the store-wide one, stored before
+that counter existed, raises it to its own at its next grant.)
+
+With retention (``retention_ms``), a grant and every renewal also push the expiry of the
+thread's data keys to ``retention`` from now: a thread with a live lease never expires,
+and one whose holder died expires ``retention`` after the last renewal, gateway or not.
 
 The lease's expiry is Redis's own key expiry, so the replicas' clocks do not
 matter for who holds a lease; the sorted set only tells the sweep where to look
@@ -36,8 +48,10 @@ from agui_gateway.store.lease import Holder, Lease, Renewal, RunLeases
 from agui_gateway.store.redis.connect import uncancelled
 from agui_gateway.store.redis.outage import OutageClock
 
+# KEYS: lease, fence, then the thread's data keys (their expiry is refreshed).
 # ARGV: run id, ttl (ms), kind, replica id, the replica id whose live lease this one may
-# replace ('' for none: only a thread without a live lease is granted one).
+# replace ('' for none: only a thread without a live lease is granted one), the store-wide
+# token floor, the retention (ms, '' for none).
 _ACQUIRE = """
 if redis.call('EXISTS', KEYS[1]) == 1 then
   -- This very grant, asked again (redis-py repeats a command whose reply a dropped
@@ -49,29 +63,48 @@ if redis.call('EXISTS', KEYS[1]) == 1 then
   if ARGV[5] == '' or redis.call('HGET', KEYS[1], 'replica') ~= ARGV[5] then return 0 end
   redis.call('DEL', KEYS[1])
 end
-local token = redis.call('INCR', KEYS[2])
+local token = math.max(redis.call('INCR', KEYS[2]), tonumber(ARGV[6]))
+token = string.format('%d', token)
+redis.call('SET', KEYS[2], token)
 redis.call('HSET', KEYS[1], 'token', token, 'run', ARGV[1], 'kind', ARGV[3], 'replica', ARGV[4])
 redis.call('PEXPIRE', KEYS[1], ARGV[2])
+if ARGV[7] ~= '' then
+  for i = 2, #KEYS do redis.call('PEXPIRE', KEYS[i], ARGV[7]) end
+end
 return token
 """
 
+# KEYS: lease, then the thread's data keys. ARGV: token, ttl (ms), retention (ms, '' for none).
 _RENEW = """
 if redis.call('HGET', KEYS[1], 'token') ~= ARGV[1] then return {0, ''} end
 redis.call('PEXPIRE', KEYS[1], ARGV[2])
+if ARGV[3] ~= '' then
+  for i = 2, #KEYS do redis.call('PEXPIRE', KEYS[i], ARGV[3]) end
+end
 return {1, redis.call('HGET', KEYS[1], 'stop') or ''}
 """
 
-# KEYS: lease, fence. ARGV: token, ttl (ms), run id, kind, replica id. The holder's own lease
-# renewed, or granted again under the same token when it lapsed and none was granted since.
+# KEYS: lease, fence, then the thread's data keys (their expiry is refreshed, as by a renewal).
+# ARGV: token, ttl (ms), run id, kind, replica id, retention (ms, '' for none). The holder's own
+# lease renewed, or granted again under the same token when it lapsed and none was granted
+# since. A delete removes the fence with the thread (and retention expires it with the data):
+# a lease of a deleted thread is never granted again, not even into its next incarnation.
 _RECLAIM = """
 local holder = redis.call('HGET', KEYS[1], 'token')
-if holder == ARGV[1] then
-  redis.call('PEXPIRE', KEYS[1], ARGV[2])
-  return 1
+if holder ~= ARGV[1] then
+  if holder or redis.call('GET', KEYS[2]) ~= ARGV[1] then return 0 end
+  redis.call('HSET', KEYS[1], 'token', ARGV[1], 'run', ARGV[3], 'kind', ARGV[4], 'replica', ARGV[5])
 end
-if holder or redis.call('GET', KEYS[2]) ~= ARGV[1] then return 0 end
-redis.call('HSET', KEYS[1], 'token', ARGV[1], 'run', ARGV[3], 'kind', ARGV[4], 'replica', ARGV[5])
 redis.call('PEXPIRE', KEYS[1], ARGV[2])
+if ARGV[6] ~= '' then
+  for i = 3, #KEYS do redis.call('PEXPIRE', KEYS[i], ARGV[6]) end
+end
+return 1
+"""
+
+# Raises the store-wide token floor to a thread's token that ran ahead of it.
+_RAISE_FLOOR = """
+if tonumber(redis.call('GET', KEYS[1]) or '0') < tonumber(ARGV[1]) then redis.call('SET', KEYS[1], ARGV[1]) end
 return 1
 """
 
@@ -100,6 +133,10 @@ class RedisLeases(RunLeases):
         ttl_s: float,
         replica_id: str,
         outages: OutageClock | None = None,
+        *,
+        floor_key: str,
+        data_kinds: tuple[str, ...] = (),
+        retention_ms: int | None = None,
     ) -> None:
         if ttl_s <= 0:
             raise ValueError("the lease ttl must be positive")
@@ -109,8 +146,12 @@ class RedisLeases(RunLeases):
         self._client = client
         self._key = key
         self._index = index_key
+        self._floor = floor_key
+        self._data_kinds = data_kinds  # the thread's keys whose expiry a grant or renewal refreshes
+        self._retention = "" if retention_ms is None else str(retention_ms)
         self._acquire = client.register_script(_ACQUIRE)
         self._renew = client.register_script(_RENEW)
+        self._raise_floor = client.register_script(_RAISE_FLOOR)
         self._release = client.register_script(_RELEASE)
         self._reclaim = client.register_script(_RECLAIM)
         self._request_stop = client.register_script(_REQUEST_STOP)
@@ -143,8 +184,12 @@ class RedisLeases(RunLeases):
             kind = KIND_RECOVERY if lease.recovery else KIND_RUN
             held = await uncancelled(
                 self._reclaim(
-                    keys=[self._key(lease.thread_id, "lease"), self._key(lease.thread_id, "fence")],
-                    args=[lease.token, self._ttl_ms, lease.run_id, kind, self.replica_id],
+                    keys=[
+                        self._key(lease.thread_id, "lease"),
+                        self._key(lease.thread_id, "fence"),
+                        *self._data_keys(lease.thread_id),
+                    ],
+                    args=[lease.token, self._ttl_ms, lease.run_id, kind, self.replica_id, self._retention],
                 )
             )
             if held:
@@ -163,19 +208,29 @@ class RedisLeases(RunLeases):
     async def _grant(self, thread_id: str, run_id: str, recovery: bool, replacing: str) -> Lease | None:
         kind = KIND_RECOVERY if recovery else KIND_RUN
         try:
+            floor = int(await uncancelled(self._client.incr(self._floor)))
             token = int(
                 await uncancelled(
                     self._acquire(
-                        keys=[self._key(thread_id, "lease"), self._key(thread_id, "fence")],
-                        args=[run_id, self._ttl_ms, kind, self.replica_id, replacing],
+                        keys=[
+                            self._key(thread_id, "lease"),
+                            self._key(thread_id, "fence"),
+                            *self._data_keys(thread_id),
+                        ],
+                        args=[run_id, self._ttl_ms, kind, self.replica_id, replacing, floor, self._retention],
                     )
                 )
             )
+            if token > floor:
+                await uncancelled(self._raise_floor(keys=[self._floor], args=[token]))
             if token:
                 await self._track(thread_id)
         except (aioredis.RedisError, OSError) as exc:
             raise self._failure(f"acquiring the run lease of {thread_id!r} failed: {exc}") from exc
         return Lease(thread_id, run_id, token, recovery) if token else None
+
+    def _data_keys(self, thread_id: str) -> list[str]:
+        return [self._key(thread_id, kind) for kind in self._data_kinds] if self._retention else []
 
     async def held_by_this_replica(self) -> list[str]:
         # Every live lease is in the sweep's index (taken or renewed since its entry was written).
@@ -193,7 +248,10 @@ class RedisLeases(RunLeases):
     async def renew(self, lease: Lease) -> Renewal:
         try:
             held, stop = await uncancelled(
-                self._renew(keys=[self._key(lease.thread_id, "lease")], args=[lease.token, self._ttl_ms])
+                self._renew(
+                    keys=[self._key(lease.thread_id, "lease"), *self._data_keys(lease.thread_id)],
+                    args=[lease.token, self._ttl_ms, self._retention],
+                )
             )
             if held:
                 await self._track(lease.thread_id)
