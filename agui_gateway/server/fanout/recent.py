@@ -15,16 +15,29 @@ from itertools import islice
 
 import orjson
 
-from agui_gateway.server.sse import frame
+from agui_gateway.protocol.compaction import MAX_FRAME_BYTES, split_sequenced
+from agui_gateway.server.sse import frame, frames
 from agui_gateway.store.base import StoredRecord
 
 
 def record_frame(record: StoredRecord) -> bytes:
-    """A stored record as an SSE frame: the agent's event, exactly, with ``id: seq``.
+    """A stored record as SSE: the agent's event, exactly, with ``id: seq``; one too big
+    for a frame of the official client as :func:`oversized_frames`.
 
-    The same bytes as ``frame(event_json, seq)`` for the ``read_event_json`` of the store.
+    The same bytes as the follower sends for the store's ``read_event_json`` of the record.
     """
-    return frame(orjson.dumps(record.served), record.seq)
+    data = orjson.dumps(record.served)
+    if len(data) > MAX_FRAME_BYTES:
+        return oversized_frames(data, record.seq)
+    return frame(data, record.seq)
+
+
+def oversized_frames(event_json: bytes | memoryview, seq: int) -> bytes:
+    """A stored event whose JSON outgrows the client's frame limit, split over frames the
+    client applies to the same result, ``id: seq`` on the last
+    (:func:`~agui_gateway.protocol.compaction.split_sequenced`). Only events that big pay
+    for the decode; one that cannot be cut goes out whole (the client refuses it)."""
+    return frames(split_sequenced(orjson.loads(event_json), seq, MAX_FRAME_BYTES))
 
 
 class RecentFrames:
