@@ -102,7 +102,9 @@ async def test_a_window_and_its_pages_are_the_full_replay(
     assert [f.id for f in windowed if f.id is not None] == [latest]
 
 
-async def test_turns_is_ignored_with_a_resume_position(gateway: RunningGateway, agent: tuple[ScriptedAgent, str]) -> None:
+async def test_turns_is_ignored_with_a_resume_position(
+    gateway: RunningGateway, agent: tuple[ScriptedAgent, str]
+) -> None:
     async with httpx.AsyncClient(base_url=gateway.url, timeout=30, headers=_auth()) as client:
         await converse(client, agent[0], THREAD, 3)
         latest = (await client.get(f"/threads/{THREAD}/snapshot")).json()["seq"]
@@ -148,7 +150,9 @@ async def test_bad_windows_and_pages_are_clear_refusals(
             refused[f"connect {props!r}"] = await client.post("/agents/scripted/connect", json=body)
         unknown = await client.get(f"/threads/{THREAD}/messages", params={"before": "nope"})
         foreign = await client.get(f"/threads/{THREAD}/messages", params={"before": first}, headers=_auth(OTHER))
-        no_token = await client.get(f"/threads/{THREAD}/messages", params={"before": first}, headers={"authorization": ""})
+        no_token = await client.get(
+            f"/threads/{THREAD}/messages", params={"before": first}, headers={"authorization": ""}
+        )
         first_page = await client.get(f"/threads/{THREAD}/messages", params={"before": first})
     for name, response in refused.items():
         assert response.status_code == 400, (name, response.status_code, response.text)
