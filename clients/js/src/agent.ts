@@ -165,9 +165,12 @@ export class GatewayAgent extends HttpAgent {
     }
     const page = (await response.json()) as MessagePage;
     if (this.olderCursor === before) {
-      // Not already loaded by a concurrent call: put the page in front.
-      this.olderCursor = page.before;
-      this.setMessages([...page.messages, ...this.messages]);
+      // Not already loaded by a concurrent call: put the page in front. A branch's
+      // snapshot may have brought the whole conversation in meanwhile: nothing twice.
+      const held = new Set(this.messages.map((m) => m.id));
+      const older = page.messages.filter((m) => !held.has(m.id));
+      this.olderCursor = older.length === page.messages.length ? page.before : null;
+      this.setMessages([...older, ...this.messages]);
     }
     return page;
   }
