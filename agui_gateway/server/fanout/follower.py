@@ -20,8 +20,7 @@ from __future__ import annotations
 from collections.abc import AsyncGenerator, Awaitable, Callable, Iterable
 from contextlib import aclosing
 
-from agui_gateway.protocol.compaction import MAX_FRAME_BYTES
-from agui_gateway.server.fanout.recent import RecentFrames, oversized_frames
+from agui_gateway.server.fanout.recent import FRAME_ROOM, RecentFrames, oversized_frames
 from agui_gateway.server.sse import frame, frame_around
 from agui_gateway.store.base import ThreadStore
 
@@ -157,10 +156,10 @@ class LogFollower:
                     if bound_of is not None and (bound := bound_of()) is not None and seq > bound:
                         break
                     self.cursor = seq
-                    if len(event_json) > MAX_FRAME_BYTES:
+                    split = oversized_frames(event_json, seq) if len(event_json) > FRAME_ROOM else None
+                    if split is not None:
                         # Too big for one frame of the client: split (see oversized_frames).
-                        data = oversized_frames(event_json, seq)
-                        parts.append(data)
+                        parts.append(split)
                         for piece in self._flush(parts):
                             yield piece
                         size = 0
