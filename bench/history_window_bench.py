@@ -18,22 +18,44 @@ and the 36,000-event session of ``bench/make_log.py``. For each, side by side:
   against folding the whole thread from its log (parse every line, ``feed_all``, then
   the same 50 messages out of ``snapshot()``).
 
-Every figure is a median of ``--repeat`` runs; the ratios are what to read (the
-machine is shared). The HTTP side (the same figures through the gateway, ``/ui``
-page time) is measured by the gateway's own bench once it serves windows.
+Then the same through the gateway (``agui-gateway serve`` as a subprocess on
+loopback, the thread stored in its file store; ``--no-http`` skips it):
+
+* **window vs full over HTTP**: body bytes and time up to the end of the frame that
+  completes the history (the one with ``id: <folded seq>``) for
+  ``GET /threads/{t}/events?turns=3`` against ``GET /threads/{t}/events``; *cold*: the
+  first request to a fresh gateway process (the checkpoint written by an earlier one),
+  *warm*: the gateway holds the thread.
+* **page vs fold over HTTP**: ``GET /threads/{t}/messages?before=<middle>&limit=50``
+  (warm) against folding the whole thread (the fold above).
+
+Every figure is a median of ``--repeat`` runs (a cold figure is one run per fresh
+process); the ratios are what to read (the machine is shared). ``/ui`` page time is
+``tests/server/ui/test_ui_browser.py``'s.
 """
 
 from __future__ import annotations
 
 import argparse
+import asyncio
+import shutil
+import socket
 import statistics
+import subprocess
+import sys
+import tempfile
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from pathlib import Path
 from typing import Any
 
+import httpx
 import orjson
 
 from agui_gateway.protocol.compaction import SnapshotCompactor
+from agui_gateway.store import NewEvent
+from agui_gateway.store.file import FileStore
 from agui_testkit.generate import generate_log, realistic_coding_agent
 
 Event = dict[str, Any]
@@ -68,7 +90,8 @@ def threads(scale: float, mb: float) -> list[tuple[str, list[Event]]]:
     ]
 
 
-def bench(name: str, raw: list[Event], repeat: int) -> None:
+def bench(name: str, raw: list[Event], repeat: int) -> tuple[str, float]:
+    """The protocol-level figures; returns the page cursor and the fold's time."""
     log_bytes = sum(len(orjson.dumps(event)) + 1 for event in raw)
     compactor = SnapshotCompactor()
     compactor.feed_all(raw)
@@ -113,6 +136,113 @@ def bench(name: str, raw: list[Event], repeat: int) -> None:
     print(f"  one page of {PAGE} from the middle   {'page':>12} {'fold':>12} {'page/fold':>12}")
     for label, t in (("page, cold (checkpoint)", cold), ("page, warm (index built)", warm)):
         print(f"  {label:28} {t * 1e3:>10.2f}ms {folding * 1e3:>10.1f}ms {t / folding:>12.5f}")
+    return cursor, folding
+
+
+# -- over HTTP ---------------------------------------------------------------------------
+
+THREAD = "bench-window"
+
+
+async def store_thread(data_dir: Path, raw: list[Event]) -> None:
+    store = FileStore(data_dir, fsync="never")
+    await store.open()
+    batch: list[NewEvent] = []
+    run_id = None
+    for event in raw:
+        if event["type"] == "RUN_STARTED":
+            run_id = event.get("runId")
+        batch.append(NewEvent(event, run_id))
+        if len(batch) == 2000:
+            await store.append(THREAD, batch)
+            batch = []
+    if batch:
+        await store.append(THREAD, batch)
+    await store.close()
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port: int = sock.getsockname()[1]
+        return port
+
+
+@contextmanager
+def gateway(data_dir: Path) -> Iterator[str]:
+    """A fresh ``agui-gateway serve`` process on the data directory; its base URL."""
+    port = free_port()
+    args = [sys.executable, "-m", "agui_gateway", "serve", "--data", str(data_dir), "--port", str(port)]
+    proc = subprocess.Popen([*args, "--log-level", "warning"], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    url = f"http://127.0.0.1:{port}"
+    try:
+        deadline = time.monotonic() + 60
+        while True:
+            try:
+                if httpx.get(f"{url}/healthz", timeout=1).status_code == 200:
+                    break
+            except httpx.HTTPError:
+                pass
+            if proc.poll() is not None or time.monotonic() > deadline:
+                raise SystemExit("the gateway did not start")
+            time.sleep(0.05)
+        yield url
+    finally:
+        proc.terminate()
+        proc.wait(30)
+
+
+def to_history_frame(client: httpx.Client, url: str, seq: int) -> tuple[int, float]:
+    """Body bytes and seconds up to the end of the frame carrying ``id: seq``."""
+    marker = b"id: %d\n" % seq
+    received = bytearray()
+    found = -1  # where the marker starts, once seen
+    started = time.perf_counter()
+    with client.stream("GET", url) as response:
+        response.raise_for_status()
+        for chunk in response.iter_raw():
+            received += chunk
+            if found < 0:
+                found = received.find(marker, max(0, len(received) - len(chunk) - len(marker)))
+            if found >= 0 and received.find(b"\n\n", found) >= 0:
+                break
+    return len(received), time.perf_counter() - started
+
+
+def bench_http(raw: list[Event], cursor: str, folding: float, repeat: int) -> None:
+    compactor = SnapshotCompactor()
+    compactor.feed_all(raw)
+    seq = compactor.folded_seq
+    data_dir = Path(tempfile.mkdtemp(prefix="agui-window-bench-"))
+    try:
+        asyncio.run(store_thread(data_dir, raw))
+        with gateway(data_dir) as url:  # the first open writes the checkpoint
+            httpx.get(f"{url}/threads/{THREAD}/snapshot", timeout=600).raise_for_status()
+        events = f"/threads/{THREAD}/events"
+        cold: dict[str, tuple[int, float]] = {}
+        for label, query in (("window", f"?turns={TURNS}"), ("full", "")):
+            with gateway(data_dir) as url, httpx.Client(timeout=600) as client:
+                cold[label] = to_history_frame(client, url + events + query, seq)
+        with gateway(data_dir) as url, httpx.Client(base_url=url, timeout=600) as client:
+            window_url, full_url = f"{url}{events}?turns={TURNS}", url + events
+            warm_window, (window_bytes, _) = median_time(lambda: to_history_frame(client, window_url, seq), repeat)
+            warm_full, (full_bytes, _) = median_time(lambda: to_history_frame(client, full_url, seq), repeat)
+            params = {"before": cursor, "limit": str(PAGE)}
+            client.get(f"/threads/{THREAD}/messages", params=params).raise_for_status()  # the index, built once
+            page, _ = median_time(lambda: client.get(f"/threads/{THREAD}/messages", params=params), repeat)
+    finally:
+        shutil.rmtree(data_dir, ignore_errors=True)
+    print(f"  over HTTP, turns={TURNS}         {'window':>12} {'full':>12} {'window/full':>12}")
+    print(
+        f"  {'bytes to the history frame':28} {window_bytes:>12,} {full_bytes:>12,} {window_bytes / full_bytes:>12.4f}"
+    )
+    rows = (
+        ("time, cold (fresh process)", cold["window"][1], cold["full"][1]),
+        ("time, warm", warm_window, warm_full),
+    )
+    for label, w, f in rows:
+        print(f"  {label:28} {w * 1e3:>10.1f}ms {f * 1e3:>10.1f}ms {w / f:>12.3f}")
+    print(f"  {'GET /messages page vs fold':28} {page * 1e3:>10.2f}ms {folding * 1e3:>10.1f}ms {page / folding:>12.5f}")
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -120,9 +250,12 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--scale", type=float, default=1.0, help="size factor for both threads (0.05: a quick run)")
     parser.add_argument("--mb", type=float, default=100.0, help="about how many MB of log the large-results thread has")
     parser.add_argument("--repeat", type=int, default=5)
+    parser.add_argument("--no-http", action="store_true", help="only the protocol-level figures")
     args = parser.parse_args(argv)
     for name, raw in threads(args.scale, args.mb):
-        bench(name, raw, args.repeat)
+        cursor, folding = bench(name, raw, args.repeat)
+        if not args.no_http:
+            bench_http(raw, cursor, folding, args.repeat)
     return 0
 
 

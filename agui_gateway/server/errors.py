@@ -8,17 +8,20 @@ sees every kind of refusal and its place at a glance::
     │   ├── BadRequest               400 bad_request
     │   │   ├── InvalidThreadIdError     400 invalid_thread_id
     │   │   ├── BadResumePosition        400 invalid_resume_position
-    │   │   └── InvalidListQuery         400 bad_request
+    │   │   ├── InvalidListQuery         400 bad_request
+    │   │   └── InvalidHistoryQuery      400 bad_request
     │   ├── Unauthorized             401 unauthorized
     │   ├── Forbidden                403 forbidden
     │   ├── NotFound                 404 not_found
-    │   │   └── UnknownRun               404 not_found
+    │   │   ├── UnknownRun               404 not_found
+    │   │   └── UnknownMessageCursor     404 not_found
     │   ├── MethodNotAllowed         405 method_not_allowed
     │   ├── Conflict                 409 conflict
     │   │   ├── RunInProgress            409 conflict
     │   │   ├── NoRunInProgress          409 conflict
     │   │   └── HistoryConflictError     409 history_conflict
     │   ├── PayloadTooLarge          413 payload_too_large
+    │   │   └── HistoryTooLargeError     413 history_too_large
     │   ├── UnsupportedMediaType     415 unsupported_media_type
     │   ├── InvalidRunInput          422 invalid_run_input
     │   ├── InternalError            500 internal_error
@@ -34,7 +37,8 @@ A refusal is raised where it is detected, by whichever room detects it (request
 parsing, the authorizer, the run manager); the HTTP room turns it into a response in
 exactly one place (``server/http/responses.py``: ``exception_handlers``). The rooms
 below the server have their own errors (the store's ``StoreError`` and
-``InvalidThreadId``, the protocol's ``HistoryConflict``); the same handler maps each to
+``InvalidThreadId``, the protocol's ``HistoryConflict``, ``HistoryTooLarge`` and
+``UnknownCursor``); the same handler maps each to
 its class here (:func:`api_error_of`), so no handler catches and re-raises them.
 
 This module imports no web framework: the runtime raises these without knowing HTTP.
@@ -45,7 +49,9 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any, ClassVar
 
+from agui_gateway.protocol.compaction import UnknownCursor
 from agui_gateway.protocol.history import HistoryConflict
+from agui_gateway.protocol.lineage import HistoryTooLarge
 from agui_gateway.store.base import InvalidThreadId, StoreError
 
 
@@ -105,6 +111,11 @@ class InvalidListQuery(BadRequest):
     """400: a thread-list ``limit``, ``cursor`` or ``prefix`` the listing cannot use."""
 
 
+class InvalidHistoryQuery(BadRequest):
+    """400: a history window's ``turns``, or a message page's ``before`` or ``limit``, the
+    gateway cannot use."""
+
+
 class Unauthorized(ApiError):
     """401: no bearer token, or an unknown one."""
 
@@ -129,6 +140,10 @@ class NotFound(ApiError):
 
 class UnknownRun(NotFound):
     """404: a run id the thread's log does not have."""
+
+
+class UnknownMessageCursor(NotFound):
+    """404: a message page's ``before`` that names no message of the thread's conversation."""
 
 
 class MethodNotAllowed(ApiError):
@@ -168,6 +183,13 @@ class PayloadTooLarge(ApiError):
 
     STATUS = 413
     CODE = "payload_too_large"
+
+
+class HistoryTooLargeError(PayloadTooLarge):
+    """413: a caller's messages that no frame the official client accepts can record (one
+    of them outgrows a frame with nothing that can be cut over several)."""
+
+    CODE = "history_too_large"
 
 
 class UnsupportedMediaType(ApiError):
@@ -218,7 +240,13 @@ class StorageUnavailable(ServiceUnavailable):
 
 
 # The lower rooms' exceptions that stand for a refusal (see :func:`api_error_of`).
-LOWER_ROOM_ERRORS: tuple[type[Exception], ...] = (InvalidThreadId, HistoryConflict, StoreError)
+LOWER_ROOM_ERRORS: tuple[type[Exception], ...] = (
+    InvalidThreadId,
+    HistoryConflict,
+    HistoryTooLarge,
+    UnknownCursor,
+    StoreError,
+)
 
 
 def api_error_of(exc: Exception) -> ApiError | None:
@@ -232,6 +260,10 @@ def api_error_of(exc: Exception) -> ApiError | None:
         return InvalidThreadIdError(str(exc))
     if isinstance(exc, HistoryConflict):
         return HistoryConflictError.of(exc)
+    if isinstance(exc, HistoryTooLarge):
+        return HistoryTooLargeError(str(exc))
+    if isinstance(exc, UnknownCursor):
+        return UnknownMessageCursor(str(exc), details={"before": exc.cursor})
     if isinstance(exc, StoreError):  # a write the store refused (disk full, I/O error)
         return StorageUnavailable(f"storage unavailable: {exc}")
     return None

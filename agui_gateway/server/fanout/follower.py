@@ -20,7 +20,7 @@ from __future__ import annotations
 from collections.abc import AsyncGenerator, Awaitable, Callable, Iterable
 from contextlib import aclosing
 
-from agui_gateway.server.fanout.recent import RecentFrames
+from agui_gateway.server.fanout.recent import FRAME_ROOM, RecentFrames, oversized_frames
 from agui_gateway.server.sse import frame, frame_around
 from agui_gateway.store.base import ThreadStore
 
@@ -156,6 +156,14 @@ class LogFollower:
                     if bound_of is not None and (bound := bound_of()) is not None and seq > bound:
                         break
                     self.cursor = seq
+                    split = oversized_frames(event_json, seq) if len(event_json) > FRAME_ROOM else None
+                    if split is not None:
+                        # Too big for one frame of the client: split (see oversized_frames).
+                        parts.append(split)
+                        for piece in self._flush(parts):
+                            yield piece
+                        size = 0
+                        continue
                     if len(event_json) > BATCH_BYTES:
                         # A big event goes out in slices of its own bytes, never copied
                         # into a frame: a stalled client holds one event, not three.

@@ -15,16 +15,41 @@ from itertools import islice
 
 import orjson
 
-from agui_gateway.server.sse import frame
+from agui_gateway.protocol.compaction import MAX_FRAME_BYTES, split_sequenced
+from agui_gateway.protocol.compaction.split import fits
+from agui_gateway.protocol.types import CLIENT_SSE_BUFFER_LIMIT
+from agui_gateway.server.sse import frame, frames
 from agui_gateway.store.base import StoredRecord
+
+# What the JSON of one event may weigh for its frame (``id: N`` and ``data:`` around it)
+# to stay within the official client's limit, which it checks on a frame still incomplete
+# (``transformHttpEventStream``): a stored event past it is split.
+FRAME_ROOM = CLIENT_SSE_BUFFER_LIMIT - 64
 
 
 def record_frame(record: StoredRecord) -> bytes:
-    """A stored record as an SSE frame: the agent's event, exactly, with ``id: seq``.
+    """A stored record as SSE: the agent's event, exactly, with ``id: seq``; one too big
+    for a frame of the client as :func:`oversized_frames` makes it.
 
-    The same bytes as ``frame(event_json, seq)`` for the ``read_event_json`` of the store.
+    The same bytes as the follower sends for the store's ``read_event_json`` of the record.
     """
-    return frame(orjson.dumps(record.served), record.seq)
+    data = orjson.dumps(record.served)
+    if len(data) > FRAME_ROOM:
+        return oversized_frames(data, record.seq) or frame(data, record.seq)
+    return frame(data, record.seq)
+
+
+def oversized_frames(event_json: bytes | memoryview, seq: int) -> bytes | None:
+    """A stored event whose JSON outgrows :data:`FRAME_ROOM`, split over frames the client
+    applies to the same result, ``id: seq`` on the last
+    (:func:`~agui_gateway.protocol.compaction.split_sequenced`); None when a part still
+    outgrows it (nothing of the event could be cut: it goes out whole, as stored, and the
+    client refuses it as it would without the gateway). Only events that big pay for
+    the decode."""
+    parts = split_sequenced(orjson.loads(event_json), seq, MAX_FRAME_BYTES)
+    if len(parts) == 1 or not fits([part for part, _ in parts], FRAME_ROOM):
+        return None
+    return frames(parts)
 
 
 class RecentFrames:

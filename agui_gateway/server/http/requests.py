@@ -1,4 +1,5 @@
-"""Request parsing for the HTTP API: path parameters, bodies, resume positions, branch runs.
+"""Request parsing for the HTTP API: path parameters, bodies, resume positions, branch runs,
+history windows and message pages.
 
 Whatever a client sends wrong becomes an :mod:`~agui_gateway.server.errors`
 exception (a 4xx with a JSON message). Nothing a client sends becomes a path:
@@ -18,6 +19,7 @@ from agui_gateway.protocol.limits import MAX_DEPTH, json_exceeds
 from agui_gateway.server.errors import (
     BadRequest,
     BadResumePosition,
+    InvalidHistoryQuery,
     InvalidRunInput,
     InvalidThreadIdError,
     PayloadTooLarge,
@@ -27,6 +29,13 @@ from agui_gateway.store.base import InvalidThreadId, ThreadStore, validate_threa
 # The largest event id: a thread's seq is a signed 64-bit integer in every store.
 _MAX_ID = 2**63 - 1
 _MAX_ID_DIGITS = len(str(_MAX_ID))
+
+# A window of more turns than a thread can have is the whole thread: no bound is needed
+# beyond keeping int() of the text cheap.
+MAX_TURNS = 1_000_000
+# A page of messages: one request answers at most this many (the default when none is asked).
+MAX_PAGE_LIMIT = 1000
+DEFAULT_PAGE_LIMIT = 100
 
 
 def thread_param(request: Request) -> str:
@@ -137,3 +146,41 @@ async def read_run_input(request: Request, limit: int) -> dict[str, Any]:
     except InvalidThreadId as exc:
         raise InvalidThreadIdError(f"threadId: {exc}") from exc
     return doc
+
+
+def _positive(name: str, text: str, most: int) -> int:
+    text = text.strip()
+    if len(text) > len(str(most)) or not text.isascii() or not text.isdigit() or not 1 <= int(text) <= most:
+        raise InvalidHistoryQuery(f"{name} must be an integer from 1 to {most}")
+    return int(text)
+
+
+def window_turns(request: Request) -> int | None:
+    """The ``?turns=N`` of a windowed fresh replay, or None for the whole history."""
+    turns = request.query_params.get("turns")
+    return None if turns is None else _positive("turns", turns, MAX_TURNS)
+
+
+def connect_turns(run_input: dict[str, Any]) -> int | None:
+    """The window a connect asks for in ``forwardedProps.aguiGateway.turns`` (None: none)."""
+    props = run_input.get("forwardedProps")
+    ours = props.get("aguiGateway") if isinstance(props, dict) else None
+    if ours is None:
+        return None
+    if not isinstance(ours, dict):
+        raise InvalidHistoryQuery("forwardedProps.aguiGateway must be an object")
+    turns = ours.get("turns")
+    if turns is None:
+        return None
+    if isinstance(turns, bool) or not isinstance(turns, int) or not 1 <= turns <= MAX_TURNS:
+        raise InvalidHistoryQuery(f"forwardedProps.aguiGateway.turns must be an integer from 1 to {MAX_TURNS}")
+    return turns
+
+
+def page_query(request: Request) -> tuple[str, int]:
+    """A message page's ``?before=MESSAGE_ID`` (required) and ``?limit=K``."""
+    before = request.query_params.get("before")
+    if not before:
+        raise InvalidHistoryQuery("?before= needs a message id (the cursor a window or page gave)")
+    limit = request.query_params.get("limit")
+    return before, DEFAULT_PAGE_LIMIT if limit is None else _positive("limit", limit, MAX_PAGE_LIMIT)

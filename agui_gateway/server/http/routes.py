@@ -17,8 +17,10 @@ Streams (``text/event-stream``, see :mod:`.streams` for the id rule):
   client's ``connectAgent`` never resolves and shows the agent as running).
 
 History for a fresh client (no ``Last-Event-ID`` header, no ``?after=``) is the
-compacted replay view; with ``Last-Event-ID: N`` or ``?after=N`` it is exactly
-the stored events after N (0: all of them, uncompacted).
+compacted replay view (``?turns=N``, or ``forwardedProps.aguiGateway.turns`` on a
+connect: windowed to the last N runs, the older messages paged by
+``GET /threads/{thread}/messages``); with ``Last-Event-ID: N`` or ``?after=N`` it is
+exactly the stored events after N (0: all of them, uncompacted).
 """
 
 from __future__ import annotations
@@ -45,6 +47,7 @@ def api_routes(services: ApiServices) -> list[BaseRoute]:
         Route("/threads/{thread}/events", threads.events, methods=["GET"]),
         Route("/threads/{thread}/runs", threads.runs, methods=["GET"]),
         Route("/threads/{thread}/snapshot", threads.snapshot, methods=["GET"]),
+        Route("/threads/{thread}/messages", threads.messages, methods=["GET"]),
         Route("/threads/{thread}/log.jsonl", threads.log_jsonl, methods=["GET"]),
         Route("/threads/{thread}/stop", runs.stop, methods=["POST"]),
         Route("/healthz", system.healthz, methods=["GET"]),

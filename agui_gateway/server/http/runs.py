@@ -7,7 +7,7 @@ from starlette.requests import Request
 from starlette.responses import Response
 
 from agui_gateway.server.http.agents import agent_of
-from agui_gateway.server.http.requests import read_run_input, resume_position_within, thread_param
+from agui_gateway.server.http.requests import connect_turns, read_run_input, resume_position_within, thread_param
 from agui_gateway.server.http.responses import json_response, sse_response
 from agui_gateway.server.http.services import ApiServices
 from agui_gateway.server.http.stream_slots import StreamSlot
@@ -60,10 +60,13 @@ class RunHandlers:
             run_input = await read_run_input(request, services.config.max_body_bytes)
             thread_id = run_input["threadId"]
             services.auth.require(request, thread_id, "read")
+            turns = connect_turns(run_input)  # forwardedProps.aguiGateway.turns: a windowed replay
             position = await resume_position_within(request, services.store, thread_id)
             thread = services.threads.get(thread_id)
         except BaseException:
             slot.release()
             raise
-        body = replay_then_live(services, thread, position, wait=thread.wait_for_change, stop=thread.settled)
+        body = replay_then_live(
+            services, thread, position, wait=thread.wait_for_change, stop=thread.settled, turns=turns
+        )
         return sse_response(body, slot.release)

@@ -3,7 +3,8 @@
 Every event stream follows the same id rule: a frame has ``id: N`` exactly when
 a client holding everything up to that frame holds the effect of every stored
 event up to seq N. History for a fresh client (``position`` None) is the
-compacted replay view; for a resuming client it is exactly the stored events
+compacted replay view (with ``turns``, the history window of the last ``turns`` runs:
+``protocol/compaction/window.py``); for a resuming client it is exactly the stored events
 after its position (0: all of them, uncompacted). Either way the live tail
 follows from where the history ends, read from the log by the client's own
 cursor (:class:`~agui_gateway.server.fanout.follower.LogFollower`).
@@ -54,8 +55,11 @@ async def replay_then_live(
     wait: Callable[[int, float], Awaitable[int]],
     stop: Callable[[int], bool] | None = None,
     bound: Callable[[], int | None] | None = None,
+    turns: int | None = None,
 ) -> AsyncIterator[bytes | memoryview]:
-    """History (the replay view when ``position`` is None), then the log after it.
+    """History (the replay view when ``position`` is None, windowed to ``turns`` runs
+    when given), then the log after it. A resuming client holds its history already:
+    ``turns`` means nothing to it and is ignored.
 
     ``wait``, ``stop`` and ``bound`` are the :class:`LogFollower`'s: how to sleep
     when caught up, when the stream is complete, and the last seq it may send.
@@ -66,9 +70,10 @@ async def replay_then_live(
     try:
         yield STREAM_PREAMBLE
         if position is None:
-            view = await thread.replay_view()
-            metrics.replays.labels("fresh").inc()
-            metrics.replay_bytes.labels("fresh").inc(view.nbytes)
+            view = await thread.replay_view(turns)
+            kind = "fresh" if turns is None else "window"
+            metrics.replays.labels(kind).inc()
+            metrics.replay_bytes.labels(kind).inc(view.nbytes)
             for chunk in view.chunks:
                 yield chunk
             cursor = view.seq

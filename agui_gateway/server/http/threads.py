@@ -1,5 +1,12 @@
 """Threads over HTTP: ``GET /threads``, and ``/threads/{thread}/events``, ``/snapshot``,
-``/log.jsonl`` and ``/runs``.
+``/messages``, ``/log.jsonl`` and ``/runs``.
+
+``/events?turns=N`` is a fresh replay windowed to the messages of the last N runs,
+preceded by the CUSTOM event ``agui_gateway.history_window`` (how many messages are
+older, the cursor of their page); with a resume position it is ignored (the client
+holds its history already). ``/messages?before=M&limit=K`` is the page of messages
+older than message M, oldest first, with the cursor of the page before it: pages and
+window together are ``/snapshot``'s messages exactly.
 
 ``/runs`` lists the runs of the log (see ``protocol.lineage.RunIndex``) with their
 parent, status and first and last sequence numbers. ``/events?run=R`` replays the
@@ -20,7 +27,14 @@ from starlette.responses import Response
 
 from agui_gateway.server.errors import BadRequest
 from agui_gateway.server.http.listing import page, parse_list_query, thread_row
-from agui_gateway.server.http.requests import requested_run, resume_position, resume_position_within, thread_param
+from agui_gateway.server.http.requests import (
+    page_query,
+    requested_run,
+    resume_position,
+    resume_position_within,
+    thread_param,
+    window_turns,
+)
 from agui_gateway.server.http.responses import json_response, ndjson_response, sse_response
 from agui_gateway.server.http.services import ApiServices
 from agui_gateway.server.http.streams import batched, replay_then_live, stream_slot
@@ -38,13 +52,24 @@ class ThreadHandlers:
         thread_id = thread_param(request)
         services.auth.require(request, thread_id, "read")
         branch = requested_run(request)
+        turns = window_turns(request)
         if branch is not None:
+            if turns is not None:
+                raise BadRequest("?run= replays a whole branch: it takes no 'turns'")
             return await _branch_stream(services, services.threads.get(thread_id), branch)
         position = await resume_position_within(request, services.store, thread_id)
         thread = services.threads.get(thread_id)
         slot = stream_slot(services, request)
-        body = replay_then_live(services, thread, position, wait=thread.wait_for_records)
+        body = replay_then_live(services, thread, position, wait=thread.wait_for_records, turns=turns)
         return sse_response(body, slot.release)
+
+    async def messages(self, request: Request) -> Response:
+        services = self.services
+        thread_id = thread_param(request)
+        services.auth.require(request, thread_id, "read")
+        before, limit = page_query(request)
+        page = await services.threads.get(thread_id).message_page(before, limit)
+        return json_response(page.to_json())
 
     async def snapshot(self, request: Request) -> Response:
         services = self.services

@@ -26,6 +26,14 @@ client that synthesizes one for an agent that fails or never sends one):
   thread's (or on a branch). The caller already holds both: they change
   nothing for it, and bring every other client to where the caller is.
 
+A caller holding a *window* (it opened the thread with its latest turns, ``?turns=N``,
+and sends only those messages, maybe with some older pages) continues the thread:
+:func:`~agui_gateway.protocol.lineage.window_conversation` puts the stored messages
+before its first one back in front, and that full conversation is what the agent gets
+and what the run is planned from (so it is no branch, as long as the suffix is
+unchanged). A caller's history that no frame of the official client can record is
+refused (:class:`~agui_gateway.protocol.lineage.HistoryTooLarge`, 413).
+
 So a run is one run in every stream: ``RUN_STARTED(input) ... terminal``, the
 caller's POST stream included. Logs written before (the gateway's own
 ``RUN_STARTED(input) · RUN_FINISHED`` run ahead of the agent's) replay as before.
@@ -37,7 +45,7 @@ import asyncio
 from typing import Any
 
 from agui_gateway.protocol.history import HistoryConflict, merge_history
-from agui_gateway.protocol.lineage import RunPlan, continues, plan_run
+from agui_gateway.protocol.lineage import HistoryTooLarge, RunPlan, continues, plan_run, window_conversation
 from agui_gateway.server.config import HistoryMode
 from agui_gateway.server.errors import NoRunInProgress, RunInProgress
 from agui_gateway.server.metrics import GatewayMetrics
@@ -97,11 +105,14 @@ class RunManager:
                 merged = merge_history(conversation.messages, run_input["messages"])
                 upstream_input = {**run_input, "messages": merged}
             else:
-                upstream_input = run_input
+                # A caller holding a window gets the older messages put back in front.
+                full = window_conversation(conversation.messages, run_input["messages"])
+                windowed = len(full) != len(run_input["messages"])
+                upstream_input = {**run_input, "messages": full} if windowed else run_input
             # Recorded from what the agent gets: with server-side history, the merge
             # continues the thread by construction, so only the new messages are recorded.
             run.plan = await self._plan(thread, conversation, upstream_input)
-        except HistoryConflict:
+        except (HistoryConflict, HistoryTooLarge):
             await thread.dismiss(run)
             self._metrics.runs_rejected.inc()
             raise

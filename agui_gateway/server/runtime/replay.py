@@ -8,7 +8,8 @@
 * the checkpoint: written after each run ends (and after a build that found it
   stale), from the in-memory compactor, never by rewriting the raw log;
 * the replay bytes: the encoded SSE frames of the compacted block, cached per
-  compactor position, so 200 clients connecting at once share one copy;
+  compactor position, so 200 clients connecting at once share one copy; and those of
+  the history windows asked for (``?turns=N``), cached per (folded seq, turns, position);
 * the recent frames of the live tail (:class:`RecentFrames`), pushed with every record
   taken in.
 
@@ -37,6 +38,7 @@ from agui_gateway.store.base import Checkpoint, NewEvent, StoredRecord, StoreErr
 log = logging.getLogger("agui_gateway.server.runtime.replay")
 
 _YIELD_EVERY = 2000  # records fed between two event-loop yields while building
+_WINDOWS_KEPT = 8  # window sizes whose encoded replay is kept (clients mostly ask one or two)
 
 
 @dataclass(frozen=True, slots=True)
@@ -67,6 +69,7 @@ class ReplayState:
         self._saved_seq = 0
         self._finished_bytes: tuple[int, bytes] | None = None  # (folded seq, frames)
         self._view: ReplayView | None = None
+        self._windows: dict[tuple[int, int, int], ReplayView] = {}  # (folded seq, turns, seq)
         self.recent = RecentFrames()
 
     # -- building -------------------------------------------------------------------
@@ -169,11 +172,6 @@ class ReplayState:
 
     # -- reading ---------------------------------------------------------------------------
 
-    async def fresh_view(self, compactor: SnapshotCompactor) -> tuple[ReplayView, bool]:
-        """The view after taking in what other writers stored; whether there was any."""
-        caught_up = await self.catch_up(compactor)
-        return self.view(compactor), caught_up
-
     def view(self, compactor: SnapshotCompactor) -> ReplayView:
         """What a fresh client gets before the live tail (see ``docs/compaction-api.md``).
 
@@ -191,6 +189,34 @@ class ReplayState:
         )
         self._view = view
         return view
+
+    def window_view(self, compactor: SnapshotCompactor, turns: int) -> ReplayView:
+        """:meth:`view` with only the messages of the last ``turns`` runs (see
+        ``protocol/compaction/window.py``): the window's block, its last frame carrying
+        ``id: <folded seq>`` as the full block's does, then the open run as in :meth:`view`."""
+        key = (compactor.folded_seq, turns, compactor.last_seq)
+        view = self._windows.get(key)
+        if view is not None:
+            return view
+        block = compactor.history_window(turns).events
+        finished = b"".join(
+            [event_frame(event) for event in block[:-1]]
+            + [event_frame(event, compactor.folded_seq) for event in block[-1:]]
+        )
+        view = ReplayView.of(compactor.last_seq, (finished, self._open_frames(compactor)), compactor.run_open)
+        # Views of an older position are never asked again: drop them with the surplus.
+        self._windows = {k: v for k, v in self._windows.items() if k[0] == key[0] and k[2] == key[2]}
+        if len(self._windows) >= _WINDOWS_KEPT:
+            self._windows.clear()
+        self._windows[key] = view
+        return view
+
+    def _open_frames(self, compactor: SnapshotCompactor) -> bytes:
+        """The open run's frames, shared with the full view when it is current."""
+        view = self._view
+        if view is not None and view.seq == compactor.last_seq:
+            return view.parts[1]
+        return frames(compactor.open_run_events())
 
     def _finished_frames(self, compactor: SnapshotCompactor) -> bytes:
         cached = self._finished_bytes
@@ -210,4 +236,5 @@ class ReplayState:
         that for the compactor's messages and state as Python objects."""
         finished = len(self._finished_bytes[1]) if self._finished_bytes is not None else 0
         open_part = len(self._view.parts[1]) if self._view is not None else 0
-        return 3 * finished + 2 * open_part
+        windows = sum(view.nbytes for view in self._windows.values())
+        return 3 * finished + 2 * open_part + windows

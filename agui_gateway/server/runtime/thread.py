@@ -34,7 +34,7 @@ import logging
 from collections.abc import Callable, Sequence
 from typing import Any, NamedTuple
 
-from agui_gateway.protocol.compaction import SnapshotCompactor
+from agui_gateway.protocol.compaction import MessagePage, SnapshotCompactor
 from agui_gateway.protocol.lineage import Parent
 from agui_gateway.server.errors import NoRunInProgress, RunInProgress
 from agui_gateway.server.fanout.recent import RecentFrames
@@ -146,13 +146,23 @@ class ThreadRuntime:
 
     # -- reads -------------------------------------------------------------------------------
 
-    async def replay_view(self) -> ReplayView:
-        """What a fresh client gets before the live tail (see :meth:`ReplayState.view`)."""
+    async def replay_view(self, turns: int | None = None) -> ReplayView:
+        """What a fresh client gets before the live tail (see :meth:`ReplayState.view`);
+        with ``turns``, only the messages of the last ``turns`` runs
+        (:meth:`ReplayState.window_view`)."""
         compactor = await self._ready()
-        view, caught_up = await self._replay.fresh_view(compactor)
+        caught_up = await self._replay.catch_up(compactor)
         if caught_up:  # another writer (a replica) stored records
             self._changed()
-        return view
+        return self._replay.view(compactor) if turns is None else self._replay.window_view(compactor, turns)
+
+    async def message_page(self, before: str, limit: int) -> MessagePage:
+        """Up to ``limit`` messages older than the message ``before``, and the next cursor
+        (``UnknownCursor`` when the conversation has no such message); after taking in
+        what other writers stored, as :meth:`conversation` does."""
+        compactor = await self._ready()
+        await self.take_in(await self.store.last_seq(self.thread_id))
+        return compactor.messages_before(before, limit)
 
     async def conversation(self) -> Conversation:
         """Current messages and state (the open run included) and the seq they cover."""

@@ -4,11 +4,12 @@ import {
   type AgentSubscriber,
   type BaseEvent,
   type HttpAgentConfig,
+  type Message,
   type RunAgentInput,
   type RunAgentParameters,
   type RunAgentResult,
 } from "@ag-ui/client";
-import { defer, type Observable } from "rxjs";
+import { defer, tap, type Observable } from "rxjs";
 import {
   DEFAULT_MAX_ATTEMPTS,
   resolveBackoff,
@@ -35,6 +36,23 @@ export interface GatewayAgentConfig extends HttpAgentConfig {
   connectUrl?: string;
   /** Called before each reconnection (e.g. to show "reconnecting..."). */
   onReconnect?: (info: ReconnectInfo) => void;
+  /**
+   * Open threads with their latest turns only: `connectAgent()` asks the gateway
+   * for the messages of the last `turns` runs (`forwardedProps.aguiGateway.turns`),
+   * and `loadOlder()` fetches the older ones page by page. Default: the whole thread.
+   */
+  turns?: number;
+}
+
+/** The CUSTOM event a windowed replay starts with (`agui_gateway.history_window`). */
+export const HISTORY_WINDOW_EVENT_NAME = "agui_gateway.history_window";
+
+/** One page of older messages (`GET /threads/{thread}/messages`). */
+export interface MessagePage {
+  /** Oldest first; already put in front of the agent's messages. */
+  messages: Message[];
+  /** The cursor of the page before it; null when this page starts the conversation. */
+  before: string | null;
 }
 
 type HttpRunParameters = Parameters<HttpAgent["runAgent"]>[0];
@@ -73,6 +91,13 @@ export class GatewayAgent extends HttpAgent {
   public gatewayUrl: string | undefined;
   public connectUrl: string | undefined;
   public onReconnect: ((info: ReconnectInfo) => void) | undefined;
+  public turns: number | undefined;
+  /**
+   * The cursor of the messages older than what the agent holds: set by a windowed
+   * connect, advanced by `loadOlder()`; null once nothing is older, undefined
+   * before a windowed connect.
+   */
+  public olderCursor: string | null | undefined;
 
   constructor(config: GatewayAgentConfig) {
     super(config);
@@ -85,6 +110,10 @@ export class GatewayAgent extends HttpAgent {
     this.gatewayUrl = config.gatewayUrl;
     this.connectUrl = config.connectUrl;
     this.onReconnect = config.onReconnect;
+    if (config.turns !== undefined && (!Number.isInteger(config.turns) || config.turns < 1)) {
+      throw new TypeError("turns must be an integer >= 1");
+    }
+    this.turns = config.turns;
   }
 
   /** The run's events, resumed across cut connections (what `runAgent()` applies). */
@@ -102,8 +131,48 @@ export class GatewayAgent extends HttpAgent {
             "{base}/agents/{agent}/run; pass connectUrl)",
         );
       }
-      return this.stream("connect", input, routes.connect);
+      if (this.turns === undefined) return this.stream("connect", input, routes.connect);
+      const props = (input.forwardedProps ?? {}) as Record<string, unknown>;
+      const ours = (props.aguiGateway ?? {}) as Record<string, unknown>;
+      const windowed = { ...input, forwardedProps: { ...props, aguiGateway: { ...ours, turns: this.turns } } };
+      return this.stream("connect", windowed, routes.connect).pipe(
+        tap((event) => {
+          const custom = event as BaseEvent & { name?: string; value?: { before?: string | null } };
+          if (event.type === "CUSTOM" && custom.name === HISTORY_WINDOW_EVENT_NAME) {
+            this.olderCursor = custom.value?.before ?? null;
+          }
+        }),
+      );
     });
+  }
+
+  /**
+   * The page of messages before the oldest the agent holds (after a windowed
+   * `connectAgent()`), put in front of `messages`; an empty page once nothing is
+   * older. `limit`: at most this many messages (1 to 1000, the gateway's default 100).
+   */
+  public async loadOlder(limit?: number): Promise<MessagePage> {
+    const before = this.olderCursor;
+    if (before === null || before === undefined) return { messages: [], before: null };
+    const routes = this.routes();
+    if (!routes) throw new Error("GatewayAgent.loadOlder: the gateway's base URL is unknown (pass gatewayUrl)");
+    const query = new URLSearchParams({ before });
+    if (limit !== undefined) query.set("limit", String(limit));
+    const url = `${routes.base}/threads/${encodeURIComponent(this.threadId)}/messages?${query}`;
+    const response = await fetch(url, { headers: this.headers });
+    if (!response.ok) {
+      throw new Error(`GatewayAgent.loadOlder: HTTP ${response.status} ${await response.text()}`);
+    }
+    const page = (await response.json()) as MessagePage;
+    if (this.olderCursor === before) {
+      // Not already loaded by a concurrent call: put the page in front. A branch's
+      // snapshot may have brought the whole conversation in meanwhile: nothing twice.
+      const held = new Set(this.messages.map((m) => m.id));
+      const older = page.messages.filter((m) => !held.has(m.id));
+      this.olderCursor = older.length === page.messages.length ? page.before : null;
+      this.setMessages([...older, ...this.messages]);
+    }
+    return page;
   }
 
   /** Like `runAgent()`, a fresh abort controller per connect (unless one is given). */
@@ -141,6 +210,8 @@ export class GatewayAgent extends HttpAgent {
     cloned.gatewayUrl = this.gatewayUrl;
     cloned.connectUrl = this.connectUrl;
     cloned.onReconnect = this.onReconnect;
+    cloned.turns = this.turns;
+    cloned.olderCursor = this.olderCursor;
     return cloned;
   }
 

@@ -1,4 +1,11 @@
-export { GatewayAgent, gatewayRoutes, type Capabilities, type GatewayAgentConfig } from "./agent.js";
+export {
+  GatewayAgent,
+  HISTORY_WINDOW_EVENT_NAME,
+  gatewayRoutes,
+  type Capabilities,
+  type GatewayAgentConfig,
+  type MessagePage,
+} from "./agent.js";
 export {
   GatewayConnectionError,
   type GatewayRoutes,

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import orjson
 from store.contract import awkward_events, events_holding_the_envelope
 
 from agui_gateway.server.fanout.follower import BATCH_BYTES, Batcher, LogFollower, slices
@@ -75,3 +76,21 @@ async def test_log_follower_sends_each_stored_event_in_the_frame_of_its_record(t
     assert await sent(2, warm) == framed(2)  # 3..6 from the cache, the rest from the log
     assert await sent(0, RecentFrames(), bound=7) == framed(0, 7)
     await store.close()
+
+
+def test_a_record_past_the_clients_frame_limit_is_split_unless_nothing_can_be_cut() -> None:
+    """Each frame stays within the official client's limit, the id on the last one only;
+    an event nothing of which can be cut goes out whole, as stored (one copy of it)."""
+    limit = 10 * 1024 * 1024  # the client's MAX_BUFFER_SIZE, written out
+    result = {"type": "TOOL_CALL_RESULT", "messageId": "t", "toolCallId": "c", "content": "z" * limit}
+    split = record_frame(StoredRecord(7, "r", 0, "agent", result))
+    frames = [f for f in split.split(b"\n\n") if f]
+    assert len(frames) > 2 and max(len(f) for f in frames) <= limit
+    assert [f.startswith(b"id: 7\n") for f in frames] == [False] * (len(frames) - 1) + [True]
+    events = [orjson.loads(f.split(b"data: ", 1)[1]) for f in frames]
+    assert events[0] == {**result, "content": ""}
+    assert "".join(e["delta"] for e in events if e["type"] == "TEXT_MESSAGE_CONTENT") == result["content"]
+    state = {"type": "STATE_SNAPSHOT", "snapshot": {"blob": "b" * limit}}
+    assert record_frame(StoredRecord(8, "r", 0, "agent", state)) == b"id: 8\ndata: " + orjson.dumps(state) + b"\n\n"
+    small = {"type": "STATE_SNAPSHOT", "snapshot": {"blob": "b" * (8 * 1024 * 1024)}}  # under the limit: whole
+    assert record_frame(StoredRecord(9, "r", 0, "agent", small)) == b"id: 9\ndata: " + orjson.dumps(small) + b"\n\n"

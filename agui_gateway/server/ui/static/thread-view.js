@@ -1,5 +1,7 @@
 // One thread: its events through the official client (a resumable stream of
-// GET /threads/{t}/events), the conversation, state, run badge, reconnect figures, actions.
+// GET /threads/{t}/events?turns=N: its latest turns, the older messages paged in from
+// GET /threads/{t}/messages as the reader scrolls up), the conversation, state, run
+// badge, reconnect figures, actions.
 import { AbstractAgent, Observable } from "./vendor/agui-client.js";
 import { ResumableStream } from "./sse.js";
 import { renderJsonTree } from "./tree.js";
@@ -7,6 +9,8 @@ import { API, api, authHeaders, startRun } from "./api.js";
 import { $, el, formatBytes, prettyJson, showError, textOf } from "./dom.js";
 
 const MESSAGE_WINDOW = 60; // messages rendered at first; more as the reader scrolls up
+const OPEN_TURNS = 10; // the turns a thread opens with; older messages come in pages of MESSAGE_WINDOW
+const HISTORY_WINDOW_EVENT = "agui_gateway.history_window";
 const INTERRUPTED_CODES = new Set(["stopped", "gateway_restarted"]);
 
 /** An agent whose transport is the gateway's thread stream (resumable, never a duplicate). */
@@ -43,10 +47,14 @@ export class ThreadView {
     this.run = null; // {status, message}
     this.runErrors = []; // {after, message, code}
     this.window = MESSAGE_WINDOW;
+    this.olderCursor = null; // the page of messages before those held (null: none older)
+    this.loadingOlder = null;
     this.nodes = new Map(); // message id -> {sig, node}
     this.frame = 0;
     this.closed = false;
-    this.stream = new ResumableStream(new URL(`threads/${encodeURIComponent(threadId)}/events`, API), {
+    const url = new URL(`threads/${encodeURIComponent(threadId)}/events`, API);
+    url.searchParams.set("turns", String(OPEN_TURNS));
+    this.stream = new ResumableStream(url, {
       headers: authHeaders,
       stats: this.stats,
       onStatus: (status) => this.setStatus(status),
@@ -58,6 +66,12 @@ export class ThreadView {
         performance.mark("agui:messages");
         this.messages = messages;
         this.schedule();
+      },
+      onCustomEvent: ({ event }) => {
+        if (event.name === HISTORY_WINDOW_EVENT) {
+          this.olderCursor = event.value?.before ?? null;
+          this.schedule();
+        }
       },
       onStateChanged: ({ state }) => {
         this.state = state;
@@ -209,7 +223,7 @@ export class ThreadView {
     const items = this.visibleItems();
     const start = Math.max(0, items.length - this.window);
     const wanted = [];
-    if (start > 0) {
+    if (start > 0 || this.olderCursor !== null) {
       wanted.push(this.moreButton(start));
     }
     const pinned = container.scrollHeight - container.scrollTop - container.clientHeight < 40;
@@ -248,8 +262,10 @@ export class ThreadView {
   moreButton(hidden) {
     if (!this.more) {
       this.more = el("button", { class: "more", type: "button" });
-      this.more.addEventListener("click", () => {
+      this.more.addEventListener("click", async () => {
         const container = $("#messages");
+        const hidden = this.visibleItems().length > this.window;
+        if (!hidden && this.olderCursor !== null) await this.loadOlder();
         const before = container.scrollHeight - container.scrollTop;
         this.window += MESSAGE_WINDOW;
         this.renderMessages();
@@ -261,8 +277,32 @@ export class ThreadView {
       });
       this.moreObserver.observe(this.more);
     }
-    this.more.textContent = `show ${Math.min(hidden, MESSAGE_WINDOW)} earlier (${hidden} hidden)`;
+    this.more.textContent =
+      hidden > 0 ? `show ${Math.min(hidden, MESSAGE_WINDOW)} earlier (${hidden} hidden)` : "load earlier messages";
     return this.more;
+  }
+
+  /** The page of messages before those held, put in front of them (once at a time). */
+  loadOlder() {
+    this.loadingOlder ??= (async () => {
+      const before = this.olderCursor;
+      try {
+        const query = new URLSearchParams({ before, limit: String(MESSAGE_WINDOW) });
+        const page = await api(`threads/${encodeURIComponent(this.threadId)}/messages?${query}`);
+        if (this.closed || this.olderCursor !== before) return;
+        const held = new Set(this.agent.messages.map((m) => m.id));
+        // A branch's snapshot may have brought the whole conversation in meanwhile.
+        const older = page.messages.filter((m) => !held.has(m.id));
+        this.olderCursor = older.length === page.messages.length ? page.before : null;
+        for (const error of this.runErrors) error.after += older.length;
+        this.agent.setMessages([...older, ...this.agent.messages]);
+      } catch (error) {
+        if (!this.closed) this.fail(error);
+      } finally {
+        this.loadingOlder = null;
+      }
+    })();
+    return this.loadingOlder;
   }
 }
 
