@@ -24,6 +24,7 @@ from agui_gateway.server.http.auth import Authorizer
 from agui_gateway.server.http.stream_slots import StreamSlots
 from agui_gateway.server.metrics import GatewayMetrics
 from agui_gateway.server.runtime.leases import RecoverySweep
+from agui_gateway.server.runtime.lifecycle import Lifecycle
 from agui_gateway.server.runtime.manager import RunManager
 from agui_gateway.server.runtime.registry import ThreadRegistry
 from agui_gateway.store.base import ThreadStore
@@ -52,6 +53,7 @@ class Gateway:
     http: httpx.AsyncClient
     changes: ThreadChanges  # which threads changed, for the thread list's live feed
     streams: StreamSlots
+    lifecycle: Lifecycle  # start-up recovery, readiness, drain
     sweep: RecoverySweep | None = None  # closes the runs of dead replicas (stores with leases)
 
     @classmethod
@@ -70,37 +72,37 @@ class Gateway:
         # The upstream client: no pool limit (each open run holds one streaming connection).
         http = httpx.AsyncClient(limits=httpx.Limits(max_connections=None, max_keepalive_connections=32))
         changes = ThreadChanges()
+        threads = ThreadRegistry(
+            store,
+            metrics,
+            cached_threads=config.cached_threads,
+            cache_bytes=config.cache_bytes,
+            recover_open_runs=config.recover_open_runs,
+            on_change=changes.touch,
+        )
         return cls(
             config=config,
             store=store,
             agents=AgentDirectory.from_targets(targets, http, apps),
             metrics=metrics,
-            threads=ThreadRegistry(
-                store,
-                metrics,
-                cached_threads=config.cached_threads,
-                cache_bytes=config.cache_bytes,
-                recover_open_runs=config.recover_open_runs,
-                on_change=changes.touch,
-            ),
+            threads=threads,
             runs=RunManager(metrics, config.timeouts),
             auth=Authorizer.from_config(config),
             http=http,
             changes=changes,
             streams=StreamSlots(config.max_streams, config.max_streams_per_token),
+            lifecycle=Lifecycle(store, threads, recover_open_runs=config.recover_open_runs),
         )
 
     async def open(self) -> None:
         await self.store.open()
         await self.agents.open()
         leases = self.store.leases
-        if self.config.recover_open_runs:
-            if leases is not None and self.config.replica_id is not None:
-                await self._recover_after_restart(leases)
-            # Close every run a crash left open before the first request: no read
-            # (a log export, the thread list) can then observe one still open.
-            for info in await self.store.list_threads():
-                await self.threads.get(info.thread_id).ready()
+        if self.config.recover_open_runs and leases is not None and self.config.replica_id is not None:
+            await self._recover_after_restart(leases)
+        # The runs a crash left open are closed in the background, from the store's index
+        # of open runs: the process answers at once, however many threads it has.
+        self.lifecycle.start()
         if leases is not None and self.config.recover_open_runs:
             self.sweep = RecoverySweep(leases, self._recover, interval_s=leases.ttl_s / 2)
             self.sweep.start()
@@ -127,6 +129,7 @@ class Gateway:
 
     async def close(self) -> None:
         try:
+            await self.lifecycle.close()
             if self.sweep is not None:
                 await self.sweep.stop()
             await self.runs.shutdown()

@@ -90,14 +90,21 @@ class RunningGateway:
 
 
 @contextmanager
-def serve_gateway(config: GatewayConfig, store: Any = None, apps: Any = None) -> Iterator[RunningGateway]:
+def serve_gateway(
+    config: GatewayConfig, store: Any = None, apps: Any = None, *, ready: bool = True
+) -> Iterator[RunningGateway]:
     """The gateway app on loopback in this process (lifespan on: store opened and closed);
-    ``apps`` mounts in-process agents through the library API."""
+    ``apps`` mounts in-process agents through the library API. ``ready``: return once its
+    start-up recovery is done (else as soon as it answers)."""
     with _listening_socket() as sock:
         port = sock.getsockname()[1]
         # The app learns its own address (the demo agent's URL is built from it).
         app = create_app(config.with_overrides(host=LOOPBACK, port=port), store, apps)
         with _run_uvicorn(app, sock, lifespan="on"):
+            # Ready as /readyz means it: the runs a crash left open are closed (in the background).
+            started = app.state.gateway.lifecycle.started
+            if ready:
+                wait_until(started.is_set, STARTUP_DEADLINE, what="the gateway's start-up recovery")
             yield RunningGateway(f"http://{LOOPBACK}:{port}", app)
 
 
@@ -170,7 +177,7 @@ class GatewayProcess:
                 args, cwd=REPO_ROOT, env=env, stdout=log_file, stderr=subprocess.STDOUT, preexec_fn=self.preexec
             )
         try:
-            wait_until(self._healthy, timeout, what="gateway answering /healthz", interval=0.05)
+            wait_until(self._healthy, timeout, what="gateway answering /readyz", interval=0.05)
         except AssertionError:
             self.kill()
             raise
@@ -181,7 +188,8 @@ class GatewayProcess:
         if self.proc.poll() is not None:
             raise RuntimeError(f"gateway exited with {self.proc.returncode}: {self.log_path.read_text()[-2000:]}")
         try:
-            return httpx.get(self.url + "/healthz", timeout=1).status_code == 200
+            # Ready: answering, and the runs a crash left open are closed (start-up recovery).
+            return httpx.get(self.url + "/readyz", timeout=1).status_code == 200
         except httpx.HTTPError:
             return False
 

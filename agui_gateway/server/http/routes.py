@@ -51,5 +51,6 @@ def api_routes(services: ApiServices) -> list[BaseRoute]:
         Route("/threads/{thread}/log.jsonl", threads.log_jsonl, methods=["GET"]),
         Route("/threads/{thread}/stop", runs.stop, methods=["POST"]),
         Route("/healthz", system.healthz, methods=["GET"]),
+        Route("/readyz", system.readyz, methods=["GET"]),
         Route("/metrics", system.metrics, methods=["GET"]),
     ]

@@ -14,6 +14,7 @@ from agui_gateway.server.fanout.changes import ThreadChanges
 from agui_gateway.server.http.auth import Authorizer
 from agui_gateway.server.http.stream_slots import StreamSlots
 from agui_gateway.server.metrics import GatewayMetrics
+from agui_gateway.server.runtime.lifecycle import Lifecycle
 from agui_gateway.server.runtime.manager import RunManager
 from agui_gateway.server.runtime.registry import ThreadRegistry
 from agui_gateway.store.base import ThreadStore
@@ -39,3 +40,5 @@ class ApiServices(Protocol):
     def streams(self) -> StreamSlots: ...
     @property
     def changes(self) -> ThreadChanges: ...
+    @property
+    def lifecycle(self) -> Lifecycle: ...

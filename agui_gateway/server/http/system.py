@@ -1,4 +1,10 @@
-"""The process over HTTP: ``GET /healthz`` and ``GET /metrics``."""
+"""The process over HTTP: ``GET /healthz``, ``GET /readyz`` and ``GET /metrics``.
+
+``/healthz`` says the process answers (and whether its store does); ``/readyz`` whether
+it should be sent work: start-up recovery is done (``runtime/lifecycle.py``), the store
+answers and the process is not draining. A Kubernetes readiness probe goes to
+``/readyz``; see the README's "Kubernetes" section for the probe settings.
+"""
 
 from __future__ import annotations
 
@@ -27,6 +33,18 @@ class SystemHandlers:
             body = {"status": "degraded", "store": "down", "error": str(exc) or "timeout", "runs": runs}
             return json_response(body, status=503)
         return json_response({"status": "ok", "store": "up", "runs": runs})
+
+    async def readyz(self, request: Request) -> Response:
+        services = self.services
+        reason = services.lifecycle.not_ready_reason
+        if reason is None:
+            try:
+                await asyncio.wait_for(services.store.ping(), HEALTH_TIMEOUT_S)
+            except (StoreError, TimeoutError) as exc:
+                reason = f"store down: {str(exc) or 'timeout'}"
+        if reason is not None:
+            return json_response({"status": "not ready", "reason": reason}, status=503)
+        return json_response({"status": "ready"})
 
     async def metrics(self, request: Request) -> Response:
         self.services.auth.require_any(request)
