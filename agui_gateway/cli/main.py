@@ -16,12 +16,12 @@ from agui_gateway import __version__
 # command name -> "module:attribute"
 _COMMANDS = {
     "compact": "agui_gateway.cli.compact:compact",
-    "export": "agui_gateway.cli.lifecycle:export",
-    "import": "agui_gateway.cli.lifecycle:import_",
+    "export": "agui_gateway.cli.threads:export",
+    "import": "agui_gateway.cli.threads:import_",
     "inspect": "agui_gateway.cli.compact:inspect",
     "recover": "agui_gateway.cli.recover:recover",
     "serve": "agui_gateway.cli.serve:serve",
-    "threads": "agui_gateway.cli.lifecycle:threads",
+    "threads": "agui_gateway.cli.threads:threads",
 }
 
 

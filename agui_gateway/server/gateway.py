@@ -24,8 +24,8 @@ from agui_gateway.server.http.auth import Authorizer
 from agui_gateway.server.http.stream_slots import StreamSlots
 from agui_gateway.server.metrics import GatewayMetrics
 from agui_gateway.server.runtime.leases import RecoverySweep
-from agui_gateway.server.runtime.lifecycle import Lifecycle
 from agui_gateway.server.runtime.manager import RunManager
+from agui_gateway.server.runtime.readiness import Readiness
 from agui_gateway.server.runtime.registry import ThreadRegistry
 from agui_gateway.store.base import ThreadStore
 from agui_gateway.store.factory import build_store
@@ -53,7 +53,7 @@ class Gateway:
     http: httpx.AsyncClient
     changes: ThreadChanges  # which threads changed, for the thread list's live feed
     streams: StreamSlots
-    lifecycle: Lifecycle  # start-up recovery, readiness, drain
+    readiness: Readiness  # start-up recovery, readiness, drain
     sweep: RecoverySweep | None = None  # closes the runs of dead replicas (stores with leases)
 
     @classmethod
@@ -91,7 +91,7 @@ class Gateway:
             http=http,
             changes=changes,
             streams=StreamSlots(config.max_streams, config.max_streams_per_token),
-            lifecycle=Lifecycle(store, threads, recover_open_runs=config.recover_open_runs),
+            readiness=Readiness(store, threads, recover_open_runs=config.recover_open_runs),
         )
 
     async def open(self) -> None:
@@ -102,7 +102,7 @@ class Gateway:
             await self._recover_after_restart(leases)
         # The runs a crash left open are closed in the background, from the store's index
         # of open runs: the process answers at once, however many threads it has.
-        self.lifecycle.start()
+        self.readiness.start()
         if leases is not None and self.config.recover_open_runs:
             self.sweep = RecoverySweep(leases, self._recover, interval_s=leases.ttl_s / 2)
             self.sweep.start()
@@ -129,7 +129,7 @@ class Gateway:
 
     async def close(self) -> None:
         try:
-            await self.lifecycle.close()
+            await self.readiness.close()
             if self.sweep is not None:
                 await self.sweep.stop()
             await self.runs.shutdown()

@@ -102,7 +102,7 @@ def serve_gateway(
         app = create_app(config.with_overrides(host=LOOPBACK, port=port), store, apps)
         with _run_uvicorn(app, sock, lifespan="on"):
             # Ready as /readyz means it: the runs a crash left open are closed (in the background).
-            started = app.state.gateway.lifecycle.started
+            started = app.state.gateway.readiness.started
             if ready:
                 wait_until(started.is_set, STARTUP_DEADLINE, what="the gateway's start-up recovery")
             yield RunningGateway(f"http://{LOOPBACK}:{port}", app)

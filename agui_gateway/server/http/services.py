@@ -14,8 +14,8 @@ from agui_gateway.server.fanout.changes import ThreadChanges
 from agui_gateway.server.http.auth import Authorizer
 from agui_gateway.server.http.stream_slots import StreamSlots
 from agui_gateway.server.metrics import GatewayMetrics
-from agui_gateway.server.runtime.lifecycle import Lifecycle
 from agui_gateway.server.runtime.manager import RunManager
+from agui_gateway.server.runtime.readiness import Readiness
 from agui_gateway.server.runtime.registry import ThreadRegistry
 from agui_gateway.store.base import ThreadStore
 from agui_gateway.upstream.agents import AgentDirectory
@@ -41,4 +41,4 @@ class ApiServices(Protocol):
     @property
     def changes(self) -> ThreadChanges: ...
     @property
-    def lifecycle(self) -> Lifecycle: ...
+    def readiness(self) -> Readiness: ...

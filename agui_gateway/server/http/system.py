@@ -1,7 +1,7 @@
 """The process over HTTP: ``GET /healthz``, ``GET /readyz`` and ``GET /metrics``.
 
 ``/healthz`` says the process answers (and whether its store does); ``/readyz`` whether
-it should be sent work: start-up recovery is done (``runtime/lifecycle.py``), the store
+it should be sent work: start-up recovery is done (``runtime/readiness.py``), the store
 answers and the process is not draining. A Kubernetes readiness probe goes to
 ``/readyz``; see the README's "Kubernetes" section for the probe settings.
 """
@@ -36,7 +36,7 @@ class SystemHandlers:
 
     async def readyz(self, request: Request) -> Response:
         services = self.services
-        reason = services.lifecycle.not_ready_reason
+        reason = services.readiness.not_ready_reason
         if reason is None:
             try:
                 await asyncio.wait_for(services.store.ping(), HEALTH_TIMEOUT_S)

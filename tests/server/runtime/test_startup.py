@@ -50,7 +50,7 @@ async def test_start_up_opens_only_the_threads_with_a_run_left_open(tmp_path: Pa
         gateway = gw.app.state.gateway
         # Only the crashed threads were read at start, whatever the number of threads.
         assert _builds(gateway) == CRASHED
-        assert gateway.lifecycle.recovered == CRASHED and gateway.lifecycle.failed == 0
+        assert gateway.readiness.recovered == CRASHED and gateway.readiness.failed == 0
         async with httpx.AsyncClient(base_url=gw.url, timeout=20) as client:
             assert (await client.get("/readyz")).json() == {"status": "ready"}
     for n in range(CRASHED):
@@ -98,7 +98,7 @@ async def test_the_gateway_answers_during_start_up_recovery_and_reads_wait_for_t
                 records = (await held_log).content.splitlines()
                 assert b'"code":"gateway_restarted"' in records[-1]
                 await wait_until_async(
-                    lambda: gw.app.state.gateway.lifecycle.started.is_set(), timeout=10, what="start-up done"
+                    lambda: gw.app.state.gateway.readiness.started.is_set(), timeout=10, what="start-up done"
                 )
                 assert (await client.get("/readyz")).status_code == 200
         finally:

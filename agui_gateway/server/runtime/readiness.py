@@ -8,7 +8,7 @@ while the process already answers. Each is made ready like on any first read
 with a stored RUN_ERROR), so a request that reads one of them meanwhile waits for that
 thread's recovery only, through the same single flight, and never sees the run open.
 
-:class:`Lifecycle` also answers whether the process is ready to be sent work
+:class:`Readiness` also answers whether the process is ready to be sent work
 (``GET /readyz``): start-up recovery done and not draining. Whether the store answers
 is asked of the store itself by the readiness probe.
 """
@@ -22,7 +22,7 @@ from enum import Enum
 from agui_gateway.server.runtime.registry import ThreadRegistry
 from agui_gateway.store.base import StoreError, ThreadStore
 
-log = logging.getLogger("agui_gateway.server.runtime.lifecycle")
+log = logging.getLogger("agui_gateway.server.runtime.readiness")
 
 STARTUP_RETRY_S = (0.5, 2.0, 5.0)  # pauses before asking an unreachable store for the index again
 
@@ -33,7 +33,7 @@ class Phase(Enum):
     DRAINING = "draining"  # shutting down: runs in progress finish, no new ones start
 
 
-class Lifecycle:
+class Readiness:
     def __init__(self, store: ThreadStore, threads: ThreadRegistry, *, recover_open_runs: bool) -> None:
         self._store = store
         self._threads = threads
