@@ -43,8 +43,15 @@ def build_config(
     redis_prefix: str | None = None,
     lease_ttl: float | None = None,
     replica_id: str | None = None,
+    drain_timeout: float | None = None,
 ) -> GatewayConfig:
-    flags = {"store": store, "redis_prefix": redis_prefix, "lease_ttl": lease_ttl, "replica_id": replica_id}
+    flags = {
+        "store": store,
+        "redis_prefix": redis_prefix,
+        "lease_ttl": lease_ttl,
+        "replica_id": replica_id,
+        "drain_timeout": drain_timeout,
+    }
     # The store flags go through the config file's parser: one set of rules and messages.
     store_fields = read_store_flags({k: v for k, v in flags.items() if v is not None})
     config = load_config(
@@ -125,6 +132,13 @@ def build_config(
     "closes the runs its previous process left open at once, without waiting for their leases to lapse. "
     "Never give two live replicas the same id.",
 )
+@click.option(
+    "--drain-timeout",
+    type=float,
+    default=None,
+    help="On SIGTERM, seconds runs in progress may go on to their end before they are stopped (default 25; "
+    "new runs are refused meanwhile, and a second signal stops them at once).",
+)
 @click.option("--log-level", default="info", type=click.Choice(["debug", "info", "warning", "error"]))
 def serve(
     host: str | None,
@@ -143,11 +157,11 @@ def serve(
     redis_prefix: str | None,
     lease_ttl: float | None,
     replica_id: str | None,
+    drain_timeout: float | None,
     log_level: str,
 ) -> None:
     """Run the gateway: store, fan out and replay the events of AG-UI agents."""
-    import uvicorn
-
+    from agui_gateway.cli.drain import serve_draining
     from agui_gateway.server.app import create_app
     from agui_gateway.upstream.agents import AgentLoadError
 
@@ -171,6 +185,7 @@ def serve(
             redis_prefix=redis_prefix,
             lease_ttl=lease_ttl,
             replica_id=replica_id,
+            drain_timeout=drain_timeout,
         ).with_overrides(inspector=inspector or None)
         access_note = check_bind(config)
     except (ConfigError, InsecureBindError) as exc:
@@ -204,14 +219,7 @@ def serve(
         where = config.agents.get(name, endpoint.url) + ("  (in process)" if endpoint.in_process else "")
         log.info("agent %s -> %s  (POST /agents/%s/run)", name, where, name)
     tune_garbage_collector()
-    uvicorn.run(
-        app,
-        host=config.host,
-        port=config.port,
-        log_level=log_level,
-        access_log=log_level == "debug",
-        timeout_graceful_shutdown=3,
-    )
+    serve_draining(app, app.state.gateway, host=config.host, port=config.port, log_level=log_level)
 
 
 async def _check_redis(config: GatewayConfig) -> list[str]:

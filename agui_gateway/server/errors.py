@@ -27,7 +27,8 @@ sees every kind of refusal and its place at a glance::
     │   ├── InternalError            500 internal_error
     │   └── ServiceUnavailable       503 unavailable (Retry-After)
     │       ├── TooManyStreams           503 too_many_streams
-    │       └── StorageUnavailable       503 storage_unavailable
+    │       ├── StorageUnavailable       503 storage_unavailable
+    │       └── Draining                 503 draining
     └── StartupError                 the gateway cannot start as configured
         ├── ConfigError                  a malformed setting
         ├── InsecureBindError            a public address without access control
@@ -237,6 +238,12 @@ class StorageUnavailable(ServiceUnavailable):
     """503: the store refused a write (disk full, I/O error); nothing of it was stored."""
 
     CODE = "storage_unavailable"
+
+
+class Draining(ServiceUnavailable):
+    """503: the gateway is shutting down (SIGTERM); a new run goes to another replica."""
+
+    CODE = "draining"
 
 
 # The lower rooms' exceptions that stand for a refusal (see :func:`api_error_of`).

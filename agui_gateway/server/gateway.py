@@ -72,6 +72,7 @@ class Gateway:
         # The upstream client: no pool limit (each open run holds one streaming connection).
         http = httpx.AsyncClient(limits=httpx.Limits(max_connections=None, max_keepalive_connections=32))
         changes = ThreadChanges()
+        runs = RunManager(metrics, config.timeouts)
         threads = ThreadRegistry(
             store,
             metrics,
@@ -86,12 +87,12 @@ class Gateway:
             agents=AgentDirectory.from_targets(targets, http, apps),
             metrics=metrics,
             threads=threads,
-            runs=RunManager(metrics, config.timeouts),
+            runs=runs,
             auth=Authorizer.from_config(config),
             http=http,
             changes=changes,
             streams=StreamSlots(config.max_streams, config.max_streams_per_token),
-            readiness=Readiness(store, threads, recover_open_runs=config.recover_open_runs),
+            readiness=Readiness(store, threads, runs, recover_open_runs=config.recover_open_runs),
         )
 
     async def open(self) -> None:

@@ -96,6 +96,9 @@ class GatewayConfig:
     # lowered to what RLIMIT_NOFILE allows) and per bearer token; beyond them a 503.
     max_streams: int = 4096
     max_streams_per_token: int = 512
+    # On SIGTERM, runs in progress go on to their end for at most this long (then they get
+    # a stored RUN_ERROR): 25 s fits Kubernetes' default grace period of 30 s.
+    drain_timeout_s: float = 25.0
 
     def options_of(self, agent: str) -> AgentOptions:
         return self.agent_options.get(agent) or AgentOptions()

@@ -236,6 +236,8 @@ def fields_from_mapping(doc: Mapping[str, Any], origin: str) -> dict[str, Any]:
             out["cors_origins"] = parse_cors_origins(value)
         elif key == "max_streams":
             out["max_streams"] = _number(name, value, int, 1)
+        elif key == "drain_timeout":
+            out["drain_timeout_s"] = _number(name, value, float, 0)
         elif key == "max_streams_per_token":
             out["max_streams_per_token"] = _number(name, value, int, 1)
         elif key == "timeouts":

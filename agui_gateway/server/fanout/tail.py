@@ -66,6 +66,7 @@ class ThreadTail:
         self.seq = 0  # the latest seq taken in and announced
         self.error: StoreError | None = None  # the store failed under the tail (until it recovers)
         self.failures = 0  # store failures so far: a waiter is told only of those during its wait
+        self.interrupts = 0  # interrupt() calls so far: every waiter then returns, to look again
         self.waiters = 0
         self.rounds = 0  # rounds so far (a round wakes every waiter once)
         self._follow = follow
@@ -83,10 +84,10 @@ class ThreadTail:
             return self.seq
         loop = asyncio.get_running_loop()
         deadline = loop.time() + timeout
-        failures = self.failures
+        failures, interrupts = self.failures, self.interrupts
         self.waiters += 1
         try:
-            while self.seq <= after and self.failures == failures:
+            while self.seq <= after and self.failures == failures and self.interrupts == interrupts:
                 if self._task is None:
                     self._round_by = loop.time() + TICK_S
                     self._task = loop.create_task(self._run(), name=f"tail-{self.thread_id}")
@@ -108,6 +109,12 @@ class ThreadTail:
         if self.failures != failures and self.error is not None and self.seq <= after:
             raise self.error
         return self.seq
+
+    def interrupt(self) -> None:
+        """Make every waiter return now, with what is stored so far: something else its stream
+        depends on changed (the process began to drain)."""
+        self.interrupts += 1
+        self._end_round()
 
     def stop(self) -> None:
         """End the tail task; anyone still waiting is woken (and would start a new one)."""

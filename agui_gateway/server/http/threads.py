@@ -60,7 +60,14 @@ class ThreadHandlers:
         position = await resume_position_within(request, services.store, thread_id)
         thread = services.threads.get(thread_id)
         slot = stream_slot(services, request)
-        body = replay_then_live(services, thread, position, wait=thread.wait_for_records, turns=turns)
+        readiness = services.readiness
+
+        def drained(cursor: int) -> bool:
+            # A watcher follows forever, except while the process drains: then it ends once
+            # the thread has no run open (it resumes on another replica by its last id).
+            return readiness.draining and thread.log_settled(cursor)
+
+        body = replay_then_live(services, thread, position, wait=thread.wait_for_records, stop=drained, turns=turns)
         return sse_response(body, slot.release)
 
     async def messages(self, request: Request) -> Response:

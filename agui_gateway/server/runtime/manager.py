@@ -47,7 +47,7 @@ from typing import Any
 from agui_gateway.protocol.history import HistoryConflict, merge_history
 from agui_gateway.protocol.lineage import HistoryTooLarge, RunPlan, continues, plan_run, window_conversation
 from agui_gateway.server.config import HistoryMode
-from agui_gateway.server.errors import NoRunInProgress, RunInProgress
+from agui_gateway.server.errors import Draining, NoRunInProgress, RunInProgress
 from agui_gateway.server.metrics import GatewayMetrics
 from agui_gateway.server.runtime.active_run import ActiveRun
 from agui_gateway.server.runtime.bad_input import BadInputLog
@@ -70,6 +70,7 @@ class RunManager:
         self._timeouts = timeouts
         self._runs: set[ActiveRun] = set()
         self._shutting_down = False
+        self._draining = False  # the process is shutting down: no new run starts here
 
     async def start(
         self,
@@ -84,6 +85,8 @@ class RunManager:
         Shielded: once the run is admitted it must get its driver (which stores its
         RUN_STARTED and its end), even if the caller disconnects while it opens.
         """
+        if self._draining:
+            raise Draining("the gateway is shutting down; start the run again (another replica takes it)")
         opening = asyncio.ensure_future(self._open(thread, agent, run_input, history))
         opening.add_done_callback(_consume_exception)  # the caller may be gone by then
         return await asyncio.shield(opening)
@@ -171,6 +174,23 @@ class RunManager:
         self._cancel(run, message, code)
         await asyncio.shield(run.released.wait())
         return run
+
+    def refuse_new_runs(self) -> None:
+        """From now on a run start is refused with :class:`Draining` (a 503 with Retry-After)."""
+        self._draining = True
+
+    async def wait_for_runs(self, timeout: float, give_up: asyncio.Event) -> bool:
+        """Until every run of this process has ended, ``timeout`` passed or ``give_up`` is set;
+        whether they all ended."""
+        ending = asyncio.gather(*(run.released.wait() for run in list(self._runs)))
+        giving_up = asyncio.ensure_future(give_up.wait())
+        try:
+            await asyncio.wait((ending, giving_up), timeout=timeout, return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            giving_up.cancel()
+        ended = ending.done()
+        ending.cancel()
+        return ended and not self._runs
 
     async def shutdown(self) -> None:
         """Stop every run (each gets a stored RUN_ERROR) and wait for them."""

@@ -11,6 +11,14 @@ thread's recovery only, through the same single flight, and never sees the run o
 :class:`Readiness` also answers whether the process is ready to be sent work
 (``GET /readyz``): start-up recovery done and not draining. Whether the store answers
 is asked of the store itself by the readiness probe.
+
+Drain (SIGTERM, see ``cli/drain.py``): :meth:`Readiness.drain` refuses new runs (503
+with Retry-After: a load balancer or client retries on another replica), lets the runs
+in progress go on to their own end for at most the drain timeout, and ends every
+watcher's stream once the thread it follows has no run open (at once for an idle
+thread): a client resumes by ``Last-Event-ID`` on any replica. A run still going at the
+deadline, or when the drain is cut short (a second signal), is stopped: its stored
+RUN_ERROR (``gateway_shutdown``) reaches its caller and watchers before their streams end.
 """
 
 from __future__ import annotations
@@ -19,6 +27,7 @@ import asyncio
 import logging
 from enum import Enum
 
+from agui_gateway.server.runtime.manager import RunManager
 from agui_gateway.server.runtime.registry import ThreadRegistry
 from agui_gateway.store.base import StoreError, ThreadStore
 
@@ -34,9 +43,12 @@ class Phase(Enum):
 
 
 class Readiness:
-    def __init__(self, store: ThreadStore, threads: ThreadRegistry, *, recover_open_runs: bool) -> None:
+    def __init__(
+        self, store: ThreadStore, threads: ThreadRegistry, runs: RunManager, *, recover_open_runs: bool
+    ) -> None:
         self._store = store
         self._threads = threads
+        self._runs = runs
         self._recover = recover_open_runs
         self.phase = Phase.STARTING if recover_open_runs else Phase.SERVING
         self.recovering: set[str] = set()  # threads of the index not made ready yet
@@ -82,6 +94,23 @@ class Readiness:
                 attempt += 1
                 log.warning("start-up: reading the open-run index failed (%s); retrying in %ss", exc, delay)
                 await asyncio.sleep(delay)
+
+    @property
+    def draining(self) -> bool:
+        return self.phase is Phase.DRAINING
+
+    async def drain(self, timeout: float, cut_short: asyncio.Event) -> bool:
+        """Drain (see the module docstring); returns whether every run ended by itself."""
+        self.phase = Phase.DRAINING
+        self._runs.refuse_new_runs()
+        self._threads.wake_subscribers()  # watchers of idle threads end now
+        log.info("draining: runs in progress may go on for up to %ss", timeout)
+        ended = await self._runs.wait_for_runs(timeout, cut_short)
+        if not ended:
+            log.warning("draining: stopping the runs still in progress")
+            await self._runs.shutdown()
+        self._threads.wake_subscribers()  # and the watchers of the threads those runs ran on
+        return ended
 
     @property
     def not_ready_reason(self) -> str | None:

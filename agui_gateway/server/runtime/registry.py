@@ -54,6 +54,12 @@ class ThreadRegistry:
     def peek(self, thread_id: str) -> ThreadRuntime | None:
         return self._runtimes.get(thread_id) or self._alive.get(thread_id)
 
+    def wake_subscribers(self) -> None:
+        """Every open stream of this process looks at its thread again (see
+        :meth:`ThreadRuntime.wake_subscribers`)."""
+        for runtime in list(self._alive.values()):
+            runtime.wake_subscribers()
+
     def active_runs(self) -> list[ThreadRuntime]:
         return [rt for rt in self._runtimes.values() if rt.running]
 

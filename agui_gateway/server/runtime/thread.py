@@ -192,6 +192,17 @@ class ThreadRuntime:
         compactor = self._compactor
         return 0 if compactor is None else compactor.last_seq
 
+    def log_settled(self, cursor: int) -> bool:
+        """The log has no run open and nothing after ``cursor``: a stream at ``cursor`` holds
+        every run's end."""
+        return not self.log_run_open and cursor >= self.last_seq
+
+    def wake_subscribers(self) -> None:
+        """Every stream waiting on this thread returns to look at it again, whether or not
+        anything was stored (their stop rules changed: the process drains)."""
+        self.tail.interrupt()
+        self._notify_run_changed()
+
     def settled(self, cursor: int) -> bool:
         """No run in progress (here or in the log) and nothing after ``cursor``: where a
         connect's stream ends."""
