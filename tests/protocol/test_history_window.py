@@ -239,7 +239,10 @@ def test_an_edit_inside_the_window_branches_and_keeps_the_older_messages(officia
     parent = _parent(log, conversation)
     assert parent.run_id == "r4"
     plan = plan_run({"threadId": "t", "runId": "r6", "messages": conversation}, thread, {}, parent)
-    run = [served_event({"type": "RUN_STARTED", "threadId": "t", "runId": "r6"}, plan.annotation), *plan.caller_snapshots]
+    run = [
+        served_event({"type": "RUN_STARTED", "threadId": "t", "runId": "r6"}, plan.annotation),
+        *plan.caller_snapshots,
+    ]
     run += _turn("r6", 6)[1:]
     after = official_client.replay(log + run)
     assert after.error is None
