@@ -49,6 +49,7 @@ from typing import Any
 import orjson
 
 from agui_gateway.protocol import events as ev
+from agui_gateway.protocol.builders import CANCELLED_OUTCOME
 from agui_gateway.protocol.compaction.frames import MAX_FRAME_BYTES
 from agui_gateway.protocol.compaction.split import cut_contents, encoded_size, state_events
 from agui_gateway.protocol.reducer import Reducer
@@ -312,7 +313,7 @@ class RunInfo:
     branch: bool
     first_seq: int
     last_seq: int
-    status: str = "running"  # "finished" | "error" | "interrupted" | "running"
+    status: str = "running"  # "finished" | "cancelled" (stopped) | "error" | "interrupted" | "running"
 
     def to_json(self) -> dict[str, Any]:
         return {
@@ -388,4 +389,6 @@ def _status(terminal: Mapping[str, Any]) -> str:
     outcome = terminal.get("outcome")
     if isinstance(outcome, Mapping) and outcome.get("type") == "interrupt":
         return "interrupted"
+    if isinstance(outcome, Mapping) and outcome.get("type") == CANCELLED_OUTCOME:
+        return "cancelled"  # a stop (a log written before this outcome has RUN_ERROR "stopped": "error")
     return "finished"
