@@ -261,7 +261,7 @@ def test_offline_and_back_online_mid_run_loses_and_doubles_nothing(
     assert errors == []
 
 
-def test_stop_shows_an_interrupted_run_and_both_logs_download(
+def test_stop_shows_a_stopped_run_and_both_logs_download(
     demo_gateway: RunningGateway, context: BrowserContext, tmp_path: Path
 ) -> None:
     page = context.new_page()
@@ -270,9 +270,11 @@ def test_stop_shows_an_interrupted_run_and_both_logs_download(
     start_demo_run(page, "stop-1", "What is the weather in Paris?")
     wait_mid_run_text(page)
     page.click("#stop-run")
-    page.wait_for_function(f"() => ({BADGE_IS})('interrupted')")
+    # AG-UI 1.0's cancelled outcome: "stopped", neither an error nor an interrupt.
+    page.wait_for_function(f"() => ({BADGE_IS})('stopped')")
     banner = page.locator(".run-error").text_content() or ""
-    assert "interrupted" in banner and "stopped" in banner
+    assert banner.startswith("run stopped") and "error" not in banner and "interrupted" not in banner
+    assert page.locator(".run-error.stopped").count() == 1
     assert snapshot(demo_gateway, "stop-1")["running"] is False
     assert_shows_snapshot(page, demo_gateway, "stop-1")
     downloads = {}

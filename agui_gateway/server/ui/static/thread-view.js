@@ -7,7 +7,9 @@ import { API, api, authHeaders, startRun } from "./api.js";
 import { $, el, formatBytes, prettyJson, showError, textOf } from "./dom.js";
 
 const MESSAGE_WINDOW = 60; // messages rendered at first; more as the reader scrolls up
-const INTERRUPTED_CODES = new Set(["stopped", "gateway_restarted"]);
+const INTERRUPTED_CODES = new Set(["gateway_restarted"]);
+// A stop: RUN_FINISHED with AG-UI 1.0's cancelled outcome, or (logs written before it) RUN_ERROR "stopped".
+const STOPPED_CODE = "stopped";
 
 /** An agent whose transport is the gateway's thread stream (resumable, never a duplicate). */
 class GatewayThreadAgent extends AbstractAgent {
@@ -41,7 +43,7 @@ export class ThreadView {
     this.state = {};
     this.stateDirty = true; // shown even when no state event ever comes
     this.run = null; // {status, message}
-    this.runErrors = []; // {after, message, code}
+    this.runErrors = []; // {after, message, code, stopped}
     this.window = MESSAGE_WINDOW;
     this.nodes = new Map(); // message id -> {sig, node}
     this.frame = 0;
@@ -69,14 +71,17 @@ export class ThreadView {
         this.schedule();
       },
       onRunFinishedEvent: ({ outcome }) => {
-        this.run = { status: outcome === "success" ? "finished" : "interrupted", outcome };
+        const status = { success: "finished", cancelled: "stopped" }[outcome] ?? "interrupted";
+        this.run = { status, outcome };
+        if (status === "stopped") this.runErrors.push({ after: this.messages.length, stopped: true, key: this.runErrors.length });
         this.schedule();
         this.refreshInfo();
       },
       onRunErrorEvent: ({ event }) => {
-        const interrupted = INTERRUPTED_CODES.has(event.code);
-        this.run = { status: interrupted ? "interrupted" : "error", message: event.message, code: event.code };
-        this.runErrors.push({ after: this.messages.length, message: event.message, code: event.code, key: this.runErrors.length });
+        const stopped = event.code === STOPPED_CODE;
+        const status = stopped ? "stopped" : INTERRUPTED_CODES.has(event.code) ? "interrupted" : "error";
+        this.run = { status, message: event.message, code: event.code };
+        this.runErrors.push({ after: this.messages.length, message: event.message, code: event.code, stopped, key: this.runErrors.length });
         this.schedule();
         this.refreshInfo();
       },
@@ -162,7 +167,7 @@ export class ThreadView {
     const badge = $("#run-badge");
     const status = this.run?.status ?? "none";
     badge.className = `badge ${status}`;
-    badge.textContent = { none: "no run yet", open: "run open", finished: "finished", error: "error", interrupted: "interrupted" }[status];
+    badge.textContent = { none: "no run yet", open: "run open", finished: "finished", error: "error", interrupted: "interrupted", stopped: "stopped" }[status];
     badge.title = this.run?.message ? `${this.run.code ?? ""} ${this.run.message}` : "";
     $("#stop-run").disabled = status !== "open";
   }
@@ -317,6 +322,10 @@ function renderMessage(message, results) {
 }
 
 function renderRunError(error) {
+  if (error.stopped) {
+    // A user's own stop is no failure: said plainly, without the code of a fault.
+    return el("div", { class: "run-error stopped", role: "status" }, el("strong", { text: "run stopped" }), error.message ? `: ${error.message}` : "");
+  }
   const interrupted = INTERRUPTED_CODES.has(error.code);
   return el(
     "div",
