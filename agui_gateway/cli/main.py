@@ -17,6 +17,7 @@ from agui_gateway import __version__
 _COMMANDS = {
     "compact": "agui_gateway.cli.compact:compact",
     "inspect": "agui_gateway.cli.compact:inspect",
+    "recover": "agui_gateway.cli.recover:recover",
     "serve": "agui_gateway.cli.serve:serve",
 }
 

@@ -183,8 +183,7 @@ def serve(
     if config.replica_id is not None and not config.redis_url:
         log.warning("replica id %r ignored: the file store serves one process, it has no replicas", config.replica_id)
     if config.redis_url:
-        warning = asyncio.run(_check_redis(config))
-        if warning:
+        for warning in asyncio.run(_check_redis(config)):
             log.warning("%s", warning)
     if config.cors_origins:
         log.info("cors: browser pages from %s may call the API", ", ".join(config.cors_origins))
@@ -215,9 +214,10 @@ def serve(
     )
 
 
-async def _check_redis(config: GatewayConfig) -> str | None:
+async def _check_redis(config: GatewayConfig) -> list[str]:
     """Connect once before serving: an unreachable Redis is a clear error at start, not a
-    failure at the first request. Returns the warning about missing persistence, if any."""
+    failure at the first request. Returns the warnings: no persistence, an open-run index
+    never built for the threads an older version wrote."""
     from agui_gateway.store.base import StoreError
     from agui_gateway.store.factory import build_store
     from agui_gateway.store.redis import RedisStore
@@ -230,4 +230,4 @@ async def _check_redis(config: GatewayConfig) -> str | None:
         raise click.ClickException(f"cannot start on the Redis store: {exc}") from None
     finally:
         await store.close()
-    return store.persistence_warning
+    return [w for w in (store.persistence_warning, store.index_warning) if w]

@@ -19,6 +19,7 @@ from typing import Any, Literal
 from agui_gateway.protocol.lineage import served_event
 from agui_gateway.protocol.types import Event
 from agui_gateway.store.lease import RunLeases
+from agui_gateway.store.open_runs import OpenRunRepair
 
 Source = Literal["agent", "gateway"]
 ANNOTATION_KEY = "gateway"  # the envelope field of a record's annotation
@@ -40,6 +41,16 @@ class StoreError(RuntimeError):
 
 class LeaseLost(StoreError):
     """An append under a fencing token that no longer holds the thread's run lease."""
+
+
+class SeqConflict(StoreError):
+    """An append with an expected first seq (``expect_seq``) that does not fit the log: the
+    thread's last seq is neither just before it nor the end of that very batch, stored
+    already. Nothing of the batch was stored; ``last_seq`` is the thread's last seq."""
+
+    def __init__(self, message: str, last_seq: int) -> None:
+        super().__init__(message)
+        self.last_seq = last_seq
 
 
 def validate_thread_id(thread_id: str) -> str:
@@ -128,9 +139,25 @@ class ThreadStore(ABC):
 
     @abstractmethod
     async def append(
-        self, thread_id: str, events: Sequence[NewEvent], *, fence: int | None = None
+        self,
+        thread_id: str,
+        events: Sequence[NewEvent],
+        *,
+        fence: int | None = None,
+        expect_seq: int | None = None,
     ) -> list[StoredRecord]:
         """Append events atomically in order; assign dense seqs; return the stored records.
+
+        ``expect_seq``: the seq the caller expects the batch's first event to get (the
+        last seq it knows, plus one). It makes the append safe to repeat after a failure
+        whose outcome is unknown (a reply lost with the connection, a store that went
+        away mid-call): when the thread's last seq is ``expect_seq - 1`` the batch is
+        appended; when this very batch (same events, run ids, sources and annotations)
+        is stored already from ``expect_seq`` on, nothing is appended and the records as
+        first stored are returned (their ``ts`` is the first attempt's); otherwise
+        :class:`SeqConflict` is raised and nothing is stored. Repeating a batch is
+        checked before the fence: a batch stored under a lease since lost still reads
+        as stored.
 
         ``fence`` is the fencing token of a run lease (:attr:`leases`): a store with
         leases refuses the batch (``LeaseLost``) unless that token holds the thread's
@@ -195,6 +222,25 @@ class ThreadStore(ABC):
         """Wait until the thread has a record with ``seq > after`` or ``timeout`` passes.
 
         Returns the thread's latest seq (which may still be ``<= after`` on timeout).
+        """
+
+    @abstractmethod
+    async def open_run_threads(self) -> list[str]:
+        """The threads whose log may end in an open run (a RUN_STARTED without a terminal
+        event after it), sorted, from the store's open-run index (:mod:`.open_runs`).
+
+        Costs O(open runs), whatever the number of threads: what a start-up needs to
+        close the runs a crash left open. Every thread with an open run is listed; a
+        listed thread may have none (its end stored while the index was being updated):
+        opening it finds nothing to close, and the entry is dropped.
+        """
+
+    @abstractmethod
+    async def repair_open_runs(self) -> OpenRunRepair:
+        """Rebuild the open-run index from the logs themselves: every thread is read.
+
+        The explicit full scan (``agui-gateway recover --full``), for an index that was
+        lost or damaged outside the store's control; appends may go on meanwhile.
         """
 
     @abstractmethod

@@ -86,6 +86,15 @@ class RunLeases(ABC):
     async def renew(self, lease: Lease) -> Renewal:
         """Extend the lease by ``ttl_s``; ``held`` is False when it expired or another took it."""
 
+    async def reclaim(self, lease: Lease) -> bool:
+        """Whether ``lease`` holds the thread again: renewed if it is still live, granted
+        again under its own token if it lapsed (a store outage longer than the ttl) and no
+        lease was granted on the thread since, so no other writer can have come between.
+        A holder that finds its renewal failing for want of the store calls this once the
+        store answers, before it appends what it held back; False: the thread was taken
+        (a recovery, a run start), and the holder's appends are refused. Default: a renewal."""
+        return (await self.renew(lease)).held
+
     @abstractmethod
     async def release(self, lease: Lease) -> None:
         """Give the lease up (a no-op when it is no longer ours)."""

@@ -15,12 +15,15 @@ line (:func:`slice_event`) instead of decoding and re-encoding it.
 
 from __future__ import annotations
 
+import hashlib
 import re
+from collections.abc import Sequence
 from typing import Any
 
 import orjson
 
 from agui_gateway.store.base import ANNOTATION_KEY, NewEvent, StoredRecord, UnencodableEvent
+from agui_gateway.store.open_runs import run_boundary
 
 _SOURCES = ("agent", "gateway")
 
@@ -48,6 +51,25 @@ def encode_unsequenced(event: NewEvent, ts: int) -> bytes:
 def sequence_line(seq: int, unsequenced: bytes) -> bytes:
     """The final stored line (with trailing newline) for an unsequenced envelope."""
     return b'{"seq":%d,' % seq + unsequenced[1:] + b"\n"
+
+
+def batch_digest(events: Sequence[NewEvent]) -> str:
+    """What identifies a batch across attempts: its events, run ids, sources and annotations
+    (not the ``ts`` an attempt stamps), as 32 hex digits. Two attempts of one batch agree;
+    an append with ``expect_seq`` tells its own batch, stored already, by it."""
+    digest = hashlib.blake2b(digest_size=16)
+    for new in events:
+        try:
+            digest.update(orjson.dumps([new.run_id, new.source, new.annotation, new.event]))
+        except TypeError as exc:  # orjson.JSONEncodeError subclasses TypeError
+            raise UnencodableEvent(f"event is not JSON-serialisable: {exc}") from exc
+        digest.update(b"\n")
+    return digest.hexdigest()
+
+
+def stored_batch_digest(records: Sequence[StoredRecord]) -> str:
+    """:func:`batch_digest` of the batch that stored ``records``."""
+    return batch_digest([NewEvent(r.event, r.run_id, r.source, r.annotation) for r in records])
 
 
 def encode_record(record: StoredRecord) -> bytes:
@@ -92,12 +114,14 @@ def slice_event(line: bytes | memoryview) -> tuple[int, bytes | memoryview] | No
     return int(head[1]), line[head.end() : -1]
 
 
-def decode_scan(line: bytes) -> tuple[int, int, bool] | None:
-    """``(seq, ts, sliceable)`` of a valid stored line, else None (:func:`decode_record`'s rule).
+def decode_scan(line: bytes) -> tuple[int, int, bool, bool | None] | None:
+    """``(seq, ts, sliceable, boundary)`` of a valid stored line, else None (:func:`decode_record`'s rule).
 
     ``sliceable``: :func:`slice_event` gives exactly this record's seq and the
     JSON of its event, i.e. bytes that decode to the event a decoding reader
     gets - checked here, by re-encoding, so that a reader need not decode.
+    ``boundary``: whether the event opens a run (True), ends one (False) or
+    neither (None), for the open-run index (:func:`~.open_runs.run_boundary`).
     """
     try:
         obj = orjson.loads(line)
@@ -107,7 +131,7 @@ def decode_scan(line: bytes) -> tuple[int, int, bool] | None:
         return None
     sliced = slice_event(line)
     sliceable = sliced is not None and sliced[0] == obj["seq"] and sliced[1] == orjson.dumps(obj["event"])
-    return obj["seq"], obj["ts"], sliceable
+    return obj["seq"], obj["ts"], sliceable, run_boundary(obj["event"])
 
 
 def record_from_json(obj: Any) -> StoredRecord | None:

@@ -25,6 +25,7 @@ from agui_gateway.store.base import (
     Checkpoint,
     InvalidThreadId,
     NewEvent,
+    SeqConflict,
     StoredRecord,
     ThreadStore,
     UnencodableEvent,
@@ -92,6 +93,18 @@ async def let_waiters_start(store: ThreadStore) -> None:
         for _ in range(10):
             await asyncio.sleep(0)  # wait-ok: yields a loop turn, no timing
         await store.last_seq("round-trip")
+
+
+def started(run_id: str, thread_id: str = "t") -> NewEvent:
+    return NewEvent({"type": "RUN_STARTED", "threadId": thread_id, "runId": run_id}, run_id)
+
+
+def finished(run_id: str, thread_id: str = "t") -> NewEvent:
+    return NewEvent({"type": "RUN_FINISHED", "threadId": thread_id, "runId": run_id}, run_id)
+
+
+def errored(run_id: str) -> NewEvent:
+    return NewEvent({"type": "RUN_ERROR", "message": "cut off", "code": "test"}, run_id, "gateway")
 
 
 def awkward_events() -> list[dict[str, Any]]:
@@ -497,3 +510,99 @@ class StoreContract:
         assert await reopened.load_checkpoint("t") == Checkpoint(300, b"state")
         assert {i.thread_id: i.events for i in await reopened.list_threads()} == {"t": 300, "u": 1}
         assert [r.seq for r in await reopened.append("t", [new(300)])] == [301]
+
+    # -- the open-run index ---------------------------------------------------------------------
+
+    async def test_open_run_threads_follow_the_appends_that_open_and_end_runs(self, store: ThreadStore) -> None:
+        assert await store.open_run_threads() == []
+        await store.append("a", [started("r1", "a"), new(0, "r1")])
+        await store.append("b", [new("no run at all", None)])
+        await store.append("c", [started("r1", "c")])
+        assert await store.open_run_threads() == ["a", "c"]
+        await store.append("a", [new(1, "r1")])  # no run boundary: the run is still open
+        assert await store.open_run_threads() == ["a", "c"]
+        await store.append("a", [new(2, "r1"), finished("r1", "a")])
+        await store.append("c", [errored("r1")])
+        assert await store.open_run_threads() == []
+        await store.append("c", [started("r2", "c"), new(0, "r2"), finished("r2", "c")])  # one batch, ended
+        await store.append("a", [started("r2", "a"), finished("r2", "a"), started("r3", "a")])  # ends open
+        assert await store.open_run_threads() == ["a"]
+
+    async def test_open_runs_are_listed_by_a_new_store_without_opening_their_threads(
+        self, store: ThreadStore, make_store: MakeStore
+    ) -> None:
+        for i in range(30):
+            thread_id = f"t{i:02d}"
+            await store.append(thread_id, [started("r", thread_id), new(i, "r")])
+            if i % 7:
+                await store.append(thread_id, [finished("r", thread_id)])
+        await store.close()
+        reopened = await make_store()
+        assert await reopened.open_run_threads() == ["t00", "t07", "t14", "t21", "t28"]
+        await reopened.append("t07", [finished("r", "t07")])
+        assert await reopened.open_run_threads() == ["t00", "t14", "t21", "t28"]
+        await reopened.close()
+        assert await (await make_store()).open_run_threads() == ["t00", "t14", "t21", "t28"]
+
+    async def test_a_repair_reads_every_log_and_keeps_a_consistent_index(self, store: ThreadStore) -> None:
+        await store.append("open", [started("r", "open"), new(0, "r")])
+        await store.append("done", [started("r", "done"), finished("r", "done")])
+        await store.append("plain", [new(0, None)])
+        repair = await store.repair_open_runs()
+        assert (repair.threads, repair.open, repair.added, repair.removed) == (3, ("open",), (), ())
+        assert await store.open_run_threads() == ["open"]
+        # Appends go on while a repair reads: an open run started meanwhile is not lost.
+        repairing = asyncio.ensure_future(store.repair_open_runs())
+        await store.append("late", [started("r", "late")])
+        await repairing
+        assert await store.open_run_threads() == ["late", "open"]
+
+    # -- appends with an expected first seq (repeatable after an unknown outcome) ----------------
+
+    async def test_an_append_with_the_next_seq_expected_is_an_append(self, store: ThreadStore) -> None:
+        first = await store.append("t", [new(0), new(1)], expect_seq=1)
+        second = await store.append("t", [new(2)], expect_seq=3)
+        assert [r.seq for r in first + second] == [1, 2, 3]
+        assert [r.event["value"] for r in await drain(store.read("t"))] == [0, 1, 2]
+
+    async def test_a_repeated_batch_is_stored_once_and_answered_as_first_stored(
+        self, store: ThreadStore, make_store: MakeStore
+    ) -> None:
+        await store.append("t", [new("before")])
+        batch = [started("r"), new(0, "r"), NewEvent(event("note"), "r", "gateway", {"input": {"x": 1}})]
+        stored = await store.append("t", batch, expect_seq=2)
+        assert [r.seq for r in stored] == [2, 3, 4]
+        again = await store.append("t", batch, expect_seq=2)  # its first reply was lost, say
+        assert again == stored  # same seqs, same ts, same everything
+        later = await store.append("t", [new(1, "r")], expect_seq=5)
+        assert await store.append("t", batch, expect_seq=2) == stored  # still, after more appends
+        assert await (await make_store()).append("t", batch, expect_seq=2) == stored  # and after a restart
+        assert await store.append("t", [new(1, "r")], expect_seq=5) == later
+        records = await drain(store.read("t"))
+        assert [r.seq for r in records] == [1, 2, 3, 4, 5]
+        assert records[1:4] == stored and records[4:] == later
+        assert await store.open_run_threads() == ["t"]
+
+    async def test_an_append_that_does_not_fit_the_expected_seq_stores_nothing(self, store: ThreadStore) -> None:
+        await store.append("t", [new(0), new(1)], expect_seq=1)
+        with pytest.raises(SeqConflict) as gap:
+            await store.append("t", [new(9)], expect_seq=4)  # seq 3 would be missing
+        assert gap.value.last_seq == 2
+        with pytest.raises(SeqConflict) as stale:
+            await store.append("t", [new("other")], expect_seq=2)  # seq 2 holds another event
+        assert stale.value.last_seq == 2
+        with pytest.raises(SeqConflict):
+            await store.append("t", [new(1), new("more")], expect_seq=2)  # only part of it is there
+        with pytest.raises(SeqConflict):
+            await store.append("t", [new(0), new(1)], expect_seq=2)  # the batch, but at other seqs
+        with pytest.raises(SeqConflict):
+            await store.append("u", [new(0)], expect_seq=2)  # a new thread starts at 1
+        assert [r.event["value"] for r in await drain(store.read("t"))] == [0, 1]
+        assert await store.last_seq("u") == 0
+        assert [r.seq for r in await store.append("t", [new(2)], expect_seq=3)] == [3]
+
+    @pytest.mark.parametrize("bad", [0, -1, "1", 1.0, True])
+    async def test_a_bad_expected_seq_is_refused(self, store: ThreadStore, bad: Any) -> None:
+        with pytest.raises(ValueError, match="expect_seq"):
+            await store.append("t", [new(0)], expect_seq=bad)
+        assert await store.last_seq("t") == 0

@@ -23,9 +23,11 @@ from store.contract import (
     MakeStore,
     StoreContract,
     drain,
+    finished,
     let_waiters_start,
     new,
     opened_stores,
+    started,
 )
 
 pytestmark = pytest.mark.redis
@@ -277,3 +279,51 @@ async def test_concurrent_last_seq_reads_share_one_round_trip_yet_see_this_repli
         # Not the read sent before the append: a caller sees what this replica stored.
         assert await asyncio.gather(*late) == [2] * 200
     assert reads == [1, 2]  # 400 callers, two round trips
+
+
+async def test_a_repair_rebuilds_an_open_run_index_lost_outside_the_store(
+    make_replica: MakeStore, redis_prefix: str, any_redis_url: str
+) -> None:
+    store = await make_replica()
+    for i in range(40):
+        thread_id = f"t{i}"
+        await store.append(thread_id, [started("r", thread_id), new(i, "r")])
+        if i % 3:
+            await store.append(thread_id, [finished("r", thread_id)])
+    opened = [f"t{i}" for i in range(40) if i % 3 == 0]
+    assert await store.open_run_threads() == sorted(opened)
+    client = await connect(any_redis_url)
+    try:  # every key of the index (on a Cluster: the shards of many slots, and their registry)
+        keys = [key async for key in client.scan_iter(match=f"{redis_prefix}:open-run*", count=1000)]
+        assert keys
+        for key in keys:
+            await client.delete(key)
+        await client.sadd(f"{redis_prefix}:open-runs", "t1")  # an extra entry too (a single server's set)
+    finally:
+        await client.aclose()
+    assert set(await store.open_run_threads()) <= {"t1"}
+    repair = await store.repair_open_runs()
+    assert repair.threads == 40 and list(repair.open) == sorted(opened) and list(repair.added) == sorted(opened)
+    assert await (await make_replica()).open_run_threads() == sorted(opened)
+
+
+async def test_threads_of_an_older_version_get_a_warning_until_a_full_repair(
+    make_replica: MakeStore, redis_prefix: str, any_redis_url: str
+) -> None:
+    store = await make_replica()
+    assert isinstance(store, RedisStore) and store.index_warning is None  # a new store: indexed from the start
+    await store.append("t", [started("r"), new(0, "r")])
+    client = await connect(any_redis_url)
+    try:  # as an older version left it: threads, a run open, no index at all
+        for key in [key async for key in client.scan_iter(match=f"{redis_prefix}:open-run*", count=1000)]:
+            await client.delete(key)
+    finally:
+        await client.aclose()
+    older = await make_replica()
+    assert isinstance(older, RedisStore) and older.index_warning is not None
+    assert "recover --full" in older.index_warning and await older.open_run_threads() == []
+    assert (await older.repair_open_runs()).added == ("t",)
+    assert older.index_warning is None
+    later = await make_replica()
+    assert isinstance(later, RedisStore) and later.index_warning is None
+    assert await later.open_run_threads() == ["t"]

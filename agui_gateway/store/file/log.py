@@ -38,7 +38,9 @@ from agui_gateway.store.file.fs import (
     write_all,
     write_and_sync,
 )
+from agui_gateway.store.file.run_index import OpenRunIndex
 from agui_gateway.store.file.scan import ScanResult, SparseIndex
+from agui_gateway.store.open_runs import may_open, open_after
 from agui_gateway.store.records import encode_unsequenced, sequence_line
 
 FsyncPolicy = Literal["always", "interval", "never"]
@@ -76,6 +78,15 @@ class _PendingAppend:
     events: Sequence[NewEvent]
     ts: int
     future: asyncio.Future[list[StoredRecord]]
+    expect_seq: int | None = None
+
+
+class Misplaced(Exception):
+    """An append whose ``expect_seq`` is not the next seq (``last_seq`` is the log's)."""
+
+    def __init__(self, last_seq: int) -> None:
+        super().__init__(last_seq)
+        self.last_seq = last_seq
 
 
 class AppendFds:
@@ -107,10 +118,12 @@ class AppendFds:
 class ThreadLog:
     """State of one thread's log. Only the drain task writes the file."""
 
-    def __init__(self, thread_id: str, directory: Path, policy: WritePolicy, fds: AppendFds):
+    def __init__(self, thread_id: str, directory: Path, policy: WritePolicy, fds: AppendFds, open_runs: OpenRunIndex):
         self.thread_id = thread_id
         self.directory = directory
         self.loaded = False
+        self.run_open = False  # the visible log ends in an open run
+        self._open_runs = open_runs
         self.load_lock = asyncio.Lock()
         self.checkpoint_lock = asyncio.Lock()
         self.last_seq = 0  # visible (and with fsync="always": durable)
@@ -121,11 +134,13 @@ class ThreadLog:
         # open-time scan finds any: every line appended since is in the store's own shape.
         self.odd_offsets: array[int] = array("q")
         self.changed = asyncio.Event()  # replaced on every commit, see notify()
+        self.waiters = 0  # wait_for calls on this object: it must stay the thread's
         self._policy = policy
         self._fds = fds
         self._fd: int | None = None
         self._pending: list[_PendingAppend] = []
         self._drain: asyncio.Task[None] | None = None
+        self._group_in_flight = False  # the drain is writing appends (not only a deferred fsync)
         self._dirty = False  # written but not fsynced ("interval")
         self._sync_due = False
         self._sync_timer: asyncio.TimerHandle | None = None
@@ -139,11 +154,35 @@ class ThreadLog:
     def idle(self) -> bool:
         return self._drain is None and not self._dirty
 
+    @property
+    def writing(self) -> bool:
+        """An append is queued or being written (its RUN_STARTED may be on its way to disk)."""
+        return self._group_in_flight or bool(self._pending)
+
+    def release_if_unused(self) -> bool:
+        """Close the descriptor and return True when nothing depends on this object (no
+        append, load, checkpoint save or waiter in flight, no I/O error to remember): the
+        store may then drop it and scan the log again on its next use."""
+        busy = (
+            self._drain is not None
+            or self._dirty
+            or self._pending
+            or self.waiters
+            or self._broken is not None
+            or self.load_lock.locked()
+            or self.checkpoint_lock.locked()
+        )
+        if busy:
+            return False
+        self.close_fd()
+        return True
+
     def adopt(self, scan: ScanResult) -> None:
         """Take over the state found by scanning (and repairing) the file."""
         self.last_seq, self.end, self.last_ts = scan.last_seq, scan.good_end, scan.last_ts
         self.index = scan.index
         self.odd_offsets = scan.odd
+        self.run_open = scan.run_open
         self.loaded = True
 
     def info(self) -> ThreadInfo | None:
@@ -158,9 +197,11 @@ class ThreadLog:
 
     # -- appends ------------------------------------------------------------------------
 
-    async def append(self, events: Sequence[NewEvent], ts: int) -> list[StoredRecord]:
+    async def append(self, events: Sequence[NewEvent], ts: int, expect_seq: int | None = None) -> list[StoredRecord]:
+        """Store ``events``; with ``expect_seq``, only as the seqs from there (else
+        :class:`Misplaced`, nothing written)."""
         future: asyncio.Future[list[StoredRecord]] = asyncio.get_running_loop().create_future()
-        self._pending.append(_PendingAppend(list(events), ts, future))
+        self._pending.append(_PendingAppend(list(events), ts, future, expect_seq))
         self._kick()
         return await future
 
@@ -173,6 +214,7 @@ class ThreadLog:
             while self._pending or self._sync_due:
                 if self._pending:
                     group, self._pending = self._pending, []
+                    self._group_in_flight = True
                     try:
                         await self._write_group(group)
                     except BaseException as exc:  # a bug must not leave appenders hanging
@@ -180,6 +222,8 @@ class ThreadLog:
                             if not pending.future.done():
                                 pending.future.set_exception(StoreError(f"append failed: {exc!r}"))
                         raise
+                    finally:
+                        self._group_in_flight = False
                 if self._sync_due:
                     await self._deferred_sync()
         finally:
@@ -195,6 +239,9 @@ class ThreadLog:
             if self._broken is not None:
                 pending.future.set_exception(self._broken_error())
                 continue
+            if pending.expect_seq is not None and pending.expect_seq != seq + 1:
+                pending.future.set_exception(Misplaced(seq))
+                continue
             try:
                 encoded = [encode_unsequenced(e, pending.ts) for e in pending.events]
             except ValueError as exc:
@@ -209,6 +256,15 @@ class ThreadLog:
             ts = pending.ts
         if not accepted:
             return
+        events = [new.event for pending, _ in accepted for new in pending.events]
+        if may_open(events):
+            try:  # on disk before the RUN_STARTED is: a crash never hides an open run
+                await self._open_runs.add(self.thread_id)
+            except StoreError as exc:
+                for pending, _ in accepted:
+                    if not pending.future.done():
+                        pending.future.set_exception(exc)
+                return
         try:
             await self._write(b"".join(lines))
         except OSError as exc:
@@ -222,6 +278,9 @@ class ThreadLog:
             self.index.note(line_seq, offset)
             offset += len(line)
         self.last_seq, self.end, self.last_ts = seq, offset, ts
+        self.run_open = open_after(events, self.run_open)
+        if not self.run_open:
+            self._open_runs.discard(self.thread_id)
         for pending, records in accepted:
             if not pending.future.done():
                 pending.future.set_result(records)

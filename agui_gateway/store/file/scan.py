@@ -147,6 +147,7 @@ class _GoodLine(NamedTuple):
     end: int
     ts: int
     bad_before: int  # bad lines between the previous good line and this one
+    run_open: bool  # whether a run is open after this line (see store.open_runs)
 
 
 @dataclass
@@ -158,6 +159,7 @@ class ScanResult:
     malformed: int = 0  # bad lines in the middle, skipped
     index: SparseIndex = field(default_factory=SparseIndex)
     odd: array[int] = field(default_factory=lambda: array("q"))  # start offsets of the odd lines
+    run_open: bool = False  # the good lines end in an open run (a RUN_STARTED, no end after it)
 
     @property
     def torn_bytes(self) -> int:
@@ -170,6 +172,7 @@ def scan_log(path: Path) -> ScanResult:
     recent: deque[_GoodLine] = deque(maxlen=_RECENT)
     good_lines = 0  # good lines seen (recent only remembers the last _RECENT)
     bad_since_good = 0
+    run_open = False
     try:
         fd = os.open(path, os.O_RDONLY)
     except FileNotFoundError:
@@ -189,10 +192,12 @@ def scan_log(path: Path) -> ScanResult:
                     bad_since_good += 1
                     result.odd.append(start)
                     continue
-                seq, ts, sliceable = fields
+                seq, ts, sliceable, boundary = fields
                 if not sliceable:
                     result.odd.append(start)
-                recent.append(_GoodLine(seq, result.last_seq, end, ts, bad_since_good))
+                if boundary is not None:
+                    run_open = boundary
+                recent.append(_GoodLine(seq, result.last_seq, end, ts, bad_since_good, run_open))
                 result.malformed += bad_since_good
                 bad_since_good = 0
                 good_lines += 1
@@ -207,6 +212,7 @@ def scan_log(path: Path) -> ScanResult:
     if recent:
         last = recent[-1]
         result.last_seq, result.last_ts, result.good_end = last.seq, last.ts, last.end
+        result.run_open = last.run_open
     else:
         result.last_seq, result.last_ts, result.good_end, result.malformed = 0, None, 0, 0
     result.index.forget_from(result.good_end)

@@ -11,6 +11,16 @@ after its bytes are fsynced, with group commit; ``"interval"`` fsyncs at most
 every ``fsync_interval_ms``, so a machine crash can lose the last interval;
 ``"never"`` leaves flushing to the OS. See :mod:`.file_log` for the write path.
 
+The open-run index (:mod:`.run_index`, ``DATA/open-runs.json``) names the threads
+whose log may end in an open run, so a start-up finds them without opening every
+thread; a data directory without one (written by an older version) gets it built by
+one full scan at the first open.
+
+Memory does not grow with the threads touched: the state of at most
+``cached_threads`` opened threads is kept (least recently used first out, never one
+with an append, a load or a waiter in flight), and the tails peeked for the thread
+list at most ``cached_infos``; a thread dropped is scanned again on its next use.
+
 Opening a thread (first use in this process) scans its log once in chunks: it
 finds the last seq, builds the sparse ``seq -> offset`` index, counts malformed
 middle lines, cuts off a torn tail (see :mod:`.jsonl_scan`) and removes
@@ -29,10 +39,12 @@ Redis store for replicas).
 from __future__ import annotations
 
 import asyncio
+import logging
 import os
 import time
 from array import array
 from bisect import bisect_left
+from collections import OrderedDict
 from collections.abc import AsyncGenerator, Callable, Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import aclosing
@@ -44,6 +56,7 @@ import orjson
 from agui_gateway.store.base import (
     Checkpoint,
     NewEvent,
+    SeqConflict,
     StoredRecord,
     StoreError,
     ThreadInfo,
@@ -61,13 +74,25 @@ from agui_gateway.store.file.log import (
     AppendFds,
     FileStoreStats,
     FsyncPolicy,
+    Misplaced,
     ThreadLog,
     WritePolicy,
 )
+from agui_gateway.store.file.run_index import (
+    OpenRunIndex,
+    UnreadableIndex,
+    read_index,
+    remove_index_temp_files,
+)
 from agui_gateway.store.file.scan import CHUNK_SIZE, LineSplitter, peek_tail, repair_torn, scan_log
-from agui_gateway.store.records import decode_record, slice_event
+from agui_gateway.store.open_runs import OpenRunRepair
+from agui_gateway.store.records import batch_digest, decode_record, slice_event, stored_batch_digest
 
 BIG_LINE = 1 << 20  # lines above this are handed out as views into the block read
+CACHED_THREADS = 1024  # opened threads whose state is kept (a few hundred bytes each, plus the index)
+CACHED_INFOS = 16384  # peeked thread tails kept for the thread list (~200 bytes each)
+_REPAIR_BATCH = 64  # logs scanned per thread-pool call during a repair
+logger = logging.getLogger("agui_gateway.store.file")
 
 __all__ = ["FileStore", "FileStoreStats", "FsyncPolicy"]
 
@@ -83,11 +108,15 @@ class FileStore(ThreadStore):
         fsync_interval_ms: int = 100,
         max_open_files: int = 256,
         io_threads: int = 4,
+        cached_threads: int = CACHED_THREADS,
+        cached_infos: int = CACHED_INFOS,
     ) -> None:
         if fsync not in ("always", "interval", "never"):
             raise ValueError(f"fsync must be 'always', 'interval' or 'never', not {fsync!r}")
         if fsync_interval_ms <= 0:
             raise ValueError("fsync_interval_ms must be positive")
+        if cached_threads < 1 or cached_infos < 0:
+            raise ValueError("cached_threads must be positive and cached_infos not negative")
         self.data_dir = Path(data_dir)
         self.threads_dir = self.data_dir / "threads"
         self.fsync: FsyncPolicy = fsync
@@ -96,8 +125,12 @@ class FileStore(ThreadStore):
         self._io_threads = io_threads
         self._executor: ThreadPoolExecutor | None = None
         self._fds = AppendFds(max_open_files)
-        self._logs: dict[str, ThreadLog] = {}
-        self._peeked: dict[str, ThreadInfo] = {}  # info of threads not opened yet
+        self._logs: OrderedDict[str, ThreadLog] = OrderedDict()  # least recently used first
+        self._peeked: OrderedDict[str, ThreadInfo] = OrderedDict()  # info of threads not opened yet
+        self._cached_threads = cached_threads
+        self._cached_infos = cached_infos
+        self._forgotten = 0  # opened threads dropped so far (a peek started before may be stale)
+        self._open_runs = OpenRunIndex(self.data_dir, self._io, durable=self._policy.durable)
         self._closed = False
 
     @property
@@ -110,12 +143,33 @@ class FileStore(ThreadStore):
     async def open(self) -> None:
         self._closed = False
         await self._io(ensure_dir, self.threads_dir, self._policy.durable)
+        if self._open_runs.ready:  # opened before: what this object holds is newer than the file
+            return
+        await self._io(remove_index_temp_files, self.data_dir)
+        try:
+            found = await self._io(read_index, self.data_dir)
+        except UnreadableIndex as exc:
+            logger.warning("%s; rebuilding the open-run index from every log", exc)
+            found = None
+        if found is not None:
+            self._open_runs.loaded(found)
+            return
+        # No index: a new data directory, or one written before there was an index.
+        if await self._io(thread_dir_names, self.threads_dir):
+            logger.warning("%s has no open-run index; building it from every log (once)", self.data_dir)
+            await self.repair_open_runs()
+        else:
+            await self._open_runs.flush_empty()
 
     async def close(self) -> None:
         """Finish queued appends, fsync what is pending, release descriptors and threads."""
         self._closed = True
         for log in list(self._logs.values()):
             await log.flush()
+        try:
+            await self._open_runs.flush()
+        except StoreError as exc:  # the entries it could not drop are extra ones: harmless
+            logger.warning("%s", exc)
         self._fds.close_all()
         self._logs.clear()
         self._peeked.clear()
@@ -136,7 +190,10 @@ class FileStore(ThreadStore):
         log = self._logs.get(thread_id)
         if log is None:
             directory = self.threads_dir / thread_id
-            log = self._logs[thread_id] = ThreadLog(thread_id, directory, self._policy, self._fds)
+            log = self._logs[thread_id] = ThreadLog(thread_id, directory, self._policy, self._fds, self._open_runs)
+            self._forget_beyond_cap()
+        else:
+            self._logs.move_to_end(thread_id)
         if not log.loaded:
             async with log.load_lock:
                 if not log.loaded:
@@ -150,8 +207,23 @@ class FileStore(ThreadStore):
         does not grow the in-memory registry.
         """
         if thread_id not in self._logs and not await self._io((self.threads_dir / thread_id).is_dir):
+            if thread_id not in self._logs:  # an index entry whose run's first write a crash cut
+                self._open_runs.discard(thread_id)
             return None
         return await self._thread(thread_id)
+
+    def _forget_beyond_cap(self) -> None:
+        """Drop the least recently used opened threads beyond the cap that nothing holds."""
+        excess = len(self._logs) - self._cached_threads
+        if excess <= 0:
+            return
+        for thread_id, log in list(self._logs.items()):
+            if excess <= 0:
+                break
+            if log.release_if_unused():
+                del self._logs[thread_id]
+                self._forgotten += 1
+                excess -= 1
 
     async def _load(self, log: ThreadLog) -> None:
         self.stats.temp_files_removed += await self._io(remove_temp_files, log.directory)
@@ -161,21 +233,58 @@ class FileStore(ThreadStore):
             self.stats.torn_bytes += await self._io(repair_torn, log.log_path, scan.good_end, side)
             self.stats.torn_repairs += 1
         self.stats.malformed_lines += scan.malformed
+        if scan.run_open:  # an entry the index lost (it never loses one itself): put it back
+            self._open_runs.note_open(log.thread_id)
         log.adopt(scan)
+        if not scan.run_open:  # an extra entry (a run's end stored, a crash before the drop)
+            self._open_runs.discard(log.thread_id)
         self._peeked.pop(log.thread_id, None)
 
     # -- appends and reads -----------------------------------------------------------------
 
     async def append(
-        self, thread_id: str, events: Sequence[NewEvent], *, fence: int | None = None
+        self,
+        thread_id: str,
+        events: Sequence[NewEvent],
+        *,
+        fence: int | None = None,
+        expect_seq: int | None = None,
     ) -> list[StoredRecord]:
         validate_thread_id(thread_id)  # fence: no leases here (one writer process)
+        if expect_seq is not None and (type(expect_seq) is not int or expect_seq < 1):
+            raise ValueError("expect_seq must be a positive int")
         if self._closed:
             raise StoreError("the store is closed")
         if not events:
             return []
         log = await self._thread(thread_id)
-        return await log.append(events, _now_ms())
+        try:
+            return await log.append(events, _now_ms(), expect_seq)
+        except Misplaced as exc:
+            assert expect_seq is not None
+            return await self._stored_already(thread_id, events, expect_seq, exc.last_seq)
+
+    async def _stored_already(
+        self, thread_id: str, events: Sequence[NewEvent], expect_seq: int, last_seq: int
+    ) -> list[StoredRecord]:
+        """The records of this batch if the log holds it from ``expect_seq`` on; else SeqConflict."""
+        end = expect_seq + len(events) - 1
+        if last_seq >= end:
+            stored = []
+            async with aclosing(self._read(thread_id, expect_seq - 1)) as records:
+                async for record in records:
+                    stored.append(record)
+                    if record.seq >= end:
+                        break
+            if [r.seq for r in stored] == list(range(expect_seq, end + 1)) and stored_batch_digest(
+                stored
+            ) == batch_digest(events):
+                return stored
+        raise SeqConflict(
+            f"append to {thread_id!r} expected to start at seq {expect_seq}, but the log ends at {last_seq} "
+            "without this batch there",
+            last_seq,
+        )
 
     async def _read(self, thread_id: str, after: int) -> AsyncGenerator[StoredRecord, None]:
         async with aclosing(self._line_chunks(thread_id, after)) as chunks:
@@ -237,13 +346,39 @@ class FileStore(ThreadStore):
     async def wait_for(self, thread_id: str, after: int, timeout: float) -> int:
         validate_thread_id(thread_id)
         log = await self._thread(thread_id)
+        log.waiters += 1  # pinned: an append must wake this very object
         try:
             async with asyncio.timeout(timeout):
                 while log.last_seq <= after:
                     await log.changed.wait()
         except TimeoutError:
             pass
+        finally:
+            log.waiters -= 1
         return log.last_seq
+
+    # -- the open-run index -------------------------------------------------------------------
+
+    async def open_run_threads(self) -> list[str]:
+        return sorted(self._open_runs.threads)
+
+    async def repair_open_runs(self) -> OpenRunRepair:
+        names = await self._io(thread_dir_names, self.threads_dir)
+        self._open_runs.start_repair()
+        found: set[str] = set()
+        for start in range(0, len(names), _REPAIR_BATCH):
+            batch = names[start : start + _REPAIR_BATCH]
+            unopened = [n for n in batch if not self._loaded(n)]
+            scans = await self._io(lambda u=unopened: [scan_log(self.threads_dir / n / LOG_NAME).run_open for n in u])
+            found.update(n for n, is_open in zip(unopened, scans, strict=True) if is_open)
+            found.update(n for n in batch if self._loaded(n) and self._logs[n].run_open)
+        # The threads this process holds: what it knows is the truth, appends in flight included
+        # (no await from here to the index's update).
+        found.update(n for n, log in self._logs.items() if log.loaded and (log.run_open or log.writing))
+        added, removed = await self._open_runs.finish_repair(found)
+        return OpenRunRepair(
+            len(names), tuple(sorted(self._open_runs.threads)), tuple(sorted(added)), tuple(sorted(removed))
+        )
 
     # -- listing ------------------------------------------------------------------------------
 
@@ -252,16 +387,25 @@ class FileStore(ThreadStore):
         # The tails of threads never looked at are peeked in one pool call: one call
         # per thread made a first listing of 5,000 threads wait on 5,000 round trips.
         unseen = [n for n in names if n not in self._peeked and not self._loaded(n)]
+        forgotten = self._forgotten
         tails = await self._io(lambda: [peek_tail(self.threads_dir / n / LOG_NAME) for n in unseen])
+        peeked: dict[str, ThreadInfo] = {}  # this listing's own: the cache may hold fewer
         for thread_id, tail in zip(unseen, tails, strict=True):
-            if tail is not None and tail.last_seq > 0 and not self._loaded(thread_id):
-                self._peeked[thread_id] = ThreadInfo(thread_id, tail.last_seq, tail.size, tail.last_ts)
+            if tail is not None and tail.last_seq > 0 and not self._loaded(thread_id) and forgotten == self._forgotten:
+                peeked[thread_id] = ThreadInfo(thread_id, tail.last_seq, tail.size, tail.last_ts)
+                self._remember_peek(peeked[thread_id])
         infos = []
         for thread_id in names:
-            info = await self.thread_info(thread_id)  # from memory now, but for ambiguous tails
+            info = peeked.get(thread_id) or await self.thread_info(thread_id)  # but for ambiguous tails
             if info is not None:
                 infos.append(info)
         return infos
+
+    def _remember_peek(self, info: ThreadInfo) -> None:
+        self._peeked[info.thread_id] = info
+        self._peeked.move_to_end(info.thread_id)
+        while len(self._peeked) > self._cached_infos:
+            self._peeked.popitem(last=False)
 
     def _loaded(self, thread_id: str) -> bool:
         log = self._logs.get(thread_id)
@@ -275,13 +419,15 @@ class FileStore(ThreadStore):
             return log.info()
         if thread_id in self._peeked:
             return self._peeked[thread_id]
+        forgotten = self._forgotten
         tail = await self._io(peek_tail, self.threads_dir / thread_id / LOG_NAME)
         if tail is None:  # an ambiguous tail: a full open decides (and repairs)
             return (await self._thread(thread_id)).info()
         if tail.last_seq == 0:
             return None
         info = ThreadInfo(thread_id, tail.last_seq, tail.size, tail.last_ts)
-        self._peeked[thread_id] = info
+        if not self._loaded(thread_id) and forgotten == self._forgotten:  # else it may be stale
+            self._remember_peek(info)
         return info
 
     # -- checkpoints ----------------------------------------------------------------------------

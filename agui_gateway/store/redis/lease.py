@@ -13,6 +13,11 @@ entry costs one failed acquire). The append script checks the token (see
 ``store.py``), and marks the lease ``ended`` when it stores the holder's terminal
 event.
 
+A lease that lapsed while Redis was away from its live holder is taken back with
+:meth:`RedisLeases.reclaim` (the same token, only if none was granted since); for
+one ttl after this process saw Redis fail, it grants no recovery and lists no lapsed
+lease, so that the holder wins (:mod:`.outage`).
+
 A lease's kind: ``run`` (driving a run), ``recovery`` (closing a dead replica's run)
 or ``ended`` (a run whose end is stored); the last two are closing (see
 :attr:`~agui_gateway.store.lease.Holder.closing`). A lease without a kind is a run's.
@@ -29,11 +34,18 @@ import redis.asyncio as aioredis
 from agui_gateway.store.base import StoreError
 from agui_gateway.store.lease import Holder, Lease, Renewal, RunLeases
 from agui_gateway.store.redis.connect import uncancelled
+from agui_gateway.store.redis.outage import OutageClock
 
 # ARGV: run id, ttl (ms), kind, replica id, the replica id whose live lease this one may
 # replace ('' for none: only a thread without a live lease is granted one).
 _ACQUIRE = """
 if redis.call('EXISTS', KEYS[1]) == 1 then
+  -- This very grant, asked again (redis-py repeats a command whose reply a dropped
+  -- connection lost): a run's lease of this run id and replica is the one granted.
+  local lease = redis.call('HMGET', KEYS[1], 'token', 'run', 'kind', 'replica')
+  if ARGV[3] == 'run' and lease[2] == ARGV[1] and lease[3] == 'run' and lease[4] == ARGV[4] then
+    return tonumber(lease[1])
+  end
   if ARGV[5] == '' or redis.call('HGET', KEYS[1], 'replica') ~= ARGV[5] then return 0 end
   redis.call('DEL', KEYS[1])
 end
@@ -47,6 +59,20 @@ _RENEW = """
 if redis.call('HGET', KEYS[1], 'token') ~= ARGV[1] then return {0, ''} end
 redis.call('PEXPIRE', KEYS[1], ARGV[2])
 return {1, redis.call('HGET', KEYS[1], 'stop') or ''}
+"""
+
+# KEYS: lease, fence. ARGV: token, ttl (ms), run id, kind, replica id. The holder's own lease
+# renewed, or granted again under the same token when it lapsed and none was granted since.
+_RECLAIM = """
+local holder = redis.call('HGET', KEYS[1], 'token')
+if holder == ARGV[1] then
+  redis.call('PEXPIRE', KEYS[1], ARGV[2])
+  return 1
+end
+if holder or redis.call('GET', KEYS[2]) ~= ARGV[1] then return 0 end
+redis.call('HSET', KEYS[1], 'token', ARGV[1], 'run', ARGV[3], 'kind', ARGV[4], 'replica', ARGV[5])
+redis.call('PEXPIRE', KEYS[1], ARGV[2])
+return 1
 """
 
 _RELEASE = """
@@ -68,18 +94,26 @@ return run
 
 class RedisLeases(RunLeases):
     def __init__(
-        self, client: Any, key: Callable[[str, str], str], index_key: str, ttl_s: float, replica_id: str
+        self,
+        client: Any,
+        key: Callable[[str, str], str],
+        index_key: str,
+        ttl_s: float,
+        replica_id: str,
+        outages: OutageClock | None = None,
     ) -> None:
         if ttl_s <= 0:
             raise ValueError("the lease ttl must be positive")
         self.ttl_s = ttl_s
         self.replica_id = replica_id
+        self.outages = outages if outages is not None else OutageClock()
         self._client = client
         self._key = key
         self._index = index_key
         self._acquire = client.register_script(_ACQUIRE)
         self._renew = client.register_script(_RENEW)
         self._release = client.register_script(_RELEASE)
+        self._reclaim = client.register_script(_RECLAIM)
         self._request_stop = client.register_script(_REQUEST_STOP)
 
     @property
@@ -89,8 +123,40 @@ class RedisLeases(RunLeases):
     async def _track(self, thread_id: str) -> None:
         await uncancelled(self._client.zadd(self._index, {thread_id: time.time() * 1000 + self._ttl_ms}))
 
+    def _in_grace(self) -> bool:
+        """Within one ttl of an outage seen here: lapsed leases are their holders' to reclaim."""
+        return self.outages.within(self.ttl_s)
+
     async def acquire(self, thread_id: str, run_id: str, *, recovery: bool = False) -> Lease | None:
+        if self._in_grace():
+            if recovery:
+                return None
+            try:  # a lease still listed was never released: it may have lapsed, for its holder to reclaim
+                listed = await uncancelled(self._client.zscore(self._index, thread_id))
+            except (aioredis.RedisError, OSError) as exc:
+                raise self._failure(f"acquiring the run lease of {thread_id!r} failed: {exc}") from exc
+            if listed is not None:
+                return None
         return await self._grant(thread_id, run_id, recovery, replacing="")
+
+    async def reclaim(self, lease: Lease) -> bool:
+        try:
+            kind = KIND_RECOVERY if lease.recovery else KIND_RUN
+            held = await uncancelled(
+                self._reclaim(
+                    keys=[self._key(lease.thread_id, "lease"), self._key(lease.thread_id, "fence")],
+                    args=[lease.token, self._ttl_ms, lease.run_id, kind, self.replica_id],
+                )
+            )
+            if held:
+                await self._track(lease.thread_id)
+        except (aioredis.RedisError, OSError) as exc:
+            raise self._failure(f"reclaiming the run lease of {lease.thread_id!r} failed: {exc}") from exc
+        return bool(held)
+
+    def _failure(self, message: str) -> StoreError:
+        self.outages.failed()
+        return StoreError(message)
 
     async def take_over(self, thread_id: str, run_id: str) -> Lease | None:
         return await self._grant(thread_id, run_id, True, replacing=self.replica_id)
@@ -109,7 +175,7 @@ class RedisLeases(RunLeases):
             if token:
                 await self._track(thread_id)
         except (aioredis.RedisError, OSError) as exc:
-            raise StoreError(f"acquiring the run lease of {thread_id!r} failed: {exc}") from exc
+            raise self._failure(f"acquiring the run lease of {thread_id!r} failed: {exc}") from exc
         return Lease(thread_id, run_id, token, recovery) if token else None
 
     async def held_by_this_replica(self) -> list[str]:
@@ -122,7 +188,7 @@ class RedisLeases(RunLeases):
                 if replica is not None and replica.decode() == self.replica_id:
                     held.append(thread_id)
         except (aioredis.RedisError, OSError) as exc:
-            raise StoreError(f"listing the run leases of replica {self.replica_id!r} failed: {exc}") from exc
+            raise self._failure(f"listing the run leases of replica {self.replica_id!r} failed: {exc}") from exc
         return held
 
     async def renew(self, lease: Lease) -> Renewal:
@@ -133,7 +199,7 @@ class RedisLeases(RunLeases):
             if held:
                 await self._track(lease.thread_id)
         except (aioredis.RedisError, OSError) as exc:
-            raise StoreError(f"renewing the run lease of {lease.thread_id!r} failed: {exc}") from exc
+            raise self._failure(f"renewing the run lease of {lease.thread_id!r} failed: {exc}") from exc
         return Renewal(bool(held), stop.decode() if stop else None)
 
     async def release(self, lease: Lease) -> None:
@@ -141,13 +207,13 @@ class RedisLeases(RunLeases):
             if await uncancelled(self._release(keys=[self._key(lease.thread_id, "lease")], args=[lease.token])):
                 await uncancelled(self._client.zrem(self._index, lease.thread_id))
         except (aioredis.RedisError, OSError) as exc:
-            raise StoreError(f"releasing the run lease of {lease.thread_id!r} failed: {exc}") from exc
+            raise self._failure(f"releasing the run lease of {lease.thread_id!r} failed: {exc}") from exc
 
     async def holder(self, thread_id: str) -> Holder | None:
         try:
             run, kind = await uncancelled(self._client.hmget(self._key(thread_id, "lease"), ["run", "kind"]))
         except (aioredis.RedisError, OSError) as exc:
-            raise StoreError(f"reading the run lease of {thread_id!r} failed: {exc}") from exc
+            raise self._failure(f"reading the run lease of {thread_id!r} failed: {exc}") from exc
         return Holder(run.decode(), kind in _CLOSING_KINDS) if run is not None else None
 
     async def request_stop(self, thread_id: str, message: str, run_id: str | None = None) -> str | None:
@@ -156,18 +222,20 @@ class RedisLeases(RunLeases):
         try:
             run = await uncancelled(self._request_stop(keys=[self._key(thread_id, "lease")], args=args))
         except (aioredis.RedisError, OSError) as exc:
-            raise StoreError(f"requesting a stop on {thread_id!r} failed: {exc}") from exc
+            raise self._failure(f"requesting a stop on {thread_id!r} failed: {exc}") from exc
         return run.decode() if run else None
 
     async def expired(self) -> list[str]:
+        if self._in_grace():
+            return []
         try:
             found = await uncancelled(self._client.zrangebyscore(self._index, "-inf", time.time() * 1000))
         except (aioredis.RedisError, OSError) as exc:
-            raise StoreError(f"listing expired run leases failed: {exc}") from exc
+            raise self._failure(f"listing expired run leases failed: {exc}") from exc
         return [t.decode() for t in found]
 
     async def forget(self, thread_id: str) -> None:
         try:
             await uncancelled(self._client.zrem(self._index, thread_id))
         except (aioredis.RedisError, OSError) as exc:
-            raise StoreError(f"updating the run lease index failed: {exc}") from exc
+            raise self._failure(f"updating the run lease index failed: {exc}") from exc

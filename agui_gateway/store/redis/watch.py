@@ -33,6 +33,7 @@ class StreamWatch:
         stream_key: str,
         last_seq: Callable[[], Awaitable[int]],
         on_idle: Callable[[StreamWatch], None],
+        on_failure: Callable[[], None] | None = None,
     ) -> None:
         self.latest = 0  # highest seq known to exist
         self.waiters = 0
@@ -42,6 +43,7 @@ class StreamWatch:
         self._stream_key = stream_key
         self._last_seq = last_seq
         self._on_idle = on_idle
+        self._on_failure = on_failure  # told of every failed XREAD (the store's outage clock)
         self._changed = asyncio.Event()
         self._task: asyncio.Task[None] | None = None
 
@@ -99,6 +101,8 @@ class StreamWatch:
                         logger.warning("watching %s failed (%s); retrying every %ss", self._stream_key, exc, delay)
                     self.failure = str(exc) or type(exc).__name__
                     self.failures += 1
+                    if self._on_failure is not None:
+                        self._on_failure()
                     self._wake()  # the waiters learn it now, not at their timeout
                     await asyncio.sleep(delay)
         finally:

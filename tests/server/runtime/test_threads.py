@@ -1,4 +1,4 @@
-"""The registry of per-thread runtimes (server/threads.py)."""
+"""The registry of per-thread runtimes (server/runtime/registry.py)."""
 
 from __future__ import annotations
 
