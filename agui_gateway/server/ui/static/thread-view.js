@@ -1,10 +1,11 @@
 // One thread: its events through the official client (a resumable stream of
 // GET /threads/{t}/events), the conversation, state, run badge, reconnect figures, actions.
 import { AbstractAgent, Observable } from "./vendor/agui-client.js";
-import { ResumableStream } from "./sse.js";
+import { BranchStream, ResumableStream } from "./sse.js";
 import { renderJsonTree } from "./tree.js";
 import { API, api, authHeaders, startRun } from "./api.js";
 import { $, el, formatBytes, prettyJson, showError, textOf } from "./dom.js";
+import { renderRuns } from "./runs-timeline.js";
 
 const MESSAGE_WINDOW = 60; // messages rendered at first; more as the reader scrolls up
 const INTERRUPTED_CODES = new Set(["gateway_restarted"]);
@@ -24,6 +25,7 @@ class GatewayThreadAgent extends AbstractAgent {
         performance.mark("agui:events");
         for (const event of events) subscriber.next(event);
       };
+      this.stream.onEnd = () => subscriber.complete(); // a branch's stream ends; the live one never does
       this.stream.run();
       return () => this.stream.stop();
     });
@@ -35,8 +37,10 @@ class GatewayThreadAgent extends AbstractAgent {
 }
 
 export class ThreadView {
-  constructor(threadId) {
+  /** `runId`: the thread as it was right after that run (`?run=`), read once; otherwise live. */
+  constructor(threadId, runId = null) {
     this.threadId = threadId;
+    this.runId = runId;
     this.stats = { connects: 0, frames: 0, events: 0, bytes: 0, dropped: 0, firstPaintMs: null };
     this.opened = performance.now();
     this.messages = [];
@@ -48,7 +52,9 @@ export class ThreadView {
     this.nodes = new Map(); // message id -> {sig, node}
     this.frame = 0;
     this.closed = false;
-    this.stream = new ResumableStream(new URL(`threads/${encodeURIComponent(threadId)}/events`, API), {
+    const url = new URL(`threads/${encodeURIComponent(threadId)}/events`, API);
+    if (runId !== null) url.searchParams.set("run", runId);
+    this.stream = new (runId === null ? ResumableStream : BranchStream)(url, {
       headers: authHeaders,
       stats: this.stats,
       onStatus: (status) => this.setStatus(status),
@@ -90,6 +96,14 @@ export class ThreadView {
 
   open() {
     $("#thread-title").textContent = this.threadId;
+    const past = this.runId !== null;
+    $("#composer").hidden = past;
+    $("#stop-run").hidden = past;
+    $("#run-view-note").hidden = !past;
+    if (past) {
+      $("#run-view-run").textContent = this.runId;
+      $("#run-view-live").href = `#/threads/${encodeURIComponent(this.threadId)}`;
+    }
     $("#thread-error").hidden = true;
     $("#messages").replaceChildren();
     $("#state-tree").replaceChildren();
@@ -127,8 +141,18 @@ export class ThreadView {
     if (error.status === 403 || error.status === 401) $("#thread-body").hidden = true;
   }
 
+  async refreshRuns() {
+    try {
+      const { runs } = await api(`threads/${encodeURIComponent(this.threadId)}/runs`);
+      if (!this.closed) renderRuns($("#run-rows"), this.threadId, runs, this.runId);
+    } catch (error) {
+      if (error.status !== 404 && error.status !== 403) showError($("#thread-error"), error);
+    }
+  }
+
   async refreshInfo() {
     clearTimeout(this.infoTimer);
+    this.refreshRuns();
     try {
       const info = await api(`threads/${encodeURIComponent(this.threadId)}/info`);
       if (this.closed) return;
