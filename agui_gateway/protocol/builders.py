@@ -32,6 +32,9 @@ def run_finished_event(thread_id: str, run_id: str) -> Event:
 # AG-UI 1.0's outcome of a run "stopped before it completed, by whoever was running it,
 # and did not fail": what the gateway's stop records.
 CANCELLED_OUTCOME = "cancelled"
+# The code of a stop's RUN_ERROR in logs written before (and of what else a stop ends
+# with an error code: a subagent it cut short).
+STOPPED_CODE = "stopped"
 
 
 def run_cancelled_event(thread_id: str, run_id: str) -> Event:

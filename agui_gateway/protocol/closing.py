@@ -25,12 +25,9 @@ import json
 from typing import Any
 
 from agui_gateway.protocol import events as ev
+from agui_gateway.protocol.builders import STOPPED_CODE
 from agui_gateway.protocol.chunks import ChunkStreamError, ChunkTransformer
 from agui_gateway.protocol.types import Event
-
-# The code of the SUBAGENT_ERROR that ends a subagent its run's stop cut short: the
-# subagent outcomes are success and suspended only, and it did not complete.
-SUBAGENT_STOPPED_CODE = "stopped"
 
 # opener type -> (closing type, id field, the kind's place in the closing order)
 _OPENERS = {
@@ -130,8 +127,9 @@ class OpenParts:
         for owner, name in reversed(self._steps):
             events.append(_owned({"type": ev.STEP_FINISHED, "stepName": name}, owner))
         for subagent in reversed(self._subagents):
+            # A SUBAGENT_ERROR: the subagent outcomes are success and suspended only, and it did not complete.
             events.append(
-                {"type": ev.SUBAGENT_ERROR, "subagentRunId": subagent, "message": reason, "code": SUBAGENT_STOPPED_CODE}
+                {"type": ev.SUBAGENT_ERROR, "subagentRunId": subagent, "message": reason, "code": STOPPED_CODE}
             )
         return events
 

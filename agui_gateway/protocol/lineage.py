@@ -49,7 +49,7 @@ from typing import Any
 import orjson
 
 from agui_gateway.protocol import events as ev
-from agui_gateway.protocol.builders import CANCELLED_OUTCOME
+from agui_gateway.protocol.builders import CANCELLED_OUTCOME, STOPPED_CODE
 from agui_gateway.protocol.compaction.frames import MAX_FRAME_BYTES
 from agui_gateway.protocol.compaction.split import cut_contents, encoded_size, state_events
 from agui_gateway.protocol.reducer import Reducer
@@ -417,10 +417,10 @@ class RunIndex:
 
 def _status(terminal: Mapping[str, Any]) -> str:
     if terminal.get("type") == ev.RUN_ERROR:
-        return "error"
+        return "cancelled" if terminal.get("code") == STOPPED_CODE else "error"
     outcome = terminal.get("outcome")
     if isinstance(outcome, Mapping) and outcome.get("type") == "interrupt":
         return "interrupted"
     if isinstance(outcome, Mapping) and outcome.get("type") == CANCELLED_OUTCOME:
-        return "cancelled"  # a stop (a log written before this outcome has RUN_ERROR "stopped": "error")
+        return "cancelled"  # a stop
     return "finished"

@@ -22,7 +22,13 @@ from collections.abc import Callable
 from typing import Any
 
 from agui_gateway.protocol import events as ev
-from agui_gateway.protocol.builders import REJECTED_EVENT_NAME, rejected_event, run_error_event, run_started_event
+from agui_gateway.protocol.builders import (
+    REJECTED_EVENT_NAME,
+    STOPPED_CODE,
+    rejected_event,
+    run_error_event,
+    run_started_event,
+)
 from agui_gateway.protocol.closing import OpenParts
 from agui_gateway.server.metrics import GatewayMetrics
 from agui_gateway.server.runtime.active_run import ActiveRun
@@ -36,7 +42,7 @@ from agui_gateway.upstream.sse_parser import Malformed
 
 log = logging.getLogger("agui_gateway.server.runs")
 
-CODE_STOPPED = "stopped"
+CODE_STOPPED = STOPPED_CODE  # a stop's code (RUN_ERROR of a cancellation that was no client's stop)
 CODE_GATEWAY_ERROR = "gateway_error"
 CODE_STORAGE_ERROR = "gateway_storage_error"  # the store refused the run's events (disk full, I/O error)
 # Storing a run's end is retried (the thread's run stays open meanwhile) with these pauses, so

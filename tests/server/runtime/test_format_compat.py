@@ -5,8 +5,8 @@
 ``RUN_STARTED(input) · RUN_ERROR``) with what that version served for them: the
 snapshot, a fresh replay and ``?after=0``, frames with their ids. ``legacy-stopped`` is
 a run stopped before a stop became AG-UI 1.0's cancelled outcome (issue 20): its
-``RUN_ERROR`` with code ``stopped`` is served as it was, and the run's status stays
-``error``.
+``RUN_ERROR`` with code ``stopped`` is served as it was (``/runs`` lists the run as
+``cancelled``, as it does a stop stored since).
 """
 
 from __future__ import annotations
@@ -81,7 +81,7 @@ async def test_a_new_run_continues_a_log_of_the_previous_format(tmp_path: Path, 
     assert raw.error is None and (raw.messages, raw.state) == (after["messages"], after["state"])
 
 
-async def test_a_stop_stored_as_run_error_keeps_its_status(tmp_path: Path) -> None:
+async def test_a_stop_stored_as_run_error_is_listed_as_cancelled(tmp_path: Path) -> None:
     data = tmp_path / "data"
     (data / "threads" / "legacy-stopped").mkdir(parents=True)
     shutil.copy(FIXTURES / "legacy-stopped.jsonl", data / "threads" / "legacy-stopped" / "log.jsonl")
@@ -90,4 +90,4 @@ async def test_a_stop_stored_as_run_error_keeps_its_status(tmp_path: Path) -> No
             runs = (await client.get("/threads/legacy-stopped/runs")).json()["runs"]
     last = json.loads((FIXTURES / "legacy-stopped.jsonl").read_bytes().splitlines()[-1])["event"]
     assert last == {"type": "RUN_ERROR", "message": "the run was stopped by a client (POST /stop)", "code": "stopped"}
-    assert [(r["runId"], r["status"]) for r in runs] == [("s1", "error")]
+    assert [(r["runId"], r["status"]) for r in runs] == [("s1", "cancelled")]  # a stop, however stored

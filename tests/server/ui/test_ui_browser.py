@@ -729,3 +729,23 @@ def test_the_runs_timeline_shows_each_run_and_opens_the_thread_as_it_was_after_o
         assert_shows_snapshot(page, gw, thread)
         assert errors == []
         page.close()
+
+
+def test_a_stop_stored_before_the_cancelled_outcome_also_shows_as_stopped(
+    tmp_path: Path, context: BrowserContext
+) -> None:
+    """A log written before issue 20 ends its stopped run with RUN_ERROR 'stopped'."""
+    fixtures = REPO_ROOT / "tests" / "fixtures" / "format-v1"
+    data = tmp_path / "data"
+    (data / "threads" / "legacy-stopped").mkdir(parents=True)
+    (data / "threads" / "legacy-stopped" / "log.jsonl").write_bytes((fixtures / "legacy-stopped.jsonl").read_bytes())
+    with serve_gateway(GatewayConfig(data_dir=data)) as gw:
+        page = context.new_page()
+        errors = watch_errors(page)
+        page.goto(f"{gw.url}/ui/#/threads/legacy-stopped")
+        page.wait_for_function(f"() => ({BADGE_IS})('stopped')")
+        assert (page.locator(".run-error.stopped").text_content() or "").startswith("run stopped")
+        page.wait_for_function("() => document.querySelector('#run-rows tr .badge')?.textContent === 'stopped'")
+        assert_shows_snapshot(page, gw, "legacy-stopped")
+        assert errors == []
+        page.close()
