@@ -147,6 +147,19 @@ describe("GatewayAgentRunner against two gateway replicas", () => {
     assert.deepEqual(kept.at(-1).outcome, { type: "cancelled" });
   });
 
+  test("a success outcome reaches CopilotKit in the strict form its 0.0.59 schema accepts", async () => {
+    // @ag-ui/client 0.0.59's outcome schemas are strict: 1.0.0's pendingToolCallIds on a
+    // success fails the front end's run; the gateway stores and serves the outcome as sent.
+    const threadId = uniqueThread("success");
+    const runId = `${threadId}-r1`;
+    await scriptRun(threadId, runId, { outcome: { type: "success", pendingToolCallIds: [] } });
+    const events = await collect(new GatewayAgentRunner({ baseUrl: GATEWAY_A, agent: AGENT }).run(runRequest(threadId, runId)))
+      .done;
+    const log = await servedLog(GATEWAY_A, threadId);
+    assert.deepEqual(log.at(-1).outcome, { type: "success", pendingToolCallIds: [] }, "stored as the agent sent it");
+    assert.deepEqual(events, [...log.slice(0, -1), { ...log.at(-1), outcome: { type: "success" } }]);
+  });
+
   test("connections cut inside run and connect resume by event id", async () => {
     const threadId = uniqueThread("cut");
     const runId = `${threadId}-r1`;
