@@ -42,7 +42,7 @@ class GatewayThreadAgent extends AbstractAgent {
 
 export class ThreadView {
   /** `runId`: the thread as it was right after that run (`?run=`), read once; otherwise live. */
-  constructor(threadId, runId = null) {
+  constructor(threadId, runId = null, { wholeHistory = false } = {}) {
     this.threadId = threadId;
     this.runId = runId;
     this.stats = { connects: 0, frames: 0, events: 0, bytes: 0, dropped: 0, firstPaintMs: null };
@@ -61,7 +61,7 @@ export class ThreadView {
     const url = new URL(`threads/${encodeURIComponent(threadId)}/events`, API);
     // A run's branch replays whole (time travel); the live thread opens with its latest turns.
     if (runId !== null) url.searchParams.set("run", runId);
-    else url.searchParams.set("turns", String(OPEN_TURNS));
+    else if (!wholeHistory) url.searchParams.set("turns", String(OPEN_TURNS));
     this.stream = new (runId === null ? ResumableStream : BranchStream)(url, {
       headers: authHeaders,
       stats: this.stats,
