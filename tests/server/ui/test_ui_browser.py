@@ -574,6 +574,13 @@ def test_a_finished_36000_event_thread_opens_fast_and_renders_lazily(tmp_path: P
             "async () => { const v = window.aguiUi.view; while (v.olderCursor !== null) await v.loadOlder(); }"
         )
         assert page.evaluate("() => window.aguiUi.view.agent.messages") == expected["messages"]
+        # ?turns=all: the whole history at once (no window, nothing older to page in), in a
+        # page loaded anew (the windowed view above held fewer messages when it opened).
+        page.goto("about:blank")
+        whole = open_big_thread(page, f"{gw.url}/ui/#/threads/{BIG_THREAD}?turns=all")
+        assert whole["held"] == len(expected["messages"])
+        assert page.evaluate("() => window.aguiUi.view.olderCursor") is None
+        assert page.evaluate("() => window.aguiUi.view.agent.messages") == expected["messages"]
         page.close()  # before the gateway stops: its streams end with the page
         assert errors == []
 
