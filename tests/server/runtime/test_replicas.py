@@ -9,6 +9,7 @@ the run with one stored RUN_ERROR once A's lease lapses, and takes the next run.
 from __future__ import annotations
 
 import asyncio
+import signal
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
@@ -265,3 +266,42 @@ async def test_a_replica_restarted_under_its_id_closes_its_run_at_once_and_the_t
         a.terminate()
         b.terminate()
         delete_keys(redis_url, prefix)
+
+
+async def test_a_subscriber_on_b_sees_the_run_of_a_draining_replica_to_its_end(
+    replicas: tuple[GatewayProcess, GatewayProcess, str], agent: tuple[ScriptedAgent, str], redis_url: str
+) -> None:
+    """A rolling deploy stops replica A (SIGTERM): its run goes on to its end, and a watcher
+    of the thread on replica B receives every event of it, the terminal one included."""
+    a, b, prefix = replicas
+    scripted, _ = agent
+    thread_id, run_id = "rep-drain", f"r-{uuid.uuid4().hex[:8]}"
+    script = scripted.script(run_id, agent_run_events(thread_id, run_id), hold_at=4)
+    async with httpx.AsyncClient(timeout=30) as client:
+        run = asyncio.create_task(
+            collect(client, "POST", f"{a.url}/agents/scripted/run", json=run_input(thread_id, run_id))
+        )
+        await wait_until_async(lambda: len(_stored(redis_url, prefix, thread_id)) >= 4, timeout=10)
+        watcher = asyncio.create_task(
+            collect(
+                client,
+                "GET",
+                f"{b.url}/threads/{thread_id}/events",
+                until=has_event(lambda e: e["type"] == "RUN_FINISHED"),
+            )
+        )
+        assert a.proc is not None
+        a.proc.send_signal(signal.SIGTERM)
+
+        async def draining() -> bool:
+            answer = await client.get(f"{a.url}/readyz")
+            return answer.status_code == 503 and answer.json()["reason"].startswith("draining")
+
+        await wait_until_async(draining, timeout=10, what="A draining")
+        script.release()
+        called = events_of(await run)
+        watched = events_of(await watcher)
+    assert called[-1]["type"] == "RUN_FINISHED" and "outcome" not in called[-1]
+    assert watched[-1] == called[-1]
+    await wait_until_async(lambda: a.proc is not None and a.proc.poll() is not None, timeout=30, what="A's exit")
+    assert a.proc.returncode == 0
