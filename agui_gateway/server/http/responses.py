@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import AsyncIterator, Callable, Mapping
+from http import HTTPStatus
 from typing import Any
 
 import anyio
@@ -92,11 +93,25 @@ class ClosingStreamingResponse(StreamingResponse):
 
 
 def error_response(error: ApiError) -> Response:
+    return json_response(_error_body(error), error.status, error.headers)
+
+
+def raw_error_response(error: ApiError) -> bytes:
+    """The whole HTTP/1.1 response of ``error`` as bytes, for the connection level
+    (``connections.py``), where no request reached the app."""
+    body = orjson.dumps(_error_body(error))
+    headers = {"content-type": "application/json", "content-length": str(len(body)), **(error.headers or {})}
+    head = f"HTTP/1.1 {error.status} {HTTPStatus(error.status).phrase}\r\n"
+    head += "".join(f"{name}: {value}\r\n" for name, value in headers.items())
+    return (head + "\r\n").encode("latin-1") + body
+
+
+def _error_body(error: ApiError) -> dict[str, Any]:
     # "code" is stable and machine-readable; "error" is for people and may change.
     body: dict[str, Any] = {"error": error.message, "code": error.code}
     if error.details is not None:
         body["details"] = error.details
-    return json_response(body, error.status, error.headers)
+    return body
 
 
 def exception_handlers() -> dict[Any, ExceptionHandler]:
