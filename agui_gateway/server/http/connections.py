@@ -134,7 +134,8 @@ class GuardedHttpProtocol(HttpToolsProtocol):
         _loop: asyncio.AbstractEventLoop | None = None,
     ) -> None:
         super().__init__(config, server_state, app_state, _loop)
-        self._between_requests = False  # its last response is sent, no byte of a next request yet
+        self._receiving = False  # a request has begun and has not fully arrived
+        self._answered = False  # a response has been sent on it
         # uvicorn annotates it as whole seconds, but only hands it to call_later, which takes any.
         self.timeout_keep_alive = self.guard.limits.keep_alive_timeout_s  # type: ignore[assignment]
         self._deadline: asyncio.TimerHandle | None = None
@@ -160,16 +161,25 @@ class GuardedHttpProtocol(HttpToolsProtocol):
         self._stop_deadline()
         if self.transport.is_closing():
             return
-        if self._between_requests:
+        if self._answered and not self._receiving:
             self.transport.close()
         else:
             self._close_with(TooManyConnections(self.guard.limits.max_connections))
 
     # The parser's callbacks, for the deadline and the guard's bookkeeping.
 
+    def data_received(self, data: bytes) -> None:
+        super().data_received(data)
+        # uvicorn stops the keep-alive clock at any byte, but the parser skips the empty
+        # lines a client may send between requests: without this, "\r\n" now and then
+        # would hold the connection for ever.
+        idle = self.cycle is None or self.cycle.response_complete
+        if idle and self._deadline is None and not self.transport.is_closing():
+            self._start_deadline()
+
     def on_message_begin(self) -> None:
         super().on_message_begin()
-        self._between_requests = False
+        self._receiving = True
         self._start_deadline()  # a new request on a kept-alive connection gets the whole time again
 
     def on_headers_complete(self) -> None:
@@ -178,12 +188,13 @@ class GuardedHttpProtocol(HttpToolsProtocol):
 
     def on_message_complete(self) -> None:
         super().on_message_complete()
+        self._receiving = False
         self._stop_deadline()
 
     def on_response_complete(self) -> None:
         super().on_response_complete()
         if not self.transport.is_closing() and self.cycle.response_complete:  # nothing pipelined started
-            self._between_requests = True
+            self._answered = True
             self.guard.waiting(self)
 
     # The deadline.

@@ -243,3 +243,30 @@ def test_the_connection_settings_from_file_environment_and_flags(tmp_path: Path)
     assert result.exit_code == 2 and "max_connections: must be at least 1" in result.output
     with pytest.raises(ConfigError, match="request_timeout: expected a number"):
         load_config(None, {"AGUI_GATEWAY_REQUEST_TIMEOUT": "soon"})
+
+
+def test_bytes_between_requests_do_not_hold_a_connection_open(tmp_path: Path) -> None:
+    """Empty lines between requests are no request (the parser skips them), but any data
+    used to stop uvicorn's keep-alive clock: the deadline runs for them instead."""
+    args = ("--request-timeout", "1", "--keep-alive-timeout", "0.5")
+    with GatewayProcess(tmp_path / "data", {}, *args) as gw:
+        sock = _connect(gw.port)
+        try:
+            head, _ = _request("GET", "/healthz")
+            sock.sendall(head)
+            assert _status(_read_response(sock)) == 200
+            sock.settimeout(0.2)
+            closed = False
+            for _ in range(100):  # 20 s at most
+                try:
+                    sock.sendall(b"\r\n")
+                    closed = sock.recv(4096) == b""  # the pace: this read's timeout, 0.2 s
+                except TimeoutError:
+                    continue
+                except OSError:
+                    closed = True
+                if closed:
+                    break
+            assert closed
+        finally:
+            sock.close()
