@@ -27,7 +27,6 @@ answering anything, ``/healthz`` included. Here every connection runs
 from __future__ import annotations
 
 import asyncio
-import logging
 import os
 import socket
 from collections import OrderedDict
@@ -42,8 +41,6 @@ from agui_gateway.server.errors import ApiError, RequestTimeout, TooManyConnecti
 from agui_gateway.server.http.responses import raw_error_response
 from agui_gateway.server.http.stream_slots import descriptor_budget
 from agui_gateway.server.metrics import GatewayMetrics
-
-log = logging.getLogger("agui_gateway.server.http.connections")
 
 # asyncio accepts up to its ``backlog`` connections per turn of the event loop, before
 # their protocols can refuse them: a burst's descriptors beyond the cap, which come out
