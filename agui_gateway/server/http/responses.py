@@ -29,7 +29,7 @@ from typing import Any
 
 import anyio
 import orjson
-from starlette.requests import Request
+from starlette.requests import ClientDisconnect, Request
 from starlette.responses import ContentStream, Response, StreamingResponse
 from starlette.types import ExceptionHandler, Receive, Scope, Send
 
@@ -124,6 +124,9 @@ def exception_handlers() -> dict[Any, ExceptionHandler]:
         # Starlette's router raises HTTPException(404 / 405) for unknown paths and methods.
         404: _no_such_endpoint,
         405: _method_not_allowed,
+        # The client went away before its body arrived (or the request deadline closed the
+        # connection, connections.py): nobody to answer, nothing failed.
+        ClientDisconnect: _client_gone,
         Exception: _internal_error,
     }
 
@@ -142,6 +145,10 @@ async def _refusal(request: Request, exc: Exception) -> Response:
 async def _internal_error(request: Request, exc: Exception) -> Response:
     log.error("%s %s failed", request.method, request.url.path, exc_info=exc)
     return error_response(InternalError(f"internal error: {type(exc).__name__}"))
+
+
+async def _client_gone(request: Request, exc: Exception) -> Response:
+    return Response(status_code=400)  # never written: the server drops what is sent to a closed connection
 
 
 async def _no_such_endpoint(request: Request, exc: Exception) -> Response:
