@@ -24,6 +24,14 @@ import uvicorn
 from starlette.applications import Starlette
 
 from agui_gateway.server.gateway import Gateway
+from agui_gateway.server.http.connections import (
+    ACCEPT_BATCH,
+    ConnectionGuard,
+    ConnectionLimits,
+    connection_cap,
+    guarded_protocol,
+    widen_listen_queue,
+)
 
 log = logging.getLogger("agui_gateway.cli.drain")
 
@@ -44,6 +52,9 @@ class DrainingServer(uvicorn.Server):
         self._loop = asyncio.get_running_loop()
         self._cut_short = asyncio.Event()
         await super().startup(sockets)
+        for server in self.servers:
+            for listener in server.sockets:
+                widen_listen_queue(listener.fileno())
 
     def handle_exit(self, sig: int, frame: FrameType | None) -> None:
         # A plain signal handler (uvicorn installs it with signal.signal): hand over to the loop.
@@ -76,6 +87,18 @@ class DrainingServer(uvicorn.Server):
 
 def serve_draining(app: Starlette, gateway: Gateway, *, host: str, port: int, log_level: str) -> None:
     """Run ``app`` on uvicorn until a signal has drained it (see the module docstring)."""
+    settings = gateway.config
+    limits = ConnectionLimits(
+        max_connections=connection_cap(settings.max_connections, gateway.streams.limit),
+        request_timeout_s=settings.request_timeout_s,
+        keep_alive_timeout_s=settings.keep_alive_timeout_s,
+    )
+    log.info(
+        "connections: at most %d open; a request must arrive within %gs, idle ones close after %gs",
+        limits.max_connections,
+        limits.request_timeout_s,
+        limits.keep_alive_timeout_s,
+    )
     config = uvicorn.Config(
         app,
         host=host,
@@ -83,5 +106,10 @@ def serve_draining(app: Starlette, gateway: Gateway, *, host: str, port: int, lo
         log_level=log_level,
         access_log=log_level == "debug",
         timeout_graceful_shutdown=int(STREAMS_CLOSE_S),
+        # Slow and idle connections: the deadline, the keep-alive limit and the cap
+        # (server/http/connections.py) on uvicorn's httptools protocol; no WebSockets.
+        http=guarded_protocol(ConnectionGuard(limits, gateway.metrics)),
+        ws="none",
+        backlog=ACCEPT_BATCH,
     )
     DrainingServer(config, gateway).run()

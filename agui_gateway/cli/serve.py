@@ -44,6 +44,9 @@ def build_config(
     lease_ttl: float | None = None,
     replica_id: str | None = None,
     drain_timeout: float | None = None,
+    request_timeout: float | None = None,
+    keep_alive_timeout: float | None = None,
+    max_connections: int | None = None,
 ) -> GatewayConfig:
     flags = {
         "store": store,
@@ -51,6 +54,9 @@ def build_config(
         "lease_ttl": lease_ttl,
         "replica_id": replica_id,
         "drain_timeout": drain_timeout,
+        "request_timeout": request_timeout,
+        "keep_alive_timeout": keep_alive_timeout,
+        "max_connections": max_connections,
     }
     # The store flags go through the config file's parser: one set of rules and messages.
     store_fields = read_store_flags({k: v for k, v in flags.items() if v is not None})
@@ -139,6 +145,25 @@ def build_config(
     help="On SIGTERM, seconds runs in progress may go on to their end before they are stopped (default 25; "
     "new runs are refused meanwhile, and a second signal stops them at once).",
 )
+@click.option(
+    "--request-timeout",
+    type=float,
+    default=None,
+    help="Seconds a request's head and body may take to arrive (default 30; then 408 and the connection closed).",
+)
+@click.option(
+    "--keep-alive-timeout",
+    type=float,
+    default=None,
+    help="Seconds an idle kept-alive connection stays open between requests (default 5).",
+)
+@click.option(
+    "--max-connections",
+    type=int,
+    default=None,
+    help="Open connections at most (default: what the descriptor limit leaves room for; "
+    "beyond, the longest-idle one is closed, or the new one refused with 503).",
+)
 @click.option("--log-level", default="info", type=click.Choice(["debug", "info", "warning", "error"]))
 def serve(
     host: str | None,
@@ -158,6 +183,9 @@ def serve(
     lease_ttl: float | None,
     replica_id: str | None,
     drain_timeout: float | None,
+    request_timeout: float | None,
+    keep_alive_timeout: float | None,
+    max_connections: int | None,
     log_level: str,
 ) -> None:
     """Run the gateway: store, fan out and replay the events of AG-UI agents."""
@@ -186,6 +214,9 @@ def serve(
             lease_ttl=lease_ttl,
             replica_id=replica_id,
             drain_timeout=drain_timeout,
+            request_timeout=request_timeout,
+            keep_alive_timeout=keep_alive_timeout,
+            max_connections=max_connections,
         ).with_overrides(inspector=inspector or None)
         access_note = check_bind(config)
     except (ConfigError, InsecureBindError) as exc:

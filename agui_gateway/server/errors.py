@@ -24,10 +24,12 @@ sees every kind of refusal and its place at a glance::
     │   ├── PayloadTooLarge          413 payload_too_large
     │   │   └── HistoryTooLargeError     413 history_too_large
     │   ├── UnsupportedMediaType     415 unsupported_media_type
+    │   ├── RequestTimeout           408 request_timeout (the connection is closed)
     │   ├── InvalidRunInput          422 invalid_run_input
     │   ├── InternalError            500 internal_error
     │   └── ServiceUnavailable       503 unavailable (Retry-After)
     │       ├── TooManyStreams           503 too_many_streams
+    │       ├── TooManyConnections       503 too_many_connections
     │       ├── StorageUnavailable       503 storage_unavailable
     │       └── Draining                 503 draining
     └── StartupError                 the gateway cannot start as configured
@@ -215,6 +217,18 @@ class UnsupportedMediaType(ApiError):
     CODE = "unsupported_media_type"
 
 
+class RequestTimeout(ApiError):
+    """408: the request's head and body did not arrive within the deadline; the connection
+    is closed (``server/http/connections.py``)."""
+
+    STATUS = 408
+    CODE = "request_timeout"
+    HEADERS: ClassVar[Mapping[str, str] | None] = {"connection": "close"}
+
+    def __init__(self, timeout_s: float) -> None:
+        super().__init__(f"the request did not arrive within {timeout_s:g} s")
+
+
 class InvalidRunInput(ApiError):
     """422: a JSON object that is not a valid RunAgentInput (``details`` says where)."""
 
@@ -247,6 +261,16 @@ class TooManyStreams(ServiceUnavailable):
         super().__init__(f"too many open event streams ({cap} cap of {limit}); retry later")
         self.cap = cap
         self.limit = limit
+
+
+class TooManyConnections(ServiceUnavailable):
+    """503: every connection the process may hold has a request in progress; this one is
+    refused the moment it is accepted (``server/http/connections.py``)."""
+
+    CODE = "too_many_connections"
+
+    def __init__(self, limit: int) -> None:
+        super().__init__(f"too many open connections (cap of {limit}); retry later")
 
 
 class StorageUnavailable(ServiceUnavailable):

@@ -58,6 +58,14 @@ class GatewayMetrics:
         self.streams_refused = Counter(
             "agui_gateway_streams_refused", "Event streams refused with 503 (stream caps)", ["cap"], registry=r
         )
+        self.connections = Gauge("agui_gateway_connections", "Open HTTP connections", registry=r)
+        self.connections_closed = Counter(
+            "agui_gateway_connections_closed",
+            "Connections the gateway closed: refused at the cap, replaced by a new one at the cap, "
+            "or past the request deadline",
+            ["reason"],
+            registry=r,
+        )
         self.branches = Counter(
             "agui_gateway_branches", "Runs whose caller's history did not continue the thread", registry=r
         )

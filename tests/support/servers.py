@@ -12,6 +12,7 @@
 from __future__ import annotations
 
 import os
+import re
 import signal
 import socket
 import subprocess
@@ -205,6 +206,30 @@ class GatewayProcess:
                 self.proc.wait(timeout=15)
             except subprocess.TimeoutExpired:
                 self.kill()
+
+    def open_fds(self) -> int:
+        """The descriptors the process holds now."""
+        assert self.proc is not None
+        return len(os.listdir(f"/proc/{self.proc.pid}/fd"))
+
+    def metric(self, name: str, text: str | None = None) -> float:
+        """The value of the sample ``name`` in ``/metrics`` (or in ``text``, a page of it read
+        before); it must be there, so a renamed or dropped metric fails the test instead of
+        reading as 0 (and passing a "back to 0" wait).
+
+        The one exception is a labelled counter's series that was never incremented (Prometheus
+        shows it from its first use): 0, but only while the counter itself is declared.
+        """
+        if text is None:
+            text = httpx.get(self.url + "/metrics", timeout=10).text
+        found = re.search(rf"^{re.escape(name)} ([0-9.e+]+)$", text, re.MULTILINE)
+        if found:
+            return float(found[1])
+        family, labelled, _ = name.partition("{")
+        counter = rf"^# TYPE {re.escape(family.removesuffix('_total'))}(_total)? counter$"
+        if labelled and re.search(counter, text, re.MULTILINE):
+            return 0.0
+        raise AssertionError(f"no metric {name} in /metrics")
 
     def rss_bytes(self) -> int:
         assert self.proc is not None

@@ -12,6 +12,9 @@ A config file is TOML (``.toml``) or JSON (anything else)::
     max_streams = 4096          # concurrent event streams per process (503 beyond)
     max_streams_per_token = 512
     drain_timeout = 25          # seconds runs in progress may go on after SIGTERM
+    request_timeout = 30        # seconds for a request's head and body to arrive (else 408)
+    keep_alive_timeout = 5      # seconds an idle kept-alive connection stays open
+    max_connections = 10000     # open connections (default: what the descriptor limit allows)
     store = "redis://redis.internal:6379/0"     # default "file"; rediss:// for TLS
                                 # (rediss://...?ssl_ca_certs=/path/ca.pem: a private CA)
     redis_prefix = "agui"       # key prefix (several deployments can share one Redis)
@@ -40,7 +43,8 @@ Environment: ``AGUI_GATEWAY_HOST``, ``_PORT``, ``_DATA``, ``_AGENTS`` (``name=ur
 entries separated by ``;`` or whitespace), ``_INSECURE`` (1/true), ``_FSYNC``,
 ``_HEARTBEAT``, ``_MAX_BODY_BYTES``, ``_STORE`` (``file`` or a ``redis://`` / ``rediss://`` URL;
 ``_REDIS_URL`` is the same), ``_REDIS_PREFIX``, ``_REDIS_PASSWORD``, ``_LEASE_TTL``, ``_REPLICA_ID``,
-``_MAX_STREAMS``, ``_MAX_STREAMS_PER_TOKEN``, ``_DRAIN_TIMEOUT``, ``_CORS_ORIGINS`` (origins separated by commas or
+``_MAX_STREAMS``, ``_MAX_STREAMS_PER_TOKEN``, ``_DRAIN_TIMEOUT``, ``_REQUEST_TIMEOUT``,
+``_KEEP_ALIVE_TIMEOUT``, ``_MAX_CONNECTIONS``, ``_CORS_ORIGINS`` (origins separated by commas or
 whitespace).
 
 ``replica_id`` (Redis store): without it every process is a new replica, and a run it

@@ -99,6 +99,13 @@ class GatewayConfig:
     # On SIGTERM, runs in progress go on to their end for at most this long (then they get
     # a stored RUN_ERROR): 25 s fits Kubernetes' default grace period of 30 s.
     drain_timeout_s: float = 25.0
+    # Slow and idle connections (server/http/connections.py): a request's head and body
+    # must arrive within request_timeout_s (else 408, closed); a kept-alive connection
+    # idle for keep_alive_timeout_s is closed; at most max_connections are open (None:
+    # what RLIMIT_NOFILE leaves room for, and never more than that).
+    request_timeout_s: float = 30.0
+    keep_alive_timeout_s: float = 5.0
+    max_connections: int | None = None
 
     def options_of(self, agent: str) -> AgentOptions:
         return self.agent_options.get(agent) or AgentOptions()

@@ -238,6 +238,12 @@ def fields_from_mapping(doc: Mapping[str, Any], origin: str) -> dict[str, Any]:
             out["max_streams"] = _number(name, value, int, 1)
         elif key == "drain_timeout":
             out["drain_timeout_s"] = _number(name, value, float, 0)
+        elif key == "request_timeout":
+            out["request_timeout_s"] = _number(name, value, float, 0.1)
+        elif key == "keep_alive_timeout":
+            out["keep_alive_timeout_s"] = _number(name, value, float, 0.1)
+        elif key == "max_connections":
+            out["max_connections"] = _number(name, value, int, 1)
         elif key == "max_streams_per_token":
             out["max_streams_per_token"] = _number(name, value, int, 1)
         elif key == "timeouts":

@@ -24,11 +24,12 @@ from __future__ import annotations
 
 import logging
 from collections.abc import AsyncIterator, Callable, Mapping
+from http import HTTPStatus
 from typing import Any
 
 import anyio
 import orjson
-from starlette.requests import Request
+from starlette.requests import ClientDisconnect, Request
 from starlette.responses import ContentStream, Response, StreamingResponse
 from starlette.types import ExceptionHandler, Receive, Scope, Send
 
@@ -92,11 +93,25 @@ class ClosingStreamingResponse(StreamingResponse):
 
 
 def error_response(error: ApiError) -> Response:
+    return json_response(_error_body(error), error.status, error.headers)
+
+
+def raw_error_response(error: ApiError) -> bytes:
+    """The whole HTTP/1.1 response of ``error`` as bytes, for the connection level
+    (``connections.py``), where no request reached the app."""
+    body = orjson.dumps(_error_body(error))
+    headers = {"content-type": "application/json", "content-length": str(len(body)), **(error.headers or {})}
+    head = f"HTTP/1.1 {error.status} {HTTPStatus(error.status).phrase}\r\n"
+    head += "".join(f"{name}: {value}\r\n" for name, value in headers.items())
+    return (head + "\r\n").encode("latin-1") + body
+
+
+def _error_body(error: ApiError) -> dict[str, Any]:
     # "code" is stable and machine-readable; "error" is for people and may change.
     body: dict[str, Any] = {"error": error.message, "code": error.code}
     if error.details is not None:
         body["details"] = error.details
-    return json_response(body, error.status, error.headers)
+    return body
 
 
 def exception_handlers() -> dict[Any, ExceptionHandler]:
@@ -109,6 +124,9 @@ def exception_handlers() -> dict[Any, ExceptionHandler]:
         # Starlette's router raises HTTPException(404 / 405) for unknown paths and methods.
         404: _no_such_endpoint,
         405: _method_not_allowed,
+        # The client went away before its body arrived (or the request deadline closed the
+        # connection, connections.py): nobody to answer, nothing failed.
+        ClientDisconnect: _client_gone,
         Exception: _internal_error,
     }
 
@@ -127,6 +145,10 @@ async def _refusal(request: Request, exc: Exception) -> Response:
 async def _internal_error(request: Request, exc: Exception) -> Response:
     log.error("%s %s failed", request.method, request.url.path, exc_info=exc)
     return error_response(InternalError(f"internal error: {type(exc).__name__}"))
+
+
+async def _client_gone(request: Request, exc: Exception) -> Response:
+    return Response(status_code=400)  # never written: the server drops what is sent to a closed connection
 
 
 async def _no_such_endpoint(request: Request, exc: Exception) -> Response:

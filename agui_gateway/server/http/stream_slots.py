@@ -9,7 +9,8 @@ handle as a transient failure.
 The process cap is the configured ``max_streams``, lowered to what the soft
 ``RLIMIT_NOFILE`` allows: :data:`FDS_PER_STREAM` descriptors per stream, after
 :data:`FD_RESERVE` for everything else (store appends, the agents' connections,
-listening sockets).
+listening sockets, the connections accepted in one turn of the loop before they are
+refused: ``connections.py``, whose cap on connections is derived from the same budget).
 """
 
 from __future__ import annotations
@@ -26,12 +27,19 @@ FDS_PER_STREAM = 3
 FD_RESERVE = 128
 
 
-def fd_stream_cap(reserve: int = FD_RESERVE, per_stream: int = FDS_PER_STREAM) -> int:
-    """How many streams the process's descriptor limit leaves room for."""
+def descriptor_budget(reserve: int = FD_RESERVE) -> int:
+    """The descriptors the soft ``RLIMIT_NOFILE`` leaves for connections and streams, after
+    ``reserve`` for everything else: the one definition both the stream cap and the
+    connection cap (``connections.py``) are derived from."""
     soft, _ = resource.getrlimit(resource.RLIMIT_NOFILE)
     if soft == resource.RLIM_INFINITY:
         return 1 << 30
-    return max(1, (soft - reserve) // per_stream)
+    return max(0, soft - reserve)
+
+
+def fd_stream_cap(reserve: int = FD_RESERVE, per_stream: int = FDS_PER_STREAM) -> int:
+    """How many streams the process's descriptor limit leaves room for."""
+    return max(1, descriptor_budget(reserve) // per_stream)
 
 
 @dataclass
