@@ -44,6 +44,7 @@ def build_config(
     lease_ttl: float | None = None,
     replica_id: str | None = None,
     drain_timeout: float | None = None,
+    retention: str | None = None,
 ) -> GatewayConfig:
     flags = {
         "store": store,
@@ -51,6 +52,7 @@ def build_config(
         "lease_ttl": lease_ttl,
         "replica_id": replica_id,
         "drain_timeout": drain_timeout,
+        "retention": retention,
     }
     # The store flags go through the config file's parser: one set of rules and messages.
     store_fields = read_store_flags({k: v for k, v in flags.items() if v is not None})
@@ -139,6 +141,14 @@ def build_config(
     help="On SIGTERM, seconds runs in progress may go on to their end before they are stopped (default 25; "
     "new runs are refused meanwhile, and a second signal stops them at once).",
 )
+@click.option(
+    "--retention",
+    default=None,
+    metavar="DURATION",
+    help="Delete threads whose last activity is older than this (30d, 12h, 15m, 90s; default off), by a "
+    "background sweep; on Redis the thread's keys also expire that long after their last activity. A thread "
+    "with a run in progress is never deleted.",
+)
 @click.option("--log-level", default="info", type=click.Choice(["debug", "info", "warning", "error"]))
 def serve(
     host: str | None,
@@ -158,6 +168,7 @@ def serve(
     lease_ttl: float | None,
     replica_id: str | None,
     drain_timeout: float | None,
+    retention: str | None,
     log_level: str,
 ) -> None:
     """Run the gateway: store, fan out and replay the events of AG-UI agents."""
@@ -186,6 +197,7 @@ def serve(
             lease_ttl=lease_ttl,
             replica_id=replica_id,
             drain_timeout=drain_timeout,
+            retention=retention,
         ).with_overrides(inspector=inspector or None)
         access_note = check_bind(config)
     except (ConfigError, InsecureBindError) as exc:

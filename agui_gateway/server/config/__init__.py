@@ -12,6 +12,7 @@ A config file is TOML (``.toml``) or JSON (anything else)::
     max_streams = 4096          # concurrent event streams per process (503 beyond)
     max_streams_per_token = 512
     drain_timeout = 25          # seconds runs in progress may go on after SIGTERM
+    retention = "30d"           # delete threads idle longer (30d, 12h, 15m, 90s); off by default
     store = "redis://redis.internal:6379/0"     # default "file"; rediss:// for TLS
                                 # (rediss://...?ssl_ca_certs=/path/ca.pem: a private CA)
     redis_prefix = "agui"       # key prefix (several deployments can share one Redis)
@@ -32,7 +33,7 @@ A config file is TOML (``.toml``) or JSON (anything else)::
     total = 21600               # a whole run (default 6 h); 0 for no limit
     [[tokens]]
     token = "s3cret"
-    access = "write"            # read | write (write includes read)
+    access = "write"            # read | write | delete (each includes the ones before it)
     threads = ["team-a-"]       # thread-id prefixes; "*" is every thread
 
 Environment: ``AGUI_GATEWAY_HOST``, ``_PORT``, ``_DATA``, ``_AGENTS`` (``name=url,name=url``),
@@ -40,8 +41,8 @@ Environment: ``AGUI_GATEWAY_HOST``, ``_PORT``, ``_DATA``, ``_AGENTS`` (``name=ur
 entries separated by ``;`` or whitespace), ``_INSECURE`` (1/true), ``_FSYNC``,
 ``_HEARTBEAT``, ``_MAX_BODY_BYTES``, ``_STORE`` (``file`` or a ``redis://`` / ``rediss://`` URL;
 ``_REDIS_URL`` is the same), ``_REDIS_PREFIX``, ``_REDIS_PASSWORD``, ``_LEASE_TTL``, ``_REPLICA_ID``,
-``_MAX_STREAMS``, ``_MAX_STREAMS_PER_TOKEN``, ``_DRAIN_TIMEOUT``, ``_CORS_ORIGINS`` (origins separated by commas or
-whitespace).
+``_MAX_STREAMS``, ``_MAX_STREAMS_PER_TOKEN``, ``_DRAIN_TIMEOUT``, ``_RETENTION`` (``30d``, ``12h``,
+``90s``; off by default), ``_CORS_ORIGINS`` (origins separated by commas or whitespace).
 
 ``replica_id`` (Redis store): without it every process is a new replica, and a run it
 was driving when it died stays open until its lease lapses (``lease_ttl``). A process

@@ -57,6 +57,7 @@ _ENV_KEYS = (
     "max_streams",
     "max_streams_per_token",
     "drain_timeout",
+    "retention",
 )
 
 
@@ -68,7 +69,7 @@ def read_environment(env: Mapping[str, str]) -> dict[str, Any]:
 
 def read_store_flags(flags: Mapping[str, Any]) -> dict[str, Any]:
     """The dataclass fields of the flags parsed like the config file (``store``, ``redis_prefix``,
-    ``lease_ttl``, ``replica_id``, ``drain_timeout``).
+    ``lease_ttl``, ``replica_id``, ``drain_timeout``, ``retention``).
 
     Unlike the other overrides, ``store = "file"`` must replace a Redis URL of the
     config file, so the result keeps ``redis_url = None`` when the flag names the file store.
