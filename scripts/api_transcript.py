@@ -47,7 +47,7 @@ Headers = dict[str, str]
 DROPPED_HEADERS = frozenset({"date", "server", "etag", "last-modified"})
 UNRECORDED_BODIES = ("/metrics",)  # counters of this recording's requests and timings: status and headers only
 _KEY = rb'(?<!\\)"'  # a JSON key's opening quote, not a quote escaped inside a string value
-_MS = re.compile(_KEY + rb'(ts|lastActivity)":\d+')
+_MS = re.compile(_KEY + rb'(ts|lastActivity|startedAt|durationMs|firstEventMs)":\d+')
 _CURSOR = re.compile(_KEY + rb'next":"([A-Za-z0-9_-]+)"')
 
 
@@ -56,9 +56,11 @@ def normalise(data: bytes, address: str) -> bytes:
 
     * ``127.0.0.1:<port>``, the recording's free port (in ``location`` headers, and the
       ``origin`` of the gateway's own pages): ``127.0.0.1:PORT``.
-    * ``"ts": <epoch ms>`` (a stored record's append time, in ``log.jsonl``) and
+    * ``"ts": <epoch ms>`` (a stored record's append time, in ``log.jsonl``),
       ``"lastActivity": <epoch ms>`` (a thread row: ``/threads``, ``/threads/{t}/info``,
-      ``/threads/changes``): the number becomes ``"<ms>"``; a null or a string stays as it is.
+      ``/threads/changes``) and a run's ``"startedAt"``, ``"durationMs"`` and
+      ``"firstEventMs"`` (``/threads/{t}/runs``): the number becomes ``"<ms>"``; a null or a
+      string stays as it is. (A recorded ``content-length`` is that of the body as recorded.)
     * ``"next": "<cursor>"`` of a ``/threads`` page, base64 of ``[-lastActivity, threadId]``:
       ``"<cursor -ms THREAD>"``, only when it decodes to that shape and re-encodes to the same
       text (any other cursor stays as it is).
@@ -234,9 +236,15 @@ class Recorder:
     def record(self, request: dict[str, Any], response: httpx.Response, data: bytes) -> None:
         body = None if request["path"].startswith(UNRECORDED_BODIES) else data
         dropped = DROPPED_HEADERS | ({"content-length"} if body is None else set())
-        kept = [[k.lower(), self.norm(v)] for k, v in response.headers.multi_items() if k.lower() not in dropped]
+        normal = None if body is None else normalise(body, self.address)
+        kept = [
+            # The length of the body as recorded: a number normalise() blanked may vary in width.
+            [k.lower(), str(len(normal)) if k.lower() == "content-length" and normal is not None else self.norm(v)]
+            for k, v in response.headers.multi_items()
+            if k.lower() not in dropped
+        ]
         line = {"config": self.name, "step": len(self.lines), "request": request, "status": response.status_code}
-        line |= {"headers": kept, "body": None if body is None else _body_field(normalise(body, self.address))}
+        line |= {"headers": kept, "body": None if normal is None else _body_field(normal)}
         self.lines.append(line)
 
 

@@ -1,4 +1,4 @@
-"""The events the gateway writes itself: RUN_STARTED, RUN_FINISHED, RUN_ERROR, and the
+"""The events the gateway writes itself: RUN_STARTED, RUN_FINISHED (a stop's, cancelled), RUN_ERROR, and the
 CUSTOM record that stands in for an agent event that could not be stored.
 
 Plain dicts in the official models' wire form (``model_dump(by_alias=True,
@@ -27,6 +27,19 @@ def run_started_event(thread_id: str, run_id: str, input: Any = None) -> Event:
 def run_finished_event(thread_id: str, run_id: str) -> Event:
     """A RUN_FINISHED without result or outcome."""
     return {"type": ev.RUN_FINISHED, "threadId": thread_id, "runId": run_id}
+
+
+# AG-UI 1.0's outcome of a run "stopped before it completed, by whoever was running it,
+# and did not fail": what the gateway's stop records.
+CANCELLED_OUTCOME = "cancelled"
+# The code of a stop's RUN_ERROR in logs written before (and of what else a stop ends
+# with an error code: a subagent it cut short).
+STOPPED_CODE = "stopped"
+
+
+def run_cancelled_event(thread_id: str, run_id: str) -> Event:
+    """The RUN_FINISHED that ends a stopped run: ``outcome: {"type": "cancelled"}``."""
+    return {"type": ev.RUN_FINISHED, "threadId": thread_id, "runId": run_id, "outcome": {"type": CANCELLED_OUTCOME}}
 
 
 def run_error_event(message: str, code: str | None = None) -> Event:

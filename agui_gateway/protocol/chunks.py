@@ -147,6 +147,13 @@ _END_TYPE = {"text": ev.TEXT_MESSAGE_END, "tool": ev.TOOL_CALL_END, "reasoning":
 _ID_FIELD = {"text": "messageId", "tool": "toolCallId", "reasoning": "messageId"}
 
 
+def _end_of(pending: _Pending) -> Event:
+    end: Event = {"type": _END_TYPE[pending.kind], _ID_FIELD[pending.kind]: pending.entity_id}
+    if "subagentRunId" in pending.fields:
+        end["subagentRunId"] = pending.fields["subagentRunId"]
+    return end
+
+
 class ChunkTransformer:
     """One subscription of the client's ``transformChunks`` operator.
 
@@ -205,10 +212,11 @@ class ChunkTransformer:
         pending = self._lanes.pop(owner, None)
         if pending is None:
             return []
-        end: Event = {"type": _END_TYPE[pending.kind], _ID_FIELD[pending.kind]: pending.entity_id}
-        if "subagentRunId" in pending.fields:
-            end["subagentRunId"] = pending.fields["subagentRunId"]
-        return [end]
+        return [_end_of(pending)]
+
+    def pending_ends(self) -> list[Event]:
+        """The ENDs a run-level event would get first (what the lanes have open); nothing changes."""
+        return [_end_of(pending) for pending in self._lanes.values()]
 
     def _close_all_lanes(self) -> list[Event]:
         closed: list[Event] = []

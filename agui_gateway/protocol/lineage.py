@@ -49,6 +49,7 @@ from typing import Any
 import orjson
 
 from agui_gateway.protocol import events as ev
+from agui_gateway.protocol.builders import CANCELLED_OUTCOME, STOPPED_CODE
 from agui_gateway.protocol.compaction.frames import MAX_FRAME_BYTES
 from agui_gateway.protocol.compaction.split import cut_contents, encoded_size, state_events
 from agui_gateway.protocol.reducer import Reducer
@@ -312,9 +313,17 @@ class RunInfo:
     branch: bool
     first_seq: int
     last_seq: int
-    status: str = "running"  # "finished" | "error" | "interrupted" | "running"
+    status: str = "running"  # "finished" | "cancelled" (stopped) | "error" | "interrupted" | "running"
+    # Figures, when the index is fed them: epoch ms of the run's first and last records
+    # and of its second (the first event after its start), its records and their bytes.
+    started_ms: int | None = None
+    last_ms: int | None = None
+    first_event_ms: int | None = None
+    events: int = 0
+    bytes: int = 0
 
     def to_json(self) -> dict[str, Any]:
+        ended = self.status != "running"
         return {
             "runId": self.run_id,
             "parentRunId": self.parent_run_id,
@@ -322,7 +331,16 @@ class RunInfo:
             "status": self.status,
             "firstSeq": self.first_seq,
             "lastSeq": self.last_seq,
+            "startedAt": self.started_ms,
+            "durationMs": _between(self.started_ms, self.last_ms) if ended else None,
+            "firstEventMs": _between(self.started_ms, self.first_event_ms),
+            "events": self.events,
+            "bytes": self.bytes,
         }
+
+
+def _between(start: int | None, end: int | None) -> int | None:
+    return None if start is None or end is None else max(0, end - start)
 
 
 class RunIndex:
@@ -339,8 +357,15 @@ class RunIndex:
         self.runs: list[RunInfo] = []
 
     def feed(
-        self, seq: int, run_id: str | None, event: Mapping[str, Any], annotation: Mapping[str, Any] | None
+        self,
+        seq: int,
+        run_id: str | None,
+        event: Mapping[str, Any],
+        annotation: Mapping[str, Any] | None,
+        ts: int | None = None,
+        size: int = 0,
     ) -> None:
+        """One record; ``ts`` (epoch ms) and ``size`` (its stored bytes) feed the run's figures."""
         kind = event.get("type")
         current = self.runs[-1] if self.runs else None
         same = current is not None and current.run_id == run_id
@@ -358,6 +383,14 @@ class RunIndex:
             self.runs.append(RunInfo(run_id, None, False, seq, seq))
             current = self.runs[-1]
         current.last_seq = seq
+        current.events += 1
+        current.bytes += size
+        if ts is not None:
+            if current.started_ms is None:
+                current.started_ms = ts
+            elif current.first_event_ms is None:
+                current.first_event_ms = ts
+            current.last_ms = ts
         if kind in ev.TERMINAL_TYPES:
             current.status = _status(event)
         elif kind == ev.RUN_STARTED:
@@ -384,8 +417,10 @@ class RunIndex:
 
 def _status(terminal: Mapping[str, Any]) -> str:
     if terminal.get("type") == ev.RUN_ERROR:
-        return "error"
+        return "cancelled" if terminal.get("code") == STOPPED_CODE else "error"
     outcome = terminal.get("outcome")
     if isinstance(outcome, Mapping) and outcome.get("type") == "interrupt":
         return "interrupted"
+    if isinstance(outcome, Mapping) and outcome.get("type") == CANCELLED_OUTCOME:
+        return "cancelled"  # a stop
     return "finished"

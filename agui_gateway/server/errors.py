@@ -21,6 +21,7 @@ sees every kind of refusal and its place at a glance::
     │   │   ├── RunInProgress            409 conflict
     │   │   ├── NoRunInProgress          409 conflict
     │   │   ├── ThreadRunning            409 run_in_progress
+    │   │   ├── NotTheOpenRun            409 not_the_open_run
     │   │   └── HistoryConflictError     409 history_conflict
     │   ├── PayloadTooLarge          413 payload_too_large
     │   │   └── HistoryTooLargeError     413 history_too_large
@@ -183,6 +184,20 @@ class ThreadRunning(Conflict):
     without ``?stop=1``."""
 
     CODE = "run_in_progress"
+
+
+class NotTheOpenRun(Conflict):
+    """409: a stop naming a run (``?runId=``) that is not the thread's open run: the run
+    meant ended, and another may have started since; nothing is stopped."""
+
+    CODE = "not_the_open_run"
+
+    @classmethod
+    def of(cls, thread_id: str, run_id: str, open_run_id: str) -> NotTheOpenRun:
+        return cls(
+            f"run {run_id!r} is not the open run of thread {thread_id!r} ({open_run_id!r} is); nothing was stopped",
+            details={"runId": run_id, "openRunId": open_run_id},
+        )
 
 
 class HistoryConflictError(Conflict):

@@ -104,8 +104,10 @@ class RunLeases(ABC):
         """Who holds the live lease on the thread, or None."""
 
     @abstractmethod
-    async def request_stop(self, thread_id: str, message: str) -> str | None:
-        """Ask the replica holding the thread's lease to stop its run; returns that run's id, or None."""
+    async def request_stop(self, thread_id: str, message: str, run_id: str | None = None) -> str | None:
+        """Ask the replica holding the thread's lease to stop its run; returns that run's id, or None.
+        With ``run_id``, only that run is asked (atomically): a lease held for another run
+        is left alone, and its id returned."""
 
     @abstractmethod
     async def expired(self) -> list[str]:

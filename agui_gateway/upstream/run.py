@@ -24,19 +24,21 @@ Cancellation: cancel the task that iterates the run (the gateway's stop endpoint
 the connection to the agent is closed at once. Iterate inside
 ``contextlib.aclosing(run)`` (or ``async with run``) so it is also closed when the
 consumer itself is cancelled between two items. Afterwards
-``run.closing_events(message, code)`` gives the events that end the run in the log.
+``run.closing_events(message, code)`` gives the events that end the run in the log
+(a fault: RUN_ERROR), or ``run.cancelling_events(...)`` those that end it as stopped
+(AG-UI 1.0's RUN_FINISHED with the cancelled outcome).
 """
 
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncGenerator, Awaitable
+from collections.abc import AsyncGenerator, Awaitable, Sequence
 from dataclasses import dataclass
 from typing import Any, TypeVar
 
 import httpx
 
-from agui_gateway.protocol.builders import rejected_event, run_error_event, run_started_event
+from agui_gateway.protocol.builders import rejected_event, run_cancelled_event, run_error_event, run_started_event
 from agui_gateway.protocol.events import RUN_STARTED, TERMINAL_TYPES
 from agui_gateway.protocol.limits import MAX_DEPTH, json_exceeds
 from agui_gateway.protocol.types import NOT_GIVEN, Event
@@ -147,12 +149,27 @@ class UpstreamRun:
     def closing_events(self, message: str, code: str) -> list[Event]:
         """The gateway events that end this run now ([] if it already ended):
         a RUN_STARTED if none was handed out, then a RUN_ERROR. Marks the run ended."""
+        return self._ending([], run_error_event(message, code), code)
+
+    def cancelling_events(self, open_parts: Sequence[Event], run_id: str, code: str) -> list[Event]:
+        """The gateway events that end this run now as stopped ([] if it already ended): a
+        RUN_STARTED if none was handed out, then ``open_parts`` (the events closing what the
+        run left open, :class:`~agui_gateway.protocol.closing.OpenParts`), then a RUN_FINISHED
+        with the cancelled outcome for ``run_id`` (the run's RUN_STARTED's). Marks the run
+        ended; ``code`` is what :attr:`stats` records."""
+        thread_id = self._run_input.get("threadId")
+        ending = run_cancelled_event(thread_id if isinstance(thread_id, str) else "", run_id)
+        return self._ending(open_parts, ending, code)
+
+    def _ending(self, open_parts: Sequence[Event], terminal: Event, code: str) -> list[Event]:
         if self.terminated:
             return []
         events: list[Event] = []
         if not self.started:
             events.append(self._synthesized_run_started())
-        events.append(run_error_event(message, code))
+        else:
+            events.extend(open_parts)  # nothing is open in a run that never started
+        events.append(terminal)
         self.started = self.terminated = True
         self._opened = self._ended = True
         if self.stats.error_code is None:

@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
-from ag_ui.core import RunErrorEvent, RunFinishedEvent, RunStartedEvent
+from ag_ui.core import RunErrorEvent, RunFinishedCancelledOutcome, RunFinishedEvent, RunStartedEvent
 
-from agui_gateway.protocol.builders import run_error_event, run_finished_event, run_started_event
+from agui_gateway.protocol.builders import run_cancelled_event, run_error_event, run_finished_event, run_started_event
 
 
 def _dump(model: RunErrorEvent | RunFinishedEvent | RunStartedEvent) -> dict[str, object]:
@@ -20,6 +20,11 @@ def test_run_started_matches_the_official_model() -> None:
 
 def test_run_finished_matches_the_official_model() -> None:
     assert run_finished_event("t", "r") == _dump(RunFinishedEvent(thread_id="t", run_id="r"))
+
+
+def test_a_stops_run_finished_matches_the_official_model_with_the_cancelled_outcome() -> None:
+    official = RunFinishedEvent(thread_id="t", run_id="r", outcome=RunFinishedCancelledOutcome())
+    assert run_cancelled_event("t", "r") == _dump(official)
 
 
 def test_run_error_matches_the_official_model() -> None:

@@ -127,3 +127,33 @@ def test_run_index_lists_runs_with_parents_and_lineage() -> None:
     assert index.lineage("r4") == {"r4", "r3", "r1"}
     assert index.lineage("r2") == {"r2", "r1"}
     assert index.lineage("nope") is None
+
+
+def test_run_index_figures_and_the_cancelled_status() -> None:
+    """Each run's start, duration (once ended), time to its second record, records and bytes."""
+    index = RunIndex()
+    records = [  # (seq, run, event, ts, bytes)
+        (1, "r1", {"type": "RUN_STARTED"}, 1_000, 100),
+        (2, "r1", {"type": "TEXT_MESSAGE_START", "messageId": "m"}, 1_250, 40),
+        (3, "r1", {"type": "TEXT_MESSAGE_END", "messageId": "m"}, 1_900, 30),
+        (4, "r1", {"type": "RUN_FINISHED", "outcome": {"type": "cancelled"}}, 2_000, 60),
+        (5, "r2", {"type": "RUN_STARTED"}, 5_000, 100),
+    ]
+    for seq, run_id, event, ts, size in records:
+        index.feed(seq, run_id, event, None, ts, size)
+    first, second = (info.to_json() for info in index.runs)
+    assert {k: first[k] for k in ("status", "startedAt", "durationMs", "firstEventMs", "events", "bytes")} == {
+        "status": "cancelled",
+        "startedAt": 1_000,
+        "durationMs": 1_000,
+        "firstEventMs": 250,
+        "events": 4,
+        "bytes": 230,
+    }
+    # Running, one record: no duration and no first event yet.
+    assert (second["status"], second["durationMs"], second["firstEventMs"], second["events"]) == (
+        "running",
+        None,
+        None,
+        1,
+    )

@@ -251,7 +251,10 @@ async def test_a_stop_request_reaches_the_holder_through_its_renewal(make_replic
     lease = await holder.leases.acquire("t", "run-a")
     assert lease is not None
     assert (await holder.leases.renew(lease)).stop_message is None
-    assert await other.leases.request_stop("t", "stop it") == "run-a"
+    # A stop for another run (one that ended since the caller looked) asks nothing of this one.
+    assert await other.leases.request_stop("t", "not this one", "run-0") == "run-a"
+    assert (await holder.leases.renew(lease)).stop_message is None
+    assert await other.leases.request_stop("t", "stop it", "run-a") == "run-a"
     assert await other.leases.request_stop("t", "again") == "run-a"
     assert await holder.leases.renew(lease) == Renewal(held=True, stop_message="stop it")
 

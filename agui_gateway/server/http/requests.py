@@ -103,6 +103,14 @@ def requested_run(request: Request) -> str | None:
     return run
 
 
+def stop_run_id(request: Request) -> str | None:
+    """The run a stop names (``?runId=R``: stop it only if it is the open run), or None."""
+    run_id = request.query_params.get("runId")
+    if run_id is not None and not run_id:
+        raise BadRequest("?runId= needs a run id")
+    return run_id
+
+
 async def read_body(request: Request, limit: int) -> bytes:
     """The request body, refusing more than ``limit`` bytes without reading them all."""
     declared = request.headers.get("content-length")

@@ -1,5 +1,5 @@
 """Runs over HTTP: ``POST /agents/{agent}/run``, ``POST /agents/{agent}/connect``,
-``POST /threads/{thread}/stop``."""
+``POST /threads/{thread}/stop`` (``?runId=R``: only if R is the open run, else 409)."""
 
 from __future__ import annotations
 
@@ -7,7 +7,13 @@ from starlette.requests import Request
 from starlette.responses import Response
 
 from agui_gateway.server.http.agents import agent_of
-from agui_gateway.server.http.requests import connect_turns, read_run_input, resume_position_within, thread_param
+from agui_gateway.server.http.requests import (
+    connect_turns,
+    read_run_input,
+    resume_position_within,
+    stop_run_id,
+    thread_param,
+)
 from agui_gateway.server.http.responses import json_response, sse_response
 from agui_gateway.server.http.services import ApiServices
 from agui_gateway.server.http.stream_slots import StreamSlot
@@ -47,9 +53,10 @@ class RunHandlers:
     async def stop(self, request: Request) -> Response:
         services = self.services
         thread_id = thread_param(request)
+        run_id = stop_run_id(request)
         services.auth.require(request, thread_id, "write")
         thread = services.threads.get(thread_id)
-        run = await services.runs.stop(thread, "the run was stopped by a client (POST /stop)")
+        run = await services.runs.stop(thread, "the run was stopped by a client (POST /stop)", run_id)
         return json_response({"stopped": True, "runId": run.run_id, "seq": run.final_seq})
 
     async def connect(self, request: Request) -> Response:

@@ -17,7 +17,8 @@ older than message M, oldest first, with the cursor of the page before it: pages
 window together are ``/snapshot``'s messages exactly.
 
 ``/runs`` lists the runs of the log (see ``protocol.lineage.RunIndex``) with their
-parent, status and first and last sequence numbers. ``/events?run=R`` replays the
+parent, status, first and last sequence numbers and figures (start, duration, time to its
+first event, records, bytes). ``/events?run=R`` replays the
 branch that ends at run R (time travel), compacted as a fresh replay is; its
 frames carry no ids (the events after R in the log may belong to another branch,
 so a resume position would mean nothing) and the stream ends after it.
@@ -138,7 +139,7 @@ class ThreadHandlers:
         # Recovery first: a run a crash left open is closed before the log is read, so a
         # run listed as running is one in progress (here, or on another replica).
         await thread.ready()
-        index = await run_index(services.store, thread_id)
+        index = await run_index(services.store, thread_id, figures=True)
         return json_response({"threadId": thread_id, "runs": [info.to_json() for info in index.runs]})
 
     async def delete(self, request: Request) -> Response:

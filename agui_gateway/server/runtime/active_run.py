@@ -25,6 +25,9 @@ class ActiveRun:
     plan: RunPlan | None = None  # what the run's first RUN_STARTED record still has to carry
     current_run_id: str = ""  # envelope runId for the events being stored
     stop_reason: tuple[str, str] | None = None  # (message, code) when stopped
+    # Stopped on a client's request (here, or on another replica through the lease): the
+    # run ends with AG-UI 1.0's cancelled outcome, not a RUN_ERROR (which is for faults).
+    cancelled: bool = False
     end_stored: bool = False  # its terminal event is stored: it only lets go of the thread now
     final_seq: int | None = None  # the seq of the run's last event, set when it is released
     released: asyncio.Event = field(default_factory=asyncio.Event)  # it let go of the thread

@@ -15,6 +15,7 @@ from agui_gateway.protocol.compaction import compact_to_snapshots
 from agui_gateway.protocol.lineage import Parent, ParentFinder, RunIndex
 from agui_gateway.server.errors import UnknownRun
 from agui_gateway.store.base import ThreadStore
+from agui_gateway.store.records import encode_record
 
 
 async def branch_parent(store: ThreadStore, thread_id: str, caller_messages: Sequence[Any]) -> Parent:
@@ -26,11 +27,17 @@ async def branch_parent(store: ThreadStore, thread_id: str, caller_messages: Seq
     return finder.parent
 
 
-async def run_index(store: ThreadStore, thread_id: str) -> RunIndex:
+async def run_index(store: ThreadStore, thread_id: str, figures: bool = False) -> RunIndex:
+    """The thread's runs; with ``figures``, each run's times, records and stored bytes too
+    (the bytes of each record encoded again: for ``/runs``, not for a branch's replay)."""
     index = RunIndex()
     async with aclosing(store.read(thread_id)) as records:
         async for record in records:
-            index.feed(record.seq, record.run_id, record.event, record.annotation)
+            if figures:
+                size = len(encode_record(record))
+                index.feed(record.seq, record.run_id, record.event, record.annotation, record.ts, size)
+            else:
+                index.feed(record.seq, record.run_id, record.event, record.annotation)
     return index
 
 

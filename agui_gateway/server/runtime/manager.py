@@ -47,7 +47,7 @@ from typing import Any
 from agui_gateway.protocol.history import HistoryConflict, merge_history
 from agui_gateway.protocol.lineage import HistoryTooLarge, RunPlan, continues, plan_run, window_conversation
 from agui_gateway.server.config import HistoryMode
-from agui_gateway.server.errors import Draining, NoRunInProgress, RunInProgress
+from agui_gateway.server.errors import Draining, NoRunInProgress, NotTheOpenRun, RunInProgress
 from agui_gateway.server.metrics import GatewayMetrics
 from agui_gateway.server.runtime.active_run import ActiveRun
 from agui_gateway.server.runtime.bad_input import BadInputLog
@@ -140,7 +140,7 @@ class RunManager:
         self._metrics.runs_active.inc()
         thread.run_started(
             run,
-            on_stop=lambda message: self._cancel(run, message, CODE_STOPPED),
+            on_stop=lambda message: self._cancel(run, message, CODE_STOPPED, cancelled=True),
             on_lost=lambda message: self._cancel(run, message, CODE_LEASE_LOST),
         )
         return run
@@ -158,20 +158,23 @@ class RunManager:
             self._metrics.branches.inc()
         return plan_run(run_input, conversation.messages, conversation.state, parent)
 
-    async def stop(self, thread: ThreadRuntime, message: str, code: str = CODE_STOPPED) -> ActiveRun:
-        """Cancel the thread's run; returns once its RUN_ERROR is stored.
+    async def stop(self, thread: ThreadRuntime, message: str, run_id: str | None = None) -> ActiveRun:
+        """Stop the thread's run (only if it is ``run_id``, when given); returns once its
+        end is stored: what it left open closed, then RUN_FINISHED with the cancelled outcome.
 
         A run another replica drives (stores with leases) is asked to stop through its
         lease; this returns once this replica sees the run's end in the log.
         """
         run = thread.run
         if run is None and thread.shared_by_replicas:
-            return await thread.stop_remote_run(message)
+            return await thread.stop_remote_run(message, run_id)
         if run is None:
             raise NoRunInProgress(f"thread {thread.thread_id!r} has no run in progress")
+        if run_id is not None and run_id not in (run.run_id, run.current_run_id):
+            raise NotTheOpenRun.of(thread.thread_id, run_id, run.run_id)
         if run.task is None:
             raise NoRunInProgress(f"the run on thread {thread.thread_id!r} is still starting; retry")
-        self._cancel(run, message, code)
+        self._cancel(run, message, CODE_STOPPED, cancelled=True)
         await asyncio.shield(run.released.wait())
         return run
 
@@ -201,10 +204,12 @@ class RunManager:
         await asyncio.gather(*(run.released.wait() for run in runs))
 
     @staticmethod
-    def _cancel(run: ActiveRun, message: str, code: str) -> None:
-        """Close the upstream connection; the run task stores what came and the RUN_ERROR."""
+    def _cancel(run: ActiveRun, message: str, code: str, *, cancelled: bool = False) -> None:
+        """Close the upstream connection; the run task stores what came and the run's end
+        (``cancelled``: a client's stop, AG-UI's cancelled outcome; otherwise a RUN_ERROR)."""
         if run.stop_reason is None and not run.is_released:
             run.stop_reason = (message, code)
+            run.cancelled = cancelled
             if run.reader is not None:
                 run.reader.cancel()
 

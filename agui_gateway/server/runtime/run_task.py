@@ -5,7 +5,9 @@ Two tasks per run. The reader pulls items from the agent into a bounded queue
 task, :meth:`RunTask.drive`) stores whatever has accumulated as one append: one write
 and, with fsync="always", one fsync per batch, so a burst from the agent is stored at
 disk speed rather than one fsync per event. A stop cancels only the reader: no append
-is ever interrupted, and the writer then stores the run's end.
+is ever interrupted, and the writer then stores the run's end: for a client's stop,
+the events closing what the run left open (``protocol/closing.py``) and RUN_FINISHED
+with AG-UI 1.0's cancelled outcome; for a fault, a RUN_ERROR.
 
 What the run records beside the agent's events (the caller's input on the run's
 first RUN_STARTED, the caller's snapshots after it) is planned when the run is
@@ -20,7 +22,14 @@ from collections.abc import Callable
 from typing import Any
 
 from agui_gateway.protocol import events as ev
-from agui_gateway.protocol.builders import REJECTED_EVENT_NAME, rejected_event, run_error_event, run_started_event
+from agui_gateway.protocol.builders import (
+    REJECTED_EVENT_NAME,
+    STOPPED_CODE,
+    rejected_event,
+    run_error_event,
+    run_started_event,
+)
+from agui_gateway.protocol.closing import OpenParts
 from agui_gateway.server.metrics import GatewayMetrics
 from agui_gateway.server.runtime.active_run import ActiveRun
 from agui_gateway.server.runtime.bad_input import BadInputLog
@@ -33,7 +42,7 @@ from agui_gateway.upstream.sse_parser import Malformed
 
 log = logging.getLogger("agui_gateway.server.runs")
 
-CODE_STOPPED = "stopped"
+CODE_STOPPED = STOPPED_CODE  # a stop's code (RUN_ERROR of a cancellation that was no client's stop)
 CODE_GATEWAY_ERROR = "gateway_error"
 CODE_STORAGE_ERROR = "gateway_storage_error"  # the store refused the run's events (disk full, I/O error)
 # Storing a run's end is retried (the thread's run stays open meanwhile) with these pauses, so
@@ -66,6 +75,7 @@ class RunTask:
         self._bad_input = bad_input
         self._shutting_down = shutting_down  # then a failing store is not waited for
         self._on_released = on_released  # the manager's own bookkeeping of its runs
+        self._open_parts = OpenParts()  # what the run's stored events left open
 
     async def drive(self) -> None:
         run = self.run
@@ -156,7 +166,11 @@ class RunTask:
         run = self.run
         if run.stop_reason is not None:
             message, code = run.stop_reason
-            closing = self.upstream.closing_events(message, code)
+            if run.cancelled:  # a client's stop: what the run left open closed, then the cancelled outcome
+                open_parts = self._open_parts.closing_events(message)
+                closing = self.upstream.cancelling_events(open_parts, run.current_run_id, code)
+            else:
+                closing = self.upstream.closing_events(message, code)
             await self._store([GatewayEvent(e) for e in closing])
         # Never leave the thread unable to take runs, nor a run unrecorded: one whose
         # RUN_STARTED never got stored (the batch holding it failed) is stored whole,
@@ -180,10 +194,13 @@ class RunTask:
             except UnencodableEvent:
                 # Nothing of the batch was stored: store it again with each event that
                 # cannot be stored replaced by a record saying so, so no good event is lost.
-                await self.thread.append([self._storable(new) for new in batch], run.fence)
+                batch = [self._storable(new) for new in batch]
+                await self.thread.append(batch, run.fence)
         except BaseException:
             run.plan = plan  # nothing of the batch is stored: the run's RUN_STARTED is still to come
             raise
+        for new in batch:  # what is stored, as stored: a stop closes what of it is open
+            self._open_parts.feed(new.event)
         if any(new.event.get("type") in ev.TERMINAL_TYPES for new in batch):
             run.end_stored = True  # nothing follows a terminal event (upstream/run.py): the run only ends now
 

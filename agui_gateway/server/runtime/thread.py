@@ -36,7 +36,7 @@ from typing import Any, NamedTuple
 
 from agui_gateway.protocol.compaction import MessagePage, SnapshotCompactor
 from agui_gateway.protocol.lineage import Parent
-from agui_gateway.server.errors import NoRunInProgress, RunInProgress
+from agui_gateway.server.errors import NoRunInProgress, NotTheOpenRun, RunInProgress
 from agui_gateway.server.fanout.recent import RecentFrames
 from agui_gateway.server.fanout.tail import ThreadTail
 from agui_gateway.server.metrics import GatewayMetrics
@@ -438,14 +438,17 @@ class ThreadRuntime:
         except Exception:
             log.exception("thread %s: writing the checkpoint failed", run.thread_id)
 
-    async def stop_remote_run(self, message: str) -> ActiveRun:
-        """Ask the replica whose lease holds the thread to stop its run; returns once this
-        replica sees the run's end in the log (:class:`NoRunInProgress` when there is none)."""
+    async def stop_remote_run(self, message: str, only_run: str | None = None) -> ActiveRun:
+        """Ask the replica whose lease holds the thread to stop its run (only if it is
+        ``only_run``, when given); returns once this replica sees the run's end in the log
+        (:class:`NoRunInProgress` when there is none, :class:`NotTheOpenRun` for another)."""
         leases = self.store.leases
         assert leases is not None
-        run_id = await leases.request_stop(self.thread_id, message)
+        run_id = await leases.request_stop(self.thread_id, message, only_run)
         if run_id is None:
             raise NoRunInProgress(f"thread {self.thread_id!r} has no run in progress")
+        if only_run is not None and run_id != only_run:
+            raise NotTheOpenRun.of(self.thread_id, only_run, run_id)
         await self._ready()
         loop = asyncio.get_running_loop()
         # The holder ends the run within a renewal; a dead holder's lease lapses within its ttl.

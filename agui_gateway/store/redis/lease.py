@@ -119,6 +119,7 @@ _CLOSING_KINDS = frozenset({KIND_RECOVERY.encode(), KIND_ENDED.encode()})
 _REQUEST_STOP = """
 local run = redis.call('HGET', KEYS[1], 'run')
 if not run then return false end
+if ARGV[2] ~= '' and run ~= ARGV[2] then return run end
 if not redis.call('HGET', KEYS[1], 'stop') then redis.call('HSET', KEYS[1], 'stop', ARGV[1]) end
 return run
 """
@@ -273,9 +274,11 @@ class RedisLeases(RunLeases):
             raise self._failure(f"reading the run lease of {thread_id!r} failed: {exc}") from exc
         return Holder(run.decode(), kind in _CLOSING_KINDS) if run is not None else None
 
-    async def request_stop(self, thread_id: str, message: str) -> str | None:
+    async def request_stop(self, thread_id: str, message: str, run_id: str | None = None) -> str | None:
+        # ARGV[2] '' asks whichever run holds the lease (a run id is never empty: RunAgentInput).
+        args = [message, run_id or ""]
         try:
-            run = await uncancelled(self._request_stop(keys=[self._key(thread_id, "lease")], args=[message]))
+            run = await uncancelled(self._request_stop(keys=[self._key(thread_id, "lease")], args=args))
         except (aioredis.RedisError, OSError) as exc:
             raise self._failure(f"requesting a stop on {thread_id!r} failed: {exc}") from exc
         return run.decode() if run else None

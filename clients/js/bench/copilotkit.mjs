@@ -122,8 +122,17 @@ function readRuns(path) {
  * earlier runs left, or one whose test fails (the client skips such a patch with a
  * warning), throws there and brings the process down. So each run starts with a
  * STATE_SNAPSHOT of the state it starts from and keeps the deltas that apply: the
- * client ends in the same state.
+ * client ends in the same state. Its agent client (0.0.59) also refuses any outcome field
+ * but `type` (and an interrupt's `interrupts`): outcomes are fed in that form, as the
+ * gateway runner hands them to CopilotKit.
  */
+function withStrictOutcome(event) {
+  const { outcome, ...rest } = event;
+  if (outcome.type === "success") return { ...rest, outcome: { type: "success" } };
+  if (outcome.type === "interrupt") return { ...rest, outcome: { type: "interrupt", interrupts: outcome.interrupts } };
+  return rest;
+}
+
 function forInMemory(runs, order) {
   let state = {};
   const fed = new Map();
@@ -139,7 +148,7 @@ function forInMemory(runs, order) {
           continue;
         }
       }
-      events.push(event);
+      events.push(event.type === "RUN_FINISHED" && event.outcome ? withStrictOutcome(event) : event);
       if (event.type === "RUN_STARTED") events.push({ type: "STATE_SNAPSHOT", snapshot: deepClone(state) });
     }
     fed.set(runId, events);

@@ -292,7 +292,7 @@ export class GatewayAgentRunner implements AgentRunner {
       onReconnect: this.onReconnect,
     });
     const served = events as Observable<ClientEvent> as unknown as Observable<RunnerEvent>;
-    return this.keepCancelledOutcome ? served : served.pipe(map(withoutCancelledOutcome));
+    return this.keepCancelledOutcome ? served : served.pipe(map(forClient0059));
   }
 
   private async runAgentName(request: AgentRunnerRunRequest): Promise<string> {
@@ -349,17 +349,23 @@ export class GatewayAgentRunner implements AgentRunner {
 }
 
 /**
- * A stopped run's end as CopilotKit 1.75.0 can take it. Its runtime and front end
- * bundle @ag-ui/client 0.0.59, whose event schema knows only the success and
- * interrupt outcomes: the front end's HTTP transport rejects a RUN_FINISHED with
- * `outcome: {type: "cancelled"}` and fails the run (or the connect) it is in. Without
- * the outcome it is the bare RUN_FINISHED CopilotKit's own runners emit on a stop.
+ * A run's end as CopilotKit 1.75.0 can take it. Its runtime and front end bundle
+ * @ag-ui/client 0.0.59, whose event schema knows only the success outcome `{type}` and
+ * the interrupt outcome `{type, interrupts}`, both strict: the front end's HTTP
+ * transport rejects any other outcome, or any other field of one (1.0.0's
+ * `pendingToolCallIds` of a success), and fails the run (or the connect) it is in. A
+ * stop's `outcome: {type: "cancelled"}` is dropped: without it the RUN_FINISHED is the
+ * bare one CopilotKit's own runners emit on a stop.
  */
-function withoutCancelledOutcome(event: RunnerEvent): RunnerEvent {
-  const record = event as RunnerEvent & { outcome?: { type?: unknown } };
-  if (record.type !== "RUN_FINISHED" || record.outcome?.type !== "cancelled") return event;
-  const { outcome: _cancelled, ...rest } = record;
-  return rest as RunnerEvent;
+function forClient0059(event: RunnerEvent): RunnerEvent {
+  const record = event as RunnerEvent & { outcome?: { type?: unknown; interrupts?: unknown } };
+  if (record.type !== "RUN_FINISHED" || record.outcome === undefined) return event;
+  const { outcome, ...rest } = record;
+  if (outcome.type === "success") return { ...rest, outcome: { type: "success" } } as RunnerEvent;
+  if (outcome.type === "interrupt") {
+    return { ...rest, outcome: { type: "interrupt", interrupts: outcome.interrupts } } as RunnerEvent;
+  }
+  return rest as RunnerEvent; // cancelled, or an outcome 0.0.59 cannot know
 }
 
 function randomId(): string {

@@ -143,7 +143,8 @@ function parseId(id: string): number | undefined {
  * its own RUN_STARTED, the gateway first closed its run with a bare RUN_FINISHED
  * of the same runId. That interim RUN_FINISHED is byte-for-byte what an agent's
  * final one may look like, so such a candidate is settled from the stored
- * record's `source` ("gateway" only for the interim one) when a stream that is
+ * record's `source` ("gateway", and no `outcome`, only for the interim one: a stop's
+ * RUN_FINISHED is the gateway's too, with the cancelled outcome) when a stream that is
  * not bounded to the run (the resumed /events tail) reaches it. Since issue 7 a
  * run has one RUN_STARTED (the input rides on it), so the stored record of such
  * a candidate is always the run's own end.
@@ -174,7 +175,9 @@ class RunEnd {
       return;
     }
     if (type === RUN_FINISHED) {
-      if (this.gatewayOpened && !this.agentStarted && event.runId === this.runId) {
+      // The interim one was bare; one with an outcome (a stop's cancelled one, which the
+      // gateway writes itself since issue 20) is the run's end.
+      if (this.gatewayOpened && !this.agentStarted && event.runId === this.runId && event.outcome === undefined) {
         this.candidate = { seq };
       } else {
         this.done = true;
@@ -514,7 +517,8 @@ class ResumableStream {
     }
     const interim =
       record.source === "gateway" &&
-      record.event?.type === RUN_FINISHED;
+      record.event?.type === RUN_FINISHED &&
+      record.event.outcome === undefined;
     this.ctx.logger?.lifecycle("GATEWAY", "RUN_FINISHED settled:", { seq: candidate.seq, interim });
     this.runEnd.resolve(interim);
   }
@@ -647,7 +651,7 @@ interface StoredRecord {
   seq?: number;
   runId?: string;
   source?: string;
-  event?: { type?: string };
+  event?: { type?: string; outcome?: unknown };
 }
 
 function isTerminal(type: string | undefined): boolean {

@@ -529,6 +529,49 @@ describe("bounded attempts and errors", () => {
   });
 });
 
+describe("a stop", () => {
+  test("a stop mid-run ends runAgent with the cancelled outcome, across a cut connection", { timeout: 60_000 }, async () => {
+    // A gateway of its own, paced so that the run is still going when the stop lands.
+    const slow = await startGateway({ pace: 1 });
+    // The run's stream is cut inside its first text delta: the rest, the stop's end
+    // included, comes through the resumed /events tail (not bounded to the run).
+    const proxy = new CutProxy(slow.port, [{ at: "TEXT_MESSAGE_CONTENT", offset: 4 }]);
+    await proxy.listen();
+    const threadId = "stopped-1";
+    const runId = "stop-run-1";
+    const initialMessages = [{ id: "u1", role: "user", content: "What is the weather in Paris?" }];
+    const agent = new GatewayAgent({ url: proxy.url("/agents/demo/run"), threadId, initialMessages: clone(initialMessages) });
+    const reconnects = [];
+    agent.onReconnect = (info) => reconnects.push(info);
+    const events = [];
+    let stopped;
+    try {
+      await agent.runAgent(
+        { runId },
+        {
+          onEvent: ({ event }) => {
+            events.push(event);
+            if (event.type === "TEXT_MESSAGE_CONTENT" && stopped === undefined) {
+              stopped = fetch(`${slow.base}/threads/${threadId}/stop?runId=${runId}`, { method: "POST" });
+            }
+          },
+        },
+      );
+      assert.equal((await stopped).status, 200);
+      const records = await readLog(slow.base, threadId);
+      const replay = await replayRecords(records, { threadId, initialMessages, runId });
+      assert.ok(reconnects.length >= 1, "the run's stream was cut and resumed");
+      assert.deepStrictEqual(events.at(-1), { type: "RUN_FINISHED", threadId, runId, outcome: { type: "cancelled" } });
+      assert.deepStrictEqual(events, replay.events, "applied events differ from the stored log");
+      assert.deepStrictEqual(agent.messages, replay.messages);
+      assert.equal(agent.isRunning, false);
+    } finally {
+      await proxy.close();
+      await slow.stop();
+    }
+  });
+});
+
 describe("capabilities", () => {
   test("getCapabilities() reads what the gateway advertises: resumable SSE", async () => {
     const agent = new GatewayAgent({ url: gateway.runUrl });

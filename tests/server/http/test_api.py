@@ -115,23 +115,36 @@ async def test_second_run_on_a_thread_with_an_open_run_is_409_and_stop_ends_the_
         assert second.status_code == 409 and "run in progress" in second.json()["error"]
         listing = (await client.get("/threads")).json()["threads"]
         assert [t["running"] for t in listing if t["threadId"] == "t-409"] == [True]
-        # A watcher connected now sees the stop's RUN_ERROR live.
+        # A stop naming another run stops nothing.
+        other = await client.post("/threads/t-409/stop", params={"runId": "h0"})
+        assert other.status_code == 409 and other.json()["code"] == "not_the_open_run", other.text
+        assert other.json()["details"] == {"runId": "h0", "openRunId": "h1"}
+        assert (await client.get("/threads/t-409/runs")).json()["runs"][-1]["status"] == "running"
+        assert (await client.post("/threads/t-409/stop", params={"runId": ""})).status_code == 400
+        # A watcher connected now sees the stop's end live: the message the agent left
+        # open (it held after its 5th event, inside h1-m1) closed, then AG-UI 1.0's
+        # cancelled outcome.
         watcher = collect(
             client,
             "GET",
             "/threads/t-409/events",
             params={"after": "5"},
-            until=has_event(lambda e: e["type"] == "RUN_ERROR"),
+            until=has_event(lambda e: e["type"] == "RUN_FINISHED"),
         )
         watching = asyncio.ensure_future(watcher)
-        stopped = await client.post("/threads/t-409/stop")
+        stopped = await client.post("/threads/t-409/stop", params={"runId": "h1"})
         assert stopped.status_code == 200, stopped.text
         seen = events_of(await watching)
-        assert seen[-1]["type"] == "RUN_ERROR" and seen[-1]["code"] == "stopped"
+        assert seen == [
+            {"type": "TEXT_MESSAGE_END", "messageId": "h1-m1"},
+            {"type": "RUN_FINISHED", "threadId": "t-409", "runId": "h1", "outcome": {"type": "cancelled"}},
+        ]
         stored = stored_log(gateway, "t-409")
-        assert stored[-1]["source"] == "gateway" and stored[-1]["event"] == seen[-1]
-        assert stopped.json()["seq"] == stored[-1]["seq"]
+        assert [(r["source"], r["event"]) for r in stored[-2:]] == [("gateway", e) for e in seen]
+        assert stopped.json() == {"stopped": True, "runId": "h1", "seq": stored[-1]["seq"]}
+        assert (await client.get("/threads/t-409/runs")).json()["runs"][-1]["status"] == "cancelled"
         assert (await client.post("/threads/t-409/stop")).status_code == 409
+        assert (await client.post("/threads/t-409/stop", params={"runId": "h1"})).status_code == 409
         # The thread accepts runs again.
         scripted.script("h3", agent_run_events("t-409", "h3", tools=0))
         frames = await collect(client, "POST", "/agents/scripted/run", json=run_input("t-409", "h3"))

@@ -161,13 +161,18 @@ async def test_a_run_in_progress_is_refused_unless_stop(
 
             deleted = await client.delete("/threads/t-busy?stop=1")
             assert deleted.status_code == 204
-            # The run's caller got the run's end (stopped) before the thread went.
+            # The run's caller got the run's end (stopped: cancelled) before the thread went.
             frames = await asyncio.wait_for(caller, 10)
-            assert events_of(frames)[-1]["type"] == "RUN_ERROR"
+            assert _stopped(events_of(frames)[-1])
             assert leftovers(gateway, "t-busy") == []
             assert "t-busy" not in await _listed(client)
     finally:
         script.release()
+
+
+def _stopped(event: dict[str, Any]) -> bool:
+    """A stop's end of a run: RUN_FINISHED with the cancelled outcome."""
+    return event["type"] == "RUN_FINISHED" and event.get("outcome") == {"type": "cancelled"}
 
 
 async def _running(client: httpx.AsyncClient, thread_id: str) -> bool:
@@ -227,7 +232,7 @@ async def test_a_watcher_on_another_replica_ends_and_a_remote_run_is_refused_unl
                 refused = await on_b.delete("/threads/t-rep")
                 assert (refused.status_code, refused.json()["code"]) == (409, "run_in_progress")
                 assert (await on_b.delete("/threads/t-rep?stop=1")).status_code == 204
-                assert events_of(await asyncio.wait_for(caller, 10))[-1]["type"] == "RUN_ERROR"
+                assert _stopped(events_of(await asyncio.wait_for(caller, 10))[-1])
                 ended = await watcher.ended()
                 assert named_frames(ended, "thread_deleted") == [{"threadId": "t-rep"}]
                 await wait_until_async(lambda: named_frames(feed.data, "thread_deleted") == [{"threadId": "t-rep"}])

@@ -3,7 +3,10 @@
 ``tests/fixtures/format-v1`` holds logs in the old record format (the gateway's own
 ``RUN_STARTED(input) · RUN_FINISHED`` run ahead of the agent's, and a dead agent's
 ``RUN_STARTED(input) · RUN_ERROR``) with what that version served for them: the
-snapshot, a fresh replay and ``?after=0``, frames with their ids.
+snapshot, a fresh replay and ``?after=0``, frames with their ids. ``legacy-stopped`` is
+a run stopped before a stop became AG-UI 1.0's cancelled outcome (issue 20): its
+``RUN_ERROR`` with code ``stopped`` is served as it was (``/runs`` lists the run as
+``cancelled``, as it does a stop stored since).
 """
 
 from __future__ import annotations
@@ -25,7 +28,7 @@ from agui_gateway.server.config import GatewayConfig
 FIXTURES = Path(__file__).resolve().parents[2] / "fixtures" / "format-v1"
 
 
-@pytest.mark.parametrize("thread_id", ["legacy", "legacy-dead"])
+@pytest.mark.parametrize("thread_id", ["legacy", "legacy-dead", "legacy-stopped"])
 async def test_a_log_of_the_previous_format_is_served_as_before(tmp_path: Path, thread_id: str) -> None:
     data = tmp_path / "data"
     (data / "threads" / thread_id).mkdir(parents=True)
@@ -79,3 +82,15 @@ async def test_a_new_run_continues_a_log_of_the_previous_format(tmp_path: Path, 
     )
     assert raw.error is None and (raw.messages, raw.state) == (after["messages"], after["state"])
     assert_same_end("a fresh replay of the continued legacy log", replayed, raw)
+
+
+async def test_a_stop_stored_as_run_error_is_listed_as_cancelled(tmp_path: Path) -> None:
+    data = tmp_path / "data"
+    (data / "threads" / "legacy-stopped").mkdir(parents=True)
+    shutil.copy(FIXTURES / "legacy-stopped.jsonl", data / "threads" / "legacy-stopped" / "log.jsonl")
+    with serve_gateway(GatewayConfig(data_dir=data)) as gw:
+        async with httpx.AsyncClient(base_url=gw.url, timeout=20) as client:
+            runs = (await client.get("/threads/legacy-stopped/runs")).json()["runs"]
+    last = json.loads((FIXTURES / "legacy-stopped.jsonl").read_bytes().splitlines()[-1])["event"]
+    assert last == {"type": "RUN_ERROR", "message": "the run was stopped by a client (POST /stop)", "code": "stopped"}
+    assert [(r["runId"], r["status"]) for r in runs] == [("s1", "cancelled")]  # a stop, however stored

@@ -223,8 +223,8 @@ class _HeldLeases(RunLeases):
     async def holder(self, thread_id: str) -> Holder | None:
         return await self._inner.holder(thread_id)
 
-    async def request_stop(self, thread_id: str, message: str) -> str | None:
-        return await self._inner.request_stop(thread_id, message)
+    async def request_stop(self, thread_id: str, message: str, run_id: str | None = None) -> str | None:
+        return await self._inner.request_stop(thread_id, message, run_id)
 
     async def expired(self) -> list[str]:
         return await self._inner.expired()

@@ -172,14 +172,21 @@ async def test_a_stop_sent_to_b_ends_the_run_on_a(
         await wait_until_async(lambda: len(_stored(redis_url, prefix, thread_id)) >= 4, timeout=10)
         conflict = await client.post(f"{b.url}/agents/scripted/run", json=run_input(thread_id, "other"))
         assert conflict.status_code == 409 and "another gateway replica" in conflict.json()["error"]
-        stopped = await client.post(f"{b.url}/threads/{thread_id}/stop")
+        # A stop naming another run is refused by the lease itself: the run on A goes on.
+        other = await client.post(f"{b.url}/threads/{thread_id}/stop", params={"runId": "other"})
+        assert other.status_code == 409 and other.json()["code"] == "not_the_open_run", other.text
+        stopped = await client.post(f"{b.url}/threads/{thread_id}/stop", params={"runId": run_id})
         assert stopped.status_code == 200, stopped.text
         frames = await run
     script.release()
-    last = events_of(frames)[-1]
-    assert last["type"] == "RUN_ERROR" and last["code"] == "stopped"
+    # The agent held inside its first message: closed, then the cancelled outcome.
+    assert events_of(frames)[-2:] == [
+        {"type": "TEXT_MESSAGE_END", "messageId": f"{run_id}-m1"},
+        {"type": "RUN_FINISHED", "threadId": thread_id, "runId": run_id, "outcome": {"type": "cancelled"}},
+    ]
     stored = _stored(redis_url, prefix, thread_id)
-    assert sum(b'"type":"RUN_ERROR"' in line for line in stored) == 1
+    assert sum(b'"type":"RUN_FINISHED"' in line for line in stored) == 1
+    assert not any(b'"type":"RUN_ERROR"' in line for line in stored)
     assert stopped.json() == {"stopped": True, "runId": run_id, "seq": len(stored)}
 
 

@@ -179,3 +179,31 @@ async def test_a_regenerate_on_12_mb_of_history_stays_under_the_frame_limit(
     assert after_regenerate.state == whole.state == raw.state
     assert after_regenerate.pending_interrupts == whole.pending_interrupts == raw.pending_interrupts
     assert sse.read(windowed.content).error is None
+
+
+@pytest.mark.slow
+async def test_a_fresh_replay_of_40_mb_stays_under_the_frame_limit(
+    gateway: RunningGateway, agent: tuple[ScriptedAgent, str], sse: SseClient
+) -> None:
+    """Issue 18's large case: a thread whose fresh replay is about 40 MB (four results just
+    under what an agent may send in one event) is served in frames the client reads, and
+    ends where the raw log does."""
+    thread = "huge"
+    async with httpx.AsyncClient(base_url=gateway.url, timeout=300) as client:
+        agent[0].script("r0", _big_turn(thread, "r0", [BIG_RESULT] * 4))
+        first = await client.post(
+            "/agents/scripted/run", json=run_input(thread, "r0", [user_message("u0", "read them all")])
+        )
+        assert first.status_code == 200
+        fresh = await client.post("/agents/scripted/connect", json=run_input(thread, "c"))
+        resumed = await client.post(
+            "/agents/scripted/connect", json=run_input(thread, "c"), headers={"last-event-id": "0"}
+        )
+    assert len(fresh.content) > 38 * MIB
+    for stream in (fresh, resumed):
+        assert stream.status_code == 200
+        _assert_readable(stream.content)
+    whole, raw = sse.read(fresh.content), sse.read(resumed.content)
+    assert whole.error is None and raw.error is None, (whole.error, raw.error)
+    assert [len(m["content"]) for m in whole.messages if m["role"] == "tool"] == [BIG_RESULT] * 4
+    assert (whole.messages, whole.state, whole.pending_interrupts) == (raw.messages, raw.state, raw.pending_interrupts)

@@ -22,7 +22,9 @@ import httpx
 import pytest
 from playwright.sync_api import Browser, BrowserContext, Page, Playwright, sync_playwright
 from support.clock import next_millisecond
+from support.official_client import OfficialClient
 from support.servers import REPO_ROOT, RunningGateway, serve_gateway
+from support.sse import SseReader
 from support.waiting import wait_until
 
 from agui_gateway.server.config import GatewayConfig, parse_tokens
@@ -261,7 +263,7 @@ def test_offline_and_back_online_mid_run_loses_and_doubles_nothing(
     assert errors == []
 
 
-def test_stop_shows_an_interrupted_run_and_both_logs_download(
+def test_stop_shows_a_stopped_run_and_both_logs_download(
     demo_gateway: RunningGateway, context: BrowserContext, tmp_path: Path
 ) -> None:
     page = context.new_page()
@@ -270,9 +272,11 @@ def test_stop_shows_an_interrupted_run_and_both_logs_download(
     start_demo_run(page, "stop-1", "What is the weather in Paris?")
     wait_mid_run_text(page)
     page.click("#stop-run")
-    page.wait_for_function(f"() => ({BADGE_IS})('interrupted')")
+    # AG-UI 1.0's cancelled outcome: "stopped", neither an error nor an interrupt.
+    page.wait_for_function(f"() => ({BADGE_IS})('stopped')")
     banner = page.locator(".run-error").text_content() or ""
-    assert "interrupted" in banner and "stopped" in banner
+    assert banner.startswith("run stopped") and "error" not in banner and "interrupted" not in banner
+    assert page.locator(".run-error.stopped").count() == 1
     assert snapshot(demo_gateway, "stop-1")["running"] is False
     assert_shows_snapshot(page, demo_gateway, "stop-1")
     downloads = {}
@@ -570,6 +574,13 @@ def test_a_finished_36000_event_thread_opens_fast_and_renders_lazily(tmp_path: P
             "async () => { const v = window.aguiUi.view; while (v.olderCursor !== null) await v.loadOlder(); }"
         )
         assert page.evaluate("() => window.aguiUi.view.agent.messages") == expected["messages"]
+        # ?turns=all: the whole history at once (no window, nothing older to page in), in a
+        # page loaded anew (the windowed view above held fewer messages when it opened).
+        page.goto("about:blank")
+        whole = open_big_thread(page, f"{gw.url}/ui/#/threads/{BIG_THREAD}?turns=all")
+        assert whole["held"] == len(expected["messages"])
+        assert page.evaluate("() => window.aguiUi.view.olderCursor") is None
+        assert page.evaluate("() => window.aguiUi.view.agent.messages") == expected["messages"]
         page.close()  # before the gateway stops: its streams end with the page
         assert errors == []
 
@@ -643,3 +654,112 @@ def test_with_tokens_the_page_asks_for_one_and_shows_only_threads_in_scope(
         assert not any(READER in url for url in urls)  # never in a URL
         page.close()
         assert errors == []
+
+
+RUNS_JS = """() => [...document.querySelectorAll('#run-rows tr')].map(tr => ({
+    runId: tr.dataset.runId, cells: [...tr.children].map(td => td.textContent.trim()),
+    selected: tr.classList.contains('selected')}))"""
+
+
+def test_the_runs_timeline_shows_each_run_and_opens_the_thread_as_it_was_after_one(
+    tmp_path: Path, context: BrowserContext, official_client: OfficialClient
+) -> None:
+    config = GatewayConfig(data_dir=tmp_path / "data", demo=True, demo_pace=0.3, fsync="never")
+    thread = "timeline-1"
+    with serve_gateway(config) as gw, httpx.Client(base_url=gw.url, timeout=20) as client:
+
+        def run(run_id: str, messages: list[dict[str, Any]]) -> None:
+            body = {"threadId": thread, "runId": run_id, "messages": messages, "tools": [], "context": []}
+            with client.stream("POST", "/agents/demo/run", json=body) as response:
+                assert response.status_code == 200
+                response.read()
+
+        first = {"id": "u1", "role": "user", "content": "What is the weather in Paris?"}
+        second = {"id": "u2", "role": "user", "content": "And in Oslo?"}
+        run("r1", [first])
+        after_r1 = client.get(f"/threads/{thread}/snapshot").json()["messages"]
+        run("r2", [*after_r1, second])
+        run("r3", [*after_r1, second])  # a regenerate of r2's answer: a branch of r1
+        after_r3 = client.get(f"/threads/{thread}/snapshot").json()["messages"]
+        third = {"id": "u3", "role": "user", "content": "Plan a trip to Tokyo"}
+        body = {"threadId": thread, "runId": "r4", "messages": [*after_r3, third], "tools": [], "context": []}
+        with client.stream("POST", "/agents/demo/run", json=body) as response:
+            lines = response.iter_lines()
+            while "TEXT_MESSAGE_CONTENT" not in next(lines):
+                pass  # the agent is answering: stop it there
+            assert client.post(f"/threads/{thread}/stop", params={"runId": "r4"}).status_code == 200
+            assert any("RUN_FINISHED" in line for line in lines)  # the caller's stream ends with the stop
+        runs = client.get(f"/threads/{thread}/runs").json()["runs"]
+        listed = client.get("/threads").json()["threads"]
+        at_r1 = [
+            f.event
+            for f in SseReader().feed(client.get(f"/threads/{thread}/events", params={"run": "r1"}).content)
+            if f.event is not None
+        ]
+
+        # The figures add up to the thread's own: every record in one run, the log's bytes.
+        row = next(t for t in listed if t["threadId"] == thread)
+        assert sum(r["events"] for r in runs) == row["events"] and sum(r["bytes"] for r in runs) == row["bytes"]
+        assert [(r["runId"], r["status"], r["branch"], r["parentRunId"]) for r in runs] == [
+            ("r1", "finished", False, None),
+            ("r2", "finished", False, "r1"),
+            ("r3", "finished", True, "r1"),
+            ("r4", "cancelled", False, "r3"),
+        ]
+        assert all(r["durationMs"] >= 0 and r["firstEventMs"] >= 0 for r in runs)
+
+        page = context.new_page()
+        errors = watch_errors(page)
+        page.goto(f"{gw.url}/ui/#/threads/{thread}")
+        page.wait_for_function("() => document.querySelectorAll('#run-rows tr').length === 4")
+        page.wait_for_function(f"() => ({BADGE_IS})('stopped')")
+        shown = page.evaluate(RUNS_JS)
+        assert [r["runId"] for r in shown] == ["r1", "r2", "r3", "r4"]
+        for row_shown, info in zip(shown, runs, strict=True):
+            _run, status, _started, _duration, _first, events, _size, _bar = row_shown["cells"]
+            assert status == ("stopped" if info["runId"] == "r4" else "finished")
+            assert events == f"{info['events']:,}"
+        assert shown[2]["cells"][0] == "r3fork of r1" and shown[1]["cells"][0] == "r2"
+        assert_shows_snapshot(page, gw, thread)
+
+        # Choosing r1: the thread as it was right after it, as the official client holds ?run=r1.
+        page.click("#run-rows tr[data-run-id='r1'] a")
+        page.wait_for_url(f"**/ui/#/threads/{thread}?run=r1")
+        page.wait_for_function("() => document.querySelector('#stream-status').textContent === 'ended'")
+        assert page.is_visible("#run-view-note") and page.is_hidden("#composer")
+        expected = official_client.replay(at_r1)
+        assert expected.error is None
+        held = page.evaluate("() => window.aguiUi.view.agent.messages")
+        assert held == expected.messages and [m["id"] for m in held] != [
+            m["id"] for m in snapshot(gw, thread)["messages"]
+        ]
+        assert page.evaluate(CONVERSATION_JS) == expected_conversation(expected.messages)
+        assert [r["selected"] for r in page.evaluate(RUNS_JS)] == [True, False, False, False]
+        screenshot(page, "ui-runs.png")
+        # And back to the live thread.
+        page.click("#run-view-live")
+        page.wait_for_url(f"**/ui/#/threads/{thread}")
+        page.wait_for_function(f"() => ({BADGE_IS})('stopped')")
+        assert_shows_snapshot(page, gw, thread)
+        assert errors == []
+        page.close()
+
+
+def test_a_stop_stored_before_the_cancelled_outcome_also_shows_as_stopped(
+    tmp_path: Path, context: BrowserContext
+) -> None:
+    """A log written before issue 20 ends its stopped run with RUN_ERROR 'stopped'."""
+    fixtures = REPO_ROOT / "tests" / "fixtures" / "format-v1"
+    data = tmp_path / "data"
+    (data / "threads" / "legacy-stopped").mkdir(parents=True)
+    (data / "threads" / "legacy-stopped" / "log.jsonl").write_bytes((fixtures / "legacy-stopped.jsonl").read_bytes())
+    with serve_gateway(GatewayConfig(data_dir=data)) as gw:
+        page = context.new_page()
+        errors = watch_errors(page)
+        page.goto(f"{gw.url}/ui/#/threads/legacy-stopped")
+        page.wait_for_function(f"() => ({BADGE_IS})('stopped')")
+        assert (page.locator(".run-error.stopped").text_content() or "").startswith("run stopped")
+        page.wait_for_function("() => document.querySelector('#run-rows tr .badge')?.textContent === 'stopped'")
+        assert_shows_snapshot(page, gw, "legacy-stopped")
+        assert errors == []
+        page.close()

@@ -1,5 +1,5 @@
 // The gateway's thread browser: a thread list and a thread view, routed by the URL's
-// hash (#/ and #/threads/{id}). An AG-UI client of its own gateway: a thread's events
+// hash (#/, #/threads/{id}, #/threads/{id}?run=R and #/threads/{id}?turns=all). An AG-UI client of its own gateway: a thread's events
 // come from GET /threads/{t}/events (fresh replay, then the live tail) and go through
 // the official @ag-ui/client pipeline (vendor/agui-client.js, built from ui/ at the
 // repository root), which holds the messages and state rendered here.
@@ -11,14 +11,18 @@ import { ThreadView, setupThread } from "./thread-view.js";
 let view = null; // the open thread's ThreadView
 
 function route() {
-  const match = window.location.hash.match(/^#\/threads\/(.+)$/);
+  // #/threads/{id}: the live thread, opened with its latest turns; ?turns=all: its whole
+  // history at once; ?run=R: as it was right after run R.
+  const match = window.location.hash.match(/^#\/threads\/([^?]+)(?:\?(.*))?$/);
   view?.close();
   view = null;
   if (match) {
     closeFeed();
     $("#list-view").hidden = true;
     $("#thread-view").hidden = false;
-    view = new ThreadView(decodeURIComponent(match[1]));
+    const query = new URLSearchParams(match[2] ?? "");
+    const runId = query.get("run");
+    view = new ThreadView(decodeURIComponent(match[1]), runId, { wholeHistory: query.get("turns") === "all" });
     view.open();
   } else {
     $("#thread-view").hidden = true;

@@ -178,3 +178,60 @@ export class ResumableStream {
     }
   }
 }
+
+/**
+ * One read of a stream that ends by itself and carries no ids (GET /threads/{t}/events?run=R,
+ * a branch as it was right after run R): nothing to resume, so a cut read is read again whole.
+ * Same interface as ResumableStream, plus `onEnd` once every event is delivered.
+ */
+export class BranchStream {
+  constructor(url, { headers, onStatus, onFatal, stats }) {
+    this.url = url;
+    this.headers = headers;
+    this.onEvents = () => {};
+    this.onEnd = () => {};
+    this.onStatus = onStatus ?? (() => {});
+    this.onFatal = onFatal ?? (() => {});
+    this.stats = stats;
+    this.connection = null;
+    this.stopped = false;
+  }
+
+  stop() {
+    this.stopped = true;
+    this.connection?.abort();
+  }
+
+  async run() {
+    for (let attempt = 0; !this.stopped; attempt += 1) {
+      const connection = (this.connection = new AbortController());
+      try {
+        this.onStatus("connecting");
+        const response = await fetch(this.url, { headers: this.headers(), signal: connection.signal, cache: "no-store" });
+        if (!response.ok) throw new FatalHttpError(response.status, await errorOf(response));
+        this.stats.connects += 1;
+        const events = [];
+        for await (const frame of sseFrames(response.body, (n) => (this.stats.bytes += n))) {
+          if (frame.data === null) continue;
+          this.stats.frames += 1;
+          events.push(JSON.parse(frame.data));
+        }
+        this.stats.events += events.length;
+        this.onEvents(events);
+        this.onStatus("ended");
+        this.onEnd();
+        return;
+      } catch (error) {
+        if (this.stopped) return;
+        if (error instanceof FatalHttpError || attempt >= 3) {
+          this.onStatus("failed");
+          this.onFatal(error);
+          return;
+        }
+        await new Promise((resolve) => setTimeout(resolve, 250 * 2 ** attempt));
+      } finally {
+        this.connection = null;
+      }
+    }
+  }
+}

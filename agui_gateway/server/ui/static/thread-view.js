@@ -3,15 +3,18 @@
 // GET /threads/{t}/messages as the reader scrolls up), the conversation, state, run
 // badge, reconnect figures, actions.
 import { AbstractAgent, Observable } from "./vendor/agui-client.js";
-import { ResumableStream } from "./sse.js";
+import { BranchStream, ResumableStream } from "./sse.js";
 import { renderJsonTree } from "./tree.js";
 import { API, api, authHeaders, startRun } from "./api.js";
 import { $, el, formatBytes, prettyJson, showError, textOf } from "./dom.js";
+import { renderRuns } from "./runs-timeline.js";
 
 const MESSAGE_WINDOW = 60; // messages rendered at first; more as the reader scrolls up
 const OPEN_TURNS = 10; // the turns a thread opens with; older messages come in pages of MESSAGE_WINDOW
 const HISTORY_WINDOW_EVENT = "agui_gateway.history_window";
-const INTERRUPTED_CODES = new Set(["stopped", "gateway_restarted"]);
+const INTERRUPTED_CODES = new Set(["gateway_restarted"]);
+// A stop: RUN_FINISHED with AG-UI 1.0's cancelled outcome, or (logs written before it) RUN_ERROR "stopped".
+const STOPPED_CODE = "stopped";
 
 /** An agent whose transport is the gateway's thread stream (resumable, never a duplicate). */
 class GatewayThreadAgent extends AbstractAgent {
@@ -26,6 +29,7 @@ class GatewayThreadAgent extends AbstractAgent {
         performance.mark("agui:events");
         for (const event of events) subscriber.next(event);
       };
+      this.stream.onEnd = () => subscriber.complete(); // a branch's stream ends; the live one never does
       this.stream.run();
       return () => this.stream.stop();
     });
@@ -37,15 +41,17 @@ class GatewayThreadAgent extends AbstractAgent {
 }
 
 export class ThreadView {
-  constructor(threadId) {
+  /** `runId`: the thread as it was right after that run (`?run=`), read once; otherwise live. */
+  constructor(threadId, runId = null, { wholeHistory = false } = {}) {
     this.threadId = threadId;
+    this.runId = runId;
     this.stats = { connects: 0, frames: 0, events: 0, bytes: 0, dropped: 0, firstPaintMs: null };
     this.opened = performance.now();
     this.messages = [];
     this.state = {};
     this.stateDirty = true; // shown even when no state event ever comes
     this.run = null; // {status, message}
-    this.runErrors = []; // {after, message, code}
+    this.runErrors = []; // {after, message, code, stopped}
     this.window = MESSAGE_WINDOW;
     this.olderCursor = null; // the page of messages before those held (null: none older)
     this.loadingOlder = null;
@@ -53,8 +59,10 @@ export class ThreadView {
     this.frame = 0;
     this.closed = false;
     const url = new URL(`threads/${encodeURIComponent(threadId)}/events`, API);
-    url.searchParams.set("turns", String(OPEN_TURNS));
-    this.stream = new ResumableStream(url, {
+    // A run's branch replays whole (time travel); the live thread opens with its latest turns.
+    if (runId !== null) url.searchParams.set("run", runId);
+    else if (!wholeHistory) url.searchParams.set("turns", String(OPEN_TURNS));
+    this.stream = new (runId === null ? ResumableStream : BranchStream)(url, {
       headers: authHeaders,
       stats: this.stats,
       onStatus: (status) => this.setStatus(status),
@@ -83,14 +91,17 @@ export class ThreadView {
         this.schedule();
       },
       onRunFinishedEvent: ({ outcome }) => {
-        this.run = { status: outcome === "success" ? "finished" : "interrupted", outcome };
+        const status = { success: "finished", cancelled: "stopped" }[outcome] ?? "interrupted";
+        this.run = { status, outcome };
+        if (status === "stopped") this.runErrors.push({ after: this.messages.length, stopped: true, key: this.runErrors.length });
         this.schedule();
         this.refreshInfo();
       },
       onRunErrorEvent: ({ event }) => {
-        const interrupted = INTERRUPTED_CODES.has(event.code);
-        this.run = { status: interrupted ? "interrupted" : "error", message: event.message, code: event.code };
-        this.runErrors.push({ after: this.messages.length, message: event.message, code: event.code, key: this.runErrors.length });
+        const stopped = event.code === STOPPED_CODE;
+        const status = stopped ? "stopped" : INTERRUPTED_CODES.has(event.code) ? "interrupted" : "error";
+        this.run = { status, message: event.message, code: event.code };
+        this.runErrors.push({ after: this.messages.length, message: event.message, code: event.code, stopped, key: this.runErrors.length });
         this.schedule();
         this.refreshInfo();
       },
@@ -99,6 +110,14 @@ export class ThreadView {
 
   open() {
     $("#thread-title").textContent = this.threadId;
+    const past = this.runId !== null;
+    $("#composer").hidden = past;
+    $("#stop-run").hidden = past;
+    $("#run-view-note").hidden = !past;
+    if (past) {
+      $("#run-view-run").textContent = this.runId;
+      $("#run-view-live").href = `#/threads/${encodeURIComponent(this.threadId)}`;
+    }
     $("#thread-error").hidden = true;
     $("#messages").replaceChildren();
     $("#state-tree").replaceChildren();
@@ -136,8 +155,18 @@ export class ThreadView {
     if (error.status === 403 || error.status === 401) $("#thread-body").hidden = true;
   }
 
+  async refreshRuns() {
+    try {
+      const { runs } = await api(`threads/${encodeURIComponent(this.threadId)}/runs`);
+      if (!this.closed) renderRuns($("#run-rows"), this.threadId, runs, this.runId);
+    } catch (error) {
+      if (error.status !== 404 && error.status !== 403) showError($("#thread-error"), error);
+    }
+  }
+
   async refreshInfo() {
     clearTimeout(this.infoTimer);
+    this.refreshRuns();
     try {
       const info = await api(`threads/${encodeURIComponent(this.threadId)}/info`);
       if (this.closed) return;
@@ -176,7 +205,7 @@ export class ThreadView {
     const badge = $("#run-badge");
     const status = this.run?.status ?? "none";
     badge.className = `badge ${status}`;
-    badge.textContent = { none: "no run yet", open: "run open", finished: "finished", error: "error", interrupted: "interrupted" }[status];
+    badge.textContent = { none: "no run yet", open: "run open", finished: "finished", error: "error", interrupted: "interrupted", stopped: "stopped" }[status];
     badge.title = this.run?.message ? `${this.run.code ?? ""} ${this.run.message}` : "";
     $("#stop-run").disabled = status !== "open";
   }
@@ -357,6 +386,10 @@ function renderMessage(message, results) {
 }
 
 function renderRunError(error) {
+  if (error.stopped) {
+    // A user's own stop is no failure: said plainly, without the code of a fault.
+    return el("div", { class: "run-error stopped", role: "status" }, el("strong", { text: "run stopped" }), error.message ? `: ${error.message}` : "");
+  }
   const interrupted = INTERRUPTED_CODES.has(error.code);
   return el(
     "div",

@@ -115,14 +115,17 @@ describe("GatewayAgentRunner against two gateway replicas", () => {
 
       const events = await run.done;
       const log = await servedLog(GATEWAY_A, threadId);
-      assert.deepEqual(events, log, "the run stream ends with the stored end of the run");
-      assert.ok(["RUN_ERROR", "RUN_FINISHED"].includes(events.at(-1).type), events.at(-1).type);
+      // The gateway stores a stop as AG-UI 1.0's cancelled outcome (what the run left open
+      // closed first); the runner hands CopilotKit that end as a bare RUN_FINISHED.
+      const { outcome, ...bare } = log.at(-1);
+      assert.deepEqual(log.at(-1), { type: "RUN_FINISHED", threadId, runId, outcome: { type: "cancelled" } });
+      assert.equal(outcome.type, "cancelled");
+      assert.deepEqual(events, [...log.slice(0, -1), bare], "the run stream ends with the stored end of the run");
       const runs = await runsOf(GATEWAY_B, threadId);
       assert.deepEqual(
-        runs.map((r) => r.runId),
-        [runId],
+        runs.map((r) => [r.runId, r.status]),
+        [[runId, "cancelled"]],
       );
-      assert.notEqual(runs[0].status, "running");
     } finally {
       await release(runId); // the scripted agent's answer ends (the gateway has left it)
     }
@@ -142,6 +145,19 @@ describe("GatewayAgentRunner against two gateway replicas", () => {
       new GatewayAgentRunner({ baseUrl: GATEWAY_B, agent: AGENT, keepCancelledOutcome: true }).connect({ threadId }),
     ).done;
     assert.deepEqual(kept.at(-1).outcome, { type: "cancelled" });
+  });
+
+  test("a success outcome reaches CopilotKit in the strict form its 0.0.59 schema accepts", async () => {
+    // @ag-ui/client 0.0.59's outcome schemas are strict: 1.0.0's pendingToolCallIds on a
+    // success fails the front end's run; the gateway stores and serves the outcome as sent.
+    const threadId = uniqueThread("success");
+    const runId = `${threadId}-r1`;
+    await scriptRun(threadId, runId, { outcome: { type: "success", pendingToolCallIds: [] } });
+    const events = await collect(new GatewayAgentRunner({ baseUrl: GATEWAY_A, agent: AGENT }).run(runRequest(threadId, runId)))
+      .done;
+    const log = await servedLog(GATEWAY_A, threadId);
+    assert.deepEqual(log.at(-1).outcome, { type: "success", pendingToolCallIds: [] }, "stored as the agent sent it");
+    assert.deepEqual(events, [...log.slice(0, -1), { ...log.at(-1), outcome: { type: "success" } }]);
   });
 
   test("connections cut inside run and connect resume by event id", async () => {
