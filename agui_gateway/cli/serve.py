@@ -47,6 +47,7 @@ def build_config(
     request_timeout: float | None = None,
     keep_alive_timeout: float | None = None,
     max_connections: int | None = None,
+    retention: str | None = None,
 ) -> GatewayConfig:
     flags = {
         "store": store,
@@ -57,6 +58,7 @@ def build_config(
         "request_timeout": request_timeout,
         "keep_alive_timeout": keep_alive_timeout,
         "max_connections": max_connections,
+        "retention": retention,
     }
     # The store flags go through the config file's parser: one set of rules and messages.
     store_fields = read_store_flags({k: v for k, v in flags.items() if v is not None})
@@ -164,6 +166,14 @@ def build_config(
     help="Open connections at most (default: what the descriptor limit leaves room for; "
     "beyond, the longest-idle one is closed, or the new one refused with 503).",
 )
+@click.option(
+    "--retention",
+    default=None,
+    metavar="DURATION",
+    help="Delete threads whose last activity is older than this (30d, 12h, 15m, 90s; default off), by a "
+    "background sweep; on Redis the thread's keys also expire that long after their last activity. A thread "
+    "with a run in progress is never deleted.",
+)
 @click.option("--log-level", default="info", type=click.Choice(["debug", "info", "warning", "error"]))
 def serve(
     host: str | None,
@@ -186,6 +196,7 @@ def serve(
     request_timeout: float | None,
     keep_alive_timeout: float | None,
     max_connections: int | None,
+    retention: str | None,
     log_level: str,
 ) -> None:
     """Run the gateway: store, fan out and replay the events of AG-UI agents."""
@@ -217,6 +228,7 @@ def serve(
             request_timeout=request_timeout,
             keep_alive_timeout=keep_alive_timeout,
             max_connections=max_connections,
+            retention=retention,
         ).with_overrides(inspector=inspector or None)
         access_note = check_bind(config)
     except (ConfigError, InsecureBindError) as exc:

@@ -13,12 +13,14 @@ sees every kind of refusal and its place at a glance::
     │   ├── Unauthorized             401 unauthorized
     │   ├── Forbidden                403 forbidden
     │   ├── NotFound                 404 not_found
+    │   │   ├── ThreadNotFound           404 thread_not_found
     │   │   ├── UnknownRun               404 not_found
     │   │   └── UnknownMessageCursor     404 not_found
     │   ├── MethodNotAllowed         405 method_not_allowed
     │   ├── Conflict                 409 conflict
     │   │   ├── RunInProgress            409 conflict
     │   │   ├── NoRunInProgress          409 conflict
+    │   │   ├── ThreadRunning            409 run_in_progress
     │   │   ├── NotTheOpenRun            409 not_the_open_run
     │   │   └── HistoryConflictError     409 history_conflict
     │   ├── PayloadTooLarge          413 payload_too_large
@@ -41,7 +43,7 @@ A refusal is raised where it is detected, by whichever room detects it (request
 parsing, the authorizer, the run manager); the HTTP room turns it into a response in
 exactly one place (``server/http/responses.py``: ``exception_handlers``). The rooms
 below the server have their own errors (the store's ``StoreError`` and
-``InvalidThreadId``, the protocol's ``HistoryConflict``, ``HistoryTooLarge`` and
+``InvalidThreadId`` and ``ThreadDeleted``, the protocol's ``HistoryConflict``, ``HistoryTooLarge`` and
 ``UnknownCursor``); the same handler maps each to
 its class here (:func:`api_error_of`), so no handler catches and re-raises them.
 
@@ -56,7 +58,7 @@ from typing import Any, ClassVar
 from agui_gateway.protocol.compaction import UnknownCursor
 from agui_gateway.protocol.history import HistoryConflict
 from agui_gateway.protocol.lineage import HistoryTooLarge
-from agui_gateway.store.base import InvalidThreadId, StoreError
+from agui_gateway.store.base import InvalidThreadId, StoreError, ThreadDeleted
 
 
 class GatewayError(Exception):
@@ -142,6 +144,13 @@ class NotFound(ApiError):
     CODE = "not_found"
 
 
+class ThreadNotFound(NotFound):
+    """404: a thread that was deleted (and not written since), or that a resume position
+    names an event of while the store holds none of it."""
+
+    CODE = "thread_not_found"
+
+
 class UnknownRun(NotFound):
     """404: a run id the thread's log does not have."""
 
@@ -170,6 +179,13 @@ class RunInProgress(Conflict):
 
 class NoRunInProgress(Conflict):
     """409: a stop for a thread without an open run (or one still starting)."""
+
+
+class ThreadRunning(Conflict):
+    """409: a delete of a thread with a run in progress (here or on another replica),
+    without ``?stop=1``."""
+
+    CODE = "run_in_progress"
 
 
 class NotTheOpenRun(Conflict):
@@ -291,6 +307,7 @@ LOWER_ROOM_ERRORS: tuple[type[Exception], ...] = (
     HistoryConflict,
     HistoryTooLarge,
     UnknownCursor,
+    ThreadDeleted,
     StoreError,
 )
 
@@ -310,6 +327,8 @@ def api_error_of(exc: Exception) -> ApiError | None:
         return HistoryTooLargeError(str(exc))
     if isinstance(exc, UnknownCursor):
         return UnknownMessageCursor(str(exc), details={"before": exc.cursor})
+    if isinstance(exc, ThreadDeleted):  # before StoreError, its base: no failure, the thread went
+        return ThreadNotFound(str(exc))
     if isinstance(exc, StoreError):  # a write the store refused (disk full, I/O error)
         return StorageUnavailable(f"storage unavailable: {exc}")
     return None

@@ -23,10 +23,12 @@ from agui_gateway.server.fanout.changes import ThreadChanges
 from agui_gateway.server.http.auth import Authorizer
 from agui_gateway.server.http.stream_slots import StreamSlots
 from agui_gateway.server.metrics import GatewayMetrics
+from agui_gateway.server.runtime.deletion import ThreadDeleter
 from agui_gateway.server.runtime.leases import RecoverySweep
 from agui_gateway.server.runtime.manager import RunManager
 from agui_gateway.server.runtime.readiness import Readiness
 from agui_gateway.server.runtime.registry import ThreadRegistry
+from agui_gateway.server.runtime.retention import RetentionSweep
 from agui_gateway.store.base import ThreadStore
 from agui_gateway.store.factory import build_store
 from agui_gateway.store.lease import RunLeases
@@ -54,7 +56,9 @@ class Gateway:
     changes: ThreadChanges  # which threads changed, for the thread list's live feed
     streams: StreamSlots
     readiness: Readiness  # start-up recovery, readiness, drain
+    deletions: ThreadDeleter  # DELETE /threads/{t} and retention
     sweep: RecoverySweep | None = None  # closes the runs of dead replicas (stores with leases)
+    retention: RetentionSweep | None = None  # deletes idle threads (config.retention_s)
 
     @classmethod
     def create(
@@ -80,6 +84,7 @@ class Gateway:
             cache_bytes=config.cache_bytes,
             recover_open_runs=config.recover_open_runs,
             on_change=changes.touch,
+            on_deleted=changes.deleted,
         )
         return cls(
             config=config,
@@ -93,6 +98,7 @@ class Gateway:
             changes=changes,
             streams=StreamSlots(config.max_streams, config.max_streams_per_token),
             readiness=Readiness(store, threads, runs, recover_open_runs=config.recover_open_runs),
+            deletions=ThreadDeleter(store, threads, runs),
         )
 
     async def open(self) -> None:
@@ -107,6 +113,9 @@ class Gateway:
         if leases is not None and self.config.recover_open_runs:
             self.sweep = RecoverySweep(leases, self._recover, interval_s=leases.ttl_s / 2)
             self.sweep.start()
+        if self.config.retention_s is not None:
+            self.retention = RetentionSweep(self.store, self.deletions, self.config.retention_s)
+            self.retention.start()
 
     async def _recover_after_restart(self, leases: RunLeases) -> None:
         """Close the runs this replica (by its stable id) was driving when its previous process
@@ -133,6 +142,8 @@ class Gateway:
             await self.readiness.close()
             if self.sweep is not None:
                 await self.sweep.stop()
+            if self.retention is not None:
+                await self.retention.stop()
             await self.runs.shutdown()
             await self.agents.close()
             await self.http.aclose()

@@ -80,3 +80,14 @@ def store_error_frame(message: str) -> bytes:
     client's resume position stays at the last event it actually received.
     """
     return named_frame("error", {"error": "store_unavailable", "message": message})
+
+
+def thread_deleted_frame(thread_id: str) -> bytes:
+    """The frame a stream ends with when its thread is deleted (by a client, the CLI, or
+    retention, on any replica).
+
+    A named ``thread_deleted`` event without an id: AG-UI clients ignore it, and a client
+    that reconnects anyway by its last id is answered 404 ``thread_not_found`` while the
+    thread holds no events. ``/threads/changes`` sends the same frame.
+    """
+    return named_frame("thread_deleted", {"threadId": thread_id})

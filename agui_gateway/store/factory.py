@@ -32,6 +32,8 @@ class StoreSettings(Protocol):
     @property
     def replica_id(self) -> str | None: ...
     @property
+    def retention_s(self) -> float | None: ...
+    @property
     def data_dir(self) -> Path: ...
     @property
     def fsync(self) -> Literal["always", "interval", "never"]: ...
@@ -73,6 +75,7 @@ def build_store(config: StoreSettings) -> ThreadStore:
             password=config.redis_password,
             lease_ttl_s=config.lease_ttl_s,
             replica_id=config.replica_id,
+            retention_s=config.retention_s,
         )
     from agui_gateway.store.file import FileStore
 

@@ -15,6 +15,7 @@ A config file is TOML (``.toml``) or JSON (anything else)::
     request_timeout = 30        # seconds for a request's head and body to arrive (else 408)
     keep_alive_timeout = 5      # seconds an idle kept-alive connection stays open
     max_connections = 10000     # open connections (default: what the descriptor limit allows)
+    retention = "30d"           # delete threads idle longer (30d, 12h, 15m, 90s); off by default
     store = "redis://redis.internal:6379/0"     # default "file"; rediss:// for TLS
                                 # (rediss://...?ssl_ca_certs=/path/ca.pem: a private CA)
     redis_prefix = "agui"       # key prefix (several deployments can share one Redis)
@@ -35,7 +36,7 @@ A config file is TOML (``.toml``) or JSON (anything else)::
     total = 21600               # a whole run (default 6 h); 0 for no limit
     [[tokens]]
     token = "s3cret"
-    access = "write"            # read | write (write includes read)
+    access = "write"            # read | write | delete (each includes the ones before it)
     threads = ["team-a-"]       # thread-id prefixes; "*" is every thread
 
 Environment: ``AGUI_GATEWAY_HOST``, ``_PORT``, ``_DATA``, ``_AGENTS`` (``name=url,name=url``),
@@ -44,8 +45,8 @@ entries separated by ``;`` or whitespace), ``_INSECURE`` (1/true), ``_FSYNC``,
 ``_HEARTBEAT``, ``_MAX_BODY_BYTES``, ``_STORE`` (``file`` or a ``redis://`` / ``rediss://`` URL;
 ``_REDIS_URL`` is the same), ``_REDIS_PREFIX``, ``_REDIS_PASSWORD``, ``_LEASE_TTL``, ``_REPLICA_ID``,
 ``_MAX_STREAMS``, ``_MAX_STREAMS_PER_TOKEN``, ``_DRAIN_TIMEOUT``, ``_REQUEST_TIMEOUT``,
-``_KEEP_ALIVE_TIMEOUT``, ``_MAX_CONNECTIONS``, ``_CORS_ORIGINS`` (origins separated by commas or
-whitespace).
+``_KEEP_ALIVE_TIMEOUT``, ``_MAX_CONNECTIONS``, ``_RETENTION`` (``30d``, ``12h``, ``90s``; off by
+default), ``_CORS_ORIGINS`` (origins separated by commas or whitespace).
 
 ``replica_id`` (Redis store): without it every process is a new replica, and a run it
 was driving when it died stays open until its lease lapses (``lease_ttl``). A process

@@ -15,19 +15,24 @@ from typing import Any, Literal, get_args
 from agui_gateway.store.file import FsyncPolicy
 from agui_gateway.upstream.agent_http import UpstreamTimeouts
 
-Access = Literal["read", "write"]
+# Access levels, each including the ones before it: read < write < delete. Deleting a
+# thread destroys what writing only adds to, so a token that may write may not delete
+# unless it says so.
+Access = Literal["read", "write", "delete"]
+ACCESS_LEVELS: tuple[Access, ...] = get_args(Access)
 
 
 @dataclass(frozen=True, slots=True)
 class TokenGrant:
-    """One bearer token: what it may do (read, or write which includes read) and where."""
+    """One bearer token: what it may do (an :data:`Access` level, which includes the lower
+    ones) and where."""
 
     token: str
     access: Access
     prefixes: tuple[str, ...]  # thread-id prefixes; "" matches every thread
 
     def allows(self, thread_id: str, need: Access) -> bool:
-        if need == "write" and self.access != "write":
+        if ACCESS_LEVELS.index(need) > ACCESS_LEVELS.index(self.access):
             return False
         return any(thread_id.startswith(prefix) for prefix in self.prefixes)
 
@@ -106,6 +111,10 @@ class GatewayConfig:
     request_timeout_s: float = 30.0
     keep_alive_timeout_s: float = 5.0
     max_connections: int | None = None
+    # Threads whose last activity is older than this are deleted by a background sweep
+    # (server/runtime/retention.py); on Redis their keys also expire that long after their
+    # last activity. None: threads are kept until deleted.
+    retention_s: float | None = None
 
     def options_of(self, agent: str) -> AgentOptions:
         return self.agent_options.get(agent) or AgentOptions()

@@ -13,7 +13,7 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any, get_args
 
-from agui_gateway.server.config.model import HISTORY_MODES, AgentOptions, TokenGrant
+from agui_gateway.server.config.model import ACCESS_LEVELS, HISTORY_MODES, AgentOptions, TokenGrant
 from agui_gateway.server.errors import ConfigError
 from agui_gateway.store.factory import parse_store
 from agui_gateway.store.file import FsyncPolicy
@@ -61,8 +61,8 @@ def _token_entry(entry: Any) -> TokenGrant:
 def _grant(token: Any, access: Any, prefixes: list[str]) -> TokenGrant:
     if not isinstance(token, str) or len(token) < 8 or any(c.isspace() for c in token):
         raise ConfigError("tokens: a token must be a string of at least 8 non-space characters")
-    if access not in ("read", "write"):
-        raise ConfigError(f"tokens: access must be 'read' or 'write', not {access!r}")
+    if access not in ACCESS_LEVELS:
+        raise ConfigError(f"tokens: access must be 'read', 'write' or 'delete', not {access!r}")
     if not prefixes:
         raise ConfigError("tokens: a token needs at least one thread prefix ('*' = all)")
     normalised = tuple("" if p == "*" else p for p in prefixes)
@@ -244,6 +244,8 @@ def fields_from_mapping(doc: Mapping[str, Any], origin: str) -> dict[str, Any]:
             out["keep_alive_timeout_s"] = _number(name, value, float, 0.1)
         elif key == "max_connections":
             out["max_connections"] = _number(name, value, int, 1)
+        elif key == "retention":
+            out["retention_s"] = parse_duration(name, value)
         elif key == "max_streams_per_token":
             out["max_streams_per_token"] = _number(name, value, int, 1)
         elif key == "timeouts":
@@ -253,6 +255,24 @@ def fields_from_mapping(doc: Mapping[str, Any], origin: str) -> dict[str, Any]:
         else:
             raise ConfigError(f"{name}: unknown setting")
     return out
+
+
+_DURATION = re.compile(r"([0-9]+(?:\.[0-9]+)?)([smhd])")
+_DURATION_UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400}
+
+
+def parse_duration(name: str, value: Any) -> float | None:
+    """A duration such as ``30d``, ``12h``, ``15m`` or ``90s`` in seconds (a bare number is
+    seconds); ``off``, ``none`` or ``0`` for none."""
+    text = str(value).strip().lower()
+    if text in ("off", "none", "0", ""):
+        return None
+    if isinstance(value, (int, float)) and not isinstance(value, bool):
+        text = f"{value}s"
+    found = _DURATION.fullmatch(text) or _DURATION.fullmatch(text + "s")
+    if found is None or float(found.group(1)) <= 0:
+        raise ConfigError(f"{name}: expected a duration such as 30d, 12h, 15m or 90s (or 'off'), not {value!r}")
+    return float(found.group(1)) * _DURATION_UNITS[found.group(2)]
 
 
 def _redis_prefix(name: str, value: Any) -> str:

@@ -28,6 +28,12 @@ Waiting costs a subscriber no timer of its own: the tail also ends a round every
 :data:`TICK_S` while the thread is quiet, so a waiter whose timeout (its heartbeat) falls
 after the tail's next round needs no timer; only a waiter whose deadline comes sooner
 sets one.
+
+The tail follows one incarnation of the thread: the epoch it finds when the thread has
+records (``store.head``). When the thread is deleted, by this process (:meth:`ThreadTail.deleted`)
+or, on a shared store, by any replica (``wait_for(..., epoch=)`` raises
+:class:`~agui_gateway.store.base.ThreadDeleted`), every waiter gets ``ThreadDeleted`` and
+the tail ends for good: its subscribers' streams end with a ``thread_deleted`` frame.
 """
 
 from __future__ import annotations
@@ -36,7 +42,7 @@ import asyncio
 import logging
 from collections.abc import Awaitable, Callable
 
-from agui_gateway.store.base import StoreError, ThreadStore
+from agui_gateway.store.base import StoreError, ThreadDeleted, ThreadStore
 
 log = logging.getLogger("agui_gateway.server.tail")
 
@@ -60,6 +66,7 @@ class ThreadTail:
         store: ThreadStore,
         thread_id: str,
         follow: Callable[[int], Awaitable[None]],
+        on_deleted: Callable[[], None] | None = None,
     ) -> None:
         self.store = store
         self.thread_id = thread_id
@@ -69,7 +76,10 @@ class ThreadTail:
         self.interrupts = 0  # interrupt() calls so far: every waiter then returns, to look again
         self.waiters = 0
         self.rounds = 0  # rounds so far (a round wakes every waiter once)
+        self.epoch: str | None = None  # the incarnation followed, once the thread has records
+        self.gone: ThreadDeleted | None = None  # the thread was deleted: final
         self._follow = follow
+        self._on_deleted = on_deleted
         # One future per waiting subscriber (cheap, and one waiter's cancellation is its own).
         self._waiting: list[asyncio.Future[None]] = []
         self._round_by = 0.0  # loop time by which the tail ends the current round, at the latest
@@ -78,8 +88,11 @@ class ThreadTail:
     async def wait(self, after: int, timeout: float) -> int:
         """Until the tail announced a seq > ``after``, or ``timeout``; returns the latest seq.
 
-        Raises :class:`StoreError` when the store fails under the tail.
+        Raises :class:`StoreError` when the store fails under the tail, :class:`ThreadDeleted`
+        once the thread was deleted.
         """
+        if self.gone is not None:
+            raise self.gone
         if self.seq > after:
             return self.seq
         loop = asyncio.get_running_loop()
@@ -87,7 +100,9 @@ class ThreadTail:
         failures, interrupts = self.failures, self.interrupts
         self.waiters += 1
         try:
-            while self.seq <= after and self.failures == failures and self.interrupts == interrupts:
+            while (
+                self.seq <= after and self.failures == failures and self.interrupts == interrupts and self.gone is None
+            ):
                 if self._task is None:
                     self._round_by = loop.time() + TICK_S
                     self._task = loop.create_task(self._run(), name=f"tail-{self.thread_id}")
@@ -106,6 +121,8 @@ class ThreadTail:
                         break
         finally:
             self.waiters -= 1
+        if self.gone is not None:
+            raise self.gone
         if self.failures != failures and self.error is not None and self.seq <= after:
             raise self.error
         return self.seq
@@ -114,6 +131,13 @@ class ThreadTail:
         """Make every waiter return now, with what is stored so far: something else its stream
         depends on changed (the process began to drain)."""
         self.interrupts += 1
+        self._end_round()
+
+    def deleted(self, message: str) -> None:
+        """The thread was deleted: every waiter, now and later, gets :class:`ThreadDeleted`."""
+        if self.gone is None:
+            self.gone = ThreadDeleted(message)
+        self.stop()
         self._end_round()
 
     def stop(self) -> None:
@@ -153,8 +177,17 @@ class ThreadTail:
                         # the end of a retry pause): those past their deadline return.
                         self._end_round()
                         self._round_by = now + TICK_S
-                    latest = await self.store.wait_for(self.thread_id, self.seq, self._round_by - now)
+                    if self.epoch is None:
+                        head = await self.store.head(self.thread_id)
+                        self.epoch = head.epoch if head is not None else None
+                    latest = await self.store.wait_for(self.thread_id, self.seq, self._round_by - now, epoch=self.epoch)
                     await self._follow(latest)
+                except ThreadDeleted as exc:  # before StoreError, its base: final, no retry
+                    if self.gone is None:  # not told already (by deleted())
+                        self.gone = exc
+                        if self._on_deleted is not None:
+                            self._on_deleted()
+                    return
                 except StoreError as exc:
                     delay = _RETRY_S[min(failures, len(_RETRY_S) - 1)]
                     failures += 1

@@ -7,8 +7,8 @@ Policy:
   tokens needs ``--insecure``.
 * Tokens configured: every thread endpoint needs ``Authorization: Bearer T``
   (or ``?access_token=T`` for EventSource, which cannot set headers). Each token
-  grants ``read`` or ``write`` (write includes read) on thread ids starting with
-  one of its prefixes. Knowing a thread id grants nothing by itself.
+  grants ``read``, ``write`` or ``delete`` (each includes the ones before it) on
+  thread ids starting with one of its prefixes. Knowing a thread id grants nothing by itself.
 * ``--insecure`` turns checking off even when tokens are configured.
 
 Handlers call :meth:`Authorizer.require` with the thread they touch; the

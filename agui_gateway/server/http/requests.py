@@ -192,3 +192,13 @@ def page_query(request: Request) -> tuple[str, int]:
         raise InvalidHistoryQuery("?before= needs a message id (the cursor a window or page gave)")
     limit = request.query_params.get("limit")
     return before, DEFAULT_PAGE_LIMIT if limit is None else _positive("limit", limit, MAX_PAGE_LIMIT)
+
+
+def stop_flag(request: Request) -> bool:
+    """``?stop=1`` (or ``true``): stop the thread's run first; absent, ``0`` or ``false``: do not."""
+    value = request.query_params.get("stop")
+    if value is None or value in ("0", "false"):
+        return False
+    if value in ("1", "true"):
+        return True
+    raise BadRequest(f"'stop' must be 1 or 0, not {value!r}")

@@ -44,6 +44,7 @@ def api_routes(services: ApiServices) -> list[BaseRoute]:
         Route("/agents/{agent}/connect", runs.connect, methods=["POST"]),
         Route("/agents/{agent}/capabilities", agents.capabilities, methods=["GET"]),
         Route("/threads", threads.list_threads, methods=["GET"]),
+        Route("/threads/{thread}", threads.delete, methods=["DELETE"]),
         Route("/threads/{thread}/events", threads.events, methods=["GET"]),
         Route("/threads/{thread}/runs", threads.runs, methods=["GET"]),
         Route("/threads/{thread}/snapshot", threads.snapshot, methods=["GET"]),

@@ -14,6 +14,7 @@ from agui_gateway.server.fanout.changes import ThreadChanges
 from agui_gateway.server.http.auth import Authorizer
 from agui_gateway.server.http.stream_slots import StreamSlots
 from agui_gateway.server.metrics import GatewayMetrics
+from agui_gateway.server.runtime.deletion import ThreadDeleter
 from agui_gateway.server.runtime.manager import RunManager
 from agui_gateway.server.runtime.readiness import Readiness
 from agui_gateway.server.runtime.registry import ThreadRegistry
@@ -42,3 +43,5 @@ class ApiServices(Protocol):
     def changes(self) -> ThreadChanges: ...
     @property
     def readiness(self) -> Readiness: ...
+    @property
+    def deletions(self) -> ThreadDeleter: ...

@@ -11,7 +11,8 @@ cursor (:class:`~agui_gateway.server.fanout.follower.LogFollower`).
 
 When a stream ends is the caller's rule (``stop``): a run's caller when it has the
 run's last event (:meth:`ActiveRun.caller_complete`), a connect once the thread is
-settled (:meth:`ThreadRuntime.settled`), a watcher never.
+settled (:meth:`ThreadRuntime.settled`), a watcher never; every stream ends when its
+thread is deleted, with a ``thread_deleted`` frame.
 """
 
 from __future__ import annotations
@@ -27,8 +28,8 @@ from agui_gateway.server.fanout.follower import Batcher, LogFollower, slices
 from agui_gateway.server.http.services import ApiServices
 from agui_gateway.server.http.stream_slots import StreamSlot
 from agui_gateway.server.runtime.thread import ThreadRuntime
-from agui_gateway.server.sse import HEARTBEAT, STREAM_PREAMBLE, store_error_frame
-from agui_gateway.store.base import StoreError
+from agui_gateway.server.sse import HEARTBEAT, STREAM_PREAMBLE, store_error_frame, thread_deleted_frame
+from agui_gateway.store.base import StoreError, ThreadDeleted
 
 log = logging.getLogger("agui_gateway.server.streams")
 
@@ -99,6 +100,13 @@ async def replay_then_live(
         async with aclosing(follower.follow()) as chunks:
             async for chunk in chunks:
                 yield chunk
+    except ThreadDeleted:
+        # Before StoreError, its base: the thread is gone (here or on another replica), and
+        # so is this stream; the client learns why instead of reconnecting in a loop. A
+        # stream complete by its own rule (a run's caller holding the run's end, stopped
+        # for the delete) just ends, as it would have.
+        if follower is None or stop is None or not stop(follower.cursor):
+            yield thread_deleted_frame(thread.thread_id)
     except StoreError as exc:
         # The store went away (Redis down): tell the client and close; it resumes by its
         # last id once the gateway answers again. Nothing is lost: the log has it all.

@@ -1,5 +1,13 @@
 """Threads over HTTP: ``GET /threads``, and ``/threads/{thread}/events``, ``/snapshot``,
-``/messages``, ``/log.jsonl`` and ``/runs``.
+``/messages``, ``/log.jsonl`` and ``/runs``; ``DELETE /threads/{thread}``.
+
+``DELETE /threads/{thread}`` (a token with ``delete`` access) removes every record of
+the thread from the store: 204; 409 ``run_in_progress`` while a run is in progress,
+unless ``?stop=1`` (the run is stopped first, its end stored, then the thread deleted);
+404 ``thread_not_found`` when the store holds none of it. Open streams on the thread end
+with an ``event: thread_deleted`` frame. Afterwards the reads below answer 404
+``thread_not_found`` until the id is written again (a thread never written reads as
+empty: a watcher may open ``/events`` before the first run).
 
 ``/events?turns=N`` is a fresh replay windowed to the messages of the last N runs,
 preceded by the CUSTOM event ``agui_gateway.history_window`` (how many messages are
@@ -33,6 +41,7 @@ from agui_gateway.server.http.requests import (
     requested_run,
     resume_position,
     resume_position_within,
+    stop_flag,
     thread_param,
     window_turns,
 )
@@ -52,6 +61,7 @@ class ThreadHandlers:
         services = self.services
         thread_id = thread_param(request)
         services.auth.require(request, thread_id, "read")
+        await services.threads.refuse_deleted(thread_id)
         branch = requested_run(request)
         turns = window_turns(request)
         if branch is not None:
@@ -76,6 +86,7 @@ class ThreadHandlers:
         thread_id = thread_param(request)
         services.auth.require(request, thread_id, "read")
         before, limit = page_query(request)
+        await services.threads.refuse_deleted(thread_id)
         page = await services.threads.get(thread_id).message_page(before, limit)
         return json_response(page.to_json())
 
@@ -83,6 +94,7 @@ class ThreadHandlers:
         services = self.services
         thread_id = thread_param(request)
         services.auth.require(request, thread_id, "read")
+        await services.threads.refuse_deleted(thread_id)
         thread = services.threads.get(thread_id)
         messages, state, seq = await thread.conversation()
         return json_response({"messages": messages, "state": state, "seq": seq, "running": thread.running})
@@ -107,6 +119,7 @@ class ThreadHandlers:
         thread_id = thread_param(request)
         services.auth.require(request, thread_id, "read")
         after = resume_position(request, header=False) or 0
+        await services.threads.refuse_deleted(thread_id)
         thread = services.threads.get(thread_id)
         await thread.ready()  # recovery before the export
         if request.query_params.get("compact") in ("1", "true"):
@@ -121,12 +134,20 @@ class ThreadHandlers:
         services = self.services
         thread_id = thread_param(request)
         services.auth.require(request, thread_id, "read")
+        await services.threads.refuse_deleted(thread_id)
         thread = services.threads.get(thread_id)
         # Recovery first: a run a crash left open is closed before the log is read, so a
         # run listed as running is one in progress (here, or on another replica).
         await thread.ready()
         index = await run_index(services.store, thread_id, figures=True)
         return json_response({"threadId": thread_id, "runs": [info.to_json() for info in index.runs]})
+
+    async def delete(self, request: Request) -> Response:
+        services = self.services
+        thread_id = thread_param(request)
+        services.auth.require(request, thread_id, "delete")
+        await services.deletions.delete(thread_id, stop=stop_flag(request))
+        return Response(status_code=204)
 
 
 async def _branch_stream(services: ApiServices, thread: ThreadRuntime, run_id: str) -> Response:

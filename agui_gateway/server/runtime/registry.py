@@ -1,4 +1,11 @@
-"""The thread runtimes of one gateway process: one per thread, idle ones dropped beyond a cap."""
+"""The thread runtimes of one gateway process: one per thread, idle ones dropped beyond a cap.
+
+A deleted thread's runtime is dropped at once (:meth:`ThreadRegistry.deleted`), whoever
+deleted it: its streams end, and the next request on the id gets a new runtime, of a new
+thread. The registry remembers the ids deleted lately (:data:`DELETED_REMEMBERED` of
+them) so that reads of a deleted thread answer 404 ``thread_not_found`` while a thread
+never written reads as empty (:meth:`ThreadRegistry.refuse_deleted`).
+"""
 
 from __future__ import annotations
 
@@ -6,9 +13,14 @@ import weakref
 from collections import OrderedDict
 from collections.abc import Callable
 
+from agui_gateway.server.errors import ThreadNotFound
 from agui_gateway.server.metrics import GatewayMetrics
 from agui_gateway.server.runtime.thread import ThreadRuntime
 from agui_gateway.store.base import ThreadStore
+
+# Deleted thread ids remembered per process (a few hundred KiB at most): beyond them, and
+# on a replica that did not see the delete, a deleted thread reads as one never written.
+DELETED_REMEMBERED = 4096
 
 
 class ThreadRegistry:
@@ -23,9 +35,12 @@ class ThreadRegistry:
         cache_bytes: int = 256 * 1024 * 1024,
         recover_open_runs: bool = True,
         on_change: Callable[[str], None] | None = None,
+        on_deleted: Callable[[str], None] | None = None,
     ) -> None:
         self.store = store
         self._on_change = on_change
+        self._on_deleted = on_deleted  # the thread list's feed, told of every deletion
+        self._deleted: OrderedDict[str, None] = OrderedDict()  # ids deleted lately, oldest first
         self._metrics = metrics
         self._cap = cached_threads
         self._cap_bytes = cache_bytes
@@ -44,7 +59,12 @@ class ThreadRegistry:
         runtime = self._alive.get(thread_id)
         if runtime is None:
             runtime = ThreadRuntime(
-                thread_id, self.store, self._metrics, recover_open_runs=self._recover, on_change=self._on_change
+                thread_id,
+                self.store,
+                self._metrics,
+                recover_open_runs=self._recover,
+                on_change=self._on_change,
+                on_deleted=self._deleted_elsewhere,
             )
             self._alive[thread_id] = runtime
         self._runtimes[thread_id] = runtime
@@ -53,6 +73,37 @@ class ThreadRegistry:
 
     def peek(self, thread_id: str) -> ThreadRuntime | None:
         return self._runtimes.get(thread_id) or self._alive.get(thread_id)
+
+    def deleted(self, thread_id: str) -> None:
+        """The thread was deleted from the store: its runtime's streams end and it is dropped."""
+        runtime = self.peek(thread_id)
+        if runtime is not None:
+            runtime.deleted()
+        self._forget(thread_id, runtime)
+
+    def _deleted_elsewhere(self, runtime: ThreadRuntime) -> None:
+        """A runtime's tail saw its thread deleted by another replica or the CLI."""
+        self._forget(runtime.thread_id, runtime)
+
+    def _forget(self, thread_id: str, runtime: ThreadRuntime | None) -> None:
+        if runtime is not None and self._runtimes.get(thread_id) is runtime:
+            del self._runtimes[thread_id]
+        if runtime is not None and self._alive.get(thread_id) is runtime:
+            del self._alive[thread_id]
+        self._deleted[thread_id] = None
+        self._deleted.move_to_end(thread_id)
+        while len(self._deleted) > DELETED_REMEMBERED:
+            self._deleted.popitem(last=False)
+        if self._on_deleted is not None:
+            self._on_deleted(thread_id)
+
+    async def refuse_deleted(self, thread_id: str) -> None:
+        """:class:`ThreadNotFound` when the thread was deleted (as far as this process knows)
+        and holds no records since; a thread never written passes (it reads as empty)."""
+        if thread_id in self._deleted:
+            if await self.store.head(thread_id) is None:
+                raise ThreadNotFound(f"thread {thread_id!r} was deleted")
+            del self._deleted[thread_id]  # written again: a new thread
 
     def wake_subscribers(self) -> None:
         """Every open stream of this process looks at its thread again (see

@@ -33,7 +33,7 @@ from agui_gateway.server.fanout.follower import slices
 from agui_gateway.server.fanout.recent import RecentFrames
 from agui_gateway.server.metrics import GatewayMetrics
 from agui_gateway.server.sse import event_frame, frames
-from agui_gateway.store.base import Checkpoint, NewEvent, StoredRecord, StoreError, ThreadStore
+from agui_gateway.store.base import Checkpoint, NewEvent, StoredRecord, StoreError, ThreadDeleted, ThreadStore
 
 log = logging.getLogger("agui_gateway.server.runtime.replay")
 
@@ -153,9 +153,18 @@ class ReplayState:
 
     async def catch_up(self, compactor: SnapshotCompactor, latest: int | None = None) -> bool:
         """Take in the records other writers stored (up to at least ``latest`` when given,
-        else whatever the store has); whether there were any."""
+        else whatever the store has); whether there were any. :class:`ThreadDeleted` when the
+        store has no record left of those taken in: the thread was deleted meanwhile (by
+        another replica, the CLI, or on Redis its keys' expiry)."""
         if latest is None:
             latest = await self.store.last_seq(self.thread_id)
+        if latest == 0 and compactor.last_seq > 0:
+            # A ``latest`` read before this process's first append is 0 too: asked again under
+            # the lock its appends hold, the store is behind none of them.
+            async with self.lock:
+                if await self.store.head(self.thread_id) is None:
+                    raise ThreadDeleted(f"thread {self.thread_id!r} was deleted")
+            return False
         if latest <= compactor.last_seq:
             return False
         async with self.lock:

@@ -31,7 +31,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Callable, Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from typing import Any, NamedTuple
 
 from agui_gateway.protocol.compaction import MessagePage, SnapshotCompactor
@@ -45,7 +45,7 @@ from agui_gateway.server.runtime.branches import branch_parent
 from agui_gateway.server.runtime.leases import HANDOVER_WAIT_S, acquire_for_run, keep_lease
 from agui_gateway.server.runtime.recovery import Recovery
 from agui_gateway.server.runtime.replay import ReplayState, ReplayView
-from agui_gateway.store.base import NewEvent, StoredRecord, StoreError, ThreadStore
+from agui_gateway.store.base import NewEvent, StoredRecord, StoreError, ThreadDeleted, ThreadStore
 
 log = logging.getLogger("agui_gateway.server.runtime.thread")
 
@@ -67,8 +67,10 @@ class ThreadRuntime:
         *,
         recover_open_runs: bool = True,
         on_change: Callable[[str], None] | None = None,
+        on_deleted: Callable[[ThreadRuntime], None] | None = None,
     ) -> None:
         self.thread_id = thread_id
+        self._on_deleted = on_deleted  # told when the tail sees the thread deleted elsewhere
         self.store = store
         self._on_change = on_change  # told of every append and run start/end (the thread list feed)
         self._metrics = metrics
@@ -83,7 +85,7 @@ class ThreadRuntime:
         self._run: ActiveRun | None = None
         self._subscribers = 0
         # The one waiter on the store for this thread in this process (see fanout/tail.py).
-        self.tail = ThreadTail(store, thread_id, self.take_in)
+        self.tail = ThreadTail(store, thread_id, self.take_in, on_deleted=self._deleted_elsewhere)
 
     # -- readiness -----------------------------------------------------------------------
 
@@ -151,7 +153,7 @@ class ThreadRuntime:
         with ``turns``, only the messages of the last ``turns`` runs
         (:meth:`ReplayState.window_view`)."""
         compactor = await self._ready()
-        caught_up = await self._replay.catch_up(compactor)
+        caught_up = await self._caught_up(self._replay.catch_up(compactor))
         if caught_up:  # another writer (a replica) stored records
             self._changed()
         return self._replay.view(compactor) if turns is None else self._replay.window_view(compactor, turns)
@@ -203,6 +205,19 @@ class ThreadRuntime:
         self.tail.interrupt()
         self._notify_run_changed()
 
+    def deleted(self) -> None:
+        """The thread was deleted (its runtime is dropped from the registry): every stream on
+        it ends, with a ``thread_deleted`` frame."""
+        self.tail.deleted(f"thread {self.thread_id!r} was deleted")
+        self._notify_run_changed()
+
+    def _deleted_elsewhere(self) -> None:
+        """The thread was found deleted by someone else (another replica, the CLI, a Redis
+        expiry): the tail ends its streams, the registry drops this runtime."""
+        self._notify_run_changed()
+        if self._on_deleted is not None:
+            self._on_deleted(self)
+
     def settled(self, cursor: int) -> bool:
         """No run in progress (here or in the log) and nothing after ``cursor``: where a
         connect's stream ends."""
@@ -215,13 +230,15 @@ class ThreadRuntime:
 
         Returns the thread's latest seq.
         """
-        store_wait = asyncio.ensure_future(self.tail.wait(after, timeout))
+        store_wait = asyncio.ensure_future(self._tail_wait(after, timeout))
         run_wait = asyncio.ensure_future(self._run_changed.wait())
         try:
             await asyncio.wait((store_wait, run_wait), return_when=asyncio.FIRST_COMPLETED)
         finally:
             store_wait.cancel()
             run_wait.cancel()
+        if self.tail.gone is not None:  # deleted: what this process holds goes out, then it ends
+            return await self._tail_wait(after, 0)
         if store_wait.done() and not store_wait.cancelled() and store_wait.exception() is None:
             latest: int = store_wait.result()
         else:
@@ -232,7 +249,18 @@ class ThreadRuntime:
     async def wait_for_records(self, after: int, timeout: float) -> int:
         """Until the thread has a record after ``after`` (taken into :attr:`recent` already), or
         ``timeout``; returns the latest seq. Shared by all subscribers through :attr:`tail`."""
-        return await self.tail.wait(after, timeout)
+        return await self._tail_wait(after, timeout)
+
+    async def _tail_wait(self, after: int, timeout: float) -> int:
+        """The tail's wait; once the thread was deleted, :class:`ThreadDeleted` only after the
+        records this process took in before (in :attr:`recent`) were sent: a run's caller
+        gets its run's end, stored before the delete."""
+        try:
+            return await self.tail.wait(after, timeout)
+        except ThreadDeleted:
+            if self.recent.after(after):
+                return self.recent.last_seq
+            raise
 
     async def take_in(self, latest: int) -> None:
         """Take records another replica stored (up to at least ``latest``) into the replay state.
@@ -243,8 +271,19 @@ class ThreadRuntime:
         state, its replay) would stay where it was first built.
         """
         compactor = self._compactor
-        if compactor is not None and await self._replay.catch_up(compactor, latest):
-            self._changed()  # the thread list's live feed, for another replica's appends
+        if compactor is not None and await self._caught_up(self._replay.catch_up(compactor, latest)):
+            self._changed()
+
+    async def _caught_up(self, catching_up: Awaitable[bool]) -> bool:
+        """A catch-up; when it finds the thread deleted (fewer records than taken in), this
+        runtime's streams end and the registry drops it before :class:`ThreadDeleted` goes on."""
+        try:
+            return await catching_up
+        except ThreadDeleted:
+            if self.tail.gone is None:
+                self.tail.deleted(f"thread {self.thread_id!r} was deleted")
+                self._deleted_elsewhere()
+            raise  # the thread list's live feed, for another replica's appends
 
     # -- subscribers -------------------------------------------------------------------------
 

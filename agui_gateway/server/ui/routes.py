@@ -6,7 +6,8 @@
   ``event: thread`` frame (a thread-list row) per changed readable thread, coalesced
   to at most one frame per thread every :data:`FEED_INTERVAL_S`; an ``event: ready``
   frame first (a page that loads the list after it misses no change), a heartbeat
-  comment when idle.
+  comment when idle; a thread deleted is one ``event: thread_deleted`` frame
+  (``{"threadId": T}``), unless it has events again by then.
 * ``GET /agents``: ``{"agents": [names]}``, the agents a run can be started against.
 * ``GET /threads/{thread}/info``: the list row plus what a fresh replay sends
   (bytes, frames, the seq it covers), i.e. what a reconnect costs.
@@ -28,7 +29,7 @@ from agui_gateway.server.http.listing import Row, thread_row
 from agui_gateway.server.http.requests import thread_param
 from agui_gateway.server.http.responses import json_response, sse_response
 from agui_gateway.server.http.services import ApiServices
-from agui_gateway.server.sse import HEARTBEAT, STREAM_PREAMBLE, named_frame
+from agui_gateway.server.sse import HEARTBEAT, STREAM_PREAMBLE, named_frame, thread_deleted_frame
 from agui_gateway.server.ui.inspector import inspector_routes
 
 FEED_INTERVAL_S = 0.25  # a thread streaming deltas updates its row at most 4 times a second
@@ -94,11 +95,14 @@ class _UiHandlers:
                 # Let a burst collect: one frame per thread per interval, however many events.
                 await asyncio.sleep(FEED_INTERVAL_S)
                 out = []
-                for thread_id in sorted(subscription.take()):
+                changed = subscription.take()
+                for thread_id in sorted(changed.touched | changed.deleted):
                     if not self.services.auth.may_read(grant, thread_id):
                         continue
                     row = await self._row(thread_id)
                     if row is not None:
                         out.append(named_frame("thread", row))
+                    elif thread_id in changed.deleted:
+                        out.append(thread_deleted_frame(thread_id))
                 if out:
                     yield b"".join(out)

@@ -62,6 +62,14 @@ function applyChange(row) {
   renderList(row.threadId);
 }
 
+// A thread deleted (DELETE /threads/{t}, the CLI, retention) leaves the list at once.
+function applyDeletion(threadId) {
+  const index = list.rows.findIndex((r) => r.threadId === threadId);
+  if (index < 0) return;
+  list.rows.splice(index, 1);
+  renderList(null);
+}
+
 export function renderList(changed) {
   const body = $("#thread-rows");
   body.replaceChildren(
@@ -116,6 +124,7 @@ export function openFeed() {
         for await (const frame of sseFrames(response.body)) {
           if (frame.event === "ready") loadList(); // after the feed is open: no change is missed
           else if (frame.event === "thread") applyChange(JSON.parse(frame.data));
+          else if (frame.event === "thread_deleted") applyDeletion(JSON.parse(frame.data).threadId);
         }
       } catch {
         if (feed.stopped) return;
