@@ -17,6 +17,7 @@ from collections.abc import Coroutine, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any, TypeVar
+from urllib.parse import parse_qs, urlsplit
 
 import httpx
 import pytest
@@ -271,7 +272,12 @@ def test_stop_shows_a_stopped_run_and_both_logs_download(
     page.goto(f"{demo_gateway.url}/ui/")
     start_demo_run(page, "stop-1", "What is the weather in Paris?")
     wait_mid_run_text(page)
-    page.click("#stop-run")
+    open_run = page.evaluate("() => window.aguiUi.view.run.runId")
+    assert open_run
+    with page.expect_request(lambda request: "/stop" in request.url) as stop:
+        page.click("#stop-run")
+    # The stop names the run the page shows open (a run that ended meanwhile is not stopped by mistake).
+    assert parse_qs(urlsplit(stop.value.url).query) == {"runId": [open_run]}
     # AG-UI 1.0's cancelled outcome: "stopped", neither an error nor an interrupt.
     page.wait_for_function(f"() => ({BADGE_IS})('stopped')")
     banner = page.locator(".run-error").text_content() or ""

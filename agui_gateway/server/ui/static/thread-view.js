@@ -86,8 +86,8 @@ export class ThreadView {
         this.stateDirty = true;
         this.schedule();
       },
-      onRunStartedEvent: () => {
-        this.run = { status: "open" };
+      onRunStartedEvent: ({ event }) => {
+        this.run = { status: "open", runId: event.runId };
         this.schedule();
       },
       onRunFinishedEvent: ({ outcome }) => {
@@ -436,7 +436,11 @@ export function setupThread(currentView) {
   });
   $("#stop-run").addEventListener("click", async () => {
     try {
-      await api(`threads/${encodeURIComponent(currentView().threadId)}/stop`, { method: "POST", body: {} });
+      // Names the run shown open: a run that ended meanwhile is not mistaken for the next one.
+      const view = currentView();
+      const runId = view.run?.status === "open" ? view.run.runId : undefined;
+      const query = runId ? `?runId=${encodeURIComponent(runId)}` : "";
+      await api(`threads/${encodeURIComponent(view.threadId)}/stop${query}`, { method: "POST", body: {} });
     } catch (error) {
       showError($("#composer-error"), error);
     }
