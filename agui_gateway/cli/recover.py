@@ -59,15 +59,7 @@ def recover(
     try:
         config = build_config(
             config_file=config_file,
-            host=None,
-            port=None,
             data=data,
-            agents=(),
-            demo=False,
-            insecure=False,
-            fsync=None,
-            heartbeat=None,
-            demo_pace=None,
             store=store,
             redis_prefix=redis_prefix,
         )

@@ -169,19 +169,7 @@ def test_origins_from_file_environment_and_flags(tmp_path: Path) -> None:
     assert load_config(toml, env).cors_origins == ("https://a.example", "https://b.example:8443")
 
     def flags(*origins: str) -> GatewayConfig:
-        return build_config(
-            config_file=toml,
-            host=None,
-            port=None,
-            data=None,
-            agents=(),
-            demo=False,
-            insecure=False,
-            fsync=None,
-            heartbeat=None,
-            demo_pace=None,
-            cors_origins=origins,
-        )
+        return build_config(config_file=toml, cors_origins=origins)
 
     assert flags().cors_origins == ("https://ui.example.com", "http://localhost:3000")
     assert flags("https://c.example", "*").cors_origins == ("https://c.example", "*")

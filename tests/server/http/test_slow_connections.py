@@ -224,20 +224,8 @@ def test_the_connection_settings_from_file_environment_and_flags(tmp_path: Path)
     env = {"AGUI_GATEWAY_REQUEST_TIMEOUT": "12.5", "AGUI_GATEWAY_MAX_CONNECTIONS": "600"}
     from_env = load_config(path, env)
     assert (from_env.request_timeout_s, from_env.keep_alive_timeout_s, from_env.max_connections) == (12.5, 20.0, 600)
-    from_flags = build_config(  # (build_config reads os.environ: none of these variables there)
-        config_file=path,
-        host=None,
-        port=None,
-        data=None,
-        agents=(),
-        demo=False,
-        insecure=False,
-        fsync=None,
-        heartbeat=None,
-        demo_pace=None,
-        request_timeout=3,
-        keep_alive_timeout=0.5,
-    )
+    # (build_config reads os.environ: none of these variables there)
+    from_flags = build_config(config_file=path, request_timeout=3, keep_alive_timeout=0.5)
     assert (from_flags.request_timeout_s, from_flags.keep_alive_timeout_s, from_flags.max_connections) == (3, 0.5, 500)
     result = CliRunner().invoke(
         serve, ["--config", str(path), "--max-connections", "0", "--data", str(tmp_path / "d")], env=env
