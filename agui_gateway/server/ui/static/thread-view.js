@@ -160,7 +160,11 @@ export class ThreadView {
       const { runs } = await api(`threads/${encodeURIComponent(this.threadId)}/runs`);
       if (!this.closed) renderRuns($("#run-rows"), this.threadId, runs, this.runId);
     } catch (error) {
-      if (error.status !== 404 && error.status !== 403) showError($("#thread-error"), error);
+      // A network failure (offline, a restart) is passing: the next refresh, at the next run
+      // event or in 2 s, tries again while the stream itself resumes. An answer is shown.
+      if (error.status !== undefined && error.status !== 404 && error.status !== 403) {
+        showError($("#thread-error"), error);
+      }
     }
   }
 
