@@ -88,9 +88,14 @@ async def test_redis_lost_while_serving_then_back(
             frames = []
             parser = SseReader()
             async with client.stream("GET", f"/threads/{thread_id}/events", params={"after": "0"}) as response:
+                chunks = response.aiter_bytes()
+                # The stream's headers go out before its replay reads the store: Redis stops only
+                # once the reader holds what was stored, or the replay itself meets the outage.
+                while sum(f.event is not None for f in frames) < len(before):
+                    frames.extend(parser.feed(await anext(chunks)))
                 durable_redis.stop()
                 script.release()  # the agent goes on; the gateway can store nothing now
-                async for chunk in response.aiter_bytes():
+                async for chunk in chunks:
                     frames.extend(parser.feed(chunk))
             # The reader got what was stored, then an error frame, and its stream closed.
             events = [f.event for f in frames if f.event is not None]
