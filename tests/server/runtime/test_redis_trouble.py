@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import asyncio
 import re
+import signal
 import subprocess
 import sys
 import time
@@ -247,6 +248,40 @@ async def test_a_redis_outage_longer_than_the_budget_ends_the_run_with_the_run_e
     finally:
         if restarted is not None:
             restarted.stop()
+
+
+async def test_a_drain_while_redis_is_away_still_ends_the_callers_stream_with_a_run_error(
+    tmp_path: Path, agent: tuple[ScriptedAgent, str], durable_redis: RedisServer
+) -> None:
+    """SIGTERM (drain 1 s) during an outage: the run cannot store its end, and the process
+    stops; its caller still gets a RUN_ERROR (``gateway_shutdown``, without an id: it is not
+    in the log) before its stream closes, as an unmodified HttpAgent needs."""
+    scripted, agent_url = agent
+    thread_id, run_id = "drained-away", f"r-{uuid.uuid4().hex[:8]}"
+    sent = agent_run_events(thread_id, run_id)
+    script = scripted.script(run_id, sent, hold_at=5)
+    args = ("--store", durable_redis.url, "--redis-prefix", "drained-away", "--drain-timeout", "1")
+    caller: list[Frame] = []
+    with GatewayProcess(tmp_path / "data", {"scripted": agent_url}, *args) as gw:
+        try:
+            async with httpx.AsyncClient(base_url=gw.url, timeout=30) as client:
+                the_input = run_input(thread_id, run_id)
+                calling = asyncio.create_task(
+                    _read_stream(client, "POST", "/agents/scripted/run", caller, json=the_input)
+                )
+                await wait_until_async(lambda: len(events_of(caller)) >= 5, timeout=20)
+                durable_redis.kill()
+                script.release()
+                await wait_until_async(lambda: _not_ready(client), timeout=10, what="/readyz 503")
+                assert gw.proc is not None
+                gw.proc.send_signal(signal.SIGTERM)
+                await asyncio.wait_for(calling, 60)
+        finally:
+            scripted.release_all()
+    events = events_of(caller)
+    assert events[-1]["type"] == "RUN_ERROR" and events[-1]["code"] == "gateway_shutdown", events[-1]
+    assert [f for f in caller if f.event is not None][-1].id is None  # not stored: the caller's resume position stays its last stored event
+    assert [e["type"] for e in events].count("RUN_ERROR") == 1
 
 
 def _health(url: str) -> int:
