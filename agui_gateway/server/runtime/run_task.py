@@ -12,10 +12,12 @@ the run's lease is taken back first if it lapsed), while the reader goes on fill
 buffer within the run's outage limits. Once the store answers, everything is stored in
 order and the subscribers get it. When the outage outlasts the budget (time or bytes)
 the run stops reading its agent and ends with a RUN_ERROR ``gateway_store_outage``,
-stored after what it holds once the store answers. A stop cancels only the reader: no append
-is ever interrupted, and the writer then stores the run's end: for a client's stop,
-the events closing what the run left open (``protocol/closing.py``) and RUN_FINISHED
-with AG-UI 1.0's cancelled outcome; for a fault, a RUN_ERROR.
+stored after what it holds once the store answers.
+
+A stop cancels only the reader: no append is ever interrupted, and the writer then
+stores the run's end: for a client's stop, the events closing what the run left open
+(``protocol/closing.py``) and RUN_FINISHED with AG-UI 1.0's cancelled outcome; for a
+fault, a RUN_ERROR.
 
 What the run records beside the agent's events (the caller's input on the run's
 first RUN_STARTED, the caller's snapshots after it) is planned when the run is
@@ -226,7 +228,7 @@ class RunTask:
         process stops with the store still away."""
         buffer = self._buffer
         delay = OUTAGE_RETRY_FIRST_S
-        repeat = False
+        repeat = replaced = False
         while True:
             try:
                 if repeat:
@@ -234,9 +236,12 @@ class RunTask:
                 await self.thread.append(batch, self.run.fence, repeat=repeat)
                 break
             except UnencodableEvent:
+                if replaced:
+                    raise
                 # Nothing of the batch was stored: store it again with each event that
                 # cannot be stored replaced by a record saying so, so no good event is lost.
                 batch = [self._storable(new) for new in batch]
+                replaced = True
             except StoreUnavailable as exc:
                 if self._shutting_down():
                     raise

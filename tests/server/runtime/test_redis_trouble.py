@@ -280,7 +280,8 @@ async def test_a_drain_while_redis_is_away_still_ends_the_callers_stream_with_a_
             scripted.release_all()
     events = events_of(caller)
     assert events[-1]["type"] == "RUN_ERROR" and events[-1]["code"] == "gateway_shutdown", events[-1]
-    assert [f for f in caller if f.event is not None][-1].id is None  # not stored: the caller's resume position stays its last stored event
+    # Not stored: the caller's resume position stays its last stored event.
+    assert [f for f in caller if f.event is not None][-1].id is None
     assert [e["type"] for e in events].count("RUN_ERROR") == 1
 
 
