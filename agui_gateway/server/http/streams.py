@@ -117,7 +117,8 @@ async def replay_then_live(
                 # heartbeats going out, then go on from the follower's cursor.
                 if not patience.waits():
                     raise
-                log.info("thread %s: the store is unavailable (%s); the stream waits", thread.thread_id, exc)
+                # Debug only: every stream of the process meets the same outage (the runs log it).
+                log.debug("thread %s: the store is unavailable (%s); the stream waits", thread.thread_id, exc)
                 yield HEARTBEAT
                 await patience.pause()
     except ThreadDeleted:

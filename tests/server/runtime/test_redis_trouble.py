@@ -215,6 +215,8 @@ async def test_a_redis_outage_longer_than_the_budget_ends_the_run_with_the_run_e
                 assert events_of(watcher)[-1]["error"] == "store_unavailable"
                 health = await client.get("/healthz")
                 assert health.status_code == 503 and health.json()["store"] == "down"
+                refused = await client.post("/agents/scripted/run", json=run_input("elsewhere", "r-elsewhere"))
+                assert refused.status_code == 503 and refused.json()["code"] == "storage_unavailable", refused.text
                 # The run gives up on the agent once the budget is spent (the agent is still streaming).
                 await wait_until_async(
                     lambda: _metric(gw, "agui_gateway_store_outage_runs_ended_total") == 1,
