@@ -22,7 +22,7 @@ from contextlib import aclosing
 
 from agui_gateway.server.fanout.recent import FRAME_ROOM, RecentFrames, oversized_frames
 from agui_gateway.server.sse import frame, frame_around
-from agui_gateway.store.base import ThreadStore
+from agui_gateway.store.base import StoreError, ThreadStore
 
 # Bytes handed to one ASGI send: small enough that a stalled client's transport
 # buffers little beyond it, big enough that a replay is not a flood of tiny writes.
@@ -140,6 +140,7 @@ class LogFollower:
         # loop below runs once per event per subscriber, 36,000 x 200 for a raw replay).
         parts: list[bytes] = []
         size = 0
+        failed: list[StoreError] = []
         for data in self._cached_frames():
             parts.append(data)
             size += len(data)
@@ -151,7 +152,8 @@ class LogFollower:
             # The events' stored bytes, never decoded: a replay of a long thread to many
             # clients costs each of them a slice per event, not a parse and an encode.
             bound_of = self._bound
-            async with aclosing(self.store.read_event_json(self.thread_id, after=self.cursor)) as events:
+            stored = _until_failure(self.store.read_event_json(self.thread_id, after=self.cursor), failed)
+            async with aclosing(stored) as events:
                 async for seq, event_json in events:
                     if bound_of is not None and (bound := bound_of()) is not None and seq > bound:
                         break
@@ -184,6 +186,8 @@ class LogFollower:
         if parts:
             for piece in self._flush(parts):
                 yield piece
+        if failed:  # after what was read went out: the cursor is exactly what was sent
+            raise failed[0]
 
     def _big_frame(self, event_json: bytes | memoryview, seq: int) -> Iterable[bytes | memoryview]:
         """``frame(event_json, seq)`` as pieces: the head, slices of the event, the tail."""
@@ -209,3 +213,17 @@ class LogFollower:
             frames = frames[: max(0, bound - self.cursor)]
         self.cursor += len(frames)
         return frames
+
+
+async def _until_failure(
+    events: AsyncGenerator[tuple[int, bytes | memoryview], None], failed: list[StoreError]
+) -> AsyncGenerator[tuple[int, bytes | memoryview], None]:
+    """``events`` until the store fails under them (the failure put in ``failed``), so the
+    frames gathered before it are sent before it is raised: a stream that waits out a
+    store outage goes on from its cursor without a gap."""
+    async with aclosing(events):
+        try:
+            async for item in events:
+                yield item
+        except StoreError as exc:
+            failed.append(exc)

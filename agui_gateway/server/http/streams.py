@@ -25,11 +25,12 @@ from starlette.requests import Request
 
 from agui_gateway.server.errors import TooManyStreams
 from agui_gateway.server.fanout.follower import Batcher, LogFollower, slices
+from agui_gateway.server.fanout.store_patience import StorePatience
 from agui_gateway.server.http.services import ApiServices
 from agui_gateway.server.http.stream_slots import StreamSlot
 from agui_gateway.server.runtime.thread import ThreadRuntime
 from agui_gateway.server.sse import HEARTBEAT, STREAM_PREAMBLE, store_error_frame, thread_deleted_frame
-from agui_gateway.store.base import StoreError, ThreadDeleted
+from agui_gateway.store.base import StoreError, StoreUnavailable, ThreadDeleted
 
 log = logging.getLogger("agui_gateway.server.streams")
 
@@ -57,6 +58,8 @@ async def replay_then_live(
     stop: Callable[[int], bool] | None = None,
     bound: Callable[[], int | None] | None = None,
     turns: int | None = None,
+    patience: StorePatience | None = None,
+    lost: Callable[[str], bytes] | None = None,
 ) -> AsyncIterator[bytes | memoryview]:
     """History (the replay view when ``position`` is None, windowed to ``turns`` runs
     when given), then the log after it. A resuming client holds its history already:
@@ -64,6 +67,9 @@ async def replay_then_live(
 
     ``wait``, ``stop`` and ``bound`` are the :class:`LogFollower`'s: how to sleep
     when caught up, when the stream is complete, and the last seq it may send.
+    ``patience``: how long it waits through a store outage (default: the outage budget,
+    see ``fanout/store_patience.py``); ``lost``: the frame it ends with when the store
+    stays away longer (default: an ``error`` frame).
     """
     metrics = services.metrics
     thread.add_subscriber()
@@ -95,11 +101,26 @@ async def replay_then_live(
             stop=stop,
             bound=bound,
         )
-        # Closed with the stream, not when the garbage collector finds it: it holds
-        # the log's file descriptor while it reads.
-        async with aclosing(follower.follow()) as chunks:
-            async for chunk in chunks:
-                yield chunk
+        if patience is None:
+            patience = StorePatience(services.config.store_outage_budget_s)
+        while True:
+            try:
+                # Closed with the stream, not when the garbage collector finds it: it holds
+                # the log's file descriptor while it reads.
+                async with aclosing(follower.follow()) as chunks:
+                    async for chunk in chunks:
+                        patience.answered()
+                        yield chunk
+                break
+            except StoreUnavailable as exc:
+                # A store outage (a Redis failover): wait it out as the patience allows,
+                # heartbeats going out, then go on from the follower's cursor.
+                if not patience.waits():
+                    raise
+                # Debug only: every stream of the process meets the same outage (the runs log it).
+                log.debug("thread %s: the store is unavailable (%s); the stream waits", thread.thread_id, exc)
+                yield HEARTBEAT
+                await patience.pause()
     except ThreadDeleted:
         # Before StoreError, its base: the thread is gone (here or on another replica), and
         # so is this stream; the client learns why instead of reconnecting in a loop. A
@@ -108,10 +129,11 @@ async def replay_then_live(
         if follower is None or stop is None or not stop(follower.cursor):
             yield thread_deleted_frame(thread.thread_id)
     except StoreError as exc:
-        # The store went away (Redis down): tell the client and close; it resumes by its
-        # last id once the gateway answers again. Nothing is lost: the log has it all.
+        # The store went away (Redis down) for longer than the stream waits for it: tell the
+        # client and close (a run's caller: its run's RUN_ERROR, ``lost``); it resumes by
+        # its last id once the gateway answers again. Nothing is lost: the log has it all.
         log.warning("thread %s: stream closed, the store failed: %s", thread.thread_id, exc)
-        yield store_error_frame(str(exc))
+        yield store_error_frame(str(exc)) if lost is None else lost(str(exc))
     finally:
         thread.remove_subscriber()
         if position is not None and follower is not None:

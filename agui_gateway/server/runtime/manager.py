@@ -51,6 +51,7 @@ from agui_gateway.server.errors import Draining, NoRunInProgress, NotTheOpenRun,
 from agui_gateway.server.metrics import GatewayMetrics
 from agui_gateway.server.runtime.active_run import ActiveRun
 from agui_gateway.server.runtime.bad_input import BadInputLog
+from agui_gateway.server.runtime.outage_buffer import OutageLimits, OutagePool
 from agui_gateway.server.runtime.run_task import CODE_STOPPED, RunTask
 from agui_gateway.server.runtime.thread import Conversation, ThreadRuntime
 from agui_gateway.upstream.agent_http import UpstreamTimeouts
@@ -63,9 +64,15 @@ CODE_LEASE_LOST = "lease_lost"
 
 class RunManager:
     def __init__(
-        self, metrics: GatewayMetrics, timeouts: UpstreamTimeouts, bad_input: BadInputLog | None = None
+        self,
+        metrics: GatewayMetrics,
+        timeouts: UpstreamTimeouts,
+        bad_input: BadInputLog | None = None,
+        outage_limits: OutageLimits | None = None,
     ) -> None:
         self._metrics = metrics
+        # What the runs of this process hold during a store outage, all together (run_task.py).
+        self._outage_pool = OutagePool(outage_limits or OutageLimits(), metrics)
         self._bad_input = bad_input if bad_input is not None else BadInputLog(metrics)
         self._timeouts = timeouts
         self._runs: set[ActiveRun] = set()
@@ -133,6 +140,7 @@ class RunManager:
             self._bad_input,
             shutting_down=lambda: self._shutting_down,
             on_released=self._released,
+            outage_pool=self._outage_pool,
         )
         run.task = asyncio.create_task(task.drive(), name=f"run-{thread.thread_id}-{run_id}")
         self._runs.add(run)

@@ -45,7 +45,7 @@ from agui_gateway.server.runtime.branches import branch_parent
 from agui_gateway.server.runtime.leases import HANDOVER_WAIT_S, acquire_for_run, keep_lease
 from agui_gateway.server.runtime.recovery import Recovery
 from agui_gateway.server.runtime.replay import ReplayState, ReplayView
-from agui_gateway.store.base import NewEvent, StoredRecord, StoreError, ThreadDeleted, ThreadStore
+from agui_gateway.store.base import LeaseLost, NewEvent, StoredRecord, StoreError, ThreadDeleted, ThreadStore
 
 log = logging.getLogger("agui_gateway.server.runtime.thread")
 
@@ -386,6 +386,14 @@ class ThreadRuntime:
         """The run whose outcome a branching caller's messages continue."""
         return await branch_parent(self.store, self.thread_id, caller_messages)
 
+    async def reclaim_lease(self, run: ActiveRun) -> None:
+        """After a store outage, before the run appends what it held back: its lease held
+        again, though it may have lapsed meanwhile (:class:`LeaseLost`: the thread was
+        taken since, by a recovery or another run)."""
+        leases, lease = self.store.leases, run.lease
+        if leases is not None and lease is not None and not await leases.reclaim(lease):
+            raise LeaseLost(f"the run lease of thread {self.thread_id!r} was taken during the store outage")
+
     def run_started(self, run: ActiveRun, on_stop: Callable[[str], None], on_lost: Callable[[str], None]) -> None:
         """The admitted run is driven now: its lease is renewed while it streams (``on_stop``:
         another replica asked it to stop; ``on_lost``: the lease is gone), and subscribers
@@ -398,21 +406,27 @@ class ThreadRuntime:
             )
         self._notify_run_changed()
 
-    def append_task(self, events: Sequence[NewEvent], fence: int | None = None) -> asyncio.Task[list[StoredRecord]]:
+    def append_task(
+        self, events: Sequence[NewEvent], fence: int | None = None, *, repeat: bool = False
+    ) -> asyncio.Task[list[StoredRecord]]:
         """Store events and take them into the replay state, as a task of its own.
 
         Await it shielded: the append completes even if the awaiting caller is
         cancelled, so the log, the compactor and the recent frames never diverge.
         ``fence`` is the token of the run lease the caller holds (stores with leases).
+        ``repeat``: the same batch again after a try whose outcome is unknown (a store
+        outage); if that try landed, its records are taken, not stored twice.
         """
-        return asyncio.create_task(self._append(list(events), fence))
+        return asyncio.create_task(self._append(list(events), fence, repeat))
 
-    async def append(self, events: Sequence[NewEvent], fence: int | None = None) -> list[StoredRecord]:
-        return await asyncio.shield(self.append_task(events, fence))
+    async def append(
+        self, events: Sequence[NewEvent], fence: int | None = None, *, repeat: bool = False
+    ) -> list[StoredRecord]:
+        return await asyncio.shield(self.append_task(events, fence, repeat=repeat))
 
-    async def _append(self, events: list[NewEvent], fence: int | None) -> list[StoredRecord]:
+    async def _append(self, events: list[NewEvent], fence: int | None, repeat: bool = False) -> list[StoredRecord]:
         compactor = await self._ready()
-        records = await self._replay.append(events, compactor, fence)
+        records = await self._replay.append(events, compactor, fence, repeat=repeat)
         self._stored(records)
         return records
 
