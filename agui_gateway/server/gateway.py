@@ -77,9 +77,7 @@ class Gateway:
         # The upstream client: no pool limit (each open run holds one streaming connection).
         http = httpx.AsyncClient(limits=httpx.Limits(max_connections=None, max_keepalive_connections=32))
         changes = ThreadChanges()
-        outage = OutageLimits(
-            config.store_outage_budget_s, config.store_outage_buffer_bytes, config.store_outage_total_bytes
-        )
+        outage = OutageLimits.of(config)
         runs = RunManager(metrics, config.timeouts, outage_limits=outage)
         threads = ThreadRegistry(
             store,

@@ -46,7 +46,7 @@ from typing import Any
 
 from agui_gateway.protocol.history import HistoryConflict, merge_history
 from agui_gateway.protocol.lineage import HistoryTooLarge, RunPlan, continues, plan_run, window_conversation
-from agui_gateway.server.config import HistoryMode
+from agui_gateway.server.config import GatewayConfig, HistoryMode
 from agui_gateway.server.errors import Draining, NoRunInProgress, NotTheOpenRun, RunInProgress
 from agui_gateway.server.metrics import GatewayMetrics
 from agui_gateway.server.runtime.active_run import ActiveRun
@@ -72,7 +72,7 @@ class RunManager:
     ) -> None:
         self._metrics = metrics
         # What the runs of this process hold during a store outage, all together (run_task.py).
-        self._outage_pool = OutagePool(outage_limits or OutageLimits(), metrics)
+        self._outage_pool = OutagePool(outage_limits or OutageLimits.of(GatewayConfig()), metrics)
         self._bad_input = bad_input if bad_input is not None else BadInputLog(metrics)
         self._timeouts = timeouts
         self._runs: set[ActiveRun] = set()

@@ -28,6 +28,7 @@ from itertools import islice
 
 import orjson
 
+from agui_gateway.server.config import GatewayConfig
 from agui_gateway.server.metrics import GatewayMetrics
 from agui_gateway.upstream.run import AgentEvent, GatewayEvent
 
@@ -36,11 +37,16 @@ BufferedItem = AgentEvent | GatewayEvent
 
 @dataclass(frozen=True, slots=True)
 class OutageLimits:
-    """How much of a store outage a run rides out (``GatewayConfig.store_outage_*``)."""
+    """How much of a store outage a run rides out (``GatewayConfig.store_outage_*``, where
+    the defaults and their reasons are)."""
 
-    budget_s: float = 60.0
-    run_bytes: int = 16 * 1024 * 1024
-    total_bytes: int = 256 * 1024 * 1024
+    budget_s: float
+    run_bytes: int
+    total_bytes: int
+
+    @classmethod
+    def of(cls, config: GatewayConfig) -> OutageLimits:
+        return cls(config.store_outage_budget_s, config.store_outage_buffer_bytes, config.store_outage_total_bytes)
 
 
 class OutagePool:

@@ -4,6 +4,7 @@ per run and for all runs during one, and the time budget (on a fake clock)."""
 from __future__ import annotations
 
 import asyncio
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
@@ -35,7 +36,7 @@ class FakeClock:
 
 def pool(**limits: float) -> tuple[OutagePool, GatewayMetrics]:
     metrics = GatewayMetrics()
-    return OutagePool(OutageLimits(**limits), metrics), metrics  # type: ignore[arg-type]
+    return OutagePool(replace(OutageLimits.of(GatewayConfig()), **limits), metrics), metrics
 
 
 async def test_outside_an_outage_the_reader_waits_at_the_item_bound() -> None:
