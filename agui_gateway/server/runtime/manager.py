@@ -193,7 +193,15 @@ class RunManager:
     async def wait_for_runs(self, timeout: float, give_up: asyncio.Event) -> bool:
         """Until every run of this process has ended, ``timeout`` passed or ``give_up`` is set;
         whether they all ended."""
-        ending = asyncio.gather(*(run.released.wait() for run in list(self._runs)))
+        runs = list(self._runs)
+
+        async def all_released() -> None:
+            for run in runs:
+                await run.released.wait()
+
+        # One task rather than a gather: a gather cancelled before its waits end logs
+        # "exception was never retrieved" (its CancelledError) at every timed-out drain.
+        ending = asyncio.ensure_future(all_released())
         giving_up = asyncio.ensure_future(give_up.wait())
         try:
             await asyncio.wait((ending, giving_up), timeout=timeout, return_when=asyncio.FIRST_COMPLETED)
