@@ -285,9 +285,17 @@ def main(argv: list[str] | None = None) -> int:
                 return {"this": ROOT}
             return variants
 
+        reading: dict[str, tuple[float, list[tuple[int, float]]]] = {}
+
+        def read_on(data_dir: Path) -> None:
+            for name, src in measured(read_threads).items():
+                reading[name] = measure_reading(src, data_dir, read_threads, max(1, args.read_steps))
+
         for count in counts:
             with threads_on_disk(work, count) as data_dir:
                 results = {name: measure_start(src, data_dir) for name, src in measured(count).items()}
+                if count == read_threads:  # the same threads serve the reading figure
+                    read_on(data_dir)
             base = results.get("baseline")
             row(f"{count:,} threads: start to /healthz 200", base[0] if base else None, results["this"][0], "s")
             row(f"{count:,} threads: resident after start", base[1] if base else None, results["this"][1], "Mi")
@@ -298,11 +306,9 @@ def main(argv: list[str] | None = None) -> int:
             recovery["this"],
             "s",
         )
-        with threads_on_disk(work, read_threads) as data_dir:
-            reading = {
-                name: measure_reading(src, data_dir, read_threads, max(1, args.read_steps))
-                for name, src in measured(read_threads).items()
-            }
+        if not reading:
+            with threads_on_disk(work, read_threads) as data_dir:
+                read_on(data_dir)
         for name, (fresh, after) in reading.items():
             steps = ", ".join(f"{done:,}: +{mib - fresh:.1f}" for done, mib in after)
             print(f"  {name}: fresh {fresh:.1f} MiB; added after reading ({steps}) MiB")
