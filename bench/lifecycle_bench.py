@@ -181,9 +181,11 @@ async def bench_redis(url: str, threads: int, active: int, page: int) -> None:
 
 
 def _fill_files(data_dir: Path, threads: int, active_every: int) -> int:
-    """Thread folders as the store writes them (log, epoch), idle ones with an old mtime;
+    """Thread folders as the store writes them (log, epoch), idle ones with an old mtime,
+    and the open-run index naming none (without one, the first open scans every log);
     returns the cutoff between idle and active."""
     from agui_gateway.store.base import new_epoch
+    from agui_gateway.store.file.run_index import write_index
 
     now = time.time_ns() // 1_000_000
     old = now - 30 * DAY_MS
@@ -198,6 +200,7 @@ def _fill_files(data_dir: Path, threads: int, active_every: int) -> int:
         log.write_bytes(b"".join(_lines(_thread_events(thread, index, 1), f"r-{index}", ts)))
         (directory / "epoch").write_text(new_epoch() + "\n")
         os.utime(log, ns=(ts * 1_000_000, ts * 1_000_000))
+    write_index(data_dir, [], durable=False)
     return now - DAY_MS
 
 

@@ -2,9 +2,9 @@
 
 For each thread count (``--threads``, default 1,000, 20,000 and 100,000 small finished
 threads, each a run of a few events, written straight to disk with the store's own
-line format and an empty open-run index), and for the baseline code (git ref
-``--baseline``, default ``main``, extracted with ``git archive``) and this checkout,
-on a data directory of its own:
+line format and an empty open-run index, once per count and shared by both variants),
+and for the baseline code (git ref ``--baseline``, default ``main``, extracted with
+``git archive``) and this checkout:
 
   * start: seconds from the process start (``agui-gateway serve``) to the first
     ``/healthz`` 200, and resident memory (VmRSS) at that moment;
@@ -14,10 +14,17 @@ on a data directory of its own:
     finished threads;
   * reading: resident memory after ``GET /threads/{t}/snapshot`` of ``--read-threads``
     distinct threads once each (default: the largest count), against the same
-    process fresh.
+    process fresh, with the memory after every ``--read-steps``-th part of the reads
+    (flat once the caps are full when nothing grows per thread; a line when it does).
 
-Every figure is printed for both variants with the ratio this/baseline. The machine is
-shared: run it when nothing else does, and read the ratios rather than the seconds.
+Every figure is printed for both variants with the ratio this/baseline. A baseline from
+before issue 16 scans every thread before it listens (64 s at 20,000 threads): counts
+above ``--baseline-max-threads`` (default 20,000), and reading more threads than that,
+are measured on this checkout only (the baseline column shows ``skipped``). The machine
+is shared: run it when nothing else does, and read the ratios rather than the seconds.
+
+Time: writing 100,000 threads takes some 15-40 s; reading them 100,000 requests at a few
+hundred a second (5-10 minutes on a loaded 2-core machine).
 
     python bench/startup_bench.py                                   # the full run (long)
     python bench/startup_bench.py --threads 200,500 --read-threads 300 --open 10 --recover-among 200
@@ -171,15 +178,11 @@ def gateway(src: Path, data_dir: Path) -> Iterator[Gateway]:
 # -- figures ---------------------------------------------------------------------------------------
 
 
-def measure_start(src: Path, work: Path, threads: int) -> tuple[float, float]:
-    data_dir = work / "data"
-    make_data(data_dir, threads)
-    try:
-        with gateway(src, data_dir) as gw:
-            seconds = gw.wait_healthy()
-            return seconds, rss_mib(gw.proc.pid)
-    finally:
-        shutil.rmtree(data_dir)
+def measure_start(src: Path, data_dir: Path) -> tuple[float, float]:
+    """Seconds to the first /healthz 200 and resident MiB then, on ``data_dir`` (left as it was)."""
+    with gateway(src, data_dir) as gw:
+        seconds = gw.wait_healthy()
+        return seconds, rss_mib(gw.proc.pid)
 
 
 def _closed(data_dir: Path, thread_id: str) -> bool:
@@ -218,22 +221,35 @@ async def _read_all(base: str, thread_ids: list[str], concurrency: int = 8) -> N
         await asyncio.gather(*(worker() for _ in range(concurrency)))
 
 
-def measure_reading(src: Path, work: Path, threads: int) -> tuple[float, float]:
-    """Resident memory of a fresh process, and after reading every thread once."""
+def measure_reading(src: Path, data_dir: Path, threads: int, steps: int) -> tuple[float, list[tuple[int, float]]]:
+    """Resident MiB of a fresh process, and after each of ``steps`` parts of the reads
+    (threads read so far, MiB)."""
+    thread_ids = [f"t{index:06d}" for index in range(threads)]
+    with gateway(src, data_dir) as gw:
+        gw.wait_healthy()
+        fresh = rss_mib(gw.proc.pid)
+        after = []
+        for step in range(1, steps + 1):
+            done = threads * step // steps
+            asyncio.run(_read_all(gw.base, thread_ids[threads * (step - 1) // steps : done]))
+            after.append((done, rss_mib(gw.proc.pid)))
+        return fresh, after
+
+
+def ratio(now: float, base: float | None) -> str:
+    return f"{now / base:.2f}x" if base else "-"
+
+
+@contextmanager
+def threads_on_disk(work: Path, threads: int) -> Iterator[Path]:
     data_dir = work / "data"
+    made = time.perf_counter()
     make_data(data_dir, threads)
+    print(f"  ({threads:,} threads written in {time.perf_counter() - made:.1f} s)", flush=True)
     try:
-        with gateway(src, data_dir) as gw:
-            gw.wait_healthy()
-            fresh = rss_mib(gw.proc.pid)
-            asyncio.run(_read_all(gw.base, [f"t{index:06d}" for index in range(threads)]))
-            return fresh, rss_mib(gw.proc.pid)
+        yield data_dir
     finally:
         shutil.rmtree(data_dir)
-
-
-def ratio(now: float, base: float) -> str:
-    return f"{now / base:.2f}x" if base else "-"
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -242,7 +258,14 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--open", type=int, default=100, help="threads left open by a SIGKILL, to recover")
     parser.add_argument("--recover-among", type=int, default=1000, help="finished threads beside them")
     parser.add_argument("--read-threads", type=int, default=None, help="distinct threads read (default: the largest)")
+    parser.add_argument("--read-steps", type=int, default=5, help="memory printed after each such part of the reads")
     parser.add_argument("--baseline", default="main", help="git ref of the baseline code")
+    parser.add_argument(
+        "--baseline-max-threads",
+        type=int,
+        default=20_000,
+        help="larger counts (and reads) are measured on this checkout only",
+    )
     args = parser.parse_args(argv)
     counts = [int(c) for c in args.threads.split(",") if c.strip()]
     read_threads = args.read_threads if args.read_threads is not None else max(counts)
@@ -250,16 +273,32 @@ def main(argv: list[str] | None = None) -> int:
     with tempfile.TemporaryDirectory(prefix="startup-bench-") as tmp:
         work = Path(tmp)
         variants = {"baseline": extract_baseline(args.baseline, work / "baseline"), "this": ROOT}
-        print(f"baseline: {args.baseline}; this: {ROOT}")
+        print(f"baseline: {args.baseline} (up to {args.baseline_max_threads:,} threads); this: {ROOT}")
         print(f"{'figure':<44} {'baseline':>12} {'this':>12} {'this/base':>10}")
 
-        def row(label: str, base: float, now: float, unit: str) -> None:
-            print(f"{label:<44} {base:>10.2f}{unit:>2} {now:>10.2f}{unit:>2} {ratio(now, base):>10}", flush=True)
+        def row(label: str, base: float | None, now: float, unit: str) -> None:
+            shown = f"{base:>10.2f}{unit:>2}" if base is not None else f"{'skipped':>12}"
+            print(f"{label:<44} {shown} {now:>10.2f}{unit:>2} {ratio(now, base):>10}", flush=True)
+
+        def measured(threads: int) -> dict[str, Path]:
+            if threads > args.baseline_max_threads:
+                return {"this": ROOT}
+            return variants
+
+        reading: dict[str, tuple[float, list[tuple[int, float]]]] = {}
+
+        def read_on(data_dir: Path) -> None:
+            for name, src in measured(read_threads).items():
+                reading[name] = measure_reading(src, data_dir, read_threads, max(1, args.read_steps))
 
         for count in counts:
-            results = {name: measure_start(src, work, count) for name, src in variants.items()}
-            row(f"{count:,} threads: start to /healthz 200", results["baseline"][0], results["this"][0], "s")
-            row(f"{count:,} threads: resident after start", results["baseline"][1], results["this"][1], "Mi")
+            with threads_on_disk(work, count) as data_dir:
+                results = {name: measure_start(src, data_dir) for name, src in measured(count).items()}
+                if count == read_threads:  # the same threads serve the reading figure
+                    read_on(data_dir)
+            base = results.get("baseline")
+            row(f"{count:,} threads: start to /healthz 200", base[0] if base else None, results["this"][0], "s")
+            row(f"{count:,} threads: resident after start", base[1] if base else None, results["this"][1], "Mi")
         recovery = {name: measure_recovery(src, work, args.recover_among, args.open) for name, src in variants.items()}
         row(
             f"recover {args.open} runs cut off (among {args.recover_among:,})",
@@ -267,16 +306,14 @@ def main(argv: list[str] | None = None) -> int:
             recovery["this"],
             "s",
         )
-        reading = {name: measure_reading(src, work, read_threads) for name, src in variants.items()}
-        for name in variants:
-            fresh, after = reading[name]
-            print(f"  {name}: fresh {fresh:.1f} MiB, after reading {read_threads:,} threads {after:.1f} MiB")
-        row(
-            f"read {read_threads:,} threads once: resident added",
-            reading["baseline"][1] - reading["baseline"][0],
-            reading["this"][1] - reading["this"][0],
-            "Mi",
-        )
+        if not reading:
+            with threads_on_disk(work, read_threads) as data_dir:
+                read_on(data_dir)
+        for name, (fresh, after) in reading.items():
+            steps = ", ".join(f"{done:,}: +{mib - fresh:.1f}" for done, mib in after)
+            print(f"  {name}: fresh {fresh:.1f} MiB; added after reading ({steps}) MiB")
+        added = {name: after[-1][1] - fresh for name, (fresh, after) in reading.items()}
+        row(f"read {read_threads:,} threads once: resident added", added.get("baseline"), added["this"], "Mi")
     return 0
 
 

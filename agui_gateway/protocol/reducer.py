@@ -153,26 +153,6 @@ class Reducer:
         # ever added, at the end of message_ids() (the folded runs rely on it).
         self.reindexes = 0
         self._reindex()
-        self._handlers = {
-            ev.TEXT_MESSAGE_START: self._text_start,
-            ev.TEXT_MESSAGE_CONTENT: self._text_content,
-            ev.TEXT_MESSAGE_END: self._text_end,
-            ev.TOOL_CALL_START: self._tool_call_start,
-            ev.TOOL_CALL_ARGS: self._tool_call_args,
-            ev.TOOL_CALL_END: self._tool_call_end,
-            ev.TOOL_CALL_RESULT: self._tool_call_result,
-            ev.STATE_SNAPSHOT: self._state_snapshot,
-            ev.STATE_DELTA: self._state_delta,
-            ev.MESSAGES_SNAPSHOT: self._messages_snapshot,
-            ev.ACTIVITY_SNAPSHOT: self._activity_snapshot,
-            ev.ACTIVITY_DELTA: self._activity_delta,
-            ev.RUN_STARTED: self._run_started,
-            ev.RUN_FINISHED: self._run_finished,
-            ev.REASONING_MESSAGE_START: self._reasoning_start,
-            ev.REASONING_MESSAGE_CONTENT: self._reasoning_content,
-            ev.REASONING_MESSAGE_END: self._reasoning_end,
-            ev.REASONING_ENCRYPTED_VALUE: self._encrypted_value,
-        }
 
     # ------------------------------------------------------------------ public API
 
@@ -234,10 +214,10 @@ class Reducer:
             if enforced is None:
                 return
             event = enforced
-        handler = self._handlers.get(kind)
+        handler = _HANDLERS.get(kind)
         if handler is not None:
             try:
-                handler(event)
+                handler(self, event)
             except (KeyError, TypeError, AttributeError, ValueError):
                 # The client's zod parse rejects such events before apply: skip it.
                 return
@@ -578,3 +558,29 @@ class Reducer:
             self.pending_interrupts = [_strip_null_subagent(i) for i in _clone(outcome.get("interrupts") or [])]
         else:
             self.pending_interrupts = []
+
+
+# Event type -> handler, one table for all reducers: a table of bound methods in each
+# reducer made every reducer a reference cycle, which only the cyclic garbage collector
+# frees (the gateway runs it rarely, see cli/process.py): the memory of the replay states
+# a server had dropped grew with the threads it had read.
+_HANDLERS: dict[Any, Callable[[Reducer, Event], None]] = {
+    ev.TEXT_MESSAGE_START: Reducer._text_start,
+    ev.TEXT_MESSAGE_CONTENT: Reducer._text_content,
+    ev.TEXT_MESSAGE_END: Reducer._text_end,
+    ev.TOOL_CALL_START: Reducer._tool_call_start,
+    ev.TOOL_CALL_ARGS: Reducer._tool_call_args,
+    ev.TOOL_CALL_END: Reducer._tool_call_end,
+    ev.TOOL_CALL_RESULT: Reducer._tool_call_result,
+    ev.STATE_SNAPSHOT: Reducer._state_snapshot,
+    ev.STATE_DELTA: Reducer._state_delta,
+    ev.MESSAGES_SNAPSHOT: Reducer._messages_snapshot,
+    ev.ACTIVITY_SNAPSHOT: Reducer._activity_snapshot,
+    ev.ACTIVITY_DELTA: Reducer._activity_delta,
+    ev.RUN_STARTED: Reducer._run_started,
+    ev.RUN_FINISHED: Reducer._run_finished,
+    ev.REASONING_MESSAGE_START: Reducer._reasoning_start,
+    ev.REASONING_MESSAGE_CONTENT: Reducer._reasoning_content,
+    ev.REASONING_MESSAGE_END: Reducer._reasoning_end,
+    ev.REASONING_ENCRYPTED_VALUE: Reducer._encrypted_value,
+}

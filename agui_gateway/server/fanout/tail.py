@@ -40,11 +40,16 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import weakref
 from collections.abc import Awaitable, Callable
+from types import MethodType
+from typing import TypeVar
 
 from agui_gateway.store.base import StoreError, ThreadDeleted, ThreadStore
 
 log = logging.getLogger("agui_gateway.server.tail")
+
+_R = TypeVar("_R")
 
 # The longest store wait: a quiet thread's round at least this often (its waiters check
 # their deadlines); a tail whose waiters have all gone ends after one such wait.
@@ -78,8 +83,10 @@ class ThreadTail:
         self.rounds = 0  # rounds so far (a round wakes every waiter once)
         self.epoch: str | None = None  # the incarnation followed, once the thread has records
         self.gone: ThreadDeleted | None = None  # the thread was deleted: final
-        self._follow = follow
-        self._on_deleted = on_deleted
+        # Held weakly when they are its owner's methods (the thread runtime's, which holds the
+        # tail): see _weakly. The task resolves them while it runs, so they hold then.
+        self._follow = _weakly(follow)
+        self._on_deleted = _weakly(on_deleted) if on_deleted is not None else None
         # One future per waiting subscriber (cheap, and one waiter's cancellation is its own).
         self._waiting: list[asyncio.Future[None]] = []
         self._round_by = 0.0  # loop time by which the tail ends the current round, at the latest
@@ -168,7 +175,12 @@ class ThreadTail:
     async def _run(self) -> None:
         loop = asyncio.get_running_loop()
         failures = 0
+        # Strong while the task runs: its waiters hold the owner anyway.
+        follow = self._follow()
+        on_deleted = self._on_deleted() if self._on_deleted is not None else None
         try:
+            if follow is None:  # the owner is gone, and with it whoever would wait
+                return
             while self.waiters > 0:
                 try:
                     now = loop.time()
@@ -181,12 +193,12 @@ class ThreadTail:
                         head = await self.store.head(self.thread_id)
                         self.epoch = head.epoch if head is not None else None
                     latest = await self.store.wait_for(self.thread_id, self.seq, self._round_by - now, epoch=self.epoch)
-                    await self._follow(latest)
+                    await follow(latest)
                 except ThreadDeleted as exc:  # before StoreError, its base: final, no retry
                     if self.gone is None:  # not told already (by deleted())
                         self.gone = exc
-                        if self._on_deleted is not None:
-                            self._on_deleted()
+                        if on_deleted is not None:
+                            on_deleted()
                     return
                 except StoreError as exc:
                     delay = _RETRY_S[min(failures, len(_RETRY_S) - 1)]
@@ -210,3 +222,17 @@ class ThreadTail:
             if self._task is asyncio.current_task():
                 self._task = None
                 self._end_round()  # nobody may wait on a round no tail will end
+
+
+def _weakly(callback: Callable[..., _R]) -> Callable[[], Callable[..., _R] | None]:
+    """A reference to ``callback`` that is weak when it is a bound method.
+
+    The tail's owner (the thread runtime) holds the tail and hands it its own methods: held
+    strongly, they made every runtime a reference cycle, which only the cyclic garbage
+    collector frees, and the gateway runs that one rarely (see ``cli/process.py``): the
+    runtimes the registry had dropped piled up with the threads read. Held weakly, a
+    runtime no one uses any more is freed at once.
+    """
+    if isinstance(callback, MethodType):
+        return weakref.WeakMethod(callback)
+    return lambda: callback

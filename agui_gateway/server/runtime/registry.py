@@ -71,6 +71,14 @@ class ThreadRegistry:
         self._evict()
         return runtime
 
+    @property
+    def alive(self) -> int:
+        """Runtimes alive in this process: those the cap keeps, and those a stream or run still
+        holds. None of their parts refers back to the runtime (no reference cycle), so one
+        dropped by the cap and held by nothing is freed at once, not at the next cyclic
+        collection, which the gateway runs rarely (``cli/process.py``)."""
+        return len(self._alive)
+
     def peek(self, thread_id: str) -> ThreadRuntime | None:
         return self._runtimes.get(thread_id) or self._alive.get(thread_id)
 

@@ -79,7 +79,9 @@ class ThreadRuntime:
         self._compactor: SnapshotCompactor | None = None  # the replay state's, once ready
         # The encoded frames of the latest records, shared by the live subscribers.
         self.recent: RecentFrames = self._replay.recent
-        self._recovery = Recovery(self._replay, store.leases, metrics, on_stored=self._stored)
+        # Told through a function of its own, not this runtime's method: a runtime that its parts
+        # point back to is a reference cycle, freed only by the rare cyclic collection.
+        self._recovery = Recovery(self._replay, store.leases, metrics, on_stored=_stored_notice(thread_id, on_change))
         self._building: asyncio.Task[SnapshotCompactor] | None = None
         self._run_changed = asyncio.Event()
         self._run: ActiveRun | None = None
@@ -490,6 +492,16 @@ class ThreadRuntime:
     def _changed(self) -> None:
         if self._on_change is not None:
             self._on_change(self.thread_id)
+
+
+def _stored_notice(thread_id: str, on_change: Callable[[str], None] | None) -> Callable[[list[StoredRecord]], None]:
+    """What :meth:`ThreadRuntime._stored` does, without a reference to the runtime."""
+
+    def stored(records: list[StoredRecord]) -> None:
+        if records and on_change is not None:
+            on_change(thread_id)
+
+    return stored
 
 
 async def _release_lease(store: ThreadStore, run: ActiveRun) -> None:

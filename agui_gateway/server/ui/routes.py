@@ -7,7 +7,8 @@
   to at most one frame per thread every :data:`FEED_INTERVAL_S`; an ``event: ready``
   frame first (a page that loads the list after it misses no change), a heartbeat
   comment when idle; a thread deleted is one ``event: thread_deleted`` frame
-  (``{"threadId": T}``), unless it has events again by then.
+  (``{"threadId": T}``), unless it has events again by then; ``ready`` again when more
+  threads changed than the feed holds (a client that stopped reading): reload the list.
 * ``GET /agents``: ``{"agents": [names]}``, the agents a run can be started against.
 * ``GET /threads/{thread}/info``: the list row plus what a fresh replay sends
   (bytes, frames, the seq it covers), i.e. what a reconnect costs.
@@ -96,6 +97,9 @@ class _UiHandlers:
                 await asyncio.sleep(FEED_INTERVAL_S)
                 out = []
                 changed = subscription.take()
+                if changed.overflowed:  # too many to hold (a client that stopped reading): reload
+                    yield _READY
+                    continue
                 for thread_id in sorted(changed.touched | changed.deleted):
                     if not self.services.auth.may_read(grant, thread_id):
                         continue

@@ -4,6 +4,8 @@ local subscriber once, deadlines kept with and without a timer of the waiter's o
 from __future__ import annotations
 
 import asyncio
+import gc
+import weakref
 from pathlib import Path
 
 import pytest
@@ -105,3 +107,39 @@ async def test_the_tail_takes_new_records_in_before_it_wakes_anyone(store: FileS
     assert await asyncio.wait_for(waiter, HANG) == 2
     assert taken and taken[-1] == 2
     tail.stop()
+
+
+class _Owner:
+    """What a thread runtime is to its tail: it holds the tail and hands it its own methods."""
+
+    def __init__(self, store: FileStore) -> None:
+        self.followed: list[int] = []
+        self.tail = ThreadTail(store, "t", self.follow, on_deleted=self.gone)
+
+    async def follow(self, latest: int) -> None:
+        self.followed.append(latest)
+
+    def gone(self) -> None:
+        pass
+
+
+async def test_the_tail_holds_its_owner_weakly_so_an_owner_dropped_is_freed_without_the_cyclic_collector(
+    store: FileStore, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(tail_module, "TICK_S", 0.05)  # the task ends soon after its last waiter
+    gc.collect()
+    gc.disable()  # the gateway runs it rarely (cli/process.py): a cycle would stay
+    try:
+        owner = _Owner(store)
+        tail = owner.tail
+        waiting = asyncio.ensure_future(tail.wait(0, HANG))
+        await wait_until_async(lambda: tail.waiters == 1, HANG, what="the waiter")
+        await store.append("t", [_event(0)])
+        async with asyncio.timeout(HANG):
+            assert await waiting == 1
+        assert owner.followed == [1]  # the task reached its owner while it ran
+        freed = weakref.ref(owner)
+        del owner
+        await wait_until_async(lambda: freed() is None, HANG, what="the owner freed once its tail task ended")
+    finally:
+        gc.enable()
