@@ -96,3 +96,26 @@ def has_event(predicate: Callable[[dict[str, Any]], bool]) -> Callable[[list[Fra
 
 def has_id(seq: int) -> Callable[[list[Frame]], bool]:
     return lambda frames: any(f.id is not None and f.id >= seq for f in frames)
+
+
+class FeedReader:
+    """Reads ``GET /threads/changes``: ``(event name, data)`` per frame, comments skipped."""
+
+    def __init__(self, response: httpx.Response) -> None:
+        self._chunks = response.aiter_bytes()
+        self._buf = b""
+        self.frames: list[tuple[str, bytes]] = []
+
+    async def more(self) -> None:
+        """Reads until at least one more frame is complete."""
+        before = len(self.frames)
+        while len(self.frames) == before:
+            self._buf += await self._chunks.__anext__()
+            *blocks, self._buf = self._buf.split(b"\n\n")
+            for block in blocks:
+                fields = dict(line.split(b": ", 1) for line in block.split(b"\n") if b": " in line and line[:1] != b":")
+                if b"event" in fields:
+                    self.frames.append((fields[b"event"].decode(), fields.get(b"data", b"")))
+
+    def rows(self) -> list[dict]:
+        return [orjson.loads(data) for name, data in self.frames if name == "thread"]

@@ -9,13 +9,13 @@ from pathlib import Path
 import httpx
 import pytest
 from support.servers import serve_gateway
+from support.sse import FeedReader
 
 from agui_gateway.server.config import GatewayConfig
 from agui_gateway.server.fanout import changes as changes_module
 from agui_gateway.server.fanout.changes import PENDING_MAX, ThreadChanges
 from agui_gateway.store.base import NewEvent
 from agui_gateway.store.file import FileStore
-from server.ui.test_ui_api import FeedReader
 
 HANG = 10.0  # only stops a hang
 

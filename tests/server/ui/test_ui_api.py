@@ -15,7 +15,7 @@ from support.clock import next_millisecond
 from support.events import agent_run_events, read_log, run_input, served, user_message
 from support.official_client import OfficialClient, assert_same_end
 from support.servers import REPO_ROOT, RunningGateway, serve_gateway, serve_scripted_gateway
-from support.sse import collect
+from support.sse import FeedReader, collect
 
 from agui_gateway.server.config import GatewayConfig, parse_tokens
 from agui_gateway.server.http.listing import decode_cursor
@@ -23,29 +23,6 @@ from agui_gateway.store import NewEvent
 from agui_gateway.store.file import FileStore
 
 READER = "reader-token-aaaa"
-
-
-class FeedReader:
-    """Reads ``GET /threads/changes``: ``(event name, data)`` per frame, comments skipped."""
-
-    def __init__(self, response: httpx.Response) -> None:
-        self._chunks = response.aiter_bytes()
-        self._buf = b""
-        self.frames: list[tuple[str, bytes]] = []
-
-    async def more(self) -> None:
-        """Reads until at least one more frame is complete."""
-        before = len(self.frames)
-        while len(self.frames) == before:
-            self._buf += await self._chunks.__anext__()
-            *blocks, self._buf = self._buf.split(b"\n\n")
-            for block in blocks:
-                fields = dict(line.split(b": ", 1) for line in block.split(b"\n") if b": " in line and line[:1] != b":")
-                if b"event" in fields:
-                    self.frames.append((fields[b"event"].decode(), fields.get(b"data", b"")))
-
-    def rows(self) -> list[dict]:
-        return [orjson.loads(data) for name, data in self.frames if name == "thread"]
 
 
 @pytest.fixture
