@@ -13,16 +13,24 @@ The live path only wakes; it never hands an event to a subscriber. So:
 
 The subscribers near the tail share the encoded frames of the thread's recent
 records (:class:`~.recent.RecentFrames`); the others read the store by their cursor.
+
+When a stream is complete, the last seq it may send and how it waits when caught up
+are its :class:`StreamEnd`'s. An end reads state, never asks the runtime: the thread's
+:class:`ThreadState` (what the runtime has taken in of the log, whether a run of this
+process holds the thread), which the runtime keeps current, and a run's own record.
 """
 
 from __future__ import annotations
 
-from collections.abc import AsyncGenerator, Awaitable, Callable, Iterable
+import asyncio
+from collections.abc import AsyncGenerator, Iterable
 from contextlib import aclosing
+from typing import Protocol
 
 from agui_gateway.server.fanout.recent import FRAME_ROOM, RecentFrames, oversized_frames
+from agui_gateway.server.fanout.tail import ThreadTail
 from agui_gateway.server.sse import frame, frame_around
-from agui_gateway.store.base import ThreadStore
+from agui_gateway.store.base import ThreadDeleted, ThreadStore
 
 # Bytes handed to one ASGI send: small enough that a stalled client's transport
 # buffers little beyond it, big enough that a replay is not a flood of tiny writes.
@@ -64,10 +72,10 @@ class Batcher:
 class LogFollower:
     """Yields the SSE bytes of every record stored after a cursor, then follows the tail.
 
-    ``wait`` is how the follower sleeps when caught up: it must return once the
-    store has a record after the cursor, or something else the caller's ``stop``
-    rule depends on changed, or ``timeout`` passed (then a heartbeat is sent).
-    ``bound`` (when it returns a seq) is the last seq this stream may send.
+    ``end`` says when the stream is complete, the last seq it may send, and how the
+    follower sleeps when caught up (:meth:`StreamEnd.wait`: until the store has a record
+    after the cursor, or something else the end depends on changed, or ``timeout``
+    passed; then a heartbeat is sent).
     """
 
     def __init__(
@@ -79,9 +87,7 @@ class LogFollower:
         *,
         heartbeat_s: float,
         heartbeat: bytes,
-        wait: Callable[[int, float], Awaitable[int]],
-        stop: Callable[[int], bool] | None = None,
-        bound: Callable[[], int | None] | None = None,
+        end: StreamEnd,
     ) -> None:
         self.store = store
         self.thread_id = thread_id
@@ -89,9 +95,8 @@ class LogFollower:
         self.cursor = cursor
         self._heartbeat_s = heartbeat_s
         self._heartbeat = heartbeat
-        self._wait = wait
-        self._stop = stop
-        self._bound = bound
+        self.end = end
+        self._bounded = end.bounded
         self.bytes_sent = 0
         self.caught_up_once = False
         self.bytes_before_caught_up = 0
@@ -115,10 +120,10 @@ class LogFollower:
             if not self.caught_up_once:
                 self.caught_up_once = True
                 self.bytes_before_caught_up = self.bytes_sent
-            if self._stop is not None and self._stop(self.cursor):
+            if self.end.complete(self.cursor):
                 return
-            latest = await self._wait(self.cursor, self._heartbeat_s)
-            if latest <= self.cursor and (self._stop is None or not self._stop(self.cursor)):
+            latest = await self.end.wait(self.cursor, self._heartbeat_s)
+            if latest <= self.cursor and not self.end.complete(self.cursor):
                 # Nothing new and not done: a timeout (the heartbeat keeps proxies
                 # from closing an idle stream) or a run-state change not yet final.
                 self.bytes_sent += len(self._heartbeat)
@@ -127,7 +132,7 @@ class LogFollower:
     def _shared_batch(self, latest: int) -> bytes | None:
         """Everything up to ``latest`` as one buffer shared with the other subscribers at
         this cursor, when the recent frames hold it all and no bound cuts it; else None."""
-        if self._bound is not None or self.recent.last_seq < latest:
+        if self._bounded or self.recent.last_seq < latest:
             return None
         shared = self.recent.joined_after(self.cursor)
         if shared is not None:
@@ -150,7 +155,7 @@ class LogFollower:
         if self.cursor < latest:  # whatever the cache did not hold comes from the log itself
             # The events' stored bytes, never decoded: a replay of a long thread to many
             # clients costs each of them a slice per event, not a parse and an encode.
-            bound_of = self._bound
+            bound_of = self.end.bound if self._bounded else None
             async with aclosing(self.store.read_event_json(self.thread_id, after=self.cursor)) as events:
                 async for seq, event_json in events:
                     if bound_of is not None and (bound := bound_of()) is not None and seq > bound:
@@ -204,8 +209,195 @@ class LogFollower:
         frames = self.recent.after(self.cursor)
         if not frames:
             return []
-        bound = self._bound() if self._bound is not None else None
+        bound = self.end.bound() if self._bounded else None
         if bound is not None:
             frames = frames[: max(0, bound - self.cursor)]
         self.cursor += len(frames)
         return frames
+
+
+async def wait_for_records(tail: ThreadTail, recent: RecentFrames, after: int, timeout: float) -> int:
+    """Until the thread has a record after ``after`` (taken into ``recent`` already), or
+    ``timeout``; returns the latest seq. Once the thread was deleted, :class:`ThreadDeleted`
+    only after the records this process took in before were sent: a run's caller gets its
+    run's end, stored before the delete."""
+    try:
+        return await tail.wait(after, timeout)
+    except ThreadDeleted:
+        if recent.after(after):
+            return recent.last_seq
+        raise
+
+
+class LogState(Protocol):
+    """The log as the runtime has taken it in (its replay state's compactor)."""
+
+    @property
+    def last_seq(self) -> int: ...
+
+    @property
+    def run_open(self) -> bool: ...
+
+
+class ThreadState:
+    """What the streams of one thread read to know when they are complete, kept current by
+    the thread's runtime (``runtime/thread.py``): the log it has taken in, whether a run of
+    this process holds the thread, and an event set (then replaced) when such a run starts
+    or ends, or the process begins to drain."""
+
+    def __init__(self) -> None:
+        self.log: LogState | None = None  # set once the replay state is ready
+        self.run_here = False
+        self.run_changed = asyncio.Event()
+
+    def announce_run_change(self) -> None:
+        changed, self.run_changed = self.run_changed, asyncio.Event()
+        changed.set()
+
+    @property
+    def log_run_open(self) -> bool:
+        """Whether the log, as this process knows it, has a run without a terminal event."""
+        log = self.log
+        return log is not None and log.run_open
+
+    @property
+    def last_seq(self) -> int:
+        log = self.log
+        return 0 if log is None else log.last_seq
+
+    def log_settled(self, cursor: int) -> bool:
+        """The log has no run open and nothing after ``cursor``: a stream at ``cursor`` holds
+        every run's end."""
+        return not self.log_run_open and cursor >= self.last_seq
+
+
+class RunOutcome(Protocol):
+    """What a run's caller stream reads of its run (``runtime/active_run.py``'s ``ActiveRun``):
+    set by the runtime when the run lets go of the thread."""
+
+    released: asyncio.Event
+    final_seq: int | None  # the seq of the run's last event, once released
+
+
+class Draining(Protocol):
+    """Whether the process drains (``runtime/readiness.py``)."""
+
+    @property
+    def draining(self) -> bool: ...
+
+
+class StreamEnd:
+    """A stream that follows its thread until the client goes (or the thread is deleted).
+
+    Caught up, it waits for the thread's records (:func:`wait_for_records`).
+    """
+
+    bounded = False  # whether :meth:`bound` may cut the stream
+
+    def __init__(self, store: ThreadStore, thread_id: str, tail: ThreadTail, recent: RecentFrames) -> None:
+        self.store = store
+        self.thread_id = thread_id
+        self.tail = tail
+        self.recent = recent
+
+    def complete(self, cursor: int) -> bool:
+        """Whether a stream at ``cursor`` is complete: where it ends."""
+        return False
+
+    def bound(self) -> int | None:
+        """The last seq the stream may send (None: no bound yet)."""
+        return None
+
+    async def wait(self, after: int, timeout: float) -> int:
+        """Until a record after ``after`` (or a change :meth:`complete` depends on), or
+        ``timeout``; returns the thread's latest seq."""
+        return await wait_for_records(self.tail, self.recent, after, timeout)
+
+    async def _wait_for_change(self, state: ThreadState, after: int, timeout: float) -> int:
+        """Until a record after ``after``, a run of this process starting or ending, or the
+        timeout; the records up to the latest seq taken in (by the tail) before it returns."""
+        store_wait = asyncio.ensure_future(wait_for_records(self.tail, self.recent, after, timeout))
+        run_wait = asyncio.ensure_future(state.run_changed.wait())
+        try:
+            await asyncio.wait((store_wait, run_wait), return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            store_wait.cancel()
+            run_wait.cancel()
+        if self.tail.gone is not None:  # deleted: what this process holds goes out, then it ends
+            return await wait_for_records(self.tail, self.recent, after, 0)
+        if store_wait.done() and not store_wait.cancelled() and store_wait.exception() is None:
+            latest: int = store_wait.result()
+        else:
+            latest = await self.store.last_seq(self.thread_id)
+        await self.tail.take_in(latest)
+        return latest
+
+
+class WatcherEnd(StreamEnd):
+    """A watcher (``GET /threads/{t}/events``) follows forever, except while the process
+    drains: then it ends once the thread has no run open (it resumes on another replica
+    by its last id)."""
+
+    def __init__(
+        self,
+        store: ThreadStore,
+        thread_id: str,
+        tail: ThreadTail,
+        recent: RecentFrames,
+        state: ThreadState,
+        process: Draining,
+    ) -> None:
+        super().__init__(store, thread_id, tail, recent)
+        self.state = state
+        self.process = process
+
+    def complete(self, cursor: int) -> bool:
+        return self.process.draining and self.state.log_settled(cursor)
+
+
+class SettledEnd(StreamEnd):
+    """A connect's stream ends once the thread is settled: no run in progress (here or in
+    the log) and nothing after the cursor."""
+
+    def __init__(
+        self, store: ThreadStore, thread_id: str, tail: ThreadTail, recent: RecentFrames, state: ThreadState
+    ) -> None:
+        super().__init__(store, thread_id, tail, recent)
+        self.state = state
+
+    def complete(self, cursor: int) -> bool:
+        state = self.state
+        return not state.run_here and state.log_settled(cursor)
+
+    async def wait(self, after: int, timeout: float) -> int:
+        return await self._wait_for_change(self.state, after, timeout)
+
+
+class CallerEnd(StreamEnd):
+    """A run's caller gets the log from just before the run to the run's last event; the
+    bound keeps a next run (started the moment this one ended) out of it."""
+
+    bounded = True
+
+    def __init__(
+        self,
+        store: ThreadStore,
+        thread_id: str,
+        tail: ThreadTail,
+        recent: RecentFrames,
+        state: ThreadState,
+        run: RunOutcome,
+    ) -> None:
+        super().__init__(store, thread_id, tail, recent)
+        self.state = state
+        self.run = run
+
+    def complete(self, cursor: int) -> bool:
+        run = self.run
+        return run.released.is_set() and cursor >= (run.final_seq or 0)
+
+    def bound(self) -> int | None:
+        return self.run.final_seq
+
+    async def wait(self, after: int, timeout: float) -> int:
+        return await self._wait_for_change(self.state, after, timeout)

@@ -127,6 +127,11 @@ class ThreadTail:
             raise self.error
         return self.seq
 
+    async def take_in(self, latest: int) -> None:
+        """Have the records up to ``latest`` taken in now, as a round would (a stream woken
+        by something else than the tail, a run's start or end, looks at the thread)."""
+        await self._follow(latest)
+
     def interrupt(self) -> None:
         """Make every waiter return now, with what is stored so far: something else its stream
         depends on changed (the process began to drain)."""

@@ -17,7 +17,7 @@ from agui_gateway.server.http.requests import (
 from agui_gateway.server.http.responses import json_response, sse_response
 from agui_gateway.server.http.services import ApiServices
 from agui_gateway.server.http.stream_slots import StreamSlot
-from agui_gateway.server.http.streams import replay_then_live, stream_slot
+from agui_gateway.server.http.streams import stream_slot
 
 
 class RunHandlers:
@@ -38,16 +38,8 @@ class RunHandlers:
         except BaseException:
             slot.release()
             raise
-        # The caller gets the log from just before the run to the run's last event;
-        # the bound keeps a next run (started the moment this one ended) out of it.
-        body = replay_then_live(
-            services,
-            thread,
-            run.start_after,
-            wait=thread.wait_for_change,
-            stop=run.caller_complete,
-            bound=run.caller_bound,
-        )
+        # The caller gets the log from just before the run to the run's last event.
+        body = thread.stream(run.start_after, services.config.heartbeat_s, caller_of=run)
         return sse_response(body, slot.release)
 
     async def stop(self, request: Request) -> Response:
@@ -73,7 +65,5 @@ class RunHandlers:
         except BaseException:
             slot.release()
             raise
-        body = replay_then_live(
-            services, thread, position, wait=thread.wait_for_change, stop=thread.settled, turns=turns
-        )
+        body = thread.stream(position, services.config.heartbeat_s, turns=turns, until_settled=True)
         return sse_response(body, slot.release)

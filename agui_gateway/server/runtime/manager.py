@@ -132,16 +132,16 @@ class RunManager:
             self._metrics,
             self._bad_input,
             shutting_down=lambda: self._shutting_down,
-            on_released=self._released,
         )
-        run.task = asyncio.create_task(task.drive(), name=f"run-{thread.thread_id}-{run_id}")
         self._runs.add(run)
         self._metrics.runs_started.labels(agent.name).inc()
         self._metrics.runs_active.inc()
         thread.run_started(
             run,
+            task.drive,
             on_stop=lambda message: self._cancel(run, message, CODE_STOPPED, cancelled=True),
             on_lost=lambda message: self._cancel(run, message, CODE_LEASE_LOST),
+            on_released=self._released,
         )
         return run
 

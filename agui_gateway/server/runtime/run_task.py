@@ -66,7 +66,6 @@ class RunTask:
         metrics: GatewayMetrics,
         bad_input: BadInputLog,
         shutting_down: Callable[[], bool],
-        on_released: Callable[[ActiveRun], None],
     ) -> None:
         self.thread = thread
         self.run = run
@@ -74,7 +73,6 @@ class RunTask:
         self._metrics = metrics
         self._bad_input = bad_input
         self._shutting_down = shutting_down  # then a failing store is not waited for
-        self._on_released = on_released  # the manager's own bookkeeping of its runs
         self._open_parts = OpenParts()  # what the run's stored events left open
 
     async def drive(self) -> None:
@@ -159,8 +157,6 @@ class RunTask:
             # The log keeps the run open; the next start of the gateway closes it (with
             # run leases: whichever replica's sweep finds the lease lapsed).
             log.exception("thread %s run %s: could not store the run's end", run.thread_id, run.run_id)
-        finally:
-            await self.thread.run_ended(run, self._on_released)
 
     async def _store_end(self) -> None:
         run = self.run

@@ -31,12 +31,23 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import AsyncGenerator, Awaitable, Callable, Sequence
+from contextlib import aclosing
 from typing import Any, NamedTuple
 
 from agui_gateway.protocol.compaction import MessagePage, SnapshotCompactor
 from agui_gateway.protocol.lineage import Parent
 from agui_gateway.server.errors import NoRunInProgress, NotTheOpenRun, RunInProgress
+from agui_gateway.server.fanout.follower import (
+    CallerEnd,
+    Draining,
+    LogFollower,
+    SettledEnd,
+    StreamEnd,
+    ThreadState,
+    WatcherEnd,
+    wait_for_records,
+)
 from agui_gateway.server.fanout.recent import RecentFrames
 from agui_gateway.server.fanout.tail import ThreadTail
 from agui_gateway.server.metrics import GatewayMetrics
@@ -45,6 +56,7 @@ from agui_gateway.server.runtime.branches import branch_parent
 from agui_gateway.server.runtime.leases import HANDOVER_WAIT_S, acquire_for_run, keep_lease
 from agui_gateway.server.runtime.recovery import Recovery
 from agui_gateway.server.runtime.replay import ReplayState, ReplayView
+from agui_gateway.server.sse import HEARTBEAT, STREAM_PREAMBLE, store_error_frame, thread_deleted_frame
 from agui_gateway.store.base import NewEvent, StoredRecord, StoreError, ThreadDeleted, ThreadStore
 
 log = logging.getLogger("agui_gateway.server.runtime.thread")
@@ -81,7 +93,8 @@ class ThreadRuntime:
         self.recent: RecentFrames = self._replay.recent
         self._recovery = Recovery(self._replay, store.leases, metrics, on_stored=self._stored)
         self._building: asyncio.Task[SnapshotCompactor] | None = None
-        self._run_changed = asyncio.Event()
+        # What the thread's streams read to know when they are complete (see fanout/follower.py).
+        self.state = ThreadState()
         self._run: ActiveRun | None = None
         self._subscribers = 0
         # The one waiter on the store for this thread in this process (see fanout/tail.py).
@@ -115,6 +128,7 @@ class ThreadRuntime:
             else:  # a live replica may be running it: only a lease tells
                 await self._recovery.close_leased(compactor, lambda: self._run is not None)
         self._compactor = compactor  # readable only once complete and recovered
+        self.state.log = compactor
         await self._replay.publish(compactor)
         return compactor
 
@@ -179,6 +193,83 @@ class ThreadRuntime:
         compactor = await self._ready()
         return compactor.replay_events()
 
+    # -- streams ---------------------------------------------------------------------------------
+
+    async def stream(
+        self,
+        position: int | None,
+        heartbeat_s: float,
+        *,
+        turns: int | None = None,
+        caller_of: ActiveRun | None = None,
+        until_settled: bool = False,
+        process: Draining | None = None,
+    ) -> AsyncGenerator[bytes | memoryview, None]:
+        """A stream of the thread: history (the replay view when ``position`` is None,
+        windowed to ``turns`` runs when given; else exactly the stored events after
+        ``position``), then the log after it (:class:`LogFollower`).
+
+        Where it ends is its :class:`~agui_gateway.server.fanout.follower.StreamEnd`'s rule:
+        with ``caller_of``, when the run's caller has the run's last event; with
+        ``until_settled`` (a connect) once the thread is settled; else (a watcher) only
+        once ``process`` drains and the thread has no run open. Every stream ends when
+        its thread is deleted, with a ``thread_deleted`` frame, and when the store fails,
+        with an ``error`` frame (the client resumes by its last id).
+        """
+        store, recent = self.store, self.recent
+        end: StreamEnd
+        if caller_of is not None:
+            end = CallerEnd(store, self.thread_id, self.tail, recent, self.state, caller_of)
+        elif until_settled:
+            end = SettledEnd(store, self.thread_id, self.tail, recent, self.state)
+        elif process is not None:
+            end = WatcherEnd(store, self.thread_id, self.tail, recent, self.state, process)
+        else:
+            end = StreamEnd(store, self.thread_id, self.tail, recent)
+        metrics = self._metrics
+        self.add_subscriber()
+        follower: LogFollower | None = None
+        try:
+            yield STREAM_PREAMBLE
+            if position is None:
+                view = await self.replay_view(turns)
+                kind = "fresh" if turns is None else "window"
+                metrics.replays.labels(kind).inc()
+                metrics.replay_bytes.labels(kind).inc(view.nbytes)
+                for chunk in view.chunks:
+                    yield chunk
+                cursor = view.seq
+            else:
+                # Opening the thread also closes a run a crash left open (its RUN_ERROR
+                # then reaches this client like any stored event).
+                await self.ready()
+                metrics.replays.labels("resume").inc()
+                cursor = position
+            follower = LogFollower(
+                store, self.thread_id, recent, cursor, heartbeat_s=heartbeat_s, heartbeat=HEARTBEAT, end=end
+            )
+            # Closed with the stream, not when the garbage collector finds it: it holds
+            # the log's file descriptor while it reads.
+            async with aclosing(follower.follow()) as chunks:
+                async for chunk in chunks:
+                    yield chunk
+        except ThreadDeleted:
+            # Before StoreError, its base: the thread is gone (here or on another replica), and
+            # so is this stream; the client learns why instead of reconnecting in a loop. A
+            # stream complete by its own rule (a run's caller holding the run's end, stopped
+            # for the delete) just ends, as it would have.
+            if follower is None or not end.complete(follower.cursor):
+                yield thread_deleted_frame(self.thread_id)
+        except StoreError as exc:
+            # The store went away (Redis down): tell the client and close; it resumes by its
+            # last id once the gateway answers again. Nothing is lost: the log has it all.
+            log.warning("thread %s: stream closed, the store failed: %s", self.thread_id, exc)
+            yield store_error_frame(str(exc))
+        finally:
+            self.remove_subscriber()
+            if position is not None and follower is not None:
+                metrics.replay_bytes.labels("resume").inc(follower.bytes_before_caught_up)
+
     @property
     def approx_bytes(self) -> int:
         return self._replay.approx_bytes
@@ -193,11 +284,6 @@ class ThreadRuntime:
     def last_seq(self) -> int:
         compactor = self._compactor
         return 0 if compactor is None else compactor.last_seq
-
-    def log_settled(self, cursor: int) -> bool:
-        """The log has no run open and nothing after ``cursor``: a stream at ``cursor`` holds
-        every run's end."""
-        return not self.log_run_open and cursor >= self.last_seq
 
     def wake_subscribers(self) -> None:
         """Every stream waiting on this thread returns to look at it again, whether or not
@@ -218,49 +304,10 @@ class ThreadRuntime:
         if self._on_deleted is not None:
             self._on_deleted(self)
 
-    def settled(self, cursor: int) -> bool:
-        """No run in progress (here or in the log) and nothing after ``cursor``: where a
-        connect's stream ends."""
-        return not self.running and not self.log_run_open and cursor >= self.last_seq
-
-    # -- waiting for the thread to change -----------------------------------------------------
-
-    async def wait_for_change(self, after: int, timeout: float) -> int:
-        """Until a record after ``after``, a run starting or ending, or the timeout.
-
-        Returns the thread's latest seq.
-        """
-        store_wait = asyncio.ensure_future(self._tail_wait(after, timeout))
-        run_wait = asyncio.ensure_future(self._run_changed.wait())
-        try:
-            await asyncio.wait((store_wait, run_wait), return_when=asyncio.FIRST_COMPLETED)
-        finally:
-            store_wait.cancel()
-            run_wait.cancel()
-        if self.tail.gone is not None:  # deleted: what this process holds goes out, then it ends
-            return await self._tail_wait(after, 0)
-        if store_wait.done() and not store_wait.cancelled() and store_wait.exception() is None:
-            latest: int = store_wait.result()
-        else:
-            latest = await self.store.last_seq(self.thread_id)
-        await self.take_in(latest)
-        return latest
-
     async def wait_for_records(self, after: int, timeout: float) -> int:
         """Until the thread has a record after ``after`` (taken into :attr:`recent` already), or
         ``timeout``; returns the latest seq. Shared by all subscribers through :attr:`tail`."""
-        return await self._tail_wait(after, timeout)
-
-    async def _tail_wait(self, after: int, timeout: float) -> int:
-        """The tail's wait; once the thread was deleted, :class:`ThreadDeleted` only after the
-        records this process took in before (in :attr:`recent`) were sent: a run's caller
-        gets its run's end, stored before the delete."""
-        try:
-            return await self.tail.wait(after, timeout)
-        except ThreadDeleted:
-            if self.recent.after(after):
-                return self.recent.last_seq
-            raise
+        return await wait_for_records(self.tail, self.recent, after, timeout)
 
     async def take_in(self, latest: int) -> None:
         """Take records another replica stored (up to at least ``latest``) into the replay state.
@@ -271,7 +318,9 @@ class ThreadRuntime:
         state, its replay) would stay where it was first built.
         """
         compactor = self._compactor
-        if compactor is not None and await self._caught_up(self._replay.catch_up(compactor, latest)):
+        if compactor is None or 0 < latest <= compactor.last_seq:
+            return  # nothing to take in: the tail's round after this process's own appends
+        if await self._caught_up(self._replay.catch_up(compactor, latest)):
             self._changed()
 
     async def _caught_up(self, catching_up: Awaitable[bool]) -> bool:
@@ -371,6 +420,7 @@ class ThreadRuntime:
                     continue
             raise RunInProgress(f"thread {run.thread_id!r} already has a run in progress")
         self._run = run
+        self.state.run_here = True
 
     async def _take_lease(self, run: ActiveRun, on_wait: Callable[[], None]) -> None:
         leases = self.store.leases
@@ -386,10 +436,21 @@ class ThreadRuntime:
         """The run whose outcome a branching caller's messages continue."""
         return await branch_parent(self.store, self.thread_id, caller_messages)
 
-    def run_started(self, run: ActiveRun, on_stop: Callable[[str], None], on_lost: Callable[[str], None]) -> None:
-        """The admitted run is driven now: its lease is renewed while it streams (``on_stop``:
-        another replica asked it to stop; ``on_lost``: the lease is gone), and subscribers
-        waiting on the run state wake."""
+    def run_started(
+        self,
+        run: ActiveRun,
+        drive: Callable[[], Awaitable[None]],
+        *,
+        on_stop: Callable[[str], None],
+        on_lost: Callable[[str], None],
+        on_released: Callable[[ActiveRun], None],
+    ) -> None:
+        """The admitted run is driven now: ``drive`` (its :class:`~.run_task.RunTask`'s, which
+        appends through :meth:`append`) runs as the run's task, and once it returns the
+        thread is let go (:meth:`run_ended`, ``on_released`` then). Its lease is renewed
+        while it streams (``on_stop``: another replica asked it to stop; ``on_lost``: the
+        lease is gone), and subscribers waiting on the run state wake."""
+        run.task = asyncio.create_task(self._driven(run, drive, on_released), name=f"run-{run.thread_id}-{run.run_id}")
         leases = self.store.leases
         if run.lease is not None and leases is not None:
             run.keeper = asyncio.create_task(
@@ -416,11 +477,23 @@ class ThreadRuntime:
         self._stored(records)
         return records
 
+    async def _driven(
+        self, run: ActiveRun, drive: Callable[[], Awaitable[None]], on_released: Callable[[ActiveRun], None]
+    ) -> None:
+        """The run's task: the run task stores the run's events and its end, then the run
+        lets go of the thread, even when its end could not be stored (the log keeps the
+        run open; the next start of the gateway, or another replica's sweep, closes it)."""
+        try:
+            await drive()
+        finally:
+            await self.run_ended(run, on_released)
+
     async def dismiss(self, run: ActiveRun) -> None:
         """Give the thread up: the run's lease (no longer renewed) and its claim here."""
         await _release_lease(self.store, run)
         if self._run is run:
             self._run = None
+            self.state.run_here = False
 
     async def run_ended(self, run: ActiveRun, on_released: Callable[[ActiveRun], None]) -> None:
         """After the run's end is stored (or given up on): let the thread go (``on_released``
@@ -469,8 +542,7 @@ class ThreadRuntime:
             self._changed()
 
     def _notify_run_changed(self) -> None:
-        changed, self._run_changed = self._run_changed, asyncio.Event()
-        changed.set()
+        self.state.announce_run_change()
         self._changed()
 
     def _changed(self) -> None:
