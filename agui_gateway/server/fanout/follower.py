@@ -15,9 +15,10 @@ The subscribers near the tail share the encoded frames of the thread's recent
 records (:class:`~.recent.RecentFrames`); the others read the store by their cursor.
 
 When a stream is complete, the last seq it may send and how it waits when caught up
-are its :class:`StreamEnd`'s. An end reads state, never asks the runtime: the thread's
-:class:`ThreadState` (what the runtime has taken in of the log, whether a run of this
-process holds the thread), which the runtime keeps current, and a run's own record.
+are its kind's: a watcher (:class:`WatcherFollower`), a connect (:class:`ConnectFollower`),
+a run's caller (:class:`CallerFollower`). They read state, never ask the runtime: the
+thread's :class:`ThreadState` (what the runtime has taken in of the log, whether a run
+of this process holds the thread), which the runtime keeps current, and a run's own record.
 """
 
 from __future__ import annotations
@@ -27,56 +28,24 @@ from collections.abc import AsyncGenerator, Iterable
 from contextlib import aclosing
 from typing import Protocol
 
+from agui_gateway.server.fanout.batches import BATCH_BYTES, slices
 from agui_gateway.server.fanout.recent import FRAME_ROOM, RecentFrames, oversized_frames
 from agui_gateway.server.fanout.tail import ThreadTail
 from agui_gateway.server.sse import frame, frame_around
 from agui_gateway.store.base import ThreadDeleted, ThreadStore
 
-# Bytes handed to one ASGI send: small enough that a stalled client's transport
-# buffers little beyond it, big enough that a replay is not a flood of tiny writes.
-BATCH_BYTES = 32 * 1024
-
-
-def slices(data: bytes | memoryview, size: int = BATCH_BYTES) -> Iterable[bytes | memoryview]:
-    """``data`` in pieces of at most ``size`` bytes, without copying."""
-    if len(data) <= size:
-        yield data
-        return
-    view = memoryview(data)
-    for start in range(0, len(data), size):
-        yield view[start : start + size]
-
-
-class Batcher:
-    """Groups small frames into sends of about :data:`BATCH_BYTES`."""
-
-    def __init__(self) -> None:
-        self._parts: list[bytes | memoryview] = []
-        self._size = 0
-
-    def add(self, data: bytes | memoryview) -> bytes | memoryview | None:
-        """Add a frame; returns a full batch to send, or None."""
-        self._parts.append(data)
-        self._size += len(data)
-        return self.flush() if self._size >= BATCH_BYTES else None
-
-    def flush(self) -> bytes | memoryview | None:
-        if not self._parts:
-            return None
-        out = self._parts[0] if len(self._parts) == 1 else b"".join(self._parts)
-        self._parts.clear()
-        self._size = 0
-        return out
-
 
 class LogFollower:
     """Yields the SSE bytes of every record stored after a cursor, then follows the tail.
 
-    ``end`` says when the stream is complete, the last seq it may send, and how the
-    follower sleeps when caught up (:meth:`StreamEnd.wait`: until the store has a record
-    after the cursor, or something else the end depends on changed, or ``timeout``
-    passed; then a heartbeat is sent).
+    This one follows until the client goes (or the thread is deleted); its subclasses
+    end by their own rule (:meth:`complete`), may be cut at a seq (:meth:`bound`), and
+    say how they sleep when caught up (:meth:`wait`: until the store has a record after
+    the cursor, or something else the rule depends on changed, or ``timeout`` passed;
+    then a heartbeat is sent).
     """
+
+    bounded = False  # whether :meth:`bound` may cut the stream
 
     def __init__(
         self,
@@ -87,7 +56,7 @@ class LogFollower:
         *,
         heartbeat_s: float,
         heartbeat: bytes,
-        end: StreamEnd,
+        tail: ThreadTail,
     ) -> None:
         self.store = store
         self.thread_id = thread_id
@@ -95,8 +64,7 @@ class LogFollower:
         self.cursor = cursor
         self._heartbeat_s = heartbeat_s
         self._heartbeat = heartbeat
-        self.end = end
-        self._bounded = end.bounded
+        self.tail = tail
         self.bytes_sent = 0
         self.caught_up_once = False
         self.bytes_before_caught_up = 0
@@ -120,19 +88,52 @@ class LogFollower:
             if not self.caught_up_once:
                 self.caught_up_once = True
                 self.bytes_before_caught_up = self.bytes_sent
-            if self.end.complete(self.cursor):
+            if self.complete(self.cursor):
                 return
-            latest = await self.end.wait(self.cursor, self._heartbeat_s)
-            if latest <= self.cursor and not self.end.complete(self.cursor):
+            latest = await self.wait(self.cursor, self._heartbeat_s)
+            if latest <= self.cursor and not self.complete(self.cursor):
                 # Nothing new and not done: a timeout (the heartbeat keeps proxies
                 # from closing an idle stream) or a run-state change not yet final.
                 self.bytes_sent += len(self._heartbeat)
                 yield self._heartbeat
 
+    def complete(self, cursor: int) -> bool:
+        """Whether the stream, at ``cursor``, is complete: where it ends."""
+        return False
+
+    def bound(self) -> int | None:
+        """The last seq the stream may send (None: no bound yet); asked only when :attr:`bounded`."""
+        return None
+
+    async def wait(self, after: int, timeout: float) -> int:
+        """Until a record after ``after`` (or a change :meth:`complete` depends on), or
+        ``timeout``; returns the thread's latest seq."""
+        return await wait_for_records(self.tail, self.recent, after, timeout)
+
+    async def _wait_for_change(self, state: ThreadState, after: int, timeout: float) -> int:
+        """Until a record after ``after``, a run of this process starting or ending, or the
+        timeout; the records up to the latest seq taken in (by the tail) before it returns."""
+        store_wait = asyncio.ensure_future(wait_for_records(self.tail, self.recent, after, timeout))
+        run_wait = asyncio.ensure_future(state.run_changed.wait())
+        try:
+            await asyncio.wait((store_wait, run_wait), return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            store_wait.cancel()
+            run_wait.cancel()
+        if self.tail.gone is not None:  # deleted: what this process holds goes out, then it ends
+            return await wait_for_records(self.tail, self.recent, after, 0)
+        if store_wait.done() and not store_wait.cancelled() and store_wait.exception() is None:
+            latest: int = store_wait.result()
+        else:
+            latest = await self.store.last_seq(self.thread_id)
+        if latest == 0 or latest > state.last_seq:  # else the runtime holds it all (the tail's round)
+            await self.tail.take_in(latest)
+        return latest
+
     def _shared_batch(self, latest: int) -> bytes | None:
         """Everything up to ``latest`` as one buffer shared with the other subscribers at
         this cursor, when the recent frames hold it all and no bound cuts it; else None."""
-        if self._bounded or self.recent.last_seq < latest:
+        if self.bounded or self.recent.last_seq < latest:
             return None
         shared = self.recent.joined_after(self.cursor)
         if shared is not None:
@@ -155,7 +156,7 @@ class LogFollower:
         if self.cursor < latest:  # whatever the cache did not hold comes from the log itself
             # The events' stored bytes, never decoded: a replay of a long thread to many
             # clients costs each of them a slice per event, not a parse and an encode.
-            bound_of = self.end.bound if self._bounded else None
+            bound_of = self.bound if self.bounded else None
             async with aclosing(self.store.read_event_json(self.thread_id, after=self.cursor)) as events:
                 async for seq, event_json in events:
                     if bound_of is not None and (bound := bound_of()) is not None and seq > bound:
@@ -209,7 +210,7 @@ class LogFollower:
         frames = self.recent.after(self.cursor)
         if not frames:
             return []
-        bound = self.end.bound() if self._bounded else None
+        bound = self.bound() if self.bounded else None
         if bound is not None:
             frames = frames[: max(0, bound - self.cursor)]
         self.cursor += len(frames)
@@ -286,54 +287,7 @@ class Draining(Protocol):
     def draining(self) -> bool: ...
 
 
-class StreamEnd:
-    """A stream that follows its thread until the client goes (or the thread is deleted).
-
-    Caught up, it waits for the thread's records (:func:`wait_for_records`).
-    """
-
-    bounded = False  # whether :meth:`bound` may cut the stream
-
-    def __init__(self, store: ThreadStore, thread_id: str, tail: ThreadTail, recent: RecentFrames) -> None:
-        self.store = store
-        self.thread_id = thread_id
-        self.tail = tail
-        self.recent = recent
-
-    def complete(self, cursor: int) -> bool:
-        """Whether a stream at ``cursor`` is complete: where it ends."""
-        return False
-
-    def bound(self) -> int | None:
-        """The last seq the stream may send (None: no bound yet)."""
-        return None
-
-    async def wait(self, after: int, timeout: float) -> int:
-        """Until a record after ``after`` (or a change :meth:`complete` depends on), or
-        ``timeout``; returns the thread's latest seq."""
-        return await wait_for_records(self.tail, self.recent, after, timeout)
-
-    async def _wait_for_change(self, state: ThreadState, after: int, timeout: float) -> int:
-        """Until a record after ``after``, a run of this process starting or ending, or the
-        timeout; the records up to the latest seq taken in (by the tail) before it returns."""
-        store_wait = asyncio.ensure_future(wait_for_records(self.tail, self.recent, after, timeout))
-        run_wait = asyncio.ensure_future(state.run_changed.wait())
-        try:
-            await asyncio.wait((store_wait, run_wait), return_when=asyncio.FIRST_COMPLETED)
-        finally:
-            store_wait.cancel()
-            run_wait.cancel()
-        if self.tail.gone is not None:  # deleted: what this process holds goes out, then it ends
-            return await wait_for_records(self.tail, self.recent, after, 0)
-        if store_wait.done() and not store_wait.cancelled() and store_wait.exception() is None:
-            latest: int = store_wait.result()
-        else:
-            latest = await self.store.last_seq(self.thread_id)
-        await self.tail.take_in(latest)
-        return latest
-
-
-class WatcherEnd(StreamEnd):
+class WatcherFollower(LogFollower):
     """A watcher (``GET /threads/{t}/events``) follows forever, except while the process
     drains: then it ends once the thread has no run open (it resumes on another replica
     by its last id)."""
@@ -342,12 +296,16 @@ class WatcherEnd(StreamEnd):
         self,
         store: ThreadStore,
         thread_id: str,
-        tail: ThreadTail,
         recent: RecentFrames,
+        cursor: int,
+        *,
+        heartbeat_s: float,
+        heartbeat: bytes,
+        tail: ThreadTail,
         state: ThreadState,
         process: Draining,
     ) -> None:
-        super().__init__(store, thread_id, tail, recent)
+        super().__init__(store, thread_id, recent, cursor, heartbeat_s=heartbeat_s, heartbeat=heartbeat, tail=tail)
         self.state = state
         self.process = process
 
@@ -355,14 +313,23 @@ class WatcherEnd(StreamEnd):
         return self.process.draining and self.state.log_settled(cursor)
 
 
-class SettledEnd(StreamEnd):
+class ConnectFollower(LogFollower):
     """A connect's stream ends once the thread is settled: no run in progress (here or in
     the log) and nothing after the cursor."""
 
     def __init__(
-        self, store: ThreadStore, thread_id: str, tail: ThreadTail, recent: RecentFrames, state: ThreadState
+        self,
+        store: ThreadStore,
+        thread_id: str,
+        recent: RecentFrames,
+        cursor: int,
+        *,
+        heartbeat_s: float,
+        heartbeat: bytes,
+        tail: ThreadTail,
+        state: ThreadState,
     ) -> None:
-        super().__init__(store, thread_id, tail, recent)
+        super().__init__(store, thread_id, recent, cursor, heartbeat_s=heartbeat_s, heartbeat=heartbeat, tail=tail)
         self.state = state
 
     def complete(self, cursor: int) -> bool:
@@ -373,7 +340,7 @@ class SettledEnd(StreamEnd):
         return await self._wait_for_change(self.state, after, timeout)
 
 
-class CallerEnd(StreamEnd):
+class CallerFollower(LogFollower):
     """A run's caller gets the log from just before the run to the run's last event; the
     bound keeps a next run (started the moment this one ended) out of it."""
 
@@ -383,12 +350,16 @@ class CallerEnd(StreamEnd):
         self,
         store: ThreadStore,
         thread_id: str,
-        tail: ThreadTail,
         recent: RecentFrames,
+        cursor: int,
+        *,
+        heartbeat_s: float,
+        heartbeat: bytes,
+        tail: ThreadTail,
         state: ThreadState,
         run: RunOutcome,
     ) -> None:
-        super().__init__(store, thread_id, tail, recent)
+        super().__init__(store, thread_id, recent, cursor, heartbeat_s=heartbeat_s, heartbeat=heartbeat, tail=tail)
         self.state = state
         self.run = run
 

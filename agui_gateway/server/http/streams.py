@@ -6,7 +6,7 @@ operation: history from the client's position, then the live tail; see
 ``id: N`` exactly when a client holding everything up to that frame holds the effect of
 every stored event up to seq N. Where a stream ends is its rule, chosen by the route: a
 run's caller when it has the run's last event, a connect once the thread is settled, a
-watcher only while the process drains (``fanout/follower.py``'s ``StreamEnd``); every
+watcher only while the process drains (``fanout/follower.py``'s followers); every
 stream ends when its thread is deleted, with a ``thread_deleted`` frame.
 """
 
@@ -18,7 +18,7 @@ from contextlib import aclosing
 from starlette.requests import Request
 
 from agui_gateway.server.errors import TooManyStreams
-from agui_gateway.server.fanout.follower import Batcher, slices
+from agui_gateway.server.fanout.batches import Batcher, slices
 from agui_gateway.server.http.services import ApiServices
 from agui_gateway.server.http.stream_slots import StreamSlot
 

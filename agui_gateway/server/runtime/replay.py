@@ -24,12 +24,12 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from contextlib import aclosing
 from dataclasses import dataclass
 
 from agui_gateway.protocol.compaction import SnapshotCompactor
-from agui_gateway.server.fanout.follower import slices
+from agui_gateway.server.fanout.batches import slices
 from agui_gateway.server.fanout.recent import RecentFrames
 from agui_gateway.server.metrics import GatewayMetrics
 from agui_gateway.server.sse import event_frame, frames
@@ -180,6 +180,15 @@ class ReplayState:
                 self.recent.push((record,))
 
     # -- reading ---------------------------------------------------------------------------
+
+    async def current_view(
+        self, compactor: SnapshotCompactor, turns: int | None, on_caught_up: Callable[[], None]
+    ) -> ReplayView:
+        """:meth:`view` (with ``turns``, :meth:`window_view`) after taking in what other
+        writers stored (``on_caught_up`` then, when there was any)."""
+        if await self.catch_up(compactor):
+            on_caught_up()
+        return self.view(compactor) if turns is None else self.window_view(compactor, turns)
 
     def view(self, compactor: SnapshotCompactor) -> ReplayView:
         """What a fresh client gets before the live tail (see ``docs/compaction-api.md``).

@@ -33,19 +33,18 @@ import asyncio
 import logging
 from collections.abc import AsyncGenerator, Awaitable, Callable, Sequence
 from contextlib import aclosing
-from typing import Any, NamedTuple
+from typing import Any, NamedTuple, TypeVar
 
 from agui_gateway.protocol.compaction import MessagePage, SnapshotCompactor
 from agui_gateway.protocol.lineage import Parent
 from agui_gateway.server.errors import NoRunInProgress, NotTheOpenRun, RunInProgress
 from agui_gateway.server.fanout.follower import (
-    CallerEnd,
+    CallerFollower,
+    ConnectFollower,
     Draining,
     LogFollower,
-    SettledEnd,
-    StreamEnd,
     ThreadState,
-    WatcherEnd,
+    WatcherFollower,
     wait_for_records,
 )
 from agui_gateway.server.fanout.recent import RecentFrames
@@ -60,6 +59,7 @@ from agui_gateway.server.sse import HEARTBEAT, STREAM_PREAMBLE, store_error_fram
 from agui_gateway.store.base import NewEvent, StoredRecord, StoreError, ThreadDeleted, ThreadStore
 
 log = logging.getLogger("agui_gateway.server.runtime.thread")
+_T = TypeVar("_T")
 
 
 class Conversation(NamedTuple):
@@ -167,10 +167,8 @@ class ThreadRuntime:
         with ``turns``, only the messages of the last ``turns`` runs
         (:meth:`ReplayState.window_view`)."""
         compactor = await self._ready()
-        caught_up = await self._caught_up(self._replay.catch_up(compactor))
-        if caught_up:  # another writer (a replica) stored records
-            self._changed()
-        return self._replay.view(compactor) if turns is None else self._replay.window_view(compactor, turns)
+        # _changed when another writer (a replica) stored records
+        return await self._caught_up(self._replay.current_view(compactor, turns, self._changed))
 
     async def message_page(self, before: str, limit: int) -> MessagePage:
         """Up to ``limit`` messages older than the message ``before``, and the next cursor
@@ -209,23 +207,13 @@ class ThreadRuntime:
         windowed to ``turns`` runs when given; else exactly the stored events after
         ``position``), then the log after it (:class:`LogFollower`).
 
-        Where it ends is its :class:`~agui_gateway.server.fanout.follower.StreamEnd`'s rule:
+        Where it ends is its follower's rule (``fanout/follower.py``):
         with ``caller_of``, when the run's caller has the run's last event; with
         ``until_settled`` (a connect) once the thread is settled; else (a watcher) only
         once ``process`` drains and the thread has no run open. Every stream ends when
         its thread is deleted, with a ``thread_deleted`` frame, and when the store fails,
         with an ``error`` frame (the client resumes by its last id).
         """
-        store, recent = self.store, self.recent
-        end: StreamEnd
-        if caller_of is not None:
-            end = CallerEnd(store, self.thread_id, self.tail, recent, self.state, caller_of)
-        elif until_settled:
-            end = SettledEnd(store, self.thread_id, self.tail, recent, self.state)
-        elif process is not None:
-            end = WatcherEnd(store, self.thread_id, self.tail, recent, self.state, process)
-        else:
-            end = StreamEnd(store, self.thread_id, self.tail, recent)
         metrics = self._metrics
         self.add_subscriber()
         follower: LogFollower | None = None
@@ -245,9 +233,7 @@ class ThreadRuntime:
                 await self.ready()
                 metrics.replays.labels("resume").inc()
                 cursor = position
-            follower = LogFollower(
-                store, self.thread_id, recent, cursor, heartbeat_s=heartbeat_s, heartbeat=HEARTBEAT, end=end
-            )
+            follower = self._follower(cursor, heartbeat_s, caller_of, until_settled, process)
             # Closed with the stream, not when the garbage collector finds it: it holds
             # the log's file descriptor while it reads.
             async with aclosing(follower.follow()) as chunks:
@@ -258,7 +244,7 @@ class ThreadRuntime:
             # so is this stream; the client learns why instead of reconnecting in a loop. A
             # stream complete by its own rule (a run's caller holding the run's end, stopped
             # for the delete) just ends, as it would have.
-            if follower is None or not end.complete(follower.cursor):
+            if follower is None or not follower.complete(follower.cursor):
                 yield thread_deleted_frame(self.thread_id)
         except StoreError as exc:
             # The store went away (Redis down): tell the client and close; it resumes by its
@@ -269,6 +255,29 @@ class ThreadRuntime:
             self.remove_subscriber()
             if position is not None and follower is not None:
                 metrics.replay_bytes.labels("resume").inc(follower.bytes_before_caught_up)
+
+    def _follower(
+        self,
+        cursor: int,
+        heartbeat_s: float,
+        caller_of: ActiveRun | None,
+        until_settled: bool,
+        process: Draining | None,
+    ) -> LogFollower:
+        """The follower of a stream at ``cursor``, of the kind its rule asks for."""
+        parts = (self.store, self.thread_id, self.recent, cursor)
+        tail, state = self.tail, self.state
+        if caller_of is not None:
+            return CallerFollower(
+                *parts, heartbeat_s=heartbeat_s, heartbeat=HEARTBEAT, tail=tail, state=state, run=caller_of
+            )
+        if until_settled:
+            return ConnectFollower(*parts, heartbeat_s=heartbeat_s, heartbeat=HEARTBEAT, tail=tail, state=state)
+        if process is not None:
+            return WatcherFollower(
+                *parts, heartbeat_s=heartbeat_s, heartbeat=HEARTBEAT, tail=tail, state=state, process=process
+            )
+        return LogFollower(*parts, heartbeat_s=heartbeat_s, heartbeat=HEARTBEAT, tail=tail)
 
     @property
     def approx_bytes(self) -> int:
@@ -323,7 +332,7 @@ class ThreadRuntime:
         if await self._caught_up(self._replay.catch_up(compactor, latest)):
             self._changed()
 
-    async def _caught_up(self, catching_up: Awaitable[bool]) -> bool:
+    async def _caught_up(self, catching_up: Awaitable[_T]) -> _T:
         """A catch-up; when it finds the thread deleted (fewer records than taken in), this
         runtime's streams end and the registry drops it before :class:`ThreadDeleted` goes on."""
         try:

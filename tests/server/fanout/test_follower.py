@@ -9,7 +9,8 @@ from pathlib import Path
 import orjson
 from store.contract import awkward_events, events_holding_the_envelope
 
-from agui_gateway.server.fanout.follower import BATCH_BYTES, Batcher, LogFollower, StreamEnd, slices
+from agui_gateway.server.fanout.batches import BATCH_BYTES, Batcher, slices
+from agui_gateway.server.fanout.follower import LogFollower
 from agui_gateway.server.fanout.recent import RecentFrames, record_frame
 from agui_gateway.server.fanout.tail import ThreadTail
 from agui_gateway.store.base import NewEvent, StoredRecord
@@ -54,11 +55,12 @@ async def test_log_follower_sends_each_stored_event_in_the_frame_of_its_record(t
     records = await store.append("t", [NewEvent(e, "r") for e in events])
     last = records[-1].seq
 
-    class UpTo(StreamEnd):
+    class UpTo(LogFollower):
         """Complete at ``bound`` (or the last record), which is also the last seq it may send."""
 
-        def __init__(self, recent: RecentFrames, bound: int | None) -> None:
-            super().__init__(store, "t", ThreadTail(store, "t", lambda latest: asyncio.sleep(0)), recent)
+        def __init__(self, cursor: int, recent: RecentFrames, bound: int | None) -> None:
+            tail = ThreadTail(store, "t", lambda latest: asyncio.sleep(0))
+            super().__init__(store, "t", recent, cursor, heartbeat_s=30, heartbeat=b": ping\n\n", tail=tail)
             self.bounded = bound is not None
             self.upto = bound
 
@@ -69,8 +71,7 @@ async def test_log_follower_sends_each_stored_event_in_the_frame_of_its_record(t
             return self.upto
 
     async def sent(cursor: int, recent: RecentFrames, bound: int | None = None) -> bytes:
-        end = UpTo(recent, bound)
-        follower = LogFollower(store, "t", recent, cursor, heartbeat_s=30, heartbeat=b": ping\n\n", end=end)
+        follower = UpTo(cursor, recent, bound)
         return b"".join([bytes(piece) async for piece in follower.follow()])
 
     def framed(after: int, upto: int = last) -> bytes:
