@@ -30,7 +30,7 @@ from typing import Protocol
 
 from agui_gateway.server.fanout.batches import BATCH_BYTES, slices
 from agui_gateway.server.fanout.recent import FRAME_ROOM, RecentFrames, oversized_frames
-from agui_gateway.server.fanout.tail import ThreadTail
+from agui_gateway.server.fanout.tail import LogState, ThreadTail
 from agui_gateway.server.sse import frame, frame_around
 from agui_gateway.store.base import ThreadDeleted, ThreadStore
 
@@ -126,8 +126,7 @@ class LogFollower:
             latest: int = store_wait.result()
         else:
             latest = await self.store.last_seq(self.thread_id)
-        if latest == 0 or latest > state.last_seq:  # else the runtime holds it all (the tail's round)
-            await self.tail.take_in(latest)
+        await self.tail.take_in(latest)
         return latest
 
     def _shared_batch(self, latest: int) -> bytes | None:
@@ -228,16 +227,6 @@ async def wait_for_records(tail: ThreadTail, recent: RecentFrames, after: int, t
         if recent.after(after):
             return recent.last_seq
         raise
-
-
-class LogState(Protocol):
-    """The log as the runtime has taken it in (its replay state's compactor)."""
-
-    @property
-    def last_seq(self) -> int: ...
-
-    @property
-    def run_open(self) -> bool: ...
 
 
 class ThreadState:

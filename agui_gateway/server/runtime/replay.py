@@ -24,7 +24,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Callable, Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from contextlib import aclosing
 from dataclasses import dataclass
 
@@ -74,8 +74,9 @@ class ReplayState:
 
     # -- building -------------------------------------------------------------------
 
-    async def build(self) -> SnapshotCompactor:
-        """A compactor of the whole log: the checkpoint, then the log after it. Not published."""
+    async def build(self, settle: Callable[[SnapshotCompactor], Awaitable[None]]) -> SnapshotCompactor:
+        """A compactor of the whole log: the checkpoint, then the log after it; ``settle``d by
+        the runtime (a run a crash left open closed first), then published."""
         compactor, saved = await self._load_checkpoint()
         fed = 0
         async with aclosing(self.store.read(self.thread_id, after=compactor.last_seq)) as records:
@@ -86,6 +87,8 @@ class ReplayState:
                     await asyncio.sleep(0)  # let other threads' streams run during a long build
         self._metrics.checkpoint_builds.inc()
         self._saved_seq = saved
+        await settle(compactor)
+        await self.publish(compactor)
         return compactor
 
     async def publish(self, compactor: SnapshotCompactor) -> None:

@@ -98,7 +98,7 @@ class ThreadRuntime:
         self._run: ActiveRun | None = None
         self._subscribers = 0
         # The one waiter on the store for this thread in this process (see fanout/tail.py).
-        self.tail = ThreadTail(store, thread_id, self.take_in, on_deleted=self._deleted_elsewhere)
+        self.tail = ThreadTail(store, thread_id, self.take_in, on_deleted=self._deleted_elsewhere, taken_in=self.state)
 
     # -- readiness -----------------------------------------------------------------------
 
@@ -121,7 +121,10 @@ class ThreadRuntime:
             log.error("building the replay state of thread %s failed", self.thread_id, exc_info=task.exception())
 
     async def _build(self) -> SnapshotCompactor:
-        compactor = await self._replay.build()
+        return await self._replay.build(settle=self._settle)
+
+    async def _settle(self, compactor: SnapshotCompactor) -> None:
+        """A built compactor, before it is published: a run a crash left open is closed."""
         if self._recover_open_runs and compactor.run_open and self._run is None:
             if self.store.leases is None:
                 await self._recovery.close_crashed_run(compactor)
@@ -129,8 +132,6 @@ class ThreadRuntime:
                 await self._recovery.close_leased(compactor, lambda: self._run is not None)
         self._compactor = compactor  # readable only once complete and recovered
         self.state.log = compactor
-        await self._replay.publish(compactor)
-        return compactor
 
     # -- recovery --------------------------------------------------------------------------
 
@@ -327,9 +328,7 @@ class ThreadRuntime:
         state, its replay) would stay where it was first built.
         """
         compactor = self._compactor
-        if compactor is None or 0 < latest <= compactor.last_seq:
-            return  # nothing to take in: the tail's round after this process's own appends
-        if await self._caught_up(self._replay.catch_up(compactor, latest)):
+        if compactor is not None and await self._caught_up(self._replay.catch_up(compactor, latest)):
             self._changed()
 
     async def _caught_up(self, catching_up: Awaitable[_T]) -> _T:
@@ -384,6 +383,28 @@ class ThreadRuntime:
     def shared_by_replicas(self) -> bool:
         """Whether other gateway replicas may run this thread (a store with run leases)."""
         return self.store.leases is not None
+
+    async def open_run(
+        self,
+        run: ActiveRun,
+        prepare: Callable[[Conversation], Awaitable[Callable[[], Awaitable[None]]]],
+        *,
+        on_wait: Callable[[], None],
+        on_stop: Callable[[str], None],
+        on_lost: Callable[[str], None],
+        on_released: Callable[[ActiveRun], None],
+    ) -> None:
+        """The run manager's one way in: :meth:`admit` ``run``, have ``prepare`` make its
+        driver from the conversation it continues, then drive it (:meth:`run_started`).
+        When admitting or preparing fails (:class:`RunInProgress`, a history conflict),
+        the thread is given up again (:meth:`dismiss`) before the error goes on."""
+        conversation = await self.admit(run, on_wait)
+        try:
+            drive = await prepare(conversation)
+        except BaseException:
+            await self.dismiss(run)
+            raise
+        self.run_started(run, drive, on_stop=on_stop, on_lost=on_lost, on_released=on_released)
 
     async def admit(self, run: ActiveRun, on_wait: Callable[[], None]) -> Conversation:
         """Make ``run`` the thread's run and return the conversation it continues, or raise
