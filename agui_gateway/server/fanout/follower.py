@@ -31,7 +31,7 @@ from typing import Protocol
 from agui_gateway.server.fanout.batches import BATCH_BYTES, slices
 from agui_gateway.server.fanout.recent import FRAME_ROOM, RecentFrames, oversized_frames
 from agui_gateway.server.fanout.tail import LogState, ThreadTail
-from agui_gateway.server.sse import frame, frame_around
+from agui_gateway.server.sse import HEARTBEAT, frame, frame_around
 from agui_gateway.store.base import ThreadDeleted, ThreadStore
 
 
@@ -361,3 +361,33 @@ class CallerFollower(LogFollower):
 
     async def wait(self, after: int, timeout: float) -> int:
         return await self._wait_for_change(self.state, after, timeout)
+
+
+def follower_for(
+    store: ThreadStore,
+    thread_id: str,
+    recent: RecentFrames,
+    cursor: int,
+    *,
+    heartbeat_s: float,
+    tail: ThreadTail,
+    state: ThreadState,
+    caller_of: RunOutcome | None = None,
+    until_settled: bool = False,
+    process: Draining | None = None,
+) -> LogFollower:
+    """The follower of a stream at ``cursor``, of the kind its rule asks for: a run's
+    caller (``caller_of``), a connect (``until_settled``), a watcher (``process``), else
+    one that follows until the client goes."""
+    parts = (store, thread_id, recent, cursor)
+    if caller_of is not None:
+        return CallerFollower(
+            *parts, heartbeat_s=heartbeat_s, heartbeat=HEARTBEAT, tail=tail, state=state, run=caller_of
+        )
+    if until_settled:
+        return ConnectFollower(*parts, heartbeat_s=heartbeat_s, heartbeat=HEARTBEAT, tail=tail, state=state)
+    if process is not None:
+        return WatcherFollower(
+            *parts, heartbeat_s=heartbeat_s, heartbeat=HEARTBEAT, tail=tail, state=state, process=process
+        )
+    return LogFollower(*parts, heartbeat_s=heartbeat_s, heartbeat=HEARTBEAT, tail=tail)

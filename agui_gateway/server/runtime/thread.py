@@ -13,14 +13,15 @@ A :class:`ThreadRuntime` owns, for one thread:
   on the store for the thread, which takes other replicas' records in
   (:meth:`ThreadRuntime.take_in`) before it wakes the subscribers.
 
-The run manager (``manager.py``, ``run_task.py``) works on a thread only through the
-operations of the "runs" section below: :meth:`~ThreadRuntime.admit` a run (which
-returns the conversation it continues), find its :meth:`~ThreadRuntime.branch_parent`
-when it branches, tell the thread the run :meth:`~ThreadRuntime.run_started` (its lease
-is renewed from then on), :meth:`~ThreadRuntime.append` its events, and tell it the
-:meth:`~ThreadRuntime.run_ended`; :meth:`~ThreadRuntime.dismiss` a run that could not
-start, and :meth:`~ThreadRuntime.stop_remote_run` for a run another replica drives. It
-never touches the store itself.
+Runs meet the thread in a handful of named operations (the "runs" section below): the
+manager opens a run (:meth:`~ThreadRuntime.open_run`: admitted, then prepared by the manager
+from the conversation it continues, finding its :meth:`~ThreadRuntime.branch_parent` when
+it branches, then driven: the runtime runs the run task and lets the thread go after it),
+the run task stores its events (:meth:`~ThreadRuntime.append`), and a run another replica
+drives is stopped with :meth:`~ThreadRuntime.stop_remote_run`. Neither touches the store
+or the runtime's fields. Reads meet it in one operation per stream,
+:meth:`~ThreadRuntime.stream` (history from the client's position, then the follower:
+``fanout/follower.py``, which reads :attr:`~ThreadRuntime.state` and never calls back).
 
 Appends of this process go through :meth:`ThreadRuntime.append`, which runs the store
 append and the compactor update as one task that a cancelled caller cannot interrupt
@@ -38,24 +39,16 @@ from typing import Any, NamedTuple, TypeVar
 from agui_gateway.protocol.compaction import MessagePage, SnapshotCompactor
 from agui_gateway.protocol.lineage import Parent
 from agui_gateway.server.errors import NoRunInProgress, NotTheOpenRun, RunInProgress
-from agui_gateway.server.fanout.follower import (
-    CallerFollower,
-    ConnectFollower,
-    Draining,
-    LogFollower,
-    ThreadState,
-    WatcherFollower,
-    wait_for_records,
-)
+from agui_gateway.server.fanout.follower import Draining, LogFollower, ThreadState, follower_for, wait_for_records
 from agui_gateway.server.fanout.recent import RecentFrames
 from agui_gateway.server.fanout.tail import ThreadTail
 from agui_gateway.server.metrics import GatewayMetrics
 from agui_gateway.server.runtime.active_run import ActiveRun
 from agui_gateway.server.runtime.branches import branch_parent
-from agui_gateway.server.runtime.leases import HANDOVER_WAIT_S, acquire_for_run, keep_lease
+from agui_gateway.server.runtime.leases import HANDOVER_WAIT_S, acquire_for_run, keep_lease, release_run_lease
 from agui_gateway.server.runtime.recovery import Recovery
 from agui_gateway.server.runtime.replay import ReplayState, ReplayView
-from agui_gateway.server.sse import HEARTBEAT, STREAM_PREAMBLE, store_error_frame, thread_deleted_frame
+from agui_gateway.server.sse import STREAM_PREAMBLE, store_error_frame, thread_deleted_frame
 from agui_gateway.store.base import NewEvent, StoredRecord, StoreError, ThreadDeleted, ThreadStore
 
 log = logging.getLogger("agui_gateway.server.runtime.thread")
@@ -234,7 +227,18 @@ class ThreadRuntime:
                 await self.ready()
                 metrics.replays.labels("resume").inc()
                 cursor = position
-            follower = self._follower(cursor, heartbeat_s, caller_of, until_settled, process)
+            follower = follower_for(
+                self.store,
+                self.thread_id,
+                self.recent,
+                cursor,
+                heartbeat_s=heartbeat_s,
+                tail=self.tail,
+                state=self.state,
+                caller_of=caller_of,
+                until_settled=until_settled,
+                process=process,
+            )
             # Closed with the stream, not when the garbage collector finds it: it holds
             # the log's file descriptor while it reads.
             async with aclosing(follower.follow()) as chunks:
@@ -256,29 +260,6 @@ class ThreadRuntime:
             self.remove_subscriber()
             if position is not None and follower is not None:
                 metrics.replay_bytes.labels("resume").inc(follower.bytes_before_caught_up)
-
-    def _follower(
-        self,
-        cursor: int,
-        heartbeat_s: float,
-        caller_of: ActiveRun | None,
-        until_settled: bool,
-        process: Draining | None,
-    ) -> LogFollower:
-        """The follower of a stream at ``cursor``, of the kind its rule asks for."""
-        parts = (self.store, self.thread_id, self.recent, cursor)
-        tail, state = self.tail, self.state
-        if caller_of is not None:
-            return CallerFollower(
-                *parts, heartbeat_s=heartbeat_s, heartbeat=HEARTBEAT, tail=tail, state=state, run=caller_of
-            )
-        if until_settled:
-            return ConnectFollower(*parts, heartbeat_s=heartbeat_s, heartbeat=HEARTBEAT, tail=tail, state=state)
-        if process is not None:
-            return WatcherFollower(
-                *parts, heartbeat_s=heartbeat_s, heartbeat=HEARTBEAT, tail=tail, state=state, process=process
-            )
-        return LogFollower(*parts, heartbeat_s=heartbeat_s, heartbeat=HEARTBEAT, tail=tail)
 
     @property
     def approx_bytes(self) -> int:
@@ -520,7 +501,7 @@ class ThreadRuntime:
 
     async def dismiss(self, run: ActiveRun) -> None:
         """Give the thread up: the run's lease (no longer renewed) and its claim here."""
-        await _release_lease(self.store, run)
+        await release_run_lease(self.store.leases, run)
         if self._run is run:
             self._run = None
             self.state.run_here = False
@@ -578,17 +559,3 @@ class ThreadRuntime:
     def _changed(self) -> None:
         if self._on_change is not None:
             self._on_change(self.thread_id)
-
-
-async def _release_lease(store: ThreadStore, run: ActiveRun) -> None:
-    """Stop renewing the run's lease and give it up (it lapses by itself if Redis is away)."""
-    if run.keeper is not None:
-        run.keeper.cancel()
-        await asyncio.gather(run.keeper, return_exceptions=True)
-    leases, lease = store.leases, run.lease
-    run.lease = None
-    if leases is not None and lease is not None:
-        try:
-            await leases.release(lease)
-        except StoreError as exc:
-            log.warning("thread %s: releasing the run lease failed (%s); it lapses by itself", run.thread_id, exc)
