@@ -9,6 +9,10 @@ is ever interrupted, and the writer then stores the run's end: for a client's st
 the events closing what the run left open (``protocol/closing.py``) and RUN_FINISHED
 with AG-UI 1.0's cancelled outcome; for a fault, a RUN_ERROR.
 
+The run task asks the thread's runtime for one thing, :meth:`ThreadRuntime.append`. It
+runs inside the run's task, which is the runtime's (:meth:`ThreadRuntime.run_started`):
+once :meth:`RunTask.drive` returns, the runtime lets the thread go.
+
 What the run records beside the agent's events (the caller's input on the run's
 first RUN_STARTED, the caller's snapshots after it) is planned when the run is
 admitted (``manager.py``) and put in place here (:meth:`RunTask.records_of`).
