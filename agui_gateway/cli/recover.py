@@ -23,53 +23,27 @@ from typing import Any
 import click
 import orjson
 
-from agui_gateway.cli.serve import build_config
-from agui_gateway.server.config import ConfigError
-from agui_gateway.store.base import StoreError, ThreadStore
-from agui_gateway.store.factory import build_store, describe_store
+from agui_gateway.cli.stores import StoreChoice, opened_store, store_config, store_options
+from agui_gateway.store.base import StoreError
+from agui_gateway.store.factory import describe_store
 
 
 @click.command()
 @click.option("--full", is_flag=True, help="Read every thread's log and rebuild the index from what they hold.")
-@click.option(
-    "--data",
-    type=click.Path(file_okay=False, path_type=Path),
-    default=None,
-    help="Data directory of the embedded store (default ./agui-data).",
-)
-@click.option(
-    "--config",
-    "config_file",
-    type=click.Path(dir_okay=False, exists=True, path_type=Path),
-    default=None,
-    help="The gateway's config file (its store settings are used).",
-)
-@click.option("--store", default=None, metavar="file|URL", help="'file' (default, under --data) or a Redis URL.")
-@click.option("--redis-prefix", default=None, help="Prefix of every Redis key (default 'agui').")
+@store_options
 @click.option("--json", "as_json", is_flag=True, help="Print the result as one JSON object.")
 def recover(
     full: bool,
-    data: Path | None,
-    config_file: Path | None,
     store: str | None,
+    data: Path | None,
     redis_prefix: str | None,
+    config_file: Path | None,
     as_json: bool,
 ) -> None:
     """Show the threads with a run left open (the store's open-run index); --full rebuilds it."""
-    try:
-        config = build_config(
-            config_file=config_file,
-            data=data,
-            store=store,
-            redis_prefix=redis_prefix,
-        )
-    except ConfigError as exc:
-        raise click.UsageError(str(exc)) from None
-    try:
-        result = asyncio.run(_recover(build_store(config), full))
-    except StoreError as exc:
-        raise click.ClickException(str(exc)) from None
-    result["store"] = describe_store(config)
+    choice = StoreChoice(store, data, redis_prefix, config_file)
+    result = asyncio.run(_recover(choice, full))
+    result["store"] = describe_store(store_config(choice))
     if as_json:
         sys.stdout.buffer.write(orjson.dumps(result) + b"\n")
         return
@@ -83,20 +57,20 @@ def recover(
         click.echo("the gateway closes their runs (a stored RUN_ERROR each) when it starts")
 
 
-async def _recover(store: ThreadStore, full: bool) -> dict[str, Any]:
-    await store.open()
-    try:
-        if not full:
-            return {"open": await store.open_run_threads()}
-        repair = await store.repair_open_runs()
+async def _recover(choice: StoreChoice, full: bool) -> dict[str, Any]:
+    async with opened_store(choice) as store:
+        try:
+            if not full:
+                return {"open": await store.open_run_threads()}
+            repair = await store.repair_open_runs()
+        except StoreError as exc:
+            raise click.ClickException(str(exc)) from None
         return {
             "threads": repair.threads,
             "open": list(repair.open),
             "added": list(repair.added),
             "removed": list(repair.removed),
         }
-    finally:
-        await store.close()
 
 
 def _names(threads: list[str]) -> str:

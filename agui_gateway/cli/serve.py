@@ -48,6 +48,8 @@ def build_config(
     keep_alive_timeout: float | None = None,
     max_connections: int | None = None,
     retention: str | None = None,
+    store_outage_budget: float | None = None,
+    store_outage_buffer: int | None = None,
 ) -> GatewayConfig:
     flags = {
         "store": store,
@@ -59,6 +61,8 @@ def build_config(
         "keep_alive_timeout": keep_alive_timeout,
         "max_connections": max_connections,
         "retention": retention,
+        "store_outage_budget": store_outage_budget,
+        "store_outage_buffer": store_outage_buffer,
     }
     # The store flags go through the config file's parser: one set of rules and messages.
     store_fields = read_store_flags({k: v for k, v in flags.items() if v is not None})
@@ -174,6 +178,20 @@ def build_config(
     "background sweep; on Redis the thread's keys also expire that long after their last activity. A thread "
     "with a run in progress is never deleted.",
 )
+@click.option(
+    "--store-outage-budget",
+    type=float,
+    default=None,
+    help="Seconds a run rides out a store outage, holding its agent's events until the store answers "
+    "(default 60); a longer outage ends the run with a RUN_ERROR (gateway_store_outage).",
+)
+@click.option(
+    "--store-outage-buffer",
+    type=int,
+    default=None,
+    help="Bytes of events one run holds during a store outage, at most (default 16 MiB); beyond, the run "
+    "ends with a RUN_ERROR (gateway_store_outage).",
+)
 @click.option("--log-level", default="info", type=click.Choice(["debug", "info", "warning", "error"]))
 def serve(
     host: str | None,
@@ -197,6 +215,8 @@ def serve(
     keep_alive_timeout: float | None,
     max_connections: int | None,
     retention: str | None,
+    store_outage_budget: float | None,
+    store_outage_buffer: int | None,
     log_level: str,
 ) -> None:
     """Run the gateway: store, fan out and replay the events of AG-UI agents."""
@@ -229,6 +249,8 @@ def serve(
             keep_alive_timeout=keep_alive_timeout,
             max_connections=max_connections,
             retention=retention,
+            store_outage_budget=store_outage_budget,
+            store_outage_buffer=store_outage_buffer,
         ).with_overrides(inspector=inspector or None)
         access_note = check_bind(config)
     except (ConfigError, InsecureBindError) as exc:

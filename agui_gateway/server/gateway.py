@@ -26,6 +26,7 @@ from agui_gateway.server.metrics import GatewayMetrics
 from agui_gateway.server.runtime.deletion import ThreadDeleter
 from agui_gateway.server.runtime.leases import RecoverySweep
 from agui_gateway.server.runtime.manager import RunManager
+from agui_gateway.server.runtime.outage_buffer import OutageLimits
 from agui_gateway.server.runtime.readiness import Readiness
 from agui_gateway.server.runtime.registry import ThreadRegistry
 from agui_gateway.server.runtime.retention import RetentionSweep
@@ -76,7 +77,8 @@ class Gateway:
         # The upstream client: no pool limit (each open run holds one streaming connection).
         http = httpx.AsyncClient(limits=httpx.Limits(max_connections=None, max_keepalive_connections=32))
         changes = ThreadChanges()
-        runs = RunManager(metrics, config.timeouts)
+        outage = OutageLimits.of(config)
+        runs = RunManager(metrics, config.timeouts, outage_limits=outage)
         threads = ThreadRegistry(
             store,
             metrics,

@@ -77,6 +77,21 @@ class GatewayMetrics:
         self.recovered_runs = Counter(
             "agui_gateway_recovered_runs", "Runs a crash left open, closed with a RUN_ERROR", registry=r
         )
+        # Store outages ridden out by runs (server/runtime/outage_buffer.py).
+        self.store_outages = Counter(
+            "agui_gateway_store_outages", "Store outages met by a run (one per run and outage)", registry=r
+        )
+        self.store_outage_runs_ended = Counter(
+            "agui_gateway_store_outage_runs_ended",
+            "Runs ended with a RUN_ERROR because a store outage outlasted their budget (time or bytes)",
+            registry=r,
+        )
+        self.outage_buffered_events = Gauge(
+            "agui_gateway_outage_buffered_events", "Agent events held by runs until the store answers", registry=r
+        )
+        self.outage_buffered_bytes = Gauge(
+            "agui_gateway_outage_buffered_bytes", "Bytes of the events runs hold until the store answers", registry=r
+        )
 
     def render(self) -> bytes:
         return generate_latest(self.registry)

@@ -51,6 +51,12 @@ class StoreError(RuntimeError):
     """A backend failure (I/O error, store closed) that the caller cannot fix by changing input."""
 
 
+class StoreUnavailable(StoreError):
+    """The store cannot be reached or cannot serve now (a Redis restart or failover): the same
+    call may succeed later. A run rides such an outage out (``server/runtime/outage_buffer.py``);
+    other failures (a full disk) are not waited for."""
+
+
 class LeaseLost(StoreError):
     """An append under a fencing token that no longer holds the thread's run lease."""
 

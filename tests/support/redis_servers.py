@@ -109,6 +109,13 @@ class RedisServer:
         auth = f":{password}@" if password else ""
         return f"{base}{auth}127.0.0.1:{self.port}/0" + (f"?{urlencode(query, safe='/')}" if query else "")
 
+    def kill(self) -> None:
+        """SIGKILL, as a crashed server or a lost node: no shutdown save (with
+        ``--appendfsync always`` every acknowledged write is on disk already)."""
+        if self.proc.poll() is None:
+            self.proc.kill()
+            self.proc.wait(timeout=10)
+
     def stop(self) -> None:
         if self.proc.poll() is None:
             self.proc.terminate()

@@ -16,6 +16,9 @@ A config file is TOML (``.toml``) or JSON (anything else)::
     keep_alive_timeout = 5      # seconds an idle kept-alive connection stays open
     max_connections = 10000     # open connections (default: what the descriptor limit allows)
     retention = "30d"           # delete threads idle longer (30d, 12h, 15m, 90s); off by default
+    store_outage_budget = 60    # seconds a run rides out a store outage (then its RUN_ERROR)
+    store_outage_buffer = 16777216        # bytes of events a run holds during an outage, at most
+    store_outage_total_buffer = 268435456 # the same, for all runs of the process together
     store = "redis://redis.internal:6379/0"     # default "file"; rediss:// for TLS
                                 # (rediss://...?ssl_ca_certs=/path/ca.pem: a private CA)
     redis_prefix = "agui"       # key prefix (several deployments can share one Redis)
@@ -46,7 +49,8 @@ entries separated by ``;`` or whitespace), ``_INSECURE`` (1/true), ``_FSYNC``,
 ``_REDIS_URL`` is the same), ``_REDIS_PREFIX``, ``_REDIS_PASSWORD``, ``_LEASE_TTL``, ``_REPLICA_ID``,
 ``_MAX_STREAMS``, ``_MAX_STREAMS_PER_TOKEN``, ``_DRAIN_TIMEOUT``, ``_REQUEST_TIMEOUT``,
 ``_KEEP_ALIVE_TIMEOUT``, ``_MAX_CONNECTIONS``, ``_RETENTION`` (``30d``, ``12h``, ``90s``; off by
-default), ``_CORS_ORIGINS`` (origins separated by commas or whitespace).
+default), ``_STORE_OUTAGE_BUDGET``, ``_STORE_OUTAGE_BUFFER``, ``_STORE_OUTAGE_TOTAL_BUFFER``,
+``_CORS_ORIGINS`` (origins separated by commas or whitespace).
 
 ``replica_id`` (Redis store): without it every process is a new replica, and a run it
 was driving when it died stays open until its lease lapses (``lease_ttl``). A process

@@ -115,6 +115,17 @@ class GatewayConfig:
     # (server/runtime/retention.py); on Redis their keys also expire that long after their
     # last activity. None: threads are kept until deleted.
     retention_s: float | None = None
+    # A store outage that a run rides out (server/runtime/outage_buffer.py): the run keeps
+    # reading its agent and holds what it read for at most store_outage_budget_s seconds
+    # and store_outage_buffer_bytes bytes (and all runs together at most
+    # store_outage_total_bytes); beyond either the run ends with a RUN_ERROR. 60 s is twice
+    # a 30 s failover (Sentinel, a managed Redis), room for noticing it and reconnecting.
+    # 16 MiB per run holds 30 s of a fast agent at about 500 KB/s (a token stream is ~30 KB/s,
+    # tool results and state snapshots add bursts); 256 MiB bounds the process's memory
+    # whatever the number of runs caught in the outage.
+    store_outage_budget_s: float = 60.0
+    store_outage_buffer_bytes: int = 16 * 1024 * 1024
+    store_outage_total_bytes: int = 256 * 1024 * 1024
 
     def options_of(self, agent: str) -> AgentOptions:
         return self.agent_options.get(agent) or AgentOptions()

@@ -246,6 +246,12 @@ def fields_from_mapping(doc: Mapping[str, Any], origin: str) -> dict[str, Any]:
             out["max_connections"] = _number(name, value, int, 1)
         elif key == "retention":
             out["retention_s"] = parse_duration(name, value)
+        elif key == "store_outage_budget":
+            out["store_outage_budget_s"] = _number(name, value, float, 0)
+        elif key == "store_outage_buffer":
+            out["store_outage_buffer_bytes"] = _number(name, value, int, 0)
+        elif key == "store_outage_total_buffer":
+            out["store_outage_total_bytes"] = _number(name, value, int, 0)
         elif key == "max_streams_per_token":
             out["max_streams_per_token"] = _number(name, value, int, 1)
         elif key == "timeouts":

@@ -61,6 +61,9 @@ _ENV_KEYS = (
     "keep_alive_timeout",
     "max_connections",
     "retention",
+    "store_outage_budget",
+    "store_outage_buffer",
+    "store_outage_total_buffer",
 )
 
 
@@ -73,7 +76,7 @@ def read_environment(env: Mapping[str, str]) -> dict[str, Any]:
 def read_store_flags(flags: Mapping[str, Any]) -> dict[str, Any]:
     """The dataclass fields of the flags parsed like the config file (``store``, ``redis_prefix``,
     ``lease_ttl``, ``replica_id``, ``drain_timeout``, ``request_timeout``, ``keep_alive_timeout``,
-    ``max_connections``, ``retention``).
+    ``max_connections``, ``retention``, ``store_outage_budget``, ``store_outage_buffer``).
 
     Unlike the other overrides, ``store = "file"`` must replace a Redis URL of the
     config file, so the result keeps ``redis_url = None`` when the flag names the file store.

@@ -32,7 +32,7 @@ from agui_gateway.server.fanout.batches import BATCH_BYTES, slices
 from agui_gateway.server.fanout.recent import FRAME_ROOM, RecentFrames, oversized_frames
 from agui_gateway.server.fanout.tail import LogState, ThreadTail
 from agui_gateway.server.sse import HEARTBEAT, frame, frame_around
-from agui_gateway.store.base import ThreadDeleted, ThreadStore
+from agui_gateway.store.base import StoreError, ThreadDeleted, ThreadStore
 
 
 class LogFollower:
@@ -145,6 +145,7 @@ class LogFollower:
         # loop below runs once per event per subscriber, 36,000 x 200 for a raw replay).
         parts: list[bytes] = []
         size = 0
+        failed: list[StoreError] = []
         for data in self._cached_frames():
             parts.append(data)
             size += len(data)
@@ -156,7 +157,8 @@ class LogFollower:
             # The events' stored bytes, never decoded: a replay of a long thread to many
             # clients costs each of them a slice per event, not a parse and an encode.
             bound_of = self.bound if self.bounded else None
-            async with aclosing(self.store.read_event_json(self.thread_id, after=self.cursor)) as events:
+            stored = _until_failure(self.store.read_event_json(self.thread_id, after=self.cursor), failed)
+            async with aclosing(stored) as events:
                 async for seq, event_json in events:
                     if bound_of is not None and (bound := bound_of()) is not None and seq > bound:
                         break
@@ -189,6 +191,8 @@ class LogFollower:
         if parts:
             for piece in self._flush(parts):
                 yield piece
+        if failed:  # after what was read went out: the cursor is exactly what was sent
+            raise failed[0]
 
     def _big_frame(self, event_json: bytes | memoryview, seq: int) -> Iterable[bytes | memoryview]:
         """``frame(event_json, seq)`` as pieces: the head, slices of the event, the tail."""
@@ -214,6 +218,20 @@ class LogFollower:
             frames = frames[: max(0, bound - self.cursor)]
         self.cursor += len(frames)
         return frames
+
+
+async def _until_failure(
+    events: AsyncGenerator[tuple[int, bytes | memoryview], None], failed: list[StoreError]
+) -> AsyncGenerator[tuple[int, bytes | memoryview], None]:
+    """``events`` until the store fails under them (the failure put in ``failed``), so the
+    frames gathered before it are sent before it is raised: a stream that waits out a
+    store outage goes on from its cursor without a gap."""
+    async with aclosing(events):
+        try:
+            async for item in events:
+                yield item
+        except StoreError as exc:
+            failed.append(exc)
 
 
 async def wait_for_records(tail: ThreadTail, recent: RecentFrames, after: int, timeout: float) -> int:

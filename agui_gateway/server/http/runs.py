@@ -6,6 +6,8 @@ from __future__ import annotations
 from starlette.requests import Request
 from starlette.responses import Response
 
+from agui_gateway.protocol.builders import run_error_event
+from agui_gateway.server.fanout.store_patience import StorePatience
 from agui_gateway.server.http.agents import agent_of
 from agui_gateway.server.http.requests import (
     connect_turns,
@@ -18,6 +20,18 @@ from agui_gateway.server.http.responses import json_response, sse_response
 from agui_gateway.server.http.services import ApiServices
 from agui_gateway.server.http.stream_slots import StreamSlot
 from agui_gateway.server.http.streams import stream_slot
+from agui_gateway.server.runtime.active_run import ActiveRun
+from agui_gateway.server.runtime.run_task import CODE_STORE_OUTAGE
+from agui_gateway.server.sse import event_frame
+
+
+def caller_lost_frame(run: ActiveRun, message: str) -> bytes:
+    """What a run's caller gets when the store stays away longer than its stream waits: a
+    RUN_ERROR (the one the run could not store, when it has one), without an id as it is
+    not in the log, so an unmodified AG-UI client never sees its stream end without a
+    terminal event."""
+    reason, code = run.stop_reason or (f"the store is unavailable: {message}", CODE_STORE_OUTAGE)
+    return event_frame(run_error_event(reason, code))
 
 
 class RunHandlers:
@@ -38,8 +52,20 @@ class RunHandlers:
         except BaseException:
             slot.release()
             raise
-        # The caller gets the log from just before the run to the run's last event.
-        body = thread.stream(run.start_after, services.config.heartbeat_s, caller_of=run)
+        # The caller gets the log from just before the run to the run's last event. Through
+        # a store outage it waits while the run goes on (see fanout/store_patience.py).
+        patience = StorePatience(
+            services.config.store_outage_budget_s,
+            holding=lambda: not run.is_released,
+            budget=lambda: run.end_stored,
+        )
+        body = thread.stream(
+            run.start_after,
+            services.config.heartbeat_s,
+            patience,
+            caller_of=run,
+            lost=lambda message: caller_lost_frame(run, message),
+        )
         return sse_response(body, slot.release)
 
     async def stop(self, request: Request) -> Response:
@@ -65,5 +91,6 @@ class RunHandlers:
         except BaseException:
             slot.release()
             raise
-        body = thread.stream(position, services.config.heartbeat_s, turns=turns, until_settled=True)
+        patience = StorePatience(services.config.store_outage_budget_s)
+        body = thread.stream(position, services.config.heartbeat_s, patience, turns=turns, until_settled=True)
         return sse_response(body, slot.release)

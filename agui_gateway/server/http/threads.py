@@ -35,6 +35,7 @@ from starlette.requests import Request
 from starlette.responses import Response
 
 from agui_gateway.server.errors import BadRequest
+from agui_gateway.server.fanout.store_patience import StorePatience
 from agui_gateway.server.http.listing import page, parse_list_query, thread_row
 from agui_gateway.server.http.requests import (
     page_query,
@@ -72,7 +73,8 @@ class ThreadHandlers:
         thread = services.threads.get(thread_id)
         slot = stream_slot(services, request)
         # A watcher follows forever, except while the process drains (see WatcherEnd).
-        body = thread.stream(position, services.config.heartbeat_s, turns=turns, process=services.readiness)
+        patience = StorePatience(services.config.store_outage_budget_s)
+        body = thread.stream(position, services.config.heartbeat_s, patience, turns=turns, process=services.readiness)
         return sse_response(body, slot.release)
 
     async def messages(self, request: Request) -> Response:

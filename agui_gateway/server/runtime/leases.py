@@ -58,6 +58,12 @@ async def keep_lease(
     while True:
         await asyncio.sleep(interval)
         try:
+            if failing:  # the store was away: the lease may have lapsed meanwhile, ours to take back
+                if not await leases.reclaim(lease):
+                    on_lost(f"the run lease of thread {lease.thread_id!r} was taken during a store outage")
+                    return
+                failing = False
+                continue
             renewal = await leases.renew(lease)
         except StoreError as exc:  # Redis away: try again; the lease lapses if it stays away
             if not failing:

@@ -47,11 +47,12 @@ from typing import Any
 
 from agui_gateway.protocol.history import HistoryConflict, merge_history
 from agui_gateway.protocol.lineage import HistoryTooLarge, RunPlan, continues, plan_run, window_conversation
-from agui_gateway.server.config import HistoryMode
+from agui_gateway.server.config import GatewayConfig, HistoryMode
 from agui_gateway.server.errors import Draining, NoRunInProgress, NotTheOpenRun, RunInProgress
 from agui_gateway.server.metrics import GatewayMetrics
 from agui_gateway.server.runtime.active_run import ActiveRun
 from agui_gateway.server.runtime.bad_input import BadInputLog
+from agui_gateway.server.runtime.outage_buffer import OutageLimits, OutagePool
 from agui_gateway.server.runtime.run_task import CODE_STOPPED, RunTask
 from agui_gateway.server.runtime.thread import Conversation, ThreadRuntime
 from agui_gateway.upstream.agent_http import UpstreamTimeouts
@@ -64,9 +65,15 @@ CODE_LEASE_LOST = "lease_lost"
 
 class RunManager:
     def __init__(
-        self, metrics: GatewayMetrics, timeouts: UpstreamTimeouts, bad_input: BadInputLog | None = None
+        self,
+        metrics: GatewayMetrics,
+        timeouts: UpstreamTimeouts,
+        bad_input: BadInputLog | None = None,
+        outage_limits: OutageLimits | None = None,
     ) -> None:
         self._metrics = metrics
+        # What the runs of this process hold during a store outage, all together (run_task.py).
+        self._outage_pool = OutagePool(outage_limits or OutageLimits.of(GatewayConfig()), metrics)
         self._bad_input = bad_input if bad_input is not None else BadInputLog(metrics)
         self._timeouts = timeouts
         self._runs: set[ActiveRun] = set()
@@ -129,6 +136,7 @@ class RunManager:
                 self._metrics,
                 self._bad_input,
                 shutting_down=lambda: self._shutting_down,
+                outage_pool=self._outage_pool,
             )
             self._runs.add(run)
             self._metrics.runs_started.labels(agent.name).inc()
@@ -189,7 +197,15 @@ class RunManager:
     async def wait_for_runs(self, timeout: float, give_up: asyncio.Event) -> bool:
         """Until every run of this process has ended, ``timeout`` passed or ``give_up`` is set;
         whether they all ended."""
-        ending = asyncio.gather(*(run.released.wait() for run in list(self._runs)))
+        runs = list(self._runs)
+
+        async def all_released() -> None:
+            for run in runs:
+                await run.released.wait()
+
+        # One task rather than a gather: a gather cancelled before its waits end logs
+        # "exception was never retrieved" (its CancelledError) at every timed-out drain.
+        ending = asyncio.ensure_future(all_released())
         giving_up = asyncio.ensure_future(give_up.wait())
         try:
             await asyncio.wait((ending, giving_up), timeout=timeout, return_when=asyncio.FIRST_COMPLETED)

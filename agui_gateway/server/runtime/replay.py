@@ -137,11 +137,18 @@ class ReplayState:
     # -- taking records in ----------------------------------------------------------------
 
     async def append(
-        self, events: Sequence[NewEvent], compactor: SnapshotCompactor, fence: int | None = None
+        self,
+        events: Sequence[NewEvent],
+        compactor: SnapshotCompactor,
+        fence: int | None = None,
+        *,
+        repeat: bool = False,
     ) -> list[StoredRecord]:
-        """Store events and feed them to ``compactor`` and the recent frames, as one step."""
+        """Store events and feed them to ``compactor`` and the recent frames, as one step.
+        ``repeat``: a batch tried before with an unknown outcome, stored once whatever it was."""
         async with self.lock:
-            records = await self.store.append(self.thread_id, events, fence=fence)
+            expect_seq = compactor.last_seq + 1 if repeat else None
+            records = await self.store.append(self.thread_id, events, fence=fence, expect_seq=expect_seq)
             if records and records[0].seq != compactor.last_seq + 1:
                 await self.catch_up_locked(compactor)  # foreign records came in between
                 encoded = 0

@@ -1,17 +1,28 @@
 """Driving one run: read the agent, store its events in batches, store the run's end.
 
 Two tasks per run. The reader pulls items from the agent into a bounded queue
-(backpressure on the agent's socket when the disk is slower). The writer (the run
-task, :meth:`RunTask.drive`) stores whatever has accumulated as one append: one write
-and, with fsync="always", one fsync per batch, so a burst from the agent is stored at
-disk speed rather than one fsync per event. A stop cancels only the reader: no append
-is ever interrupted, and the writer then stores the run's end: for a client's stop,
-the events closing what the run left open (``protocol/closing.py``) and RUN_FINISHED
-with AG-UI 1.0's cancelled outcome; for a fault, a RUN_ERROR.
+(``outage_buffer.py``: backpressure on the agent's socket when the disk is slower). The
+writer (the run task, :meth:`RunTask.drive`) stores whatever has accumulated as one
+append: one write and, with fsync="always", one fsync per batch, so a burst from the
+agent is stored at disk speed rather than one fsync per event.
 
-The run task asks the thread's runtime for one thing, :meth:`ThreadRuntime.append`. It
-runs inside the run's task, which is the runtime's (:meth:`ThreadRuntime.run_started`):
-once :meth:`RunTask.drive` returns, the runtime lets the thread go.
+A store outage (``StoreUnavailable``) does not end the run: the writer retries its batch
+with backoff (as a repeat, ``expect_seq``: a try that landed is not stored twice, and
+the run's lease is taken back first if it lapsed), while the reader goes on filling the
+buffer within the run's outage limits. Once the store answers, everything is stored in
+order and the subscribers get it. When the outage outlasts the budget (time or bytes)
+the run stops reading its agent and ends with a RUN_ERROR ``gateway_store_outage``,
+stored after what it holds once the store answers.
+
+A stop cancels only the reader: no append is ever interrupted, and the writer then
+stores the run's end: for a client's stop, the events closing what the run left open
+(``protocol/closing.py``) and RUN_FINISHED with AG-UI 1.0's cancelled outcome; for a
+fault, a RUN_ERROR.
+
+The run task asks the thread's runtime for two things: :meth:`ThreadRuntime.append`,
+and after a store outage :meth:`ThreadRuntime.reclaim_lease`. It runs inside the run's
+task, which is the runtime's (:meth:`ThreadRuntime.run_started`): once
+:meth:`RunTask.drive` returns, the runtime lets the thread go.
 
 What the run records beside the agent's events (the caller's input on the run's
 first RUN_STARTED, the caller's snapshots after it) is planned when the run is
@@ -37,8 +48,9 @@ from agui_gateway.protocol.closing import OpenParts
 from agui_gateway.server.metrics import GatewayMetrics
 from agui_gateway.server.runtime.active_run import ActiveRun
 from agui_gateway.server.runtime.bad_input import BadInputLog
+from agui_gateway.server.runtime.outage_buffer import OutageBuffer, OutagePool
 from agui_gateway.server.runtime.thread import ThreadRuntime
-from agui_gateway.store.base import LeaseLost, NewEvent, Source, StoreError, UnencodableEvent
+from agui_gateway.store.base import LeaseLost, NewEvent, Source, StoreError, StoreUnavailable, UnencodableEvent
 from agui_gateway.store.records import encode_unsequenced
 from agui_gateway.upstream.agent_http import CODE_INCOMPLETE
 from agui_gateway.upstream.run import AgentEvent, GatewayEvent, UpstreamRun
@@ -49,11 +61,16 @@ log = logging.getLogger("agui_gateway.server.runs")
 CODE_STOPPED = STOPPED_CODE  # a stop's code (RUN_ERROR of a cancellation that was no client's stop)
 CODE_GATEWAY_ERROR = "gateway_error"
 CODE_STORAGE_ERROR = "gateway_storage_error"  # the store refused the run's events (disk full, I/O error)
+CODE_STORE_OUTAGE = "gateway_store_outage"  # the store was away longer than the run's outage budget
 # Storing a run's end is retried (the thread's run stays open meanwhile) with these pauses, so
 # the gateway recovers by itself once space returns.
 STORE_RETRY_FIRST_S = 0.1
 STORE_RETRY_MAX_S = 5.0
-QUEUE_ITEMS = 128  # upstream items read ahead of the disk, at most (bounds a run's memory)
+QUEUE_ITEMS = 128  # upstream items read ahead of the disk, at most, outside a store outage
+# A batch is tried again during a store outage after these pauses (short: the run's
+# subscribers wait for it; a few tries a second cost Redis nothing once it is back).
+OUTAGE_RETRY_FIRST_S = 0.05
+OUTAGE_RETRY_MAX_S = 0.5
 BATCH_ITEMS = 64  # items stored by one append (one fsync), at most
 
 UpstreamItem = AgentEvent | GatewayEvent
@@ -70,6 +87,7 @@ class RunTask:
         metrics: GatewayMetrics,
         bad_input: BadInputLog,
         shutting_down: Callable[[], bool],
+        outage_pool: OutagePool,
     ) -> None:
         self.thread = thread
         self.run = run
@@ -78,25 +96,17 @@ class RunTask:
         self._bad_input = bad_input
         self._shutting_down = shutting_down  # then a failing store is not waited for
         self._open_parts = OpenParts()  # what the run's stored events left open
+        self._buffer = OutageBuffer(outage_pool, QUEUE_ITEMS)
 
     async def drive(self) -> None:
         run = self.run
-        # Malformed items never enter the queue (the reader counts and skips them); None: the reader is done.
-        queue: asyncio.Queue[UpstreamItem | None] = asyncio.Queue()
-        space = asyncio.Semaphore(QUEUE_ITEMS)
-        run.reader = asyncio.create_task(self._read(queue, space), name=f"read-{run.run_id}")
+        buffer = self._buffer
+        # Malformed items never enter the buffer (the reader counts and skips them).
+        run.reader = asyncio.create_task(self._read(), name=f"read-{run.run_id}")
         try:
-            reading = True
-            while reading:
-                batch = [await queue.get()]
-                while not queue.empty() and len(batch) < BATCH_ITEMS:
-                    batch.append(queue.get_nowait())
-                if batch[-1] is None:
-                    reading = False
-                items = [item for item in batch if item is not None]
-                for _ in items:
-                    space.release()
-                await self._store(items)
+            while batch := await buffer.next_batch(BATCH_ITEMS):
+                await self._store(batch)
+                buffer.stored(len(batch))
         except StoreError as exc:  # disk full, I/O error: nothing of the failed batch is stored
             log.error("thread %s run %s: storing its events failed: %s", run.thread_id, run.run_id, exc)
             if run.stop_reason is None:
@@ -108,9 +118,10 @@ class RunTask:
                 run.stop_reason = (f"the gateway failed during the run: {exc!r}", CODE_GATEWAY_ERROR)
             run.reader.cancel()
         await asyncio.gather(run.reader, return_exceptions=True)
+        buffer.discard()  # what a failed store left held (nothing after a clean end)
         await self._finish()
 
-    async def _read(self, queue: asyncio.Queue[UpstreamItem | None], space: asyncio.Semaphore) -> None:
+    async def _read(self) -> None:
         run = self.run
         try:
             async with self.upstream:  # closes the agent's connection on any exit, a stop included
@@ -123,8 +134,9 @@ class RunTask:
                         continue
                     if isinstance(item, GatewayEvent) and item.event.get("name") == REJECTED_EVENT_NAME:
                         self._note_rejected(item.event)
-                    await space.acquire()
-                    queue.put_nowait(item)
+                    if not await self._buffer.put(item):
+                        self._outage_outlasted(self._buffer.refused or "the outage buffer is full")
+                        return
         except asyncio.CancelledError:
             if run.stop_reason is None:  # not a stop of ours (loop shutdown): still end the run
                 run.stop_reason = ("the run was cancelled", CODE_STOPPED)
@@ -133,7 +145,20 @@ class RunTask:
             if run.stop_reason is None:
                 run.stop_reason = (f"the gateway failed reading the agent: {exc!r}", CODE_GATEWAY_ERROR)
         finally:
-            queue.put_nowait(None)
+            self._buffer.close()
+
+    def _outage_outlasted(self, why: str) -> None:
+        """The store outage outlasted the run's budget: it stops reading its agent and ends
+        with a RUN_ERROR, stored after what it holds once the store answers."""
+        run = self.run
+        if run.stop_reason is not None:
+            return
+        log.error("thread %s run %s: the store outage outlasted the run's budget (%s)", run.thread_id, run.run_id, why)
+        self._metrics.store_outage_runs_ended.inc()
+        message = f"the store was unavailable for longer than the gateway could wait: {why}"
+        run.stop_reason = (message, CODE_STORE_OUTAGE)
+        if run.reader is not None and run.reader is not asyncio.current_task():
+            run.reader.cancel()
 
     async def _finish(self) -> None:
         run = self.run
@@ -189,13 +214,7 @@ class RunTask:
         if not batch:
             return
         try:
-            try:
-                await self.thread.append(batch, run.fence)
-            except UnencodableEvent:
-                # Nothing of the batch was stored: store it again with each event that
-                # cannot be stored replaced by a record saying so, so no good event is lost.
-                batch = [self._storable(new) for new in batch]
-                await self.thread.append(batch, run.fence)
+            batch = await self._append(batch)
         except BaseException:
             run.plan = plan  # nothing of the batch is stored: the run's RUN_STARTED is still to come
             raise
@@ -203,6 +222,53 @@ class RunTask:
             self._open_parts.feed(new.event)
         if any(new.event.get("type") in ev.TERMINAL_TYPES for new in batch):
             run.end_stored = True  # nothing follows a terminal event (upstream/run.py): the run only ends now
+
+    async def _append(self, batch: list[NewEvent]) -> list[NewEvent]:
+        """Store ``batch`` (returns it as stored), riding out a store outage (see the module
+        docstring): raises only once the batch is stored, or for another failure, or when the
+        process stops with the store still away."""
+        buffer = self._buffer
+        delay = OUTAGE_RETRY_FIRST_S
+        repeat = replaced = False
+        while True:
+            try:
+                if repeat:
+                    await self.thread.reclaim_lease(self.run)
+                await self.thread.append(batch, self.run.fence, repeat=repeat)
+                break
+            except UnencodableEvent:
+                if replaced:
+                    raise
+                # Nothing of the batch was stored: store it again with each event that
+                # cannot be stored replaced by a record saying so, so no good event is lost.
+                batch = [self._storable(new) for new in batch]
+                replaced = True
+            except StoreUnavailable as exc:
+                if self._shutting_down():
+                    raise
+                self._outage(buffer, exc)
+                repeat = True  # the try may have landed, its reply lost: a repeat is recognised
+                await asyncio.sleep(delay)
+                delay = min(delay * 2, OUTAGE_RETRY_MAX_S)
+        if buffer.outage_since is not None:
+            buffer.outage_ended()
+            run = self.run
+            log.warning("thread %s run %s: the store answers again; storing what it held", run.thread_id, run.run_id)
+        return batch
+
+    def _outage(self, buffer: OutageBuffer, exc: StoreUnavailable) -> None:
+        run = self.run
+        if buffer.outage_began():
+            self._metrics.store_outages.inc()
+            log.warning(
+                "thread %s run %s: the store is unavailable (%s); holding the agent's events for up to %ss",
+                run.thread_id,
+                run.run_id,
+                exc,
+                buffer.limits.budget_s,
+            )
+        if buffer.over_time() and not buffer.closed:  # an agent that is done holds nothing more
+            self._outage_outlasted(f"it lasted over {buffer.limits.budget_s} s")
 
     def _storable(self, new: NewEvent) -> NewEvent:
         try:

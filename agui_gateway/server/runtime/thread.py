@@ -41,6 +41,7 @@ from agui_gateway.protocol.lineage import Parent
 from agui_gateway.server.errors import NoRunInProgress, NotTheOpenRun, RunInProgress
 from agui_gateway.server.fanout.follower import Draining, LogFollower, ThreadState, follower_for, wait_for_records
 from agui_gateway.server.fanout.recent import RecentFrames
+from agui_gateway.server.fanout.store_patience import StorePatience
 from agui_gateway.server.fanout.tail import ThreadTail
 from agui_gateway.server.metrics import GatewayMetrics
 from agui_gateway.server.runtime.active_run import ActiveRun
@@ -48,8 +49,16 @@ from agui_gateway.server.runtime.branches import branch_parent
 from agui_gateway.server.runtime.leases import HANDOVER_WAIT_S, acquire_for_run, keep_lease, release_run_lease
 from agui_gateway.server.runtime.recovery import Recovery
 from agui_gateway.server.runtime.replay import ReplayState, ReplayView
-from agui_gateway.server.sse import STREAM_PREAMBLE, store_error_frame, thread_deleted_frame
-from agui_gateway.store.base import NewEvent, StoredRecord, StoreError, ThreadDeleted, ThreadStore
+from agui_gateway.server.sse import HEARTBEAT, STREAM_PREAMBLE, store_error_frame, thread_deleted_frame
+from agui_gateway.store.base import (
+    LeaseLost,
+    NewEvent,
+    StoredRecord,
+    StoreError,
+    StoreUnavailable,
+    ThreadDeleted,
+    ThreadStore,
+)
 
 log = logging.getLogger("agui_gateway.server.runtime.thread")
 _T = TypeVar("_T")
@@ -191,11 +200,13 @@ class ThreadRuntime:
         self,
         position: int | None,
         heartbeat_s: float,
+        patience: StorePatience,
         *,
         turns: int | None = None,
         caller_of: ActiveRun | None = None,
         until_settled: bool = False,
         process: Draining | None = None,
+        lost: Callable[[str], bytes] | None = None,
     ) -> AsyncGenerator[bytes | memoryview, None]:
         """A stream of the thread: history (the replay view when ``position`` is None,
         windowed to ``turns`` runs when given; else exactly the stored events after
@@ -205,8 +216,9 @@ class ThreadRuntime:
         with ``caller_of``, when the run's caller has the run's last event; with
         ``until_settled`` (a connect) once the thread is settled; else (a watcher) only
         once ``process`` drains and the thread has no run open. Every stream ends when
-        its thread is deleted, with a ``thread_deleted`` frame, and when the store fails,
-        with an ``error`` frame (the client resumes by its last id).
+        its thread is deleted, with a ``thread_deleted`` frame. Through a store outage it
+        waits as ``patience`` allows (``fanout/store_patience.py``), then ends with an
+        ``error`` frame, or ``lost``'s (the client resumes by its last id).
         """
         metrics = self._metrics
         self.add_subscriber()
@@ -239,11 +251,24 @@ class ThreadRuntime:
                 until_settled=until_settled,
                 process=process,
             )
-            # Closed with the stream, not when the garbage collector finds it: it holds
-            # the log's file descriptor while it reads.
-            async with aclosing(follower.follow()) as chunks:
-                async for chunk in chunks:
-                    yield chunk
+            while True:
+                try:
+                    # Closed with the stream, not when the garbage collector finds it: it holds
+                    # the log's file descriptor while it reads.
+                    async with aclosing(follower.follow()) as chunks:
+                        async for chunk in chunks:
+                            patience.answered()
+                            yield chunk
+                    break
+                except StoreUnavailable as exc:
+                    # A store outage (a Redis failover): wait it out as the patience allows,
+                    # heartbeats going out, then go on from the follower's cursor.
+                    if not patience.waits():
+                        raise
+                    # Debug only: every stream of the process meets the same outage (the runs log it).
+                    log.debug("thread %s: the store is unavailable (%s); the stream waits", self.thread_id, exc)
+                    yield HEARTBEAT
+                    await patience.pause()
         except ThreadDeleted:
             # Before StoreError, its base: the thread is gone (here or on another replica), and
             # so is this stream; the client learns why instead of reconnecting in a loop. A
@@ -252,10 +277,11 @@ class ThreadRuntime:
             if follower is None or not follower.complete(follower.cursor):
                 yield thread_deleted_frame(self.thread_id)
         except StoreError as exc:
-            # The store went away (Redis down): tell the client and close; it resumes by its
-            # last id once the gateway answers again. Nothing is lost: the log has it all.
+            # The store went away (Redis down) for longer than the stream waits for it: tell the
+            # client and close (a run's caller: its run's RUN_ERROR, ``lost``); it resumes by
+            # its last id once the gateway answers again. Nothing is lost: the log has it all.
             log.warning("thread %s: stream closed, the store failed: %s", self.thread_id, exc)
-            yield store_error_frame(str(exc))
+            yield store_error_frame(str(exc)) if lost is None else lost(str(exc))
         finally:
             self.remove_subscriber()
             if position is not None and follower is not None:
@@ -447,6 +473,14 @@ class ThreadRuntime:
         """The run whose outcome a branching caller's messages continue."""
         return await branch_parent(self.store, self.thread_id, caller_messages)
 
+    async def reclaim_lease(self, run: ActiveRun) -> None:
+        """After a store outage, before the run appends what it held back: its lease held
+        again, though it may have lapsed meanwhile (:class:`LeaseLost`: the thread was
+        taken since, by a recovery or another run)."""
+        leases, lease = self.store.leases, run.lease
+        if leases is not None and lease is not None and not await leases.reclaim(lease):
+            raise LeaseLost(f"the run lease of thread {self.thread_id!r} was taken during the store outage")
+
     def run_started(
         self,
         run: ActiveRun,
@@ -470,21 +504,27 @@ class ThreadRuntime:
             )
         self._notify_run_changed()
 
-    def append_task(self, events: Sequence[NewEvent], fence: int | None = None) -> asyncio.Task[list[StoredRecord]]:
+    def append_task(
+        self, events: Sequence[NewEvent], fence: int | None = None, *, repeat: bool = False
+    ) -> asyncio.Task[list[StoredRecord]]:
         """Store events and take them into the replay state, as a task of its own.
 
         Await it shielded: the append completes even if the awaiting caller is
         cancelled, so the log, the compactor and the recent frames never diverge.
         ``fence`` is the token of the run lease the caller holds (stores with leases).
+        ``repeat``: the same batch again after a try whose outcome is unknown (a store
+        outage); if that try landed, its records are taken, not stored twice.
         """
-        return asyncio.create_task(self._append(list(events), fence))
+        return asyncio.create_task(self._append(list(events), fence, repeat))
 
-    async def append(self, events: Sequence[NewEvent], fence: int | None = None) -> list[StoredRecord]:
-        return await asyncio.shield(self.append_task(events, fence))
+    async def append(
+        self, events: Sequence[NewEvent], fence: int | None = None, *, repeat: bool = False
+    ) -> list[StoredRecord]:
+        return await asyncio.shield(self.append_task(events, fence, repeat=repeat))
 
-    async def _append(self, events: list[NewEvent], fence: int | None) -> list[StoredRecord]:
+    async def _append(self, events: list[NewEvent], fence: int | None, repeat: bool = False) -> list[StoredRecord]:
         compactor = await self._ready()
-        records = await self._replay.append(events, compactor, fence)
+        records = await self._replay.append(events, compactor, fence, repeat=repeat)
         self._stored(records)
         return records
 

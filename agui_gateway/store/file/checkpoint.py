@@ -15,17 +15,16 @@ outside our control (or written with fsync disabled before a power loss).
 from __future__ import annotations
 
 import os
-import uuid
 import zlib
 from pathlib import Path
 
 import orjson
 
 from agui_gateway.store.base import Checkpoint
-from agui_gateway.store.file.fs import fsync_dir, write_all
+from agui_gateway.store.file.fs import atomic_write, temp_prefix
 
 CHECKPOINT_NAME = "checkpoint.bin"
-_TEMP_PREFIX = CHECKPOINT_NAME + ".tmp-"
+_TEMP_PREFIX = temp_prefix(CHECKPOINT_NAME)
 
 
 class CorruptCheckpoint(ValueError):
@@ -42,22 +41,7 @@ def write_checkpoint(directory: Path, checkpoint: Checkpoint, *, durable: bool, 
     if epoch is not None:
         fields["epoch"] = epoch
     header = orjson.dumps(fields)
-    temp = directory / f"{_TEMP_PREFIX}{uuid.uuid4().hex}"
-    fd = os.open(temp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o644)
-    try:
-        try:
-            write_all(fd, header + b"\n")
-            write_all(fd, checkpoint.data)
-            if durable:
-                os.fsync(fd)
-        finally:
-            os.close(fd)
-        os.replace(temp, directory / CHECKPOINT_NAME)
-    except BaseException:
-        temp.unlink(missing_ok=True)
-        raise
-    if durable:
-        fsync_dir(directory)
+    atomic_write(directory / CHECKPOINT_NAME, (header + b"\n", checkpoint.data), durable=durable)
 
 
 def read_checkpoint(directory: Path) -> Checkpoint | None:

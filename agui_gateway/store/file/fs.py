@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 import os
-from collections.abc import Callable
+import uuid
+from collections.abc import Callable, Iterable
 from pathlib import Path
 
 from agui_gateway.store.base import validate_thread_id
@@ -30,6 +31,33 @@ def truncate(fd: int, size: int, durable: bool) -> None:
     os.ftruncate(fd, size)
     if durable:
         os.fsync(fd)
+
+
+def temp_prefix(name: str) -> str:
+    """The prefix of the temp files :func:`atomic_write` makes for ``name`` (what a clean-up
+    after a crash looks for)."""
+    return name + ".tmp-"
+
+
+def atomic_write(path: Path, parts: Iterable[bytes], *, durable: bool) -> None:
+    """Replace ``path`` with ``parts`` all at once: a temp file beside it, renamed over it, so a
+    reader or a crash sees the old file or the new one, never a torn one."""
+    temp = path.with_name(f"{temp_prefix(path.name)}{uuid.uuid4().hex}")
+    fd = os.open(temp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o644)
+    try:
+        try:
+            for part in parts:
+                write_all(fd, part)
+            if durable:
+                os.fsync(fd)
+        finally:
+            os.close(fd)
+        os.replace(temp, path)
+    except BaseException:
+        temp.unlink(missing_ok=True)
+        raise
+    if durable:
+        fsync_dir(path.parent)
 
 
 def fsync_dir(path: Path) -> None:

@@ -22,7 +22,7 @@ import uuid
 from pathlib import Path
 
 from agui_gateway.store.base import validate_epoch
-from agui_gateway.store.file.fs import ensure_dir, fsync_dir
+from agui_gateway.store.file.fs import atomic_write, ensure_dir, fsync_dir
 
 EPOCH_NAME = "epoch"
 TRASH_DIR = "trash"
@@ -44,17 +44,7 @@ def read_epoch(directory: Path) -> str | None:
 def write_epoch(directory: Path, epoch: str, durable: bool) -> None:
     """Save the epoch atomically (temp file, rename), creating the folder if needed."""
     ensure_dir(directory, durable)
-    temp = directory / f"{EPOCH_NAME}.tmp-{uuid.uuid4().hex}"
-    fd = os.open(temp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o644)
-    try:
-        os.write(fd, validate_epoch(epoch).encode() + b"\n")
-        if durable:
-            os.fsync(fd)
-    finally:
-        os.close(fd)
-    os.replace(temp, directory / EPOCH_NAME)
-    if durable:
-        fsync_dir(directory)
+    atomic_write(directory / EPOCH_NAME, (validate_epoch(epoch).encode() + b"\n",), durable=durable)
 
 
 def private_name(thread_id: str) -> str:

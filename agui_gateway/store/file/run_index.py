@@ -23,7 +23,6 @@ from __future__ import annotations
 import asyncio
 import logging
 import os
-import uuid
 from collections.abc import Awaitable, Callable, Iterable
 from pathlib import Path
 from typing import Any
@@ -31,10 +30,10 @@ from typing import Any
 import orjson
 
 from agui_gateway.store.base import StoreError, validate_thread_id
-from agui_gateway.store.file.fs import fsync_dir, write_all
+from agui_gateway.store.file.fs import atomic_write, temp_prefix
 
 INDEX_NAME = "open-runs.json"
-_TEMP_PREFIX = INDEX_NAME + ".tmp-"
+_TEMP_PREFIX = temp_prefix(INDEX_NAME)
 log = logging.getLogger("agui_gateway.store.file")
 
 RunIo = Callable[..., Awaitable[Any]]
@@ -70,21 +69,7 @@ def read_index(data_dir: Path) -> set[str] | None:
 def write_index(data_dir: Path, threads: Iterable[str], *, durable: bool) -> None:
     """Replace the index file atomically with ``threads`` (blocking)."""
     blob = orjson.dumps({"format": 1, "threads": sorted(threads)})
-    temp = data_dir / f"{_TEMP_PREFIX}{uuid.uuid4().hex}"
-    fd = os.open(temp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o644)
-    try:
-        try:
-            write_all(fd, blob + b"\n")
-            if durable:
-                os.fsync(fd)
-        finally:
-            os.close(fd)
-        os.replace(temp, data_dir / INDEX_NAME)
-    except BaseException:
-        temp.unlink(missing_ok=True)
-        raise
-    if durable:
-        fsync_dir(data_dir)
+    atomic_write(data_dir / INDEX_NAME, (blob + b"\n",), durable=durable)
 
 
 def remove_index_temp_files(data_dir: Path) -> None:

@@ -43,7 +43,7 @@ from typing import Any
 
 import redis.asyncio as aioredis
 
-from agui_gateway.store.base import StoreError
+from agui_gateway.store.base import StoreError, StoreUnavailable
 from agui_gateway.store.lease import Holder, Lease, Renewal, RunLeases
 from agui_gateway.store.redis.connect import uncancelled
 from agui_gateway.store.redis.outage import OutageClock
@@ -201,7 +201,7 @@ class RedisLeases(RunLeases):
 
     def _failure(self, message: str) -> StoreError:
         self.outages.failed()
-        return StoreError(message)
+        return StoreUnavailable(message)
 
     async def take_over(self, thread_id: str, run_id: str) -> Lease | None:
         return await self._grant(thread_id, run_id, True, replacing=self.replica_id)

@@ -72,6 +72,7 @@ from agui_gateway.store.base import (
     SeqConflict,
     StoredRecord,
     StoreError,
+    StoreUnavailable,
     ThreadDeleted,
     ThreadExists,
     ThreadHead,
@@ -388,7 +389,7 @@ class RedisStore(ThreadStore):
             await self._redis.ping()
         except (aioredis.RedisError, OSError) as exc:
             self.outages.failed()
-            raise StoreError(f"Redis at {redact_url(self.url)} does not answer: {exc}") from exc
+            raise StoreUnavailable(f"Redis at {redact_url(self.url)} does not answer: {exc}") from exc
 
     async def close(self) -> None:
         for watch in self._watches.values():
@@ -409,7 +410,7 @@ class RedisStore(ThreadStore):
 
     def _failed(self, what: str, exc: BaseException) -> StoreError:
         self.outages.failed()
-        return StoreError(f"{what} in Redis failed: {exc}")
+        return StoreUnavailable(f"{what} in Redis failed: {exc}")
 
     @property
     def is_cluster(self) -> bool:
@@ -482,10 +483,10 @@ class RedisStore(ThreadStore):
                     last,
                 ) from exc
             self.outages.failed()  # LOADING, READONLY, MASTERDOWN...: Redis cannot serve now
-            raise StoreError(f"append to Redis failed: {exc}") from exc
+            raise StoreUnavailable(f"append to Redis failed: {exc}") from exc
         except (aioredis.RedisError, OSError) as exc:
             self.outages.failed()
-            raise StoreError(f"append to Redis failed: {exc}") from exc
+            raise StoreUnavailable(f"append to Redis failed: {exc}") from exc
         if first == 0:  # this very batch, stored by an earlier attempt: as it was stored
             stored = decode_record(_bytes(reply[2])) if reply[2] else None
             first, ts = int(reply[3]), stored.ts if stored is not None else ts

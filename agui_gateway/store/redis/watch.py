@@ -28,7 +28,7 @@ from typing import Any, cast
 
 import redis.asyncio as aioredis
 
-from agui_gateway.store.base import StoreError
+from agui_gateway.store.base import StoreError, StoreUnavailable
 from agui_gateway.store.redis.connect import RedisClient
 
 BLOCK_MS = 2000
@@ -128,7 +128,7 @@ class StreamWatch:
         finally:
             self.waiters -= 1
         if self.failures != failures and self.failure is not None and self.latest <= after:
-            raise StoreError(f"watching the thread in Redis failed: {self.failure}")
+            raise StoreUnavailable(f"watching the thread in Redis failed: {self.failure}")
         return self.epoch, self.latest
 
     def stop(self) -> None:
