@@ -2,7 +2,7 @@
 
 Usage::
 
-    python scripts/module_path.py DIR [--python PY] [--json OUT]
+    python scripts/module_path.py DIR [--python PY] [--json OUT] [--detail] [--exclude-leaves]
 
 DIR is a source tree holding ``agui_gateway/`` (a checkout or a worktree). The
 script measures the "back-and-forth count" of issue 15 on that tree, objectively,
@@ -50,6 +50,15 @@ Scenarios (the demo agent, a fresh thread, a fixed ``RunAgentInput``):
   read until the frame carrying the thread's last id, then closed.
 
 Both are printed separately and summed (distinct edges of the sum: the union).
+
+A second count (``--exclude-leaves``, printed after the first, which is always printed)
+leaves out the re-entries into *leaf-only* modules: a module is leaf-only when, in this
+recording (both scenarios, every context), none of its calls calls into another server
+module (it never appears as the caller of a call into a different module): e.g.
+``server/sse.py`` encoding a frame, ``server/runtime/active_run.py``'s properties. A
+helper called in a loop re-enters its module on every call, but it is no return of the
+data to a module it left: the data goes in and comes back in the same call. Such a
+module is still "entered" for the count of the others.
 """
 
 from __future__ import annotations
@@ -365,8 +374,16 @@ class Count:
         self.contexts += other.contexts
 
 
-def count(contexts: list[dict[str, Any]]) -> Count:
-    """The re-entries of the recorded contexts (see the module docstring, point 4)."""
+def leaf_modules(contexts: list[dict[str, Any]]) -> set[str]:
+    """The modules none of whose recorded calls calls into another server module."""
+    modules = {call["module"] for context in contexts for call in context["calls"]}
+    callers = {call["caller"] for context in contexts for call in context["calls"] if call["caller"] != call["module"]}
+    return modules - callers
+
+
+def count(contexts: list[dict[str, Any]], excluded: frozenset[str] = frozenset()) -> Count:
+    """The re-entries of the recorded contexts (see the module docstring, point 4), but
+    none into the ``excluded`` modules."""
     total = Count()
     for context in contexts:
         entered: set[str] = set()
@@ -376,7 +393,13 @@ def count(contexts: list[dict[str, Any]]) -> Count:
             module, caller = call["module"], call["caller"]
             if module not in total.visited:
                 total.visited.append(module)
-            if call["fresh"] and caller != module and not call["on_stack"] and module in entered:
+            if (
+                call["fresh"]
+                and caller != module
+                and not call["on_stack"]
+                and module in entered
+                and module not in excluded
+            ):
                 total.re_entries[module] += 1
                 total.edges[(caller, module)] += 1
                 edges.add((caller, module))
@@ -417,6 +440,11 @@ def main() -> None:
     parser.add_argument("--python", default=sys.executable, help="the interpreter to run the gateway with")
     parser.add_argument("--json", type=Path, default=None, help="also write the raw recording here")
     parser.add_argument("--detail", action="store_true", help="list each context's re-entries with the function")
+    parser.add_argument(
+        "--exclude-leaves",
+        action="store_true",
+        help="also print the count without re-entries into leaf-only modules (see the docstring)",
+    )
     options = parser.parse_args()
     raw = trace_tree(options.tree, options.python)
     if options.json is not None:
@@ -428,6 +456,16 @@ def main() -> None:
         print(report(f"scenario {scenario}", result, options.detail))
         summed.add(result)
     print(report("run + late (summed; distinct edges: the union)", summed, options.detail))
+    print(f"UNFILTERED: {summed.re_entries.total()} re-entries, {len(summed.edges)} distinct edges")
+    if options.exclude_leaves:
+        leaves = frozenset(leaf_modules(raw["contexts"]))
+        print("leaf-only modules (excluded below): " + ", ".join(sorted(leaves)))
+        filtered = Count()
+        for scenario in SCENARIOS:
+            filtered.add(count([c for c in raw["contexts"] if c["scenario"] == scenario], leaves))
+        print(report("run + late, leaf-only modules excluded", filtered, options.detail))
+        total, distinct = filtered.re_entries.total(), len(filtered.edges)
+        print(f"LEAF-ONLY EXCLUDED: {total} re-entries, {distinct} distinct edges")
 
 
 if __name__ == "__main__":

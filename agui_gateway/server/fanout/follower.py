@@ -13,62 +13,39 @@ The live path only wakes; it never hands an event to a subscriber. So:
 
 The subscribers near the tail share the encoded frames of the thread's recent
 records (:class:`~.recent.RecentFrames`); the others read the store by their cursor.
+
+When a stream is complete, the last seq it may send and how it waits when caught up
+are its kind's: a watcher (:class:`WatcherFollower`), a connect (:class:`ConnectFollower`),
+a run's caller (:class:`CallerFollower`). They read state, never ask the runtime: the
+thread's :class:`ThreadState` (what the runtime has taken in of the log, whether a run
+of this process holds the thread), which the runtime keeps current, and a run's own record.
 """
 
 from __future__ import annotations
 
-from collections.abc import AsyncGenerator, Awaitable, Callable, Iterable
+import asyncio
+from collections.abc import AsyncGenerator, Iterable
 from contextlib import aclosing
+from typing import Protocol
 
+from agui_gateway.server.fanout.batches import BATCH_BYTES, slices
 from agui_gateway.server.fanout.recent import FRAME_ROOM, RecentFrames, oversized_frames
-from agui_gateway.server.sse import frame, frame_around
-from agui_gateway.store.base import StoreError, ThreadStore
-
-# Bytes handed to one ASGI send: small enough that a stalled client's transport
-# buffers little beyond it, big enough that a replay is not a flood of tiny writes.
-BATCH_BYTES = 32 * 1024
-
-
-def slices(data: bytes | memoryview, size: int = BATCH_BYTES) -> Iterable[bytes | memoryview]:
-    """``data`` in pieces of at most ``size`` bytes, without copying."""
-    if len(data) <= size:
-        yield data
-        return
-    view = memoryview(data)
-    for start in range(0, len(data), size):
-        yield view[start : start + size]
-
-
-class Batcher:
-    """Groups small frames into sends of about :data:`BATCH_BYTES`."""
-
-    def __init__(self) -> None:
-        self._parts: list[bytes | memoryview] = []
-        self._size = 0
-
-    def add(self, data: bytes | memoryview) -> bytes | memoryview | None:
-        """Add a frame; returns a full batch to send, or None."""
-        self._parts.append(data)
-        self._size += len(data)
-        return self.flush() if self._size >= BATCH_BYTES else None
-
-    def flush(self) -> bytes | memoryview | None:
-        if not self._parts:
-            return None
-        out = self._parts[0] if len(self._parts) == 1 else b"".join(self._parts)
-        self._parts.clear()
-        self._size = 0
-        return out
+from agui_gateway.server.fanout.tail import LogState, ThreadTail
+from agui_gateway.server.sse import HEARTBEAT, frame, frame_around
+from agui_gateway.store.base import StoreError, ThreadDeleted, ThreadStore
 
 
 class LogFollower:
     """Yields the SSE bytes of every record stored after a cursor, then follows the tail.
 
-    ``wait`` is how the follower sleeps when caught up: it must return once the
-    store has a record after the cursor, or something else the caller's ``stop``
-    rule depends on changed, or ``timeout`` passed (then a heartbeat is sent).
-    ``bound`` (when it returns a seq) is the last seq this stream may send.
+    This one follows until the client goes (or the thread is deleted); its subclasses
+    end by their own rule (:meth:`complete`), may be cut at a seq (:meth:`bound`), and
+    say how they sleep when caught up (:meth:`wait`: until the store has a record after
+    the cursor, or something else the rule depends on changed, or ``timeout`` passed;
+    then a heartbeat is sent).
     """
+
+    bounded = False  # whether :meth:`bound` may cut the stream
 
     def __init__(
         self,
@@ -79,9 +56,7 @@ class LogFollower:
         *,
         heartbeat_s: float,
         heartbeat: bytes,
-        wait: Callable[[int, float], Awaitable[int]],
-        stop: Callable[[int], bool] | None = None,
-        bound: Callable[[], int | None] | None = None,
+        tail: ThreadTail,
     ) -> None:
         self.store = store
         self.thread_id = thread_id
@@ -89,9 +64,7 @@ class LogFollower:
         self.cursor = cursor
         self._heartbeat_s = heartbeat_s
         self._heartbeat = heartbeat
-        self._wait = wait
-        self._stop = stop
-        self._bound = bound
+        self.tail = tail
         self.bytes_sent = 0
         self.caught_up_once = False
         self.bytes_before_caught_up = 0
@@ -115,19 +88,51 @@ class LogFollower:
             if not self.caught_up_once:
                 self.caught_up_once = True
                 self.bytes_before_caught_up = self.bytes_sent
-            if self._stop is not None and self._stop(self.cursor):
+            if self.complete(self.cursor):
                 return
-            latest = await self._wait(self.cursor, self._heartbeat_s)
-            if latest <= self.cursor and (self._stop is None or not self._stop(self.cursor)):
+            latest = await self.wait(self.cursor, self._heartbeat_s)
+            if latest <= self.cursor and not self.complete(self.cursor):
                 # Nothing new and not done: a timeout (the heartbeat keeps proxies
                 # from closing an idle stream) or a run-state change not yet final.
                 self.bytes_sent += len(self._heartbeat)
                 yield self._heartbeat
 
+    def complete(self, cursor: int) -> bool:
+        """Whether the stream, at ``cursor``, is complete: where it ends."""
+        return False
+
+    def bound(self) -> int | None:
+        """The last seq the stream may send (None: no bound yet); asked only when :attr:`bounded`."""
+        return None
+
+    async def wait(self, after: int, timeout: float) -> int:
+        """Until a record after ``after`` (or a change :meth:`complete` depends on), or
+        ``timeout``; returns the thread's latest seq."""
+        return await wait_for_records(self.tail, self.recent, after, timeout)
+
+    async def _wait_for_change(self, state: ThreadState, after: int, timeout: float) -> int:
+        """Until a record after ``after``, a run of this process starting or ending, or the
+        timeout; the records up to the latest seq taken in (by the tail) before it returns."""
+        store_wait = asyncio.ensure_future(wait_for_records(self.tail, self.recent, after, timeout))
+        run_wait = asyncio.ensure_future(state.run_changed.wait())
+        try:
+            await asyncio.wait((store_wait, run_wait), return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            store_wait.cancel()
+            run_wait.cancel()
+        if self.tail.gone is not None:  # deleted: what this process holds goes out, then it ends
+            return await wait_for_records(self.tail, self.recent, after, 0)
+        if store_wait.done() and not store_wait.cancelled() and store_wait.exception() is None:
+            latest: int = store_wait.result()
+        else:
+            latest = await self.store.last_seq(self.thread_id)
+        await self.tail.take_in(latest)
+        return latest
+
     def _shared_batch(self, latest: int) -> bytes | None:
         """Everything up to ``latest`` as one buffer shared with the other subscribers at
         this cursor, when the recent frames hold it all and no bound cuts it; else None."""
-        if self._bound is not None or self.recent.last_seq < latest:
+        if self.bounded or self.recent.last_seq < latest:
             return None
         shared = self.recent.joined_after(self.cursor)
         if shared is not None:
@@ -151,7 +156,7 @@ class LogFollower:
         if self.cursor < latest:  # whatever the cache did not hold comes from the log itself
             # The events' stored bytes, never decoded: a replay of a long thread to many
             # clients costs each of them a slice per event, not a parse and an encode.
-            bound_of = self._bound
+            bound_of = self.bound if self.bounded else None
             stored = _until_failure(self.store.read_event_json(self.thread_id, after=self.cursor), failed)
             async with aclosing(stored) as events:
                 async for seq, event_json in events:
@@ -208,7 +213,7 @@ class LogFollower:
         frames = self.recent.after(self.cursor)
         if not frames:
             return []
-        bound = self._bound() if self._bound is not None else None
+        bound = self.bound() if self.bounded else None
         if bound is not None:
             frames = frames[: max(0, bound - self.cursor)]
         self.cursor += len(frames)
@@ -227,3 +232,180 @@ async def _until_failure(
                 yield item
         except StoreError as exc:
             failed.append(exc)
+
+
+async def wait_for_records(tail: ThreadTail, recent: RecentFrames, after: int, timeout: float) -> int:
+    """Until the thread has a record after ``after`` (taken into ``recent`` already), or
+    ``timeout``; returns the latest seq. Once the thread was deleted, :class:`ThreadDeleted`
+    only after the records this process took in before were sent: a run's caller gets its
+    run's end, stored before the delete."""
+    try:
+        return await tail.wait(after, timeout)
+    except ThreadDeleted:
+        if recent.after(after):
+            return recent.last_seq
+        raise
+
+
+class ThreadState:
+    """What the streams of one thread read to know when they are complete, kept current by
+    the thread's runtime (``runtime/thread.py``): the log it has taken in, whether a run of
+    this process holds the thread, and an event set (then replaced) when such a run starts
+    or ends, or the process begins to drain."""
+
+    def __init__(self) -> None:
+        self.log: LogState | None = None  # set once the replay state is ready
+        self.run_here = False
+        self.run_changed = asyncio.Event()
+
+    def announce_run_change(self) -> None:
+        changed, self.run_changed = self.run_changed, asyncio.Event()
+        changed.set()
+
+    @property
+    def log_run_open(self) -> bool:
+        """Whether the log, as this process knows it, has a run without a terminal event."""
+        log = self.log
+        return log is not None and log.run_open
+
+    @property
+    def last_seq(self) -> int:
+        log = self.log
+        return 0 if log is None else log.last_seq
+
+    def log_settled(self, cursor: int) -> bool:
+        """The log has no run open and nothing after ``cursor``: a stream at ``cursor`` holds
+        every run's end."""
+        return not self.log_run_open and cursor >= self.last_seq
+
+
+class RunOutcome(Protocol):
+    """What a run's caller stream reads of its run (``runtime/active_run.py``'s ``ActiveRun``):
+    set by the runtime when the run lets go of the thread."""
+
+    released: asyncio.Event
+    final_seq: int | None  # the seq of the run's last event, once released
+
+
+class Draining(Protocol):
+    """Whether the process drains (``runtime/readiness.py``)."""
+
+    @property
+    def draining(self) -> bool: ...
+
+
+class WatcherFollower(LogFollower):
+    """A watcher (``GET /threads/{t}/events``) follows forever, except while the process
+    drains: then it ends once the thread has no run open (it resumes on another replica
+    by its last id)."""
+
+    def __init__(
+        self,
+        store: ThreadStore,
+        thread_id: str,
+        recent: RecentFrames,
+        cursor: int,
+        *,
+        heartbeat_s: float,
+        heartbeat: bytes,
+        tail: ThreadTail,
+        state: ThreadState,
+        process: Draining,
+    ) -> None:
+        super().__init__(store, thread_id, recent, cursor, heartbeat_s=heartbeat_s, heartbeat=heartbeat, tail=tail)
+        self.state = state
+        self.process = process
+
+    def complete(self, cursor: int) -> bool:
+        return self.process.draining and self.state.log_settled(cursor)
+
+
+class ConnectFollower(LogFollower):
+    """A connect's stream ends once the thread is settled: no run in progress (here or in
+    the log) and nothing after the cursor."""
+
+    def __init__(
+        self,
+        store: ThreadStore,
+        thread_id: str,
+        recent: RecentFrames,
+        cursor: int,
+        *,
+        heartbeat_s: float,
+        heartbeat: bytes,
+        tail: ThreadTail,
+        state: ThreadState,
+    ) -> None:
+        super().__init__(store, thread_id, recent, cursor, heartbeat_s=heartbeat_s, heartbeat=heartbeat, tail=tail)
+        self.state = state
+
+    def complete(self, cursor: int) -> bool:
+        state = self.state
+        return not state.run_here and state.log_settled(cursor)
+
+    async def wait(self, after: int, timeout: float) -> int:
+        return await self._wait_for_change(self.state, after, timeout)
+
+
+class CallerFollower(LogFollower):
+    """A run's caller gets the log from just before the run to the run's last event; the
+    bound keeps a next run (started the moment this one ended) out of it."""
+
+    bounded = True
+
+    def __init__(
+        self,
+        store: ThreadStore,
+        thread_id: str,
+        recent: RecentFrames,
+        cursor: int,
+        *,
+        heartbeat_s: float,
+        heartbeat: bytes,
+        tail: ThreadTail,
+        state: ThreadState,
+        run: RunOutcome,
+    ) -> None:
+        super().__init__(store, thread_id, recent, cursor, heartbeat_s=heartbeat_s, heartbeat=heartbeat, tail=tail)
+        self.state = state
+        self.run = run
+
+    def complete(self, cursor: int) -> bool:
+        run = self.run
+        return run.released.is_set() and cursor >= (run.final_seq or 0)
+
+    def bound(self) -> int | None:
+        return self.run.final_seq
+
+    async def wait(self, after: int, timeout: float) -> int:
+        return await self._wait_for_change(self.state, after, timeout)
+
+
+def follower_for(
+    store: ThreadStore,
+    thread_id: str,
+    recent: RecentFrames,
+    cursor: int,
+    *,
+    heartbeat_s: float,
+    tail: ThreadTail,
+    state: ThreadState,
+    caller_of: RunOutcome | None = None,
+    until_settled: bool = False,
+    process: Draining | None = None,
+) -> LogFollower:
+    """The follower of a stream at ``cursor``, of the kind its rule asks for: a run's
+    caller (``caller_of``), a connect (``until_settled``), a watcher (``process``), else
+    one that follows until the client goes."""
+    parts = (store, thread_id, recent, cursor)
+    if caller_of is not None:
+        return CallerFollower(
+            *parts, heartbeat_s=heartbeat_s, heartbeat=HEARTBEAT, tail=tail, state=state, run=caller_of
+        )
+    if until_settled:
+        return ConnectFollower(*parts, heartbeat_s=heartbeat_s, heartbeat=HEARTBEAT, tail=tail, state=state)
+    if process is not None:
+        return WatcherFollower(
+            *parts, heartbeat_s=heartbeat_s, heartbeat=HEARTBEAT, tail=tail, state=state, process=process
+        )
+    return LogFollower(*parts, heartbeat_s=heartbeat_s, heartbeat=HEARTBEAT, tail=tail)

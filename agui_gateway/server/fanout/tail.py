@@ -43,7 +43,7 @@ import logging
 import weakref
 from collections.abc import Awaitable, Callable
 from types import MethodType
-from typing import TypeVar
+from typing import Protocol, TypeVar
 
 from agui_gateway.store.base import StoreError, ThreadDeleted, ThreadStore
 
@@ -65,6 +65,23 @@ MAX_WINDOW_S = 0.05
 _RETRY_S = (0.05, 0.2, 1.0)
 
 
+class LogState(Protocol):
+    """The log as the runtime has taken it in (its replay state's compactor)."""
+
+    @property
+    def last_seq(self) -> int: ...
+
+    @property
+    def run_open(self) -> bool: ...
+
+
+class TakenIn(Protocol):
+    """What the runtime has taken in of the log: None until its replay state is ready
+    (``follower.py``'s ``ThreadState``, which the runtime keeps current)."""
+
+    log: LogState | None
+
+
 class ThreadTail:
     def __init__(
         self,
@@ -72,6 +89,7 @@ class ThreadTail:
         thread_id: str,
         follow: Callable[[int], Awaitable[None]],
         on_deleted: Callable[[], None] | None = None,
+        taken_in: TakenIn | None = None,
     ) -> None:
         self.store = store
         self.thread_id = thread_id
@@ -85,8 +103,10 @@ class ThreadTail:
         self.gone: ThreadDeleted | None = None  # the thread was deleted: final
         # Held weakly when they are its owner's methods (the thread runtime's, which holds the
         # tail): see _weakly. The task resolves them while it runs, so they hold then.
+        # ``follow`` takes in records other writers stored (runtime/thread.py's take_in).
         self._follow = _weakly(follow)
         self._on_deleted = _weakly(on_deleted) if on_deleted is not None else None
+        self._taken_in = taken_in
         # One future per waiting subscriber (cheap, and one waiter's cancellation is its own).
         self._waiting: list[asyncio.Future[None]] = []
         self._round_by = 0.0  # loop time by which the tail ends the current round, at the latest
@@ -133,6 +153,23 @@ class ThreadTail:
         if self.failures != failures and self.error is not None and self.seq <= after:
             raise self.error
         return self.seq
+
+    async def take_in(self, latest: int) -> None:
+        """Have the records up to ``latest`` taken in now, as a round would (a stream woken
+        by something else than the tail, a run's start or end, looks at the thread)."""
+        follow = self._follow()
+        if follow is not None and self._news(latest):
+            await follow(latest)
+
+    def _news(self, latest: int) -> bool:
+        """Whether the log up to ``latest`` may hold records the runtime has not taken in
+        (another writer's): this process's own appends went in as they were stored, so a
+        round after them asks the runtime nothing. (With nothing taken in yet there is
+        nothing to add to; a ``latest`` of 0 may mean the thread was deleted: asked.)"""
+        if self._taken_in is None:
+            return True
+        log = self._taken_in.log
+        return log is not None and (latest == 0 or latest > log.last_seq)
 
     def interrupt(self) -> None:
         """Make every waiter return now, with what is stored so far: something else its stream
@@ -193,7 +230,8 @@ class ThreadTail:
                         head = await self.store.head(self.thread_id)
                         self.epoch = head.epoch if head is not None else None
                     latest = await self.store.wait_for(self.thread_id, self.seq, self._round_by - now, epoch=self.epoch)
-                    await follow(latest)
+                    if self._news(latest):
+                        await follow(latest)
                 except ThreadDeleted as exc:  # before StoreError, its base: final, no retry
                     if self.gone is None:  # not told already (by deleted())
                         self.gone = exc

@@ -19,7 +19,7 @@ from agui_gateway.server.http.requests import (
 from agui_gateway.server.http.responses import json_response, sse_response
 from agui_gateway.server.http.services import ApiServices
 from agui_gateway.server.http.stream_slots import StreamSlot
-from agui_gateway.server.http.streams import replay_then_live, stream_slot
+from agui_gateway.server.http.streams import stream_slot
 from agui_gateway.server.runtime.active_run import ActiveRun
 from agui_gateway.server.runtime.run_task import CODE_STORE_OUTAGE
 from agui_gateway.server.sse import event_frame
@@ -52,21 +52,18 @@ class RunHandlers:
         except BaseException:
             slot.release()
             raise
-        # The caller gets the log from just before the run to the run's last event;
-        # the bound keeps a next run (started the moment this one ended) out of it. Through
+        # The caller gets the log from just before the run to the run's last event. Through
         # a store outage it waits while the run goes on (see fanout/store_patience.py).
-        body = replay_then_live(
-            services,
-            thread,
+        patience = StorePatience(
+            services.config.store_outage_budget_s,
+            holding=lambda: not run.is_released,
+            budget=lambda: run.end_stored,
+        )
+        body = thread.stream(
             run.start_after,
-            wait=thread.wait_for_change,
-            stop=run.caller_complete,
-            bound=run.caller_bound,
-            patience=StorePatience(
-                services.config.store_outage_budget_s,
-                holding=lambda: not run.is_released,
-                budget=lambda: run.end_stored,
-            ),
+            services.config.heartbeat_s,
+            patience,
+            caller_of=run,
             lost=lambda message: caller_lost_frame(run, message),
         )
         return sse_response(body, slot.release)
@@ -94,7 +91,6 @@ class RunHandlers:
         except BaseException:
             slot.release()
             raise
-        body = replay_then_live(
-            services, thread, position, wait=thread.wait_for_change, stop=thread.settled, turns=turns
-        )
+        patience = StorePatience(services.config.store_outage_budget_s)
+        body = thread.stream(position, services.config.heartbeat_s, patience, turns=turns, until_settled=True)
         return sse_response(body, slot.release)

@@ -35,6 +35,7 @@ from starlette.requests import Request
 from starlette.responses import Response
 
 from agui_gateway.server.errors import BadRequest
+from agui_gateway.server.fanout.store_patience import StorePatience
 from agui_gateway.server.http.listing import page, parse_list_query, thread_row
 from agui_gateway.server.http.requests import (
     page_query,
@@ -47,7 +48,7 @@ from agui_gateway.server.http.requests import (
 )
 from agui_gateway.server.http.responses import json_response, ndjson_response, sse_response
 from agui_gateway.server.http.services import ApiServices
-from agui_gateway.server.http.streams import batched, replay_then_live, stream_slot
+from agui_gateway.server.http.streams import batched, stream_slot
 from agui_gateway.server.runtime.branches import branch_events, run_index
 from agui_gateway.server.runtime.thread import ThreadRuntime
 from agui_gateway.server.sse import STREAM_PREAMBLE, event_frame
@@ -71,14 +72,9 @@ class ThreadHandlers:
         position = await resume_position_within(request, services.store, thread_id)
         thread = services.threads.get(thread_id)
         slot = stream_slot(services, request)
-        readiness = services.readiness
-
-        def drained(cursor: int) -> bool:
-            # A watcher follows forever, except while the process drains: then it ends once
-            # the thread has no run open (it resumes on another replica by its last id).
-            return readiness.draining and thread.log_settled(cursor)
-
-        body = replay_then_live(services, thread, position, wait=thread.wait_for_records, stop=drained, turns=turns)
+        # A watcher follows forever, except while the process drains (see WatcherEnd).
+        patience = StorePatience(services.config.store_outage_budget_s)
+        body = thread.stream(position, services.config.heartbeat_s, patience, turns=turns, process=services.readiness)
         return sse_response(body, slot.release)
 
     async def messages(self, request: Request) -> Response:

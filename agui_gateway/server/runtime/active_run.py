@@ -44,12 +44,3 @@ class ActiveRun:
     @property
     def is_released(self) -> bool:
         return self.released.is_set()
-
-    def caller_complete(self, cursor: int) -> bool:
-        """Whether the caller's stream, at ``cursor``, has everything of the run: where it ends."""
-        return self.is_released and cursor >= (self.final_seq or 0)
-
-    def caller_bound(self) -> int | None:
-        """The last seq the caller's stream may send (None while the run goes on): a next
-        run, started the moment this one ended, stays out of it."""
-        return self.final_seq

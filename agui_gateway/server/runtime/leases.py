@@ -26,6 +26,7 @@ import asyncio
 import logging
 from collections.abc import Callable
 
+from agui_gateway.server.runtime.active_run import ActiveRun
 from agui_gateway.store.base import StoreError
 from agui_gateway.store.lease import Lease, RunLeases
 
@@ -158,3 +159,17 @@ class RecoverySweep:
                 log.warning("the run lease sweep failed (%s); retrying in %ss", exc, self._interval_s)
             except Exception:  # a bug must not end the sweep for the life of the process
                 log.exception("the run lease sweep failed; retrying in %ss", self._interval_s)
+
+
+async def release_run_lease(leases: RunLeases | None, run: ActiveRun) -> None:
+    """Stop renewing the run's lease and give it up (it lapses by itself if Redis is away)."""
+    if run.keeper is not None:
+        run.keeper.cancel()
+        await asyncio.gather(run.keeper, return_exceptions=True)
+    lease = run.lease
+    run.lease = None
+    if leases is not None and lease is not None:
+        try:
+            await leases.release(lease)
+        except StoreError as exc:
+            log.warning("thread %s: releasing the run lease failed (%s); it lapses by itself", run.thread_id, exc)

@@ -42,6 +42,7 @@ caller's POST stream included. Logs written before (the gateway's own
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Awaitable, Callable
 from typing import Any
 
 from agui_gateway.protocol.history import HistoryConflict, merge_history
@@ -103,54 +104,57 @@ class RunManager:
     ) -> ActiveRun:
         run_id = run_input["runId"]
         run = ActiveRun(thread.thread_id, run_id, agent.name, current_run_id=run_id)
+
+        async def prepare(conversation: Conversation) -> Callable[[], Awaitable[None]]:
+            """The admitted run's driver, from the conversation it continues."""
+            try:
+                if history == "gateway":
+                    # The thread is the source of truth: the agent gets what a replaying
+                    # client holds plus the caller's new messages (HistoryConflict: 409).
+                    merged = merge_history(conversation.messages, run_input["messages"])
+                    upstream_input = {**run_input, "messages": merged}
+                else:
+                    # A caller holding a window gets the older messages put back in front.
+                    full = window_conversation(conversation.messages, run_input["messages"])
+                    windowed = len(full) != len(run_input["messages"])
+                    upstream_input = {**run_input, "messages": full} if windowed else run_input
+                # Recorded from what the agent gets: with server-side history, the merge
+                # continues the thread by construction, so only the new messages are recorded.
+                run.plan = await self._plan(thread, conversation, upstream_input)
+            except (HistoryConflict, HistoryTooLarge):
+                self._metrics.runs_rejected.inc()
+                raise
+            # A RUN_STARTED the upstream side synthesizes gets the run's annotation like the
+            # agent's own would (see RunTask.records_of).
+            upstream = UpstreamRun(
+                agent.client, agent.url, upstream_input, timeouts=self._timeouts, run_started_input=None
+            )
+            task = RunTask(
+                thread,
+                run,
+                upstream,
+                self._metrics,
+                self._bad_input,
+                shutting_down=lambda: self._shutting_down,
+                outage_pool=self._outage_pool,
+            )
+            self._runs.add(run)
+            self._metrics.runs_started.labels(agent.name).inc()
+            self._metrics.runs_active.inc()
+            return task.drive
+
         try:
-            conversation = await thread.admit(run, on_wait=self._metrics.run_starts_waited.inc)
+            await thread.open_run(
+                run,
+                prepare,
+                on_wait=self._metrics.run_starts_waited.inc,
+                on_stop=lambda message: self._cancel(run, message, CODE_STOPPED, cancelled=True),
+                on_lost=lambda message: self._cancel(run, message, CODE_LEASE_LOST),
+                on_released=self._released,
+            )
         except RunInProgress:
             self._metrics.runs_rejected.inc()
             raise
-        try:
-            if history == "gateway":
-                # The thread is the source of truth: the agent gets what a replaying
-                # client holds plus the caller's new messages (HistoryConflict: 409).
-                merged = merge_history(conversation.messages, run_input["messages"])
-                upstream_input = {**run_input, "messages": merged}
-            else:
-                # A caller holding a window gets the older messages put back in front.
-                full = window_conversation(conversation.messages, run_input["messages"])
-                windowed = len(full) != len(run_input["messages"])
-                upstream_input = {**run_input, "messages": full} if windowed else run_input
-            # Recorded from what the agent gets: with server-side history, the merge
-            # continues the thread by construction, so only the new messages are recorded.
-            run.plan = await self._plan(thread, conversation, upstream_input)
-        except (HistoryConflict, HistoryTooLarge):
-            await thread.dismiss(run)
-            self._metrics.runs_rejected.inc()
-            raise
-        except BaseException:
-            await thread.dismiss(run)
-            raise
-        # A RUN_STARTED the upstream side synthesizes gets the run's annotation like the
-        # agent's own would (see RunTask.records_of).
-        upstream = UpstreamRun(agent.client, agent.url, upstream_input, timeouts=self._timeouts, run_started_input=None)
-        task = RunTask(
-            thread,
-            run,
-            upstream,
-            self._metrics,
-            self._bad_input,
-            shutting_down=lambda: self._shutting_down,
-            on_released=self._released,
-            outage_pool=self._outage_pool,
-        )
-        run.task = asyncio.create_task(task.drive(), name=f"run-{thread.thread_id}-{run_id}")
-        self._runs.add(run)
-        self._metrics.runs_started.labels(agent.name).inc()
-        self._metrics.runs_active.inc()
-        thread.run_started(
-            run,
-            on_stop=lambda message: self._cancel(run, message, CODE_STOPPED, cancelled=True),
-            on_lost=lambda message: self._cancel(run, message, CODE_LEASE_LOST),
-        )
         return run
 
     def _released(self, run: ActiveRun) -> None:

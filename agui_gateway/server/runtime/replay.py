@@ -24,12 +24,12 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from contextlib import aclosing
 from dataclasses import dataclass
 
 from agui_gateway.protocol.compaction import SnapshotCompactor
-from agui_gateway.server.fanout.follower import slices
+from agui_gateway.server.fanout.batches import slices
 from agui_gateway.server.fanout.recent import RecentFrames
 from agui_gateway.server.metrics import GatewayMetrics
 from agui_gateway.server.sse import event_frame, frames
@@ -74,8 +74,9 @@ class ReplayState:
 
     # -- building -------------------------------------------------------------------
 
-    async def build(self) -> SnapshotCompactor:
-        """A compactor of the whole log: the checkpoint, then the log after it. Not published."""
+    async def build(self, settle: Callable[[SnapshotCompactor], Awaitable[None]]) -> SnapshotCompactor:
+        """A compactor of the whole log: the checkpoint, then the log after it; ``settle``d by
+        the runtime (a run a crash left open closed first), then published."""
         compactor, saved = await self._load_checkpoint()
         fed = 0
         async with aclosing(self.store.read(self.thread_id, after=compactor.last_seq)) as records:
@@ -86,6 +87,8 @@ class ReplayState:
                     await asyncio.sleep(0)  # let other threads' streams run during a long build
         self._metrics.checkpoint_builds.inc()
         self._saved_seq = saved
+        await settle(compactor)
+        await self.publish(compactor)
         return compactor
 
     async def publish(self, compactor: SnapshotCompactor) -> None:
@@ -187,6 +190,15 @@ class ReplayState:
                 self.recent.push((record,))
 
     # -- reading ---------------------------------------------------------------------------
+
+    async def current_view(
+        self, compactor: SnapshotCompactor, turns: int | None, on_caught_up: Callable[[], None]
+    ) -> ReplayView:
+        """:meth:`view` (with ``turns``, :meth:`window_view`) after taking in what other
+        writers stored (``on_caught_up`` then, when there was any)."""
+        if await self.catch_up(compactor):
+            on_caught_up()
+        return self.view(compactor) if turns is None else self.window_view(compactor, turns)
 
     def view(self, compactor: SnapshotCompactor) -> ReplayView:
         """What a fresh client gets before the live tail (see ``docs/compaction-api.md``).

@@ -19,6 +19,11 @@ stores the run's end: for a client's stop, the events closing what the run left 
 (``protocol/closing.py``) and RUN_FINISHED with AG-UI 1.0's cancelled outcome; for a
 fault, a RUN_ERROR.
 
+The run task asks the thread's runtime for two things: :meth:`ThreadRuntime.append`,
+and after a store outage :meth:`ThreadRuntime.reclaim_lease`. It runs inside the run's
+task, which is the runtime's (:meth:`ThreadRuntime.run_started`): once
+:meth:`RunTask.drive` returns, the runtime lets the thread go.
+
 What the run records beside the agent's events (the caller's input on the run's
 first RUN_STARTED, the caller's snapshots after it) is planned when the run is
 admitted (``manager.py``) and put in place here (:meth:`RunTask.records_of`).
@@ -82,7 +87,6 @@ class RunTask:
         metrics: GatewayMetrics,
         bad_input: BadInputLog,
         shutting_down: Callable[[], bool],
-        on_released: Callable[[ActiveRun], None],
         outage_pool: OutagePool,
     ) -> None:
         self.thread = thread
@@ -91,7 +95,6 @@ class RunTask:
         self._metrics = metrics
         self._bad_input = bad_input
         self._shutting_down = shutting_down  # then a failing store is not waited for
-        self._on_released = on_released  # the manager's own bookkeeping of its runs
         self._open_parts = OpenParts()  # what the run's stored events left open
         self._buffer = OutageBuffer(outage_pool, QUEUE_ITEMS)
 
@@ -183,8 +186,6 @@ class RunTask:
             # The log keeps the run open; the next start of the gateway closes it (with
             # run leases: whichever replica's sweep finds the lease lapsed).
             log.exception("thread %s run %s: could not store the run's end", run.thread_id, run.run_id)
-        finally:
-            await self.thread.run_ended(run, self._on_released)
 
     async def _store_end(self) -> None:
         run = self.run

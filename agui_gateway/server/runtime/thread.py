@@ -13,14 +13,15 @@ A :class:`ThreadRuntime` owns, for one thread:
   on the store for the thread, which takes other replicas' records in
   (:meth:`ThreadRuntime.take_in`) before it wakes the subscribers.
 
-The run manager (``manager.py``, ``run_task.py``) works on a thread only through the
-operations of the "runs" section below: :meth:`~ThreadRuntime.admit` a run (which
-returns the conversation it continues), find its :meth:`~ThreadRuntime.branch_parent`
-when it branches, tell the thread the run :meth:`~ThreadRuntime.run_started` (its lease
-is renewed from then on), :meth:`~ThreadRuntime.append` its events, and tell it the
-:meth:`~ThreadRuntime.run_ended`; :meth:`~ThreadRuntime.dismiss` a run that could not
-start, and :meth:`~ThreadRuntime.stop_remote_run` for a run another replica drives. It
-never touches the store itself.
+Runs meet the thread in a handful of named operations (the "runs" section below): the
+manager opens a run (:meth:`~ThreadRuntime.open_run`: admitted, then prepared by the manager
+from the conversation it continues, finding its :meth:`~ThreadRuntime.branch_parent` when
+it branches, then driven: the runtime runs the run task and lets the thread go after it),
+the run task stores its events (:meth:`~ThreadRuntime.append`), and a run another replica
+drives is stopped with :meth:`~ThreadRuntime.stop_remote_run`. Neither touches the store
+or the runtime's fields. Reads meet it in one operation per stream,
+:meth:`~ThreadRuntime.stream` (history from the client's position, then the follower:
+``fanout/follower.py``, which reads :attr:`~ThreadRuntime.state` and never calls back).
 
 Appends of this process go through :meth:`ThreadRuntime.append`, which runs the store
 append and the compactor update as one task that a cancelled caller cannot interrupt
@@ -31,23 +32,36 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Awaitable, Callable, Sequence
-from typing import Any, NamedTuple
+from collections.abc import AsyncGenerator, Awaitable, Callable, Sequence
+from contextlib import aclosing
+from typing import Any, NamedTuple, TypeVar
 
 from agui_gateway.protocol.compaction import MessagePage, SnapshotCompactor
 from agui_gateway.protocol.lineage import Parent
 from agui_gateway.server.errors import NoRunInProgress, NotTheOpenRun, RunInProgress
+from agui_gateway.server.fanout.follower import Draining, LogFollower, ThreadState, follower_for, wait_for_records
 from agui_gateway.server.fanout.recent import RecentFrames
+from agui_gateway.server.fanout.store_patience import StorePatience
 from agui_gateway.server.fanout.tail import ThreadTail
 from agui_gateway.server.metrics import GatewayMetrics
 from agui_gateway.server.runtime.active_run import ActiveRun
 from agui_gateway.server.runtime.branches import branch_parent
-from agui_gateway.server.runtime.leases import HANDOVER_WAIT_S, acquire_for_run, keep_lease
+from agui_gateway.server.runtime.leases import HANDOVER_WAIT_S, acquire_for_run, keep_lease, release_run_lease
 from agui_gateway.server.runtime.recovery import Recovery
 from agui_gateway.server.runtime.replay import ReplayState, ReplayView
-from agui_gateway.store.base import LeaseLost, NewEvent, StoredRecord, StoreError, ThreadDeleted, ThreadStore
+from agui_gateway.server.sse import HEARTBEAT, STREAM_PREAMBLE, store_error_frame, thread_deleted_frame
+from agui_gateway.store.base import (
+    LeaseLost,
+    NewEvent,
+    StoredRecord,
+    StoreError,
+    StoreUnavailable,
+    ThreadDeleted,
+    ThreadStore,
+)
 
 log = logging.getLogger("agui_gateway.server.runtime.thread")
+_T = TypeVar("_T")
 
 
 class Conversation(NamedTuple):
@@ -83,11 +97,12 @@ class ThreadRuntime:
         # point back to is a reference cycle, freed only by the rare cyclic collection.
         self._recovery = Recovery(self._replay, store.leases, metrics, on_stored=_stored_notice(thread_id, on_change))
         self._building: asyncio.Task[SnapshotCompactor] | None = None
-        self._run_changed = asyncio.Event()
+        # What the thread's streams read to know when they are complete (see fanout/follower.py).
+        self.state = ThreadState()
         self._run: ActiveRun | None = None
         self._subscribers = 0
         # The one waiter on the store for this thread in this process (see fanout/tail.py).
-        self.tail = ThreadTail(store, thread_id, self.take_in, on_deleted=self._deleted_elsewhere)
+        self.tail = ThreadTail(store, thread_id, self.take_in, on_deleted=self._deleted_elsewhere, taken_in=self.state)
 
     # -- readiness -----------------------------------------------------------------------
 
@@ -110,15 +125,17 @@ class ThreadRuntime:
             log.error("building the replay state of thread %s failed", self.thread_id, exc_info=task.exception())
 
     async def _build(self) -> SnapshotCompactor:
-        compactor = await self._replay.build()
+        return await self._replay.build(settle=self._settle)
+
+    async def _settle(self, compactor: SnapshotCompactor) -> None:
+        """A built compactor, before it is published: a run a crash left open is closed."""
         if self._recover_open_runs and compactor.run_open and self._run is None:
             if self.store.leases is None:
                 await self._recovery.close_crashed_run(compactor)
             else:  # a live replica may be running it: only a lease tells
                 await self._recovery.close_leased(compactor, lambda: self._run is not None)
         self._compactor = compactor  # readable only once complete and recovered
-        await self._replay.publish(compactor)
-        return compactor
+        self.state.log = compactor
 
     # -- recovery --------------------------------------------------------------------------
 
@@ -155,10 +172,8 @@ class ThreadRuntime:
         with ``turns``, only the messages of the last ``turns`` runs
         (:meth:`ReplayState.window_view`)."""
         compactor = await self._ready()
-        caught_up = await self._caught_up(self._replay.catch_up(compactor))
-        if caught_up:  # another writer (a replica) stored records
-            self._changed()
-        return self._replay.view(compactor) if turns is None else self._replay.window_view(compactor, turns)
+        # _changed when another writer (a replica) stored records
+        return await self._caught_up(self._replay.current_view(compactor, turns, self._changed))
 
     async def message_page(self, before: str, limit: int) -> MessagePage:
         """Up to ``limit`` messages older than the message ``before``, and the next cursor
@@ -181,6 +196,99 @@ class ThreadRuntime:
         compactor = await self._ready()
         return compactor.replay_events()
 
+    # -- streams ---------------------------------------------------------------------------------
+
+    async def stream(
+        self,
+        position: int | None,
+        heartbeat_s: float,
+        patience: StorePatience,
+        *,
+        turns: int | None = None,
+        caller_of: ActiveRun | None = None,
+        until_settled: bool = False,
+        process: Draining | None = None,
+        lost: Callable[[str], bytes] | None = None,
+    ) -> AsyncGenerator[bytes | memoryview, None]:
+        """A stream of the thread: history (the replay view when ``position`` is None,
+        windowed to ``turns`` runs when given; else exactly the stored events after
+        ``position``), then the log after it (:class:`LogFollower`).
+
+        Where it ends is its follower's rule (``fanout/follower.py``):
+        with ``caller_of``, when the run's caller has the run's last event; with
+        ``until_settled`` (a connect) once the thread is settled; else (a watcher) only
+        once ``process`` drains and the thread has no run open. Every stream ends when
+        its thread is deleted, with a ``thread_deleted`` frame. Through a store outage it
+        waits as ``patience`` allows (``fanout/store_patience.py``), then ends with an
+        ``error`` frame, or ``lost``'s (the client resumes by its last id).
+        """
+        metrics = self._metrics
+        self.add_subscriber()
+        follower: LogFollower | None = None
+        try:
+            yield STREAM_PREAMBLE
+            if position is None:
+                view = await self.replay_view(turns)
+                kind = "fresh" if turns is None else "window"
+                metrics.replays.labels(kind).inc()
+                metrics.replay_bytes.labels(kind).inc(view.nbytes)
+                for chunk in view.chunks:
+                    yield chunk
+                cursor = view.seq
+            else:
+                # Opening the thread also closes a run a crash left open (its RUN_ERROR
+                # then reaches this client like any stored event).
+                await self.ready()
+                metrics.replays.labels("resume").inc()
+                cursor = position
+            follower = follower_for(
+                self.store,
+                self.thread_id,
+                self.recent,
+                cursor,
+                heartbeat_s=heartbeat_s,
+                tail=self.tail,
+                state=self.state,
+                caller_of=caller_of,
+                until_settled=until_settled,
+                process=process,
+            )
+            while True:
+                try:
+                    # Closed with the stream, not when the garbage collector finds it: it holds
+                    # the log's file descriptor while it reads.
+                    async with aclosing(follower.follow()) as chunks:
+                        async for chunk in chunks:
+                            patience.answered()
+                            yield chunk
+                    break
+                except StoreUnavailable as exc:
+                    # A store outage (a Redis failover): wait it out as the patience allows,
+                    # heartbeats going out, then go on from the follower's cursor.
+                    if not patience.waits():
+                        raise
+                    # Debug only: every stream of the process meets the same outage (the runs log it).
+                    log.debug("thread %s: the store is unavailable (%s); the stream waits", self.thread_id, exc)
+                    yield HEARTBEAT
+                    await patience.pause()
+        except ThreadDeleted:
+            # Before StoreError, its base: the thread is gone (here or on another replica), and
+            # so is this stream; the client learns why instead of reconnecting in a loop. A
+            # stream complete by its own rule (a run's caller holding the run's end, stopped
+            # for the delete) just ends, as it would have.
+            if follower is None or not follower.complete(follower.cursor):
+                yield thread_deleted_frame(self.thread_id)
+        except StoreError as exc:
+            # The store went away (Redis down) for longer than the stream waits for it: tell the
+            # client and close (a run's caller: its run's RUN_ERROR, ``lost``); it resumes by
+            # its last id once the gateway answers again. Nothing is lost: the log has it all.
+            log.warning("thread %s: stream closed, the store failed: %s", self.thread_id, exc)
+            yield store_error_frame(str(exc)) if lost is None else lost(str(exc))
+        finally:
+            self.remove_subscriber()
+            if position is not None and follower is not None:
+                metrics.replay_bytes.labels("resume").inc(follower.bytes_before_caught_up)
+
     @property
     def approx_bytes(self) -> int:
         return self._replay.approx_bytes
@@ -195,11 +303,6 @@ class ThreadRuntime:
     def last_seq(self) -> int:
         compactor = self._compactor
         return 0 if compactor is None else compactor.last_seq
-
-    def log_settled(self, cursor: int) -> bool:
-        """The log has no run open and nothing after ``cursor``: a stream at ``cursor`` holds
-        every run's end."""
-        return not self.log_run_open and cursor >= self.last_seq
 
     def wake_subscribers(self) -> None:
         """Every stream waiting on this thread returns to look at it again, whether or not
@@ -220,49 +323,10 @@ class ThreadRuntime:
         if self._on_deleted is not None:
             self._on_deleted(self)
 
-    def settled(self, cursor: int) -> bool:
-        """No run in progress (here or in the log) and nothing after ``cursor``: where a
-        connect's stream ends."""
-        return not self.running and not self.log_run_open and cursor >= self.last_seq
-
-    # -- waiting for the thread to change -----------------------------------------------------
-
-    async def wait_for_change(self, after: int, timeout: float) -> int:
-        """Until a record after ``after``, a run starting or ending, or the timeout.
-
-        Returns the thread's latest seq.
-        """
-        store_wait = asyncio.ensure_future(self._tail_wait(after, timeout))
-        run_wait = asyncio.ensure_future(self._run_changed.wait())
-        try:
-            await asyncio.wait((store_wait, run_wait), return_when=asyncio.FIRST_COMPLETED)
-        finally:
-            store_wait.cancel()
-            run_wait.cancel()
-        if self.tail.gone is not None:  # deleted: what this process holds goes out, then it ends
-            return await self._tail_wait(after, 0)
-        if store_wait.done() and not store_wait.cancelled() and store_wait.exception() is None:
-            latest: int = store_wait.result()
-        else:
-            latest = await self.store.last_seq(self.thread_id)
-        await self.take_in(latest)
-        return latest
-
     async def wait_for_records(self, after: int, timeout: float) -> int:
         """Until the thread has a record after ``after`` (taken into :attr:`recent` already), or
         ``timeout``; returns the latest seq. Shared by all subscribers through :attr:`tail`."""
-        return await self._tail_wait(after, timeout)
-
-    async def _tail_wait(self, after: int, timeout: float) -> int:
-        """The tail's wait; once the thread was deleted, :class:`ThreadDeleted` only after the
-        records this process took in before (in :attr:`recent`) were sent: a run's caller
-        gets its run's end, stored before the delete."""
-        try:
-            return await self.tail.wait(after, timeout)
-        except ThreadDeleted:
-            if self.recent.after(after):
-                return self.recent.last_seq
-            raise
+        return await wait_for_records(self.tail, self.recent, after, timeout)
 
     async def take_in(self, latest: int) -> None:
         """Take records another replica stored (up to at least ``latest``) into the replay state.
@@ -276,7 +340,7 @@ class ThreadRuntime:
         if compactor is not None and await self._caught_up(self._replay.catch_up(compactor, latest)):
             self._changed()
 
-    async def _caught_up(self, catching_up: Awaitable[bool]) -> bool:
+    async def _caught_up(self, catching_up: Awaitable[_T]) -> _T:
         """A catch-up; when it finds the thread deleted (fewer records than taken in), this
         runtime's streams end and the registry drops it before :class:`ThreadDeleted` goes on."""
         try:
@@ -329,6 +393,28 @@ class ThreadRuntime:
         """Whether other gateway replicas may run this thread (a store with run leases)."""
         return self.store.leases is not None
 
+    async def open_run(
+        self,
+        run: ActiveRun,
+        prepare: Callable[[Conversation], Awaitable[Callable[[], Awaitable[None]]]],
+        *,
+        on_wait: Callable[[], None],
+        on_stop: Callable[[str], None],
+        on_lost: Callable[[str], None],
+        on_released: Callable[[ActiveRun], None],
+    ) -> None:
+        """The run manager's one way in: :meth:`admit` ``run``, have ``prepare`` make its
+        driver from the conversation it continues, then drive it (:meth:`run_started`).
+        When admitting or preparing fails (:class:`RunInProgress`, a history conflict),
+        the thread is given up again (:meth:`dismiss`) before the error goes on."""
+        conversation = await self.admit(run, on_wait)
+        try:
+            drive = await prepare(conversation)
+        except BaseException:
+            await self.dismiss(run)
+            raise
+        self.run_started(run, drive, on_stop=on_stop, on_lost=on_lost, on_released=on_released)
+
     async def admit(self, run: ActiveRun, on_wait: Callable[[], None]) -> Conversation:
         """Make ``run`` the thread's run and return the conversation it continues, or raise
         :class:`RunInProgress`.
@@ -373,6 +459,7 @@ class ThreadRuntime:
                     continue
             raise RunInProgress(f"thread {run.thread_id!r} already has a run in progress")
         self._run = run
+        self.state.run_here = True
 
     async def _take_lease(self, run: ActiveRun, on_wait: Callable[[], None]) -> None:
         leases = self.store.leases
@@ -396,10 +483,21 @@ class ThreadRuntime:
         if leases is not None and lease is not None and not await leases.reclaim(lease):
             raise LeaseLost(f"the run lease of thread {self.thread_id!r} was taken during the store outage")
 
-    def run_started(self, run: ActiveRun, on_stop: Callable[[str], None], on_lost: Callable[[str], None]) -> None:
-        """The admitted run is driven now: its lease is renewed while it streams (``on_stop``:
-        another replica asked it to stop; ``on_lost``: the lease is gone), and subscribers
-        waiting on the run state wake."""
+    def run_started(
+        self,
+        run: ActiveRun,
+        drive: Callable[[], Awaitable[None]],
+        *,
+        on_stop: Callable[[str], None],
+        on_lost: Callable[[str], None],
+        on_released: Callable[[ActiveRun], None],
+    ) -> None:
+        """The admitted run is driven now: ``drive`` (its :class:`~.run_task.RunTask`'s, which
+        appends through :meth:`append`) runs as the run's task, and once it returns the
+        thread is let go (:meth:`run_ended`, ``on_released`` then). Its lease is renewed
+        while it streams (``on_stop``: another replica asked it to stop; ``on_lost``: the
+        lease is gone), and subscribers waiting on the run state wake."""
+        run.task = asyncio.create_task(self._driven(run, drive, on_released), name=f"run-{run.thread_id}-{run.run_id}")
         leases = self.store.leases
         if run.lease is not None and leases is not None:
             run.keeper = asyncio.create_task(
@@ -432,11 +530,23 @@ class ThreadRuntime:
         self._stored(records)
         return records
 
+    async def _driven(
+        self, run: ActiveRun, drive: Callable[[], Awaitable[None]], on_released: Callable[[ActiveRun], None]
+    ) -> None:
+        """The run's task: the run task stores the run's events and its end, then the run
+        lets go of the thread, even when its end could not be stored (the log keeps the
+        run open; the next start of the gateway, or another replica's sweep, closes it)."""
+        try:
+            await drive()
+        finally:
+            await self.run_ended(run, on_released)
+
     async def dismiss(self, run: ActiveRun) -> None:
         """Give the thread up: the run's lease (no longer renewed) and its claim here."""
-        await _release_lease(self.store, run)
+        await release_run_lease(self.store.leases, run)
         if self._run is run:
             self._run = None
+            self.state.run_here = False
 
     async def run_ended(self, run: ActiveRun, on_released: Callable[[ActiveRun], None]) -> None:
         """After the run's end is stored (or given up on): let the thread go (``on_released``
@@ -485,8 +595,7 @@ class ThreadRuntime:
             self._changed()
 
     def _notify_run_changed(self) -> None:
-        changed, self._run_changed = self._run_changed, asyncio.Event()
-        changed.set()
+        self.state.announce_run_change()
         self._changed()
 
     def _changed(self) -> None:
@@ -502,17 +611,3 @@ def _stored_notice(thread_id: str, on_change: Callable[[str], None] | None) -> C
             on_change(thread_id)
 
     return stored
-
-
-async def _release_lease(store: ThreadStore, run: ActiveRun) -> None:
-    """Stop renewing the run's lease and give it up (it lapses by itself if Redis is away)."""
-    if run.keeper is not None:
-        run.keeper.cancel()
-        await asyncio.gather(run.keeper, return_exceptions=True)
-    leases, lease = store.leases, run.lease
-    run.lease = None
-    if leases is not None and lease is not None:
-        try:
-            await leases.release(lease)
-        except StoreError as exc:
-            log.warning("thread %s: releasing the run lease failed (%s); it lapses by itself", run.thread_id, exc)

@@ -3,13 +3,16 @@ log follower that sends each subscriber the log after its own cursor."""
 
 from __future__ import annotations
 
+import asyncio
 from pathlib import Path
 
 import orjson
 from store.contract import awkward_events, events_holding_the_envelope
 
-from agui_gateway.server.fanout.follower import BATCH_BYTES, Batcher, LogFollower, slices
+from agui_gateway.server.fanout.batches import BATCH_BYTES, Batcher, slices
+from agui_gateway.server.fanout.follower import LogFollower
 from agui_gateway.server.fanout.recent import RecentFrames, record_frame
+from agui_gateway.server.fanout.tail import ThreadTail
 from agui_gateway.store.base import NewEvent, StoredRecord
 from agui_gateway.store.file import FileStore
 
@@ -52,18 +55,23 @@ async def test_log_follower_sends_each_stored_event_in_the_frame_of_its_record(t
     records = await store.append("t", [NewEvent(e, "r") for e in events])
     last = records[-1].seq
 
+    class UpTo(LogFollower):
+        """Complete at ``bound`` (or the last record), which is also the last seq it may send."""
+
+        def __init__(self, cursor: int, recent: RecentFrames, bound: int | None) -> None:
+            tail = ThreadTail(store, "t", lambda latest: asyncio.sleep(0))
+            super().__init__(store, "t", recent, cursor, heartbeat_s=30, heartbeat=b": ping\n\n", tail=tail)
+            self.bounded = bound is not None
+            self.upto = bound
+
+        def complete(self, cursor: int) -> bool:
+            return cursor >= (self.upto or last)
+
+        def bound(self) -> int | None:
+            return self.upto
+
     async def sent(cursor: int, recent: RecentFrames, bound: int | None = None) -> bytes:
-        follower = LogFollower(
-            store,
-            "t",
-            recent,
-            cursor,
-            heartbeat_s=30,
-            heartbeat=b": ping\n\n",
-            wait=lambda after, timeout: store.wait_for("t", after, timeout),
-            stop=lambda at: at >= (bound or last),
-            bound=lambda: bound,
-        )
+        follower = UpTo(cursor, recent, bound)
         return b"".join([bytes(piece) async for piece in follower.follow()])
 
     def framed(after: int, upto: int = last) -> bytes:
