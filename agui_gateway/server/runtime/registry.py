@@ -11,7 +11,8 @@ from __future__ import annotations
 
 import weakref
 from collections import OrderedDict
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 
 from agui_gateway.server.errors import ThreadNotFound
 from agui_gateway.server.metrics import GatewayMetrics
@@ -41,6 +42,7 @@ class ThreadRegistry:
         self._on_change = on_change
         self._on_deleted = on_deleted  # the thread list's feed, told of every deletion
         self._deleted: OrderedDict[str, None] = OrderedDict()  # ids deleted lately, oldest first
+        self._deleting: set[str] = set()  # ids being deleted now: no run is admitted on them
         self._metrics = metrics
         self._cap = cached_threads
         self._cap_bytes = cache_bytes
@@ -66,6 +68,7 @@ class ThreadRegistry:
                 on_change=self._on_change,
                 on_deleted=self._deleted_elsewhere,
             )
+            runtime.deleting = thread_id in self._deleting
             self._alive[thread_id] = runtime
         self._runtimes[thread_id] = runtime
         self._evict()
@@ -79,6 +82,16 @@ class ThreadRegistry:
         collection, which the gateway runs rarely (``cli/process.py``)."""
         return len(self._alive)
 
+    def of_epoch(self, thread_id: str, epoch: str | None) -> ThreadRuntime:
+        """:meth:`get`, for the incarnation ``epoch`` the store holds now (None: no records): a
+        runtime of an older one (deleted elsewhere, e.g. on another replica, while nothing here
+        followed it) is dropped as deleted first."""
+        runtime = self.get(thread_id)
+        if runtime.epoch is not None and runtime.epoch != epoch:
+            runtime.superseded()
+            runtime = self.get(thread_id)
+        return runtime
+
     def peek(self, thread_id: str) -> ThreadRuntime | None:
         return self._runtimes.get(thread_id) or self._alive.get(thread_id)
 
@@ -88,6 +101,23 @@ class ThreadRegistry:
         if runtime is not None:
             runtime.deleted()
         self._forget(thread_id, runtime)
+
+    @contextmanager
+    def deleting(self, thread_id: str) -> Iterator[None]:
+        """While the thread is being deleted, no run is admitted on it (its runtime, or one
+        created meanwhile, refuses with ``RunInProgress``): between the deleter's look for a
+        run in progress and the store's delete, a run starting would write the thread again."""
+        self._deleting.add(thread_id)
+        runtime = self.peek(thread_id)
+        if runtime is not None:
+            runtime.deleting = True
+        try:
+            yield
+        finally:
+            self._deleting.discard(thread_id)
+            for held in (runtime, self.peek(thread_id)):
+                if held is not None:
+                    held.deleting = False
 
     def _deleted_elsewhere(self, runtime: ThreadRuntime) -> None:
         """A runtime's tail saw its thread deleted by another replica or the CLI."""
