@@ -63,8 +63,8 @@ class ResumePosition:
 
 @dataclass(frozen=True, slots=True)
 class Resume:
-    """A resume position checked against the thread (:func:`resume_within`): the seq to
-    follow from, and the epoch the thread had then (None: no records)."""
+    """A stream's start checked against the thread (:func:`resume_within`): the seq to follow
+    from (None: a fresh client), and the epoch the thread had then (None: no records)."""
 
     seq: int | None
     epoch: str | None
@@ -79,13 +79,13 @@ def resume_position(request: Request, header: bool = True) -> ResumePosition | N
 
 async def resume_within(request: Request, store: ThreadStore, thread_id: str) -> Resume:
     """The client's resume position, checked against the thread as the store holds it now
-    (:func:`check_resume`)."""
+    (:func:`check_resume`), and the thread's epoch (read for a fresh client too: its stream
+    is of the incarnation the store holds now)."""
     position = resume_position(request)
-    if position is None:
-        return Resume(None, None)
     head = await store.head(thread_id)
-    check_resume(position, head, thread_id)
-    return Resume(position.seq, head.epoch if head is not None else None)
+    if position is not None:
+        check_resume(position, head, thread_id)
+    return Resume(position.seq if position is not None else None, head.epoch if head is not None else None)
 
 
 def check_resume(position: ResumePosition, head: ThreadHead | None, thread_id: str) -> None:

@@ -46,7 +46,8 @@ class RunHandlers:
             run_input = await read_run_input(request, services.config.max_body_bytes)
             thread_id = run_input["threadId"]
             services.auth.require(request, thread_id, "write")
-            thread = services.threads.get(thread_id)
+            # The run continues the incarnation the store holds (not one deleted elsewhere).
+            thread = await services.threads.current(thread_id)
             history = services.config.options_of(agent.name).history
             run = await services.runs.start(thread, agent, run_input, history)
         except BaseException:
@@ -73,7 +74,7 @@ class RunHandlers:
         thread_id = thread_param(request)
         run_id = stop_run_id(request)
         services.auth.require(request, thread_id, "write")
-        thread = services.threads.get(thread_id)
+        thread = await services.threads.current(thread_id)
         run = await services.runs.stop(thread, "the run was stopped by a client (POST /stop)", run_id)
         return json_response({"stopped": True, "runId": run.run_id, "seq": run.final_seq, "epoch": thread.epoch})
 

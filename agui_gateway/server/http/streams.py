@@ -40,10 +40,8 @@ def stream_slot(services: ApiServices, request: Request) -> StreamSlot:
 
 
 def thread_to_resume(services: ApiServices, thread_id: str, resume: Resume) -> ThreadRuntime:
-    """The runtime a stream from ``resume`` reads: of the incarnation its position was checked
-    against (an older one this process still held is dropped first), any for a fresh client."""
-    if resume.seq is None:
-        return services.threads.get(thread_id)
+    """The runtime a stream from ``resume`` reads: of the incarnation the store holds (a runtime
+    of an older one, deleted elsewhere while this process did not follow it, is dropped)."""
     return services.threads.of_epoch(thread_id, resume.epoch)
 
 

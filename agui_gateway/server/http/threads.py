@@ -68,7 +68,7 @@ class ThreadHandlers:
         if branch is not None:
             if turns is not None:
                 raise BadRequest("?run= replays a whole branch: it takes no 'turns'")
-            return await _branch_stream(services, services.threads.get(thread_id), branch)
+            return await _branch_stream(services, await services.threads.current(thread_id), branch)
         resume = await resume_within(request, services.store, thread_id)
         thread = thread_to_resume(services, thread_id, resume)
         slot = stream_slot(services, request)
@@ -90,7 +90,7 @@ class ThreadHandlers:
         services.auth.require(request, thread_id, "read")
         before, limit = page_query(request)
         await services.threads.refuse_deleted(thread_id)
-        page = await services.threads.get(thread_id).message_page(before, limit)
+        page = await (await services.threads.current(thread_id)).message_page(before, limit)
         return json_response(page.to_json())
 
     async def snapshot(self, request: Request) -> Response:
@@ -98,7 +98,7 @@ class ThreadHandlers:
         thread_id = thread_param(request)
         services.auth.require(request, thread_id, "read")
         await services.threads.refuse_deleted(thread_id)
-        thread = services.threads.get(thread_id)
+        thread = await services.threads.current(thread_id)
         messages, state, seq = await thread.conversation()
         # ``seq`` is a position of the incarnation ``epoch``: "EPOCH:SEQ" resumes from it.
         epoch = await thread.current_epoch()
@@ -132,7 +132,7 @@ class ThreadHandlers:
             if head is None or head.epoch != position.epoch:
                 raise ThreadRecreated.of(thread_id, position.epoch, head.epoch if head is not None else None)
         after = position.seq if position is not None else 0
-        thread = services.threads.get(thread_id)
+        thread = await services.threads.current(thread_id)
         await thread.ready()  # recovery before the export
         if request.query_params.get("compact") in ("1", "true"):
             if after:
@@ -147,7 +147,7 @@ class ThreadHandlers:
         thread_id = thread_param(request)
         services.auth.require(request, thread_id, "read")
         await services.threads.refuse_deleted(thread_id)
-        thread = services.threads.get(thread_id)
+        thread = await services.threads.current(thread_id)
         # Recovery first: a run a crash left open is closed before the log is read, so a
         # run listed as running is one in progress (here, or on another replica).
         await thread.ready()

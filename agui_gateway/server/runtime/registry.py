@@ -92,6 +92,12 @@ class ThreadRegistry:
             runtime = self.get(thread_id)
         return runtime
 
+    async def current(self, thread_id: str) -> ThreadRuntime:
+        """:meth:`of_epoch` for the epoch the store holds now (one read of its head): the runtime
+        a read of the thread is served from."""
+        head = await self.store.head(thread_id)
+        return self.of_epoch(thread_id, head.epoch if head is not None else None)
+
     def peek(self, thread_id: str) -> ThreadRuntime | None:
         return self._runtimes.get(thread_id) or self._alive.get(thread_id)
 
