@@ -5,6 +5,11 @@ deleted it: its streams end, and the next request on the id gets a new runtime, 
 thread. The registry remembers the ids deleted lately (:data:`DELETED_REMEMBERED` of
 them) so that reads of a deleted thread answer 404 ``thread_not_found`` while a thread
 never written reads as empty (:meth:`ThreadRegistry.refuse_deleted`).
+
+A runtime serves one incarnation of its thread (its epoch): requests get the runtime of
+the incarnation the store holds (:meth:`ThreadRegistry.current`), so one kept from before
+a delete this process did not see (another replica's) is dropped as deleted. While a
+delete is under way (:meth:`ThreadRegistry.deleting`) no run is admitted on the thread.
 """
 
 from __future__ import annotations
