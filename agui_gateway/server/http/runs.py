@@ -47,7 +47,7 @@ class RunHandlers:
             thread_id = run_input["threadId"]
             services.auth.require(request, thread_id, "write")
             # The run continues the incarnation the store holds (not one deleted elsewhere).
-            thread = await services.threads.current(thread_id)
+            thread = await services.threads.current(thread_id, writing=True)
             history = services.config.options_of(agent.name).history
             run = await services.runs.start(thread, agent, run_input, history)
         except BaseException:
@@ -74,7 +74,7 @@ class RunHandlers:
         thread_id = thread_param(request)
         run_id = stop_run_id(request)
         services.auth.require(request, thread_id, "write")
-        thread = await services.threads.current(thread_id)
+        thread = await services.threads.current(thread_id, writing=True)
         run = await services.runs.stop(thread, "the run was stopped by a client (POST /stop)", run_id)
         return json_response({"stopped": True, "runId": run.run_id, "seq": run.final_seq, "epoch": thread.epoch})
 

@@ -22,7 +22,7 @@ from contextlib import contextmanager
 from agui_gateway.server.errors import ThreadNotFound
 from agui_gateway.server.metrics import GatewayMetrics
 from agui_gateway.server.runtime.thread import ThreadRuntime
-from agui_gateway.store.base import ThreadStore
+from agui_gateway.store.base import ThreadDeleted, ThreadStore
 
 # Deleted thread ids remembered per process (a few hundred KiB at most): beyond them, and
 # on a replica that did not see the delete, a deleted thread reads as one never written.
@@ -87,21 +87,25 @@ class ThreadRegistry:
         collection, which the gateway runs rarely (``cli/process.py``)."""
         return len(self._alive)
 
-    def of_epoch(self, thread_id: str, epoch: str | None) -> ThreadRuntime:
+    def of_epoch(self, thread_id: str, epoch: str | None, *, writing: bool = False) -> ThreadRuntime:
         """:meth:`get`, for the incarnation ``epoch`` the store holds now (None: no records): a
         runtime of an older one (deleted elsewhere, e.g. on another replica, while nothing here
-        followed it) is dropped as deleted first."""
+        followed it) is dropped as deleted first. Found so with no records left, the thread
+        reads as deleted (:class:`ThreadDeleted`: 404 ``thread_not_found``), as after a delete
+        this process saw, unless ``writing`` (a run: it creates the thread again)."""
         runtime = self.get(thread_id)
         if runtime.epoch is not None and runtime.epoch != epoch:
             runtime.superseded()
+            if epoch is None and not writing:
+                raise ThreadDeleted(f"thread {thread_id!r} was deleted")
             runtime = self.get(thread_id)
         return runtime
 
-    async def current(self, thread_id: str) -> ThreadRuntime:
+    async def current(self, thread_id: str, *, writing: bool = False) -> ThreadRuntime:
         """:meth:`of_epoch` for the epoch the store holds now (one read of its head): the runtime
-        a read of the thread is served from."""
+        a request on the thread is served from."""
         head = await self.store.head(thread_id)
-        return self.of_epoch(thread_id, head.epoch if head is not None else None)
+        return self.of_epoch(thread_id, head.epoch if head is not None else None, writing=writing)
 
     def peek(self, thread_id: str) -> ThreadRuntime | None:
         return self._runtimes.get(thread_id) or self._alive.get(thread_id)
