@@ -107,7 +107,7 @@ async def one_client(client: httpx.AsyncClient, url: str, marker: bytes) -> tupl
 
 async def phase(pid: int, port: int, clients: int, query: str, latest: int) -> dict[str, float]:
     url = f"http://127.0.0.1:{port}/threads/{THREAD}/events{query}"
-    marker = b"id: %d\n" % latest
+    marker = b":%d\n" % latest  # the end of the line "id: EPOCH:SEQ"
     limits = httpx.Limits(max_connections=clients + 10, max_keepalive_connections=0)
     timeout = httpx.Timeout(600.0)
     before = rss(pid, "VmRSS")

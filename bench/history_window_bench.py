@@ -194,7 +194,7 @@ def gateway(data_dir: Path) -> Iterator[str]:
 
 def to_history_frame(client: httpx.Client, url: str, seq: int) -> tuple[int, float]:
     """Body bytes and seconds up to the end of the frame carrying ``id: seq``."""
-    marker = b"id: %d\n" % seq
+    marker = b":%d\n" % seq  # the end of the line "id: EPOCH:SEQ"
     received = bytearray()
     found = -1  # where the marker starts, once seen
     started = time.perf_counter()

@@ -49,6 +49,8 @@ UNRECORDED_BODIES = ("/metrics",)  # counters of this recording's requests and t
 _KEY = rb'(?<!\\)"'  # a JSON key's opening quote, not a quote escaped inside a string value
 _MS = re.compile(_KEY + rb'(ts|lastActivity|startedAt|durationMs|firstEventMs)":\d+')
 _CURSOR = re.compile(_KEY + rb'next":"([A-Za-z0-9_-]+)"')
+_EPOCH_ID = re.compile(rb"^id: [0-9a-z]{1,32}:(?=\d+$)", re.MULTILINE)
+_EPOCH = re.compile(_KEY + rb'(epoch|currentEpoch)":"[0-9a-z]{1,32}"')
 
 
 def normalise(data: bytes, address: str) -> bytes:
@@ -61,12 +63,16 @@ def normalise(data: bytes, address: str) -> bytes:
       ``/threads/changes``) and a run's ``"startedAt"``, ``"durationMs"`` and
       ``"firstEventMs"`` (``/threads/{t}/runs``): the number becomes ``"<ms>"``; a null or a
       string stays as it is. (A recorded ``content-length`` is that of the body as recorded.)
+    * a thread's epoch (random per thread): in SSE ids (``id: <epoch>:SEQ``) and in
+      ``"epoch"`` / ``"currentEpoch"`` fields: ``<epoch>``.
     * ``"next": "<cursor>"`` of a ``/threads`` page, base64 of ``[-lastActivity, threadId]``:
       ``"<cursor -ms THREAD>"``, only when it decodes to that shape and re-encodes to the same
       text (any other cursor stays as it is).
     """
     data = data.replace(address.encode(), b"127.0.0.1:PORT")
     data = _MS.sub(lambda m: b'"' + m.group(1) + b'":"<ms>"', data)
+    data = _EPOCH_ID.sub(b"id: <epoch>:", data)
+    data = _EPOCH.sub(lambda m: b'"' + m.group(1) + b'":"<epoch>"', data)
     return _CURSOR.sub(_normal_cursor, data)
 
 
@@ -264,8 +270,10 @@ def run_input(thread: str, run: str, *messages: dict[str, Any], **extra: Any) ->
 
 
 def upto(seq: int) -> bytes:
-    """The needle of the frame with id ``seq``: a live tail is read up to it, then closed."""
-    return b"\nid: %d\n" % seq
+    """The needle of the frame with id ``seq`` (``id: SEQ`` or ``id: EPOCH:SEQ``, whichever the
+    tree writes; ids ascend, so no earlier frame's id ends in the same digits): a live tail is
+    read up to it, then closed."""
+    return b"%d\ndata: " % seq
 
 
 def scenario_open(rec: Recorder) -> None:

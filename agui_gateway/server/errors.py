@@ -22,6 +22,7 @@ sees every kind of refusal and its place at a glance::
     │   │   ├── NoRunInProgress          409 conflict
     │   │   ├── ThreadRunning            409 run_in_progress
     │   │   ├── NotTheOpenRun            409 not_the_open_run
+    │   │   ├── ThreadRecreated          409 thread_recreated
     │   │   └── HistoryConflictError     409 history_conflict
     │   ├── PayloadTooLarge          413 payload_too_large
     │   │   └── HistoryTooLargeError     413 history_too_large
@@ -199,6 +200,24 @@ class NotTheOpenRun(Conflict):
         return cls(
             f"run {run_id!r} is not the open run of thread {thread_id!r} ({open_run_id!r} is); nothing was stopped",
             details={"runId": run_id, "openRunId": open_run_id},
+        )
+
+
+class ThreadRecreated(Conflict):
+    """409: a resume position (``Last-Event-ID`` or ``after`` of the form ``EPOCH:SEQ``) from
+    another incarnation of the thread: it was deleted (and maybe written again) since the
+    client got that id. Its events at those positions are not the client's: it starts over
+    with a fresh replay (no id)."""
+
+    CODE = "thread_recreated"
+
+    @classmethod
+    def of(cls, thread_id: str, epoch: str, current: str | None) -> ThreadRecreated:
+        now = "has no events now" if current is None else f"is epoch {current!r} now"
+        return cls(
+            f"thread {thread_id!r} was deleted since this id was given (its epoch was {epoch!r}, it {now}); "
+            "reconnect without Last-Event-ID or after for a fresh replay",
+            details={"epoch": epoch, "currentEpoch": current},
         )
 
 

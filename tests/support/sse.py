@@ -20,9 +20,22 @@ import orjson
 
 @dataclass
 class Frame:
-    id: int | None
+    id: int | None  # the seq part of the frame's id (``EPOCH:SEQ``, or a bare ``SEQ``)
     event: dict[str, Any] | None  # None for a comment
     comment: str | None = None
+    raw_id: str | None = None  # the id exactly as sent: what a client sends back to resume
+
+    @property
+    def epoch(self) -> str | None:
+        """The epoch part of the id (None: no id, or a bare seq)."""
+        if self.raw_id is None or ":" not in self.raw_id:
+            return None
+        return self.raw_id.rpartition(":")[0]
+
+
+def parse_id(raw: str) -> int:
+    """The seq of an id: what follows the last ':' (the whole id when it is a bare seq)."""
+    return int(raw.rpartition(":")[2])
 
 
 class SseReader:
@@ -30,7 +43,7 @@ class SseReader:
 
     def __init__(self) -> None:
         self._buf = b""
-        self._id: int | None = None
+        self._id: str | None = None
         self._data: list[bytes] = []
 
     def feed(self, chunk: bytes) -> list[Frame]:
@@ -40,7 +53,8 @@ class SseReader:
         for line in lines:
             if line == b"":
                 if self._data:
-                    out.append(Frame(self._id, orjson.loads(b"\n".join(self._data))))
+                    seq = parse_id(self._id) if self._id is not None else None
+                    out.append(Frame(seq, orjson.loads(b"\n".join(self._data)), raw_id=self._id))
                 self._id, self._data = None, []
             elif line.startswith(b":"):
                 out.append(Frame(None, None, line[1:].strip().decode()))
@@ -50,7 +64,7 @@ class SseReader:
                 if name == b"data":
                     self._data.append(value)
                 elif name == b"id":
-                    self._id = int(value)
+                    self._id = value.decode()
         return out
 
 
@@ -60,6 +74,12 @@ def events_of(frames: list[Frame]) -> list[dict[str, Any]]:
 
 def last_id(frames: list[Frame]) -> int | None:
     ids = [f.id for f in frames if f.id is not None]
+    return ids[-1] if ids else None
+
+
+def last_raw_id(frames: list[Frame]) -> str | None:
+    """The last id as sent (``EPOCH:SEQ``): what a client resumes with."""
+    ids = [f.raw_id for f in frames if f.raw_id is not None]
     return ids[-1] if ids else None
 
 

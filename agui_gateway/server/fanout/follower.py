@@ -143,6 +143,8 @@ class LogFollower:
     async def _send_stored(self, latest: int) -> AsyncGenerator[bytes | memoryview, None]:
         # Frames are gathered into sends of about BATCH_BYTES (a Batcher, inlined: the
         # loop below runs once per event per subscriber, 36,000 x 200 for a raw replay).
+        # First, before anything is taken from the cache: a store failure here loses nothing.
+        epoch = await self._epoch()
         parts: list[bytes] = []
         size = 0
         failed: list[StoreError] = []
@@ -163,7 +165,7 @@ class LogFollower:
                     if bound_of is not None and (bound := bound_of()) is not None and seq > bound:
                         break
                     self.cursor = seq
-                    split = oversized_frames(event_json, seq) if len(event_json) > FRAME_ROOM else None
+                    split = oversized_frames(event_json, seq, epoch) if len(event_json) > FRAME_ROOM else None
                     if split is not None:
                         # Too big for one frame of the client: split (see oversized_frames).
                         parts.append(split)
@@ -178,10 +180,10 @@ class LogFollower:
                             for piece in self._flush(parts):
                                 yield piece
                             size = 0
-                        for piece in self._big_frame(event_json, seq):
+                        for piece in self._big_frame(event_json, seq, epoch):
                             yield piece
                         continue
-                    data = frame(event_json, seq)
+                    data = frame(event_json, seq, epoch=epoch)
                     parts.append(data)
                     size += len(data)
                     if size >= BATCH_BYTES:
@@ -194,9 +196,17 @@ class LogFollower:
         if failed:  # after what was read went out: the cursor is exactly what was sent
             raise failed[0]
 
-    def _big_frame(self, event_json: bytes | memoryview, seq: int) -> Iterable[bytes | memoryview]:
+    async def _epoch(self) -> str | None:
+        """The thread's epoch for the ids: the replay state's; read from the store when the
+        records read are ahead of it (a new thread's first append, not taken in yet)."""
+        if self.recent.epoch is not None:
+            return self.recent.epoch
+        head = await self.store.head(self.thread_id)
+        return head.epoch if head is not None else None
+
+    def _big_frame(self, event_json: bytes | memoryview, seq: int, epoch: str | None) -> Iterable[bytes | memoryview]:
         """``frame(event_json, seq)`` as pieces: the head, slices of the event, the tail."""
-        head, tail = frame_around(seq)
+        head, tail = frame_around(seq, epoch)
         self.bytes_sent += len(head) + len(event_json) + len(tail)
         yield head
         yield from slices(event_json)

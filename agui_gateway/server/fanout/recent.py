@@ -27,19 +27,19 @@ from agui_gateway.store.base import StoredRecord
 FRAME_ROOM = CLIENT_SSE_BUFFER_LIMIT - 64
 
 
-def record_frame(record: StoredRecord) -> bytes:
-    """A stored record as SSE: the agent's event, exactly, with ``id: seq``; one too big
+def record_frame(record: StoredRecord, epoch: str | None) -> bytes:
+    """A stored record as SSE: the agent's event, exactly, with ``id: EPOCH:SEQ``; one too big
     for a frame of the client as :func:`oversized_frames` makes it.
 
     The same bytes as the follower sends for the store's ``read_event_json`` of the record.
     """
     data = orjson.dumps(record.served)
     if len(data) > FRAME_ROOM:
-        return oversized_frames(data, record.seq) or frame(data, record.seq)
-    return frame(data, record.seq)
+        return oversized_frames(data, record.seq, epoch) or frame(data, record.seq, epoch=epoch)
+    return frame(data, record.seq, epoch=epoch)
 
 
-def oversized_frames(event_json: bytes | memoryview, seq: int) -> bytes | None:
+def oversized_frames(event_json: bytes | memoryview, seq: int, epoch: str | None) -> bytes | None:
     """A stored event whose JSON outgrows :data:`FRAME_ROOM`, split over frames the client
     applies to the same result, ``id: seq`` on the last
     (:func:`~agui_gateway.protocol.compaction.split_sequenced`); None when a part still
@@ -49,13 +49,18 @@ def oversized_frames(event_json: bytes | memoryview, seq: int) -> bytes | None:
     parts = split_sequenced(orjson.loads(event_json), seq, MAX_FRAME_BYTES)
     if len(parts) == 1 or not fits([part for part, _ in parts], FRAME_ROOM):
         return None
-    return frames(parts)
+    return frames(parts, epoch)
 
 
 class RecentFrames:
-    """The SSE frames of a thread's most recently stored records, shared by its subscribers."""
+    """The SSE frames of a thread's most recently stored records, shared by its subscribers.
+
+    :attr:`epoch` is the thread's epoch (set by the replay state once it is known), which
+    every frame's id carries: encoded once per record, whatever the number of subscribers.
+    """
 
     def __init__(self, max_frames: int = 1024, max_bytes: int = 1 << 20) -> None:
+        self.epoch: str | None = None
         self._frames: deque[bytes] = deque()
         self._first_seq = 1  # seq of _frames[0]
         self._bytes = 0
@@ -83,7 +88,7 @@ class RecentFrames:
                 self.clear()  # someone else wrote in between: restart contiguously
             if not self._frames:
                 self._first_seq = record.seq
-            encoded = record_frame(record)
+            encoded = record_frame(record, self.epoch)
             self._frames.append(encoded)
             self._bytes += len(encoded)
             pushed += len(encoded)

@@ -69,7 +69,11 @@ def gateway_capabilities(agent: AgentEndpoint, options: AgentOptions) -> dict[st
         "custom": {
             GATEWAY_KEY: {
                 "resume": {
-                    "idField": "SSE id: the thread's sequence number covered by everything up to that frame",
+                    "idField": (
+                        "SSE id EPOCH:SEQ: the thread's epoch (changed when it is deleted and created again) "
+                        "and the sequence number covered by everything up to that frame"
+                    ),
+                    "recreated": "409 thread_recreated: an id of another epoch; reconnect without one",
                     "header": "Last-Event-ID",
                     "query": "after",
                     "events": "/threads/{threadId}/events",

@@ -8,6 +8,7 @@ thread ids are checked against the store's rule first.
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Any
 
 import orjson
@@ -23,8 +24,10 @@ from agui_gateway.server.errors import (
     InvalidRunInput,
     InvalidThreadIdError,
     PayloadTooLarge,
+    ThreadRecreated,
 )
-from agui_gateway.store.base import InvalidThreadId, ThreadStore, validate_thread_id
+from agui_gateway.server.sse import ID_SEPARATOR
+from agui_gateway.store.base import InvalidThreadId, ThreadHead, ThreadStore, validate_epoch, validate_thread_id
 
 # The largest event id: a thread's seq is a signed 64-bit integer in every store.
 _MAX_ID = 2**63 - 1
@@ -45,33 +48,67 @@ def thread_param(request: Request) -> str:
         raise InvalidThreadIdError(str(exc)) from exc
 
 
-def resume_position(request: Request, header: bool = True) -> int | None:
-    """The seq the client already holds (Last-Event-ID, else ``?after=``); None: a fresh client."""
+@dataclass(frozen=True, slots=True)
+class ResumePosition:
+    """Where a client resumes: after ``seq`` of the thread's incarnation ``epoch``.
+
+    ``epoch`` None: a bare integer (an id of a gateway before epochs, or a hand-written
+    ``after=0``): a position in whatever incarnation the thread has now, as the client
+    cannot tell which it meant.
+    """
+
+    seq: int
+    epoch: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Resume:
+    """A stream's start checked against the thread (:func:`resume_within`): the seq to follow
+    from (None: a fresh client), and the epoch the thread had then (None: no records)."""
+
+    seq: int | None
+    epoch: str | None
+
+
+def resume_position(request: Request, header: bool = True) -> ResumePosition | None:
+    """What the client already holds (Last-Event-ID, else ``?after=``); None: a fresh client."""
     return parse_resume_position(
         request.headers.get("last-event-id") if header else None, request.query_params.get("after")
     )
 
 
-async def resume_position_within(request: Request, store: ThreadStore, thread_id: str) -> int | None:
-    """The client's resume position, refused when the thread never had that event.
-
-    An id beyond the latest seq comes from another store (wiped, or another
-    deployment): waiting for the thread to get there would silently skip
-    every event up to it.
-    """
+async def resume_within(request: Request, store: ThreadStore, thread_id: str) -> Resume:
+    """The client's resume position, checked against the thread as the store holds it now
+    (:func:`check_resume`), and the thread's epoch (read for a fresh client too: its stream
+    is of the incarnation the store holds now)."""
     position = resume_position(request)
-    if position:
-        latest = await store.last_seq(thread_id)
-        if position > latest:
-            raise BadResumePosition(
-                f"cannot resume after event {position}: thread {thread_id!r} has "
-                f"{latest} event(s); reconnect without Last-Event-ID for a fresh replay",
-            )
-    return position
+    head = await store.head(thread_id)
+    if position is not None:
+        check_resume(position, head, thread_id)
+    return Resume(position.seq if position is not None else None, head.epoch if head is not None else None)
 
 
-def parse_resume_position(last_event_id: str | None, after: str | None) -> int | None:
-    """The seq a client has already received, or None for a fresh connection.
+def check_resume(position: ResumePosition, head: ThreadHead | None, thread_id: str) -> None:
+    """Refuse a position the thread's current incarnation (``head``) never had.
+
+    An id of another epoch is from an incarnation deleted since (:class:`ThreadRecreated`,
+    409): its positions mean other events now. An id beyond the latest seq comes from
+    another store (wiped, or another deployment): waiting for the thread to get there
+    would silently skip every event up to it (400).
+    """
+    if position.epoch is not None and (head is None or head.epoch != position.epoch):
+        raise ThreadRecreated.of(thread_id, position.epoch, head.epoch if head is not None else None)
+    latest = head.last_seq if head is not None else 0
+    if position.seq > latest:
+        raise BadResumePosition(
+            f"cannot resume after event {position.seq}: thread {thread_id!r} has "
+            f"{latest} event(s); reconnect without Last-Event-ID for a fresh replay",
+        )
+
+
+def parse_resume_position(last_event_id: str | None, after: str | None) -> ResumePosition | None:
+    """The position a client has already received (``EPOCH:SEQ``, or a bare ``SEQ``), or None
+    for a fresh connection.
 
     The header wins over the query parameter: EventSource reconnects to the
     same URL (still carrying the ``after`` it started with) and puts the last id
@@ -84,10 +121,22 @@ def parse_resume_position(last_event_id: str | None, after: str | None) -> int |
         text = value.strip()
         if name == "Last-Event-ID" and text == "":
             continue
+        epoch, separator, seq_text = text.rpartition(ID_SEPARATOR)
         # The length first: int() of thousands of digits is slow, and refused by Python itself.
-        if len(text) > _MAX_ID_DIGITS or not text.isascii() or not text.isdigit() or int(text) > _MAX_ID:
-            raise BadResumePosition(f"{name} must be a non-negative integer event id")
-        return int(text)
+        if (
+            len(seq_text) > _MAX_ID_DIGITS
+            or not seq_text.isascii()
+            or not seq_text.isdigit()
+            or int(seq_text) > _MAX_ID
+        ):
+            raise BadResumePosition(f"{name} must be an event id (EPOCH:SEQ, or a non-negative integer)")
+        if not separator:
+            return ResumePosition(int(seq_text))
+        try:
+            validate_epoch(epoch)
+        except ValueError as exc:
+            raise BadResumePosition(f"{name}: the epoch of an event id is 1-32 characters of 0-9 and a-z") from exc
+        return ResumePosition(int(seq_text), epoch)
     return None
 
 

@@ -12,14 +12,14 @@ from agui_gateway.server.http.agents import agent_of
 from agui_gateway.server.http.requests import (
     connect_turns,
     read_run_input,
-    resume_position_within,
+    resume_within,
     stop_run_id,
     thread_param,
 )
 from agui_gateway.server.http.responses import json_response, sse_response
 from agui_gateway.server.http.services import ApiServices
 from agui_gateway.server.http.stream_slots import StreamSlot
-from agui_gateway.server.http.streams import stream_slot
+from agui_gateway.server.http.streams import stream_slot, thread_to_resume
 from agui_gateway.server.runtime.active_run import ActiveRun
 from agui_gateway.server.runtime.run_task import CODE_STORE_OUTAGE
 from agui_gateway.server.sse import event_frame
@@ -46,7 +46,8 @@ class RunHandlers:
             run_input = await read_run_input(request, services.config.max_body_bytes)
             thread_id = run_input["threadId"]
             services.auth.require(request, thread_id, "write")
-            thread = services.threads.get(thread_id)
+            # The run continues the incarnation the store holds (not one deleted elsewhere).
+            thread = await services.threads.current(thread_id, writing=True)
             history = services.config.options_of(agent.name).history
             run = await services.runs.start(thread, agent, run_input, history)
         except BaseException:
@@ -73,9 +74,9 @@ class RunHandlers:
         thread_id = thread_param(request)
         run_id = stop_run_id(request)
         services.auth.require(request, thread_id, "write")
-        thread = services.threads.get(thread_id)
+        thread = await services.threads.current(thread_id, writing=True)
         run = await services.runs.stop(thread, "the run was stopped by a client (POST /stop)", run_id)
-        return json_response({"stopped": True, "runId": run.run_id, "seq": run.final_seq})
+        return json_response({"stopped": True, "runId": run.run_id, "seq": run.final_seq, "epoch": thread.epoch})
 
     async def connect(self, request: Request) -> Response:
         services = self.services
@@ -86,11 +87,18 @@ class RunHandlers:
             thread_id = run_input["threadId"]
             services.auth.require(request, thread_id, "read")
             turns = connect_turns(run_input)  # forwardedProps.aguiGateway.turns: a windowed replay
-            position = await resume_position_within(request, services.store, thread_id)
-            thread = services.threads.get(thread_id)
+            resume = await resume_within(request, services.store, thread_id)
+            thread = thread_to_resume(services, thread_id, resume)
         except BaseException:
             slot.release()
             raise
         patience = StorePatience(services.config.store_outage_budget_s)
-        body = thread.stream(position, services.config.heartbeat_s, patience, turns=turns, until_settled=True)
+        body = thread.stream(
+            resume.seq,
+            services.config.heartbeat_s,
+            patience,
+            epoch=resume.epoch,
+            turns=turns,
+            until_settled=True,
+        )
         return sse_response(body, slot.release)

@@ -34,21 +34,21 @@ import orjson
 from starlette.requests import Request
 from starlette.responses import Response
 
-from agui_gateway.server.errors import BadRequest
+from agui_gateway.server.errors import BadRequest, ThreadRecreated
 from agui_gateway.server.fanout.store_patience import StorePatience
 from agui_gateway.server.http.listing import page, parse_list_query, thread_row
 from agui_gateway.server.http.requests import (
     page_query,
     requested_run,
     resume_position,
-    resume_position_within,
+    resume_within,
     stop_flag,
     thread_param,
     window_turns,
 )
 from agui_gateway.server.http.responses import json_response, ndjson_response, sse_response
 from agui_gateway.server.http.services import ApiServices
-from agui_gateway.server.http.streams import batched, stream_slot
+from agui_gateway.server.http.streams import batched, stream_slot, thread_to_resume
 from agui_gateway.server.runtime.branches import branch_events, run_index
 from agui_gateway.server.runtime.thread import ThreadRuntime
 from agui_gateway.server.sse import STREAM_PREAMBLE, event_frame
@@ -68,13 +68,20 @@ class ThreadHandlers:
         if branch is not None:
             if turns is not None:
                 raise BadRequest("?run= replays a whole branch: it takes no 'turns'")
-            return await _branch_stream(services, services.threads.get(thread_id), branch)
-        position = await resume_position_within(request, services.store, thread_id)
-        thread = services.threads.get(thread_id)
+            return await _branch_stream(services, await services.threads.current(thread_id), branch)
+        resume = await resume_within(request, services.store, thread_id)
+        thread = thread_to_resume(services, thread_id, resume)
         slot = stream_slot(services, request)
         # A watcher follows forever, except while the process drains (see WatcherEnd).
         patience = StorePatience(services.config.store_outage_budget_s)
-        body = thread.stream(position, services.config.heartbeat_s, patience, turns=turns, process=services.readiness)
+        body = thread.stream(
+            resume.seq,
+            services.config.heartbeat_s,
+            patience,
+            epoch=resume.epoch,
+            turns=turns,
+            process=services.readiness,
+        )
         return sse_response(body, slot.release)
 
     async def messages(self, request: Request) -> Response:
@@ -83,7 +90,7 @@ class ThreadHandlers:
         services.auth.require(request, thread_id, "read")
         before, limit = page_query(request)
         await services.threads.refuse_deleted(thread_id)
-        page = await services.threads.get(thread_id).message_page(before, limit)
+        page = await (await services.threads.current(thread_id)).message_page(before, limit)
         return json_response(page.to_json())
 
     async def snapshot(self, request: Request) -> Response:
@@ -91,9 +98,13 @@ class ThreadHandlers:
         thread_id = thread_param(request)
         services.auth.require(request, thread_id, "read")
         await services.threads.refuse_deleted(thread_id)
-        thread = services.threads.get(thread_id)
+        thread = await services.threads.current(thread_id)
         messages, state, seq = await thread.conversation()
-        return json_response({"messages": messages, "state": state, "seq": seq, "running": thread.running})
+        # ``seq`` is a position of the incarnation ``epoch``: "EPOCH:SEQ" resumes from it.
+        epoch = await thread.current_epoch()
+        return json_response(
+            {"messages": messages, "state": state, "seq": seq, "epoch": epoch, "running": thread.running}
+        )
 
     async def list_threads(self, request: Request) -> Response:
         services = self.services
@@ -114,9 +125,14 @@ class ThreadHandlers:
         services = self.services
         thread_id = thread_param(request)
         services.auth.require(request, thread_id, "read")
-        after = resume_position(request, header=False) or 0
+        position = resume_position(request, header=False)
         await services.threads.refuse_deleted(thread_id)
-        thread = services.threads.get(thread_id)
+        if position is not None and position.epoch is not None:  # an id handed out: of this thread?
+            head = await services.store.head(thread_id)
+            if head is None or head.epoch != position.epoch:
+                raise ThreadRecreated.of(thread_id, position.epoch, head.epoch if head is not None else None)
+        after = position.seq if position is not None else 0
+        thread = await services.threads.current(thread_id)
         await thread.ready()  # recovery before the export
         if request.query_params.get("compact") in ("1", "true"):
             if after:
@@ -131,12 +147,14 @@ class ThreadHandlers:
         thread_id = thread_param(request)
         services.auth.require(request, thread_id, "read")
         await services.threads.refuse_deleted(thread_id)
-        thread = services.threads.get(thread_id)
+        thread = await services.threads.current(thread_id)
         # Recovery first: a run a crash left open is closed before the log is read, so a
         # run listed as running is one in progress (here, or on another replica).
         await thread.ready()
         index = await run_index(services.store, thread_id, figures=True)
-        return json_response({"threadId": thread_id, "runs": [info.to_json() for info in index.runs]})
+        # The runs' seqs are positions of the incarnation ``epoch``.
+        epoch = await thread.current_epoch()
+        return json_response({"threadId": thread_id, "epoch": epoch, "runs": [info.to_json() for info in index.runs]})
 
     async def delete(self, request: Request) -> Response:
         services = self.services

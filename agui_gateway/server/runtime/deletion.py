@@ -4,6 +4,10 @@ The store deletes (``ThreadStore.delete_thread``: all or nothing; on Redis in on
 with the run lease, so a replica still driving a run gets ``LeaseLost``); this module
 decides whether a thread may go and tells this process's parts that it went:
 
+* While a delete is under way no run is admitted on the thread (:meth:`ThreadRegistry.deleting`):
+  a run starting between the look for a run in progress and the store's delete would
+  write the thread again (on the file store, which knows nothing of runs) or lose its
+  first events.
 * A run in progress is never deleted under its caller: a user's delete is refused
   (:class:`~agui_gateway.server.errors.ThreadRunning`, 409 ``run_in_progress``) unless
   it asks to stop the run first (then the run's end is stored, then the thread goes);
@@ -38,6 +42,10 @@ class ThreadDeleter:
         """Delete the thread for a client: :class:`ThreadRunning` while a run is in progress
         (unless ``stop``: the run is stopped first), :class:`ThreadNotFound` when the store
         holds none of it."""
+        with self.threads.deleting(thread_id):
+            await self._delete(thread_id, stop)
+
+    async def _delete(self, thread_id: str, stop: bool) -> None:
         runtime = self.threads.peek(thread_id)
         if runtime is not None and runtime.running:
             if not stop:
@@ -59,13 +67,14 @@ class ThreadDeleter:
         """Delete the thread for a retention sweep, when it had no activity since
         ``idle_before_ms`` (checked again by the store in the same step) and has no run in
         progress; what the store did ("active": kept, as a run of this process is)."""
-        runtime = self.threads.peek(thread_id)
-        if runtime is not None and runtime.running:
-            return "active"
-        outcome = await self.store.delete_thread(thread_id, idle_before_ms=idle_before_ms)
-        if outcome == "deleted":
-            log.info("thread %s: deleted by retention (no activity since %d ms)", thread_id, idle_before_ms)
-            self.threads.deleted(thread_id)
+        with self.threads.deleting(thread_id):
+            runtime = self.threads.peek(thread_id)
+            if runtime is not None and runtime.running:
+                return "active"
+            outcome = await self.store.delete_thread(thread_id, idle_before_ms=idle_before_ms)
+            if outcome == "deleted":
+                log.info("thread %s: deleted by retention (no activity since %d ms)", thread_id, idle_before_ms)
+                self.threads.deleted(thread_id)
         return outcome
 
 

@@ -5,18 +5,24 @@ deleted it: its streams end, and the next request on the id gets a new runtime, 
 thread. The registry remembers the ids deleted lately (:data:`DELETED_REMEMBERED` of
 them) so that reads of a deleted thread answer 404 ``thread_not_found`` while a thread
 never written reads as empty (:meth:`ThreadRegistry.refuse_deleted`).
+
+A runtime serves one incarnation of its thread (its epoch): requests get the runtime of
+the incarnation the store holds (:meth:`ThreadRegistry.current`), so one kept from before
+a delete this process did not see (another replica's) is dropped as deleted. While a
+delete is under way (:meth:`ThreadRegistry.deleting`) no run is admitted on the thread.
 """
 
 from __future__ import annotations
 
 import weakref
 from collections import OrderedDict
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 
 from agui_gateway.server.errors import ThreadNotFound
 from agui_gateway.server.metrics import GatewayMetrics
 from agui_gateway.server.runtime.thread import ThreadRuntime
-from agui_gateway.store.base import ThreadStore
+from agui_gateway.store.base import ThreadDeleted, ThreadStore
 
 # Deleted thread ids remembered per process (a few hundred KiB at most): beyond them, and
 # on a replica that did not see the delete, a deleted thread reads as one never written.
@@ -41,6 +47,7 @@ class ThreadRegistry:
         self._on_change = on_change
         self._on_deleted = on_deleted  # the thread list's feed, told of every deletion
         self._deleted: OrderedDict[str, None] = OrderedDict()  # ids deleted lately, oldest first
+        self._deleting: set[str] = set()  # ids being deleted now: no run is admitted on them
         self._metrics = metrics
         self._cap = cached_threads
         self._cap_bytes = cache_bytes
@@ -66,6 +73,7 @@ class ThreadRegistry:
                 on_change=self._on_change,
                 on_deleted=self._deleted_elsewhere,
             )
+            runtime.deleting = thread_id in self._deleting
             self._alive[thread_id] = runtime
         self._runtimes[thread_id] = runtime
         self._evict()
@@ -79,6 +87,26 @@ class ThreadRegistry:
         collection, which the gateway runs rarely (``cli/process.py``)."""
         return len(self._alive)
 
+    def of_epoch(self, thread_id: str, epoch: str | None, *, writing: bool = False) -> ThreadRuntime:
+        """:meth:`get`, for the incarnation ``epoch`` the store holds now (None: no records): a
+        runtime of an older one (deleted elsewhere, e.g. on another replica, while nothing here
+        followed it) is dropped as deleted first. Found so with no records left, the thread
+        reads as deleted (:class:`ThreadDeleted`: 404 ``thread_not_found``), as after a delete
+        this process saw, unless ``writing`` (a run: it creates the thread again)."""
+        runtime = self.get(thread_id)
+        if runtime.epoch is not None and runtime.epoch != epoch:
+            runtime.superseded()
+            if epoch is None and not writing:
+                raise ThreadDeleted(f"thread {thread_id!r} was deleted")
+            runtime = self.get(thread_id)
+        return runtime
+
+    async def current(self, thread_id: str, *, writing: bool = False) -> ThreadRuntime:
+        """:meth:`of_epoch` for the epoch the store holds now (one read of its head): the runtime
+        a request on the thread is served from."""
+        head = await self.store.head(thread_id)
+        return self.of_epoch(thread_id, head.epoch if head is not None else None, writing=writing)
+
     def peek(self, thread_id: str) -> ThreadRuntime | None:
         return self._runtimes.get(thread_id) or self._alive.get(thread_id)
 
@@ -88,6 +116,23 @@ class ThreadRegistry:
         if runtime is not None:
             runtime.deleted()
         self._forget(thread_id, runtime)
+
+    @contextmanager
+    def deleting(self, thread_id: str) -> Iterator[None]:
+        """While the thread is being deleted, no run is admitted on it (its runtime, or one
+        created meanwhile, refuses with ``RunInProgress``): between the deleter's look for a
+        run in progress and the store's delete, a run starting would write the thread again."""
+        self._deleting.add(thread_id)
+        runtime = self.peek(thread_id)
+        if runtime is not None:
+            runtime.deleting = True
+        try:
+            yield
+        finally:
+            self._deleting.discard(thread_id)
+            for held in (runtime, self.peek(thread_id)):
+                if held is not None:
+                    held.deleting = False
 
     def _deleted_elsewhere(self, runtime: ThreadRuntime) -> None:
         """A runtime's tail saw its thread deleted by another replica or the CLI."""

@@ -11,7 +11,9 @@
   compactor position, so 200 clients connecting at once share one copy; and those of
   the history windows asked for (``?turns=N``), cached per (folded seq, turns, position);
 * the recent frames of the live tail (:class:`RecentFrames`), pushed with every record
-  taken in.
+  taken in;
+* the thread's epoch (:attr:`ReplayState.epoch`), which every id it encodes carries: read
+  with the build, or after the first record stored or taken in when the thread had none.
 
 Every change of the compactor happens under :attr:`ReplayState.lock`: the store append
 and the compactor update of this process's appends, and the catch-up with records other
@@ -71,12 +73,17 @@ class ReplayState:
         self._view: ReplayView | None = None
         self._windows: dict[tuple[int, int, int], ReplayView] = {}  # (folded seq, turns, seq)
         self.recent = RecentFrames()
+        # The incarnation of the thread this state describes (None: no records seen yet).
+        self.epoch: str | None = None
 
     # -- building -------------------------------------------------------------------
 
     async def build(self, settle: Callable[[SnapshotCompactor], Awaitable[None]]) -> SnapshotCompactor:
         """A compactor of the whole log: the checkpoint, then the log after it; ``settle``d by
         the runtime (a run a crash left open closed first), then published."""
+        head = await self.store.head(self.thread_id)
+        if head is not None:
+            self._set_epoch(head.epoch)
         compactor, saved = await self._load_checkpoint()
         fed = 0
         async with aclosing(self.store.read(self.thread_id, after=compactor.last_seq)) as records:
@@ -149,6 +156,8 @@ class ReplayState:
         async with self.lock:
             expect_seq = compactor.last_seq + 1 if repeat else None
             records = await self.store.append(self.thread_id, events, fence=fence, expect_seq=expect_seq)
+            if records and self.epoch is None:  # the thread's first records: it has an epoch now
+                await self.learn_epoch()
             if records and records[0].seq != compactor.last_seq + 1:
                 await self.catch_up_locked(compactor)  # foreign records came in between
                 encoded = 0
@@ -186,8 +195,25 @@ class ReplayState:
     async def catch_up_locked(self, compactor: SnapshotCompactor) -> None:
         async with aclosing(self.store.read(self.thread_id, after=compactor.last_seq)) as records:
             async for record in records:
+                if self.epoch is None:  # another writer created the thread
+                    await self.learn_epoch()
                 compactor.feed(record.served, record.seq)
                 self.recent.push((record,))
+
+    async def learn_epoch(self) -> None:
+        """Read the thread's epoch from the store, once it has records."""
+        head = await self.store.head(self.thread_id)
+        if head is not None:
+            self._set_epoch(head.epoch)
+
+    def _set_epoch(self, epoch: str) -> None:
+        if epoch != self.epoch:
+            self.epoch = self.recent.epoch = epoch
+            # Anything encoded before had no epoch to put in its ids (there were none to give).
+            self.recent.clear()
+            self._finished_bytes = None
+            self._view = None
+            self._windows.clear()
 
     # -- reading ---------------------------------------------------------------------------
 
@@ -212,7 +238,7 @@ class ReplayState:
             return view
         view = ReplayView.of(
             compactor.last_seq,
-            (self._finished_frames(compactor), frames(compactor.open_run_events())),
+            (self._finished_frames(compactor), frames(compactor.open_run_events(), self.epoch)),
             compactor.run_open,
         )
         self._view = view
@@ -229,7 +255,7 @@ class ReplayState:
         block = compactor.history_window(turns).events
         finished = b"".join(
             [event_frame(event) for event in block[:-1]]
-            + [event_frame(event, compactor.folded_seq) for event in block[-1:]]
+            + [event_frame(event, compactor.folded_seq, self.epoch) for event in block[-1:]]
         )
         view = ReplayView.of(compactor.last_seq, (finished, self._open_frames(compactor)), compactor.run_open)
         # Views of an older position are never asked again: drop them with the surplus.
@@ -244,7 +270,7 @@ class ReplayState:
         view = self._view
         if view is not None and view.seq == compactor.last_seq:
             return view.parts[1]
-        return frames(compactor.open_run_events())
+        return frames(compactor.open_run_events(), self.epoch)
 
     def _finished_frames(self, compactor: SnapshotCompactor) -> bytes:
         cached = self._finished_bytes
@@ -253,7 +279,7 @@ class ReplayState:
         block = compactor.finished_block()
         data = b"".join(
             [event_frame(event) for event in block[:-1]]
-            + [event_frame(event, compactor.folded_seq) for event in block[-1:]]
+            + [event_frame(event, compactor.folded_seq, self.epoch) for event in block[-1:]]
         )
         self._finished_bytes = (compactor.folded_seq, data)
         return data

@@ -100,6 +100,9 @@ class ThreadRuntime:
         # What the thread's streams read to know when they are complete (see fanout/follower.py).
         self.state = ThreadState()
         self._run: ActiveRun | None = None
+        # Set by the registry while the thread is being deleted: no run is admitted meanwhile
+        # (its first append would create the thread again under the delete).
+        self.deleting = False
         self._subscribers = 0
         # The one waiter on the store for this thread in this process (see fanout/tail.py).
         self.tail = ThreadTail(store, thread_id, self.take_in, on_deleted=self._deleted_elsewhere, taken_in=self.state)
@@ -204,6 +207,7 @@ class ThreadRuntime:
         heartbeat_s: float,
         patience: StorePatience,
         *,
+        epoch: str | None = None,
         turns: int | None = None,
         caller_of: ActiveRun | None = None,
         until_settled: bool = False,
@@ -221,6 +225,10 @@ class ThreadRuntime:
         its thread is deleted, with a ``thread_deleted`` frame. Through a store outage it
         waits as ``patience`` allows (``fanout/store_patience.py``), then ends with an
         ``error`` frame, or ``lost``'s (the client resumes by its last id).
+
+        ``epoch``: the incarnation of the thread the position was checked against; should the
+        thread be another by the time the stream starts (deleted and written again meanwhile),
+        the stream ends with the ``thread_deleted`` frame instead of serving those positions.
         """
         metrics = self._metrics
         self.add_subscriber()
@@ -241,6 +249,10 @@ class ThreadRuntime:
                 await self.ready()
                 metrics.replays.labels("resume").inc()
                 cursor = position
+            # Still the incarnation the position was checked against? (The ids carry this
+            # runtime's epoch; one not known yet is read by the follower when it needs it.)
+            if epoch is not None and await self.current_epoch() != epoch:
+                raise ThreadDeleted(f"thread {self.thread_id!r} was deleted")
             follower = follower_for(
                 self.store,
                 self.thread_id,
@@ -304,6 +316,20 @@ class ThreadRuntime:
         compactor = self._compactor
         return 0 if compactor is None else compactor.last_seq
 
+    @property
+    def epoch(self) -> str | None:
+        """The epoch of the incarnation of the thread this runtime serves (None: it has seen
+        no records yet). Every id its streams hand out carries it."""
+        return self._replay.epoch
+
+    async def current_epoch(self) -> str | None:
+        """:attr:`epoch`, read from the store when not known yet (the thread was empty when
+        this runtime was built, and its first records were not taken in yet)."""
+        await self._ready()
+        if self._replay.epoch is None:
+            await self._replay.learn_epoch()
+        return self._replay.epoch
+
     def wake_subscribers(self) -> None:
         """Every stream waiting on this thread returns to look at it again, whether or not
         anything was stored (their stop rules changed: the process drains)."""
@@ -315,6 +341,13 @@ class ThreadRuntime:
         it ends, with a ``thread_deleted`` frame."""
         self.tail.deleted(f"thread {self.thread_id!r} was deleted")
         self._notify_run_changed()
+
+    def superseded(self) -> None:
+        """The store holds another incarnation of the thread than this runtime serves (it was
+        deleted and written again, and this runtime never heard of it): treated as deleted."""
+        if self.tail.gone is None:
+            self.tail.deleted(f"thread {self.thread_id!r} was deleted")
+            self._deleted_elsewhere()
 
     def _deleted_elsewhere(self) -> None:
         """The thread was found deleted by someone else (another replica, the CLI, a Redis
@@ -346,9 +379,7 @@ class ThreadRuntime:
         try:
             return await catching_up
         except ThreadDeleted:
-            if self.tail.gone is None:
-                self.tail.deleted(f"thread {self.thread_id!r} was deleted")
-                self._deleted_elsewhere()
+            self.superseded()
             raise  # the thread list's live feed, for another replica's appends
 
     # -- subscribers -------------------------------------------------------------------------
@@ -371,6 +402,7 @@ class ThreadRuntime:
         """Nothing depends on this runtime staying in memory."""
         return (
             self._run is None
+            and not self.deleting
             and self._subscribers == 0
             and self._building is None
             and not self._replay.lock.locked()
@@ -458,6 +490,8 @@ class ThreadRuntime:
                 else:
                     continue
             raise RunInProgress(f"thread {run.thread_id!r} already has a run in progress")
+        if self.deleting:
+            raise RunInProgress(f"thread {run.thread_id!r} is being deleted")
         self._run = run
         self.state.run_here = True
 

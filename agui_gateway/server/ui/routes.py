@@ -74,7 +74,7 @@ class _UiHandlers:
         row = await self._row(thread_id)
         if row is None:
             raise NotFound(f"thread {thread_id!r} has no events")
-        view = await self.services.threads.get(thread_id).replay_view()
+        view = await (await self.services.threads.current(thread_id)).replay_view()
         row["replay"] = {
             "bytes": view.nbytes,
             "frames": sum(part.count(b"\n\n") for part in view.parts),

@@ -83,7 +83,11 @@ export function gatewayRoutes(
  * (`GET /threads/{thread}/events` with `Last-Event-ID`) and hands the official
  * pipeline exactly the events the uncut stream would have carried.
  * `connectAgent()` restores a thread (after a page reload) from the gateway's
- * replay and follows a run in progress to its end, resuming likewise.
+ * replay and follows a run in progress to its end, resuming likewise. Should the
+ * thread be deleted and created again under it (the gateway refuses its ids with
+ * 409 `thread_recreated`), it drops what it holds of the old thread (messages,
+ * state, pending interrupts) and starts over from a fresh replay of the new one;
+ * `runAgent()` then rejects with `ThreadRecreatedError` (its run is gone).
  */
 export class GatewayAgent extends HttpAgent {
   public maxAttempts: number;
@@ -98,6 +102,8 @@ export class GatewayAgent extends HttpAgent {
    * before a windowed connect.
    */
   public olderCursor: string | null | undefined;
+  /** Set by a connect stream that found its thread recreated (see connectAgent()). */
+  private threadRecreated = false;
 
   constructor(config: GatewayAgentConfig) {
     super(config);
@@ -176,12 +182,25 @@ export class GatewayAgent extends HttpAgent {
   }
 
   /** Like `runAgent()`, a fresh abort controller per connect (unless one is given). */
-  public connectAgent(
+  public async connectAgent(
     parameters?: HttpRunParameters,
     subscriber?: AgentSubscriber,
   ): Promise<RunAgentResult> {
-    this.abortController = parameters?.abortController ?? new AbortController();
-    return super.connectAgent(parameters as RunAgentParameters | undefined, subscriber);
+    for (;;) {
+      this.abortController = parameters?.abortController ?? new AbortController();
+      this.threadRecreated = false;
+      const result = await super.connectAgent(parameters as RunAgentParameters | undefined, subscriber);
+      if (!this.threadRecreated) return result;
+      // The thread was deleted and created again under the stream: what the agent holds
+      // is the old thread's. Dropped, then the new thread is restored from a fresh replay.
+      this.debugLogger?.lifecycle("GATEWAY", "Thread recreated: restoring the new thread", {
+        threadId: this.threadId,
+      });
+      this.pendingInterrupts = [];
+      this.olderCursor = undefined;
+      this.setMessages([]);
+      this.setState({});
+    }
   }
 
   /**
@@ -235,6 +254,7 @@ export class GatewayAgent extends HttpAgent {
       backoff: this.backoff,
       signal: init.signal ?? this.abortController.signal,
       onReconnect: this.onReconnect,
+      onThreadRecreated: mode === "connect" ? () => void (this.threadRecreated = true) : undefined,
       logger: this.debugLogger,
     });
   }

@@ -8,6 +8,7 @@ export {
 } from "./agent.js";
 export {
   GatewayConnectionError,
+  ThreadRecreatedError,
   type GatewayRoutes,
   type HttpError,
   type ReconnectInfo,

@@ -9,15 +9,18 @@
  *
  * Follows the HTML standard's event-stream interpretation: lines end in CRLF,
  * LF or CR; lines starting with ':' are comments; `data` lines are joined with
- * '\n'; an `id` containing NUL is ignored; other fields are ignored. Unlike an
+ * '\n'; an `id` containing NUL is ignored; `event` names the frame (the gateway's own
+ * signals, such as `thread_deleted`, are named; AG-UI events are not); other fields are ignored. Unlike an
  * EventSource, a frame reports the id it carries itself (not an inherited one),
  * because the gateway's ids mean something only on the frames that carry them.
  */
 
-/** One complete frame: its `data` lines joined (undefined when it had none) and its own `id`. */
+/** One complete frame: its `data` lines joined (undefined when it had none), its own `id`,
+ * and its `event` name when it has one. */
 export interface SseFrame {
   data?: string;
   id?: string;
+  event?: string;
 }
 
 export class SseFrameParser {
@@ -27,6 +30,7 @@ export class SseFrameParser {
   private skipLF = false;
   private dataLines: string[] | undefined;
   private id: string | undefined;
+  private event: string | undefined;
 
   /** Feeds bytes; returns the frames they complete, in order. */
   push(chunk: Uint8Array): SseFrame[] {
@@ -69,7 +73,7 @@ export class SseFrameParser {
 
   /** Whether bytes of an unfinished frame are held (they are dropped if the stream ends now). */
   get partial(): boolean {
-    return this.text.length > 0 || this.dataLines !== undefined || this.id !== undefined;
+    return this.text.length > 0 || this.dataLines !== undefined || this.id !== undefined || this.event !== undefined;
   }
 
   private line(line: string, frames: SseFrame[]): void {
@@ -78,10 +82,12 @@ export class SseFrameParser {
         const frame: SseFrame = {};
         if (this.dataLines !== undefined) frame.data = this.dataLines.join("\n");
         if (this.id !== undefined) frame.id = this.id;
+        if (this.event !== undefined) frame.event = this.event;
         frames.push(frame);
       }
       this.dataLines = undefined;
       this.id = undefined;
+      this.event = undefined;
       return;
     }
     if (line.charCodeAt(0) === 58 /* ':' */) return; // a comment (the gateway's heartbeat)
@@ -99,7 +105,9 @@ export class SseFrameParser {
       (this.dataLines ??= []).push(value);
     } else if (field === "id") {
       if (!value.includes("\u0000")) this.id = value;
+    } else if (field === "event") {
+      this.event = value;
     }
-    // "event", "retry" and unknown fields carry nothing this client uses.
+    // "retry" and unknown fields carry nothing this client uses.
   }
 }

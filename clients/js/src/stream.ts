@@ -14,6 +14,12 @@
  * `pending`); after a cut, whatever is pending is dropped and the next
  * connection asks for the events after the last id. Nothing is applied twice
  * and nothing is skipped. Frames cut in the middle never count (see sse.ts).
+ *
+ * An id is `EPOCH:SEQ`: the thread's epoch (changed when the thread is deleted and
+ * created again) and the seq. It is kept as the opaque string received and sent back
+ * verbatim; progress is compared by its SEQ. A gateway that answers a resume with 409
+ * `thread_recreated` no longer has the thread those ids belong to: a run cannot be
+ * followed any further (`ThreadRecreatedError`), a connect starts over (see agent.ts).
  */
 
 import { Observable, type Subscriber } from "rxjs";
@@ -31,8 +37,8 @@ export interface ReconnectInfo {
   attempt: number;
   /** How long the client waits before it. */
   delayMs: number;
-  /** The last event id received (the resume position), if any. */
-  lastEventId: number | undefined;
+  /** The last event id received (the resume position, `EPOCH:SEQ`), if any. */
+  lastEventId: string | undefined;
   /** Why the previous connection ended. */
   error: unknown;
   /** "run" for runAgent(), "connect" for connectAgent(). */
@@ -63,20 +69,49 @@ export interface StreamContext {
   /** The agent's abort signal (HttpAgent.abortRun()). */
   signal: AbortSignal;
   onReconnect?: (info: ReconnectInfo) => void;
+  /**
+   * Connect mode: told when the thread turned out deleted and created again under the
+   * stream (409 `thread_recreated`); the stream then completes, so the caller can start
+   * over from a fresh replay. Without it (and in run mode) the stream errors with
+   * `ThreadRecreatedError`.
+   */
+  onThreadRecreated?: () => void;
   logger?: DebugLogger;
 }
 
 /** Raised when the stream gave up: the last error is its `cause`. */
 export class GatewayConnectionError extends Error {
   readonly attempts: number;
-  readonly lastEventId: number | undefined;
-  constructor(message: string, attempts: number, lastEventId: number | undefined, cause: unknown) {
+  readonly lastEventId: string | undefined;
+  constructor(message: string, attempts: number, lastEventId: string | undefined, cause: unknown) {
     super(message);
     this.name = "GatewayConnectionError";
     this.attempts = attempts;
     this.lastEventId = lastEventId;
     (this as { cause?: unknown }).cause = cause;
   }
+}
+
+/**
+ * The thread the stream followed was deleted (and maybe created again) since its ids were
+ * given: the gateway answered a resume with 409 `thread_recreated`. Its events at those
+ * positions belong to another thread; the run cannot be followed any further.
+ */
+export class ThreadRecreatedError extends Error {
+  readonly status = 409;
+  readonly lastEventId: string | undefined;
+  readonly payload: unknown;
+  constructor(message: string, lastEventId: string | undefined, payload: unknown) {
+    super(message);
+    this.name = "ThreadRecreatedError";
+    this.lastEventId = lastEventId;
+    this.payload = payload;
+  }
+}
+
+function isThreadRecreated(error: HttpError): boolean {
+  const payload = error.payload as { code?: unknown } | null;
+  return error.status === 409 && typeof payload === "object" && payload !== null && payload.code === "thread_recreated";
 }
 
 /** An HTTP error answer, shaped like the official client's (`status`, `payload`). */
@@ -129,10 +164,17 @@ export async function httpError(response: Response): Promise<HttpError> {
   return error;
 }
 
-/** An event id as the gateway writes it (a decimal seq); anything else is not a position. */
-function parseId(id: string): number | undefined {
-  if (!/^\d{1,15}$/.test(id)) return undefined;
-  return Number(id);
+/** An event id as the gateway writes it (`EPOCH:SEQ`, or a bare seq): its seq; anything
+ * else is not a position. */
+function seqOf(id: string): number | undefined {
+  const match = /^(?:[0-9a-z]{1,32}:)?(\d{1,15})$/.exec(id);
+  return match ? Number(match[1]) : undefined;
+}
+
+/** The epoch part of an id (undefined for a bare seq). */
+function epochOf(id: string | undefined): string | undefined {
+  const colon = id === undefined ? -1 : id.lastIndexOf(":");
+  return colon < 0 ? undefined : id!.slice(0, colon);
 }
 
 /**
@@ -212,9 +254,11 @@ export function resumableStream(context: StreamContext): Observable<BaseEvent> {
 }
 
 class ResumableStream {
-  private lastId: number | undefined;
-  /** Run mode, no id seen yet: the seq just before this run (found in the log). */
-  private startAfter: number | undefined;
+  /** The last id received, exactly as sent (`EPOCH:SEQ`), and its seq. */
+  private lastId: string | undefined;
+  private lastSeq: number | undefined;
+  /** Run mode, no id seen yet: the id just before this run (found in the log). */
+  private startAfter: string | undefined;
   private pending: BaseEvent[] = [];
   private progress = 0;
   private emitted = 0;
@@ -277,6 +321,12 @@ class ResumableStream {
         error = new Error("the stream ended before the run did");
       } catch (caught) {
         if (this.signal.aborted || this.sub.closed) throw caught;
+        if (caught instanceof ThreadRecreatedError && this.ctx.mode === "connect" && this.ctx.onThreadRecreated) {
+          this.ctx.logger?.lifecycle("GATEWAY", "Thread recreated, starting over:", { lastEventId: this.lastId });
+          this.ctx.onThreadRecreated();
+          this.sub.complete();
+          return;
+        }
         if (isFatal(caught)) throw caught;
         error = caught;
       }
@@ -352,9 +402,20 @@ class ResumableStream {
     const response = await this.ctx.fetch(url, init);
     if (!response.ok) {
       const error = await httpError(response);
+      if (isThreadRecreated(error)) throw this.recreated(error.message, error.payload);
       throw retryableStatus(response.status) ? error : fatal(error);
     }
     return response;
+  }
+
+  private recreated(message: string, payload: unknown): ThreadRecreatedError {
+    return fatal(
+      new ThreadRecreatedError(
+        `agui-gateway: thread ${this.ctx.input.threadId} was deleted since event ${this.lastId}: ${message}`,
+        this.lastId,
+        payload,
+      ),
+    );
   }
 
   /**
@@ -414,13 +475,24 @@ class ResumableStream {
     const connection = response.headers.get("connection");
     if (connection === null || !/\bclose\b/i.test(connection)) return DONE;
     // The end may have been a cut: ask the thread (a self-delimiting JSON answer).
-    const snapshot = (await this.getJson(`${this.threadPath()}/snapshot`)) as { seq?: unknown; running?: unknown };
-    const idle = snapshot.running === false && snapshot.seq === (this.lastId ?? 0);
+    const snapshot = (await this.getJson(`${this.threadPath()}/snapshot`)) as {
+      seq?: unknown;
+      epoch?: unknown;
+      running?: unknown;
+    };
+    const epoch = epochOf(this.lastId);
+    if (epoch !== undefined && snapshot.epoch !== epoch) {
+      throw this.recreated("the snapshot is of another epoch", snapshot);
+    }
+    const idle = snapshot.running === false && snapshot.seq === (this.lastSeq ?? 0);
     this.ctx.logger?.lifecycle("GATEWAY", "Connect end confirmed:", { idle, seq: snapshot.seq, lastEventId: this.lastId });
     return idle ? DONE : ENDED;
   }
 
   private frame(frame: SseFrame, kind: "bounded" | "tail"): Outcome | undefined | Promise<Outcome | undefined> {
+    // A named frame is the gateway's own signal (`thread_deleted`, `error`), no AG-UI event:
+    // the stream ends after it, and the next connection tells what became of the thread.
+    if (frame.event !== undefined && frame.event !== "message") return undefined;
     if (frame.data !== undefined) {
       let json: unknown;
       try {
@@ -438,11 +510,12 @@ class ResumableStream {
       this.pending.push(json as BaseEvent);
     }
     if (frame.id !== undefined) {
-      const id = parseId(frame.id);
-      if (id !== undefined) {
-        if (this.lastId === undefined || id > this.lastId) this.progress++;
-        this.lastId = id;
-        return this.flush(id, kind);
+      const seq = seqOf(frame.id);
+      if (seq !== undefined) {
+        if (this.lastSeq === undefined || seq > this.lastSeq) this.progress++;
+        this.lastId = frame.id;
+        this.lastSeq = seq;
+        return this.flush(seq, kind);
       }
     }
     return undefined;
@@ -530,9 +603,12 @@ class ResumableStream {
   private async locateRun(): Promise<void> {
     const snapshot = (await this.getJson(`${this.threadPath()}/snapshot`)) as {
       seq?: unknown;
+      epoch?: unknown;
       running?: unknown;
     };
     const latest = typeof snapshot.seq === "number" ? snapshot.seq : 0;
+    // Positions of the incarnation the snapshot describes: the resume checks it is still there.
+    const idOf = (seq: number) => (typeof snapshot.epoch === "string" ? `${snapshot.epoch}:${seq}` : String(seq));
     const runId = this.ctx.input.runId;
     let window = 64;
     for (;;) {
@@ -554,7 +630,7 @@ class ResumableStream {
       }
       if (first !== undefined) {
         if (first > after + 1 || after === 0) {
-          this.startAfter = first - 1;
+          this.startAfter = idOf(first - 1);
           this.ctx.logger?.lifecycle("GATEWAY", "Run located in the log:", { startAfter: this.startAfter });
           return;
         }
@@ -564,7 +640,7 @@ class ResumableStream {
       if (snapshot.running === true) {
         if (this.accepted) {
           // Ours, and nothing of it is stored yet.
-          this.startAfter = latest;
+          this.startAfter = idOf(latest);
           return;
         }
         throw new Error("agui-gateway: a run is in progress on the thread but this one is not in its log yet");
@@ -629,18 +705,18 @@ class ResumableStream {
   // -- request inits ------------------------------------------------------------------
 
   /** The POST of the run or connect, with `Last-Event-ID` when resuming a connect. */
-  private postInit(lastEventId: number | undefined): RequestInit {
+  private postInit(lastEventId: string | undefined): RequestInit {
     const headers = new Headers(this.ctx.init.headers);
-    if (lastEventId !== undefined) headers.set("Last-Event-ID", String(lastEventId));
+    if (lastEventId !== undefined) headers.set("Last-Event-ID", lastEventId);
     return { ...this.ctx.init, headers, signal: this.signal };
   }
 
   /** A GET on the gateway with the agent's headers and credentials settings. */
-  private getInit(accept: string, lastEventId: number | undefined): RequestInit {
+  private getInit(accept: string, lastEventId: string | undefined): RequestInit {
     const headers = new Headers(this.ctx.init.headers);
     headers.delete("Content-Type");
     headers.set("Accept", accept);
-    if (lastEventId !== undefined) headers.set("Last-Event-ID", String(lastEventId));
+    if (lastEventId !== undefined) headers.set("Last-Event-ID", lastEventId);
     const init: RequestInit = { ...this.ctx.init, method: "GET", headers, signal: this.signal };
     delete init.body;
     return init;

@@ -9,7 +9,7 @@
 import assert from "node:assert/strict";
 import { after, before, describe, test } from "node:test";
 import { HttpAgent } from "@ag-ui/client";
-import { GatewayAgent } from "../dist/index.js";
+import { GatewayAgent, ThreadRecreatedError } from "../dist/index.js";
 import { freePort, startGateway } from "./helpers/gateway.mjs";
 import { CutProxy } from "./helpers/proxy.mjs";
 import { pool, readLog, replayRecords, rng } from "./helpers/truth.mjs";
@@ -115,6 +115,15 @@ function justAfter(text, extra = 0) {
   return { at: text, offset: Buffer.byteLength(text) + extra };
 }
 
+/**
+ * A cut `offset` bytes after the start of the `n`-th id line (`id: EPOCH:SEQ`), as if its
+ * id were the bare seq: the epoch and its ':' (`EPOCH_CHARS`) are added to offsets past "id: ".
+ */
+const EPOCH_CHARS = 17;
+function atId(n, offset) {
+  return { at: "id: ", occurrence: n, offset: offset > 4 ? offset + EPOCH_CHARS : offset };
+}
+
 function finalFrameRest(scenario, threadId) {
   // Bytes from the final RUN_FINISHED's '"RUN_FINISHED"' to the end of its frame.
   return `"RUN_FINISHED","threadId":"${threadId}","runId":"${scenario.runId}"}\n\n`.length;
@@ -146,14 +155,14 @@ describe("runAgent through a cutting proxy", () => {
     add([{ at: "\r\n\r\n", offset: 2 }]);
     add([{ at: "\r\n\r\n", offset: 4 }]);
     add([{ at: "retry: 1000", offset: 4 }]);
-    add([{ at: "id: 1\n", offset: 3 }]);
-    add([{ at: "id: 1\n", offset: 90 }]);
+    add([atId(1, 3)]);
+    add([atId(1, 90)]);
     add([justAfter('"context":[]}}\n')]); // data line done, blank line missing
     add([justAfter('"context":[]}}\n', 1)]); // frame complete, nothing after
-    add([{ at: "id: 2\n", offset: 12 }]);
-    add([{ at: "id: 3\n", offset: 0 }]); // right after the second frame
-    add([{ at: "id: 3\n", offset: 0 }]);
-    add([{ at: "id: 4\n", offset: 40 }]);
+    add([atId(2, 12)]);
+    add([atId(3, 0)]); // right after the second frame
+    add([atId(3, 0)]);
+    add([atId(4, 40)]);
     add([{ at: "TOOL_CALL_START", offset: 5 }]);
     add([{ at: "TOOL_CALL_RESULT", offset: 40 }]);
     add([{ at: "/todos/3/done", offset: 10 }]);
@@ -173,7 +182,7 @@ describe("runAgent through a cutting proxy", () => {
     for (let i = 0; i < 4; i++) add([Math.floor(random() * length)], { noClose: true });
     // The gateway unreachable for a moment after the cut.
     add([Math.floor(length / 3), "refuse", "refuse"]);
-    add([{ at: "id: 1\n", offset: 20 }, "refuse"]);
+    add([atId(1, 20), "refuse"]);
     // The POST never reaches the gateway: found nowhere in the log, it is sent again.
     add(["refuse"]);
 
@@ -189,7 +198,7 @@ describe("runAgent through a cutting proxy", () => {
     const any = (predicate) => paths.some((lines) => lines.some(predicate));
     const cutCount = results.filter((r) => r.proxy.cuts.length > 0).length;
     assert.ok(cutCount >= cases.length - 8, `only ${cutCount} of ${cases.length} runs were cut`);
-    assert.ok(any((l) => /GET \/threads\/[^ ]+\/events \[Last-Event-ID [1-9]/.test(l)), "no resume by Last-Event-ID");
+    assert.ok(any((l) => /GET \/threads\/[^ ]+\/events \[Last-Event-ID [0-9a-f]{16}:[1-9]/.test(l)), "no resume by Last-Event-ID");
     assert.ok(any((l) => /\/snapshot/.test(l)) && any((l) => /log\.jsonl\?after=0/.test(l)), "no run located in the log");
     // A RUN_FINISHED that a resumed stream reaches is settled from its stored record (the
     // interim one of gateways before issue 7 says source "gateway"; this gateway has none).
@@ -385,6 +394,94 @@ describe("connectAgent", () => {
   });
 });
 
+describe("a thread deleted and created again under the stream", () => {
+  /**
+   * A fetch that, before the first request resuming by an id (or confirming a connect's
+   * end with /snapshot), deletes the thread and writes it again with another run: the
+   * agent's ids are then of the old thread.
+   */
+  function recreatingFetch(threadId, write) {
+    let done = false;
+    return async (url, init) => {
+      const resuming = new Headers(init?.headers).has("last-event-id") || String(url).endsWith("/snapshot");
+      if (resuming && !done) {
+        done = true;
+        const deleted = await fetch(`${gateway.base}/threads/${threadId}?stop=1`, { method: "DELETE" });
+        assert.equal(deleted.status, 204);
+        await write();
+      }
+      return fetch(url, init);
+    };
+  }
+
+  async function writeThread(threadId, runId, text, initialState = {}) {
+    const writer = new HttpAgent({
+      url: gateway.runUrl,
+      threadId,
+      initialMessages: [{ id: `${runId}-u`, role: "user", content: text }],
+      initialState,
+    });
+    await writer.runAgent({ runId });
+  }
+
+  for (const noClose of [true, false]) {
+    // noClose: the cut fails the read, the agent resumes by its id (409 thread_recreated);
+    // otherwise the end looks clean and the snapshot it is confirmed with is of another epoch.
+    test(`connectAgent drops the old thread and restores the new one (${noClose ? "409" : "snapshot"})`, async () => {
+      const threadId = `recreated-${noClose ? "a" : "b"}`;
+      await writeThread(threadId, "old-1", "weather in Lima?", { old: true });
+      const lastFrame = `"RUN_FINISHED","threadId":"${threadId}","runId":"old-1"}\n\n`;
+      const proxy = new CutProxy(gateway.port, [{ at: '"RUN_FINISHED"', offset: lastFrame.length }]);
+      proxy.noClose = noClose;
+      await proxy.listen();
+      const agent = new GatewayAgent({
+        url: proxy.url("/agents/demo/run"),
+        threadId,
+        fetch: recreatingFetch(threadId, () => writeThread(threadId, "new-1", "tell me a joke", { keep: "me" })),
+      });
+      try {
+        await agent.connectAgent();
+      } finally {
+        await proxy.close();
+      }
+      const where = proxy.describe().join(" | ");
+      const fresh = new GatewayAgent({ url: gateway.runUrl, threadId });
+      await fresh.connectAgent();
+      assert.ok(fresh.messages.some((m) => m.id === "new-1-u"), where);
+      assert.deepStrictEqual(agent.messages, fresh.messages, where);
+      assert.deepStrictEqual(agent.state, fresh.state, where);
+      assert.equal(agent.state.old, undefined, where);
+      assert.ok(!agent.messages.some((m) => m.id === "old-1-u"), where);
+      const requests = proxy.connections.map((c) => `${c.method} ${c.path.split("?")[0]} ${c.headers["last-event-id"] ?? "-"}`);
+      if (noClose) assert.match(requests[1], /^POST \/agents\/demo\/connect [0-9a-f]{16}:\d+$/, where);
+      assert.ok(requests.some((r, i) => i > 0 && r === "POST /agents/demo/connect -"), `${where}: no fresh connect`);
+    });
+  }
+
+  test("runAgent rejects with ThreadRecreatedError: its run is gone", async () => {
+    const threadId = "recreated-run";
+    const proxy = new CutProxy(gateway.port, [atId(3, 0)]);
+    await proxy.listen();
+    const agent = new GatewayAgent({
+      url: proxy.url("/agents/demo/run"),
+      threadId,
+      initialMessages: [{ id: "u1", role: "user", content: "weather in Oslo?" }],
+      fetch: recreatingFetch(threadId, () => writeThread(threadId, "new-run", "hello again")),
+    });
+    try {
+      const error = await agent.runAgent({ runId: "old-run" }).then(
+        () => assert.fail("resolved"),
+        (caught) => caught,
+      );
+      assert.ok(error instanceof ThreadRecreatedError, String(error));
+      assert.equal(error.status, 409);
+      assert.match(error.lastEventId, /^[0-9a-f]{16}:2$/);
+    } finally {
+      await proxy.close();
+    }
+  });
+});
+
 describe("bounded attempts and errors", () => {
   async function quietly(fn) {
     const original = console.error;
@@ -455,7 +552,8 @@ describe("bounded attempts and errors", () => {
         ),
       );
       assert.equal(error.name, "GatewayConnectionError");
-      assert.ok(error.lastEventId > 3);
+      assert.match(error.lastEventId, /^[0-9a-f]{16}:\d+$/);
+      assert.ok(Number(error.lastEventId.split(":")[1]) > 3);
     } finally {
       await proxy.close();
     }

@@ -25,12 +25,12 @@ def test_recent_frames_are_contiguous_and_bounded() -> None:
     recent = RecentFrames(max_frames=4, max_bytes=10_000)
     recent.push(_record(s) for s in range(1, 7))
     assert recent.after(0) is None and recent.after(1) is None  # evicted: read from the log
-    assert recent.after(2) == [record_frame(_record(s)) for s in (3, 4, 5, 6)]
-    assert recent.after(5) == [record_frame(_record(6))]
+    assert recent.after(2) == [record_frame(_record(s), None) for s in (3, 4, 5, 6)]
+    assert recent.after(5) == [record_frame(_record(6), None)]
     assert recent.after(6) is None  # nothing newer
     recent.push([_record(9)])  # a gap (another writer): start over from 9
-    assert recent.after(6) is None and recent.after(8) == [record_frame(_record(9))]
-    big = RecentFrames(max_frames=100, max_bytes=3 * len(record_frame(_record(10, "y" * 100))))
+    assert recent.after(6) is None and recent.after(8) == [record_frame(_record(9), None)]
+    big = RecentFrames(max_frames=100, max_bytes=3 * len(record_frame(_record(10, "y" * 100), None)))
     big.push(_record(s, "y" * 100) for s in range(1, 11))
     assert big.after(6) is None and len(big.after(7) or []) == 3
 
@@ -54,6 +54,9 @@ async def test_log_follower_sends_each_stored_event_in_the_frame_of_its_record(t
     events = awkward_events() + events_holding_the_envelope()
     records = await store.append("t", [NewEvent(e, "r") for e in events])
     last = records[-1].seq
+    head = await store.head("t")
+    assert head is not None
+    epoch = head.epoch
 
     class UpTo(LogFollower):
         """Complete at ``bound`` (or the last record), which is also the last seq it may send."""
@@ -75,11 +78,14 @@ async def test_log_follower_sends_each_stored_event_in_the_frame_of_its_record(t
         return b"".join([bytes(piece) async for piece in follower.follow()])
 
     def framed(after: int, upto: int = last) -> bytes:
-        return b"".join(record_frame(r) for r in records if after < r.seq <= upto)
+        return b"".join(record_frame(r, epoch) for r in records if after < r.seq <= upto)
 
+    # A cache without the epoch yet (the records not taken in): the follower reads it itself.
     for cursor in (0, 1, last - 2, last - 1):
         assert await sent(cursor, RecentFrames()) == framed(cursor)  # all from the log
+    assert framed(last - 1).startswith(f"id: {epoch}:{last}\n".encode())
     warm = RecentFrames()
+    warm.epoch = epoch
     warm.push(records[:6])
     assert await sent(2, warm) == framed(2)  # 3..6 from the cache, the rest from the log
     assert await sent(0, RecentFrames(), bound=7) == framed(0, 7)
@@ -91,14 +97,18 @@ def test_a_record_past_the_clients_frame_limit_is_split_unless_nothing_can_be_cu
     an event nothing of which can be cut goes out whole, as stored (one copy of it)."""
     limit = 10 * 1024 * 1024  # the client's MAX_BUFFER_SIZE, written out
     result = {"type": "TOOL_CALL_RESULT", "messageId": "t", "toolCallId": "c", "content": "z" * limit}
-    split = record_frame(StoredRecord(7, "r", 0, "agent", result))
+    split = record_frame(StoredRecord(7, "r", 0, "agent", result), "e")
     frames = [f for f in split.split(b"\n\n") if f]
     assert len(frames) > 2 and max(len(f) for f in frames) <= limit
-    assert [f.startswith(b"id: 7\n") for f in frames] == [False] * (len(frames) - 1) + [True]
+    assert [f.startswith(b"id: e:7\n") for f in frames] == [False] * (len(frames) - 1) + [True]
     events = [orjson.loads(f.split(b"data: ", 1)[1]) for f in frames]
     assert events[0] == {**result, "content": ""}
     assert "".join(e["delta"] for e in events if e["type"] == "TEXT_MESSAGE_CONTENT") == result["content"]
     state = {"type": "STATE_SNAPSHOT", "snapshot": {"blob": "b" * limit}}
-    assert record_frame(StoredRecord(8, "r", 0, "agent", state)) == b"id: 8\ndata: " + orjson.dumps(state) + b"\n\n"
+    assert (
+        record_frame(StoredRecord(8, "r", 0, "agent", state), "e") == b"id: e:8\ndata: " + orjson.dumps(state) + b"\n\n"
+    )
     small = {"type": "STATE_SNAPSHOT", "snapshot": {"blob": "b" * (8 * 1024 * 1024)}}  # under the limit: whole
-    assert record_frame(StoredRecord(9, "r", 0, "agent", small)) == b"id: 9\ndata: " + orjson.dumps(small) + b"\n\n"
+    assert (
+        record_frame(StoredRecord(9, "r", 0, "agent", small), "e") == b"id: e:9\ndata: " + orjson.dumps(small) + b"\n\n"
+    )

@@ -141,7 +141,8 @@ async def test_second_run_on_a_thread_with_an_open_run_is_409_and_stop_ends_the_
         ]
         stored = stored_log(gateway, "t-409")
         assert [(r["source"], r["event"]) for r in stored[-2:]] == [("gateway", e) for e in seen]
-        assert stopped.json() == {"stopped": True, "runId": "h1", "seq": stored[-1]["seq"]}
+        epoch = (await client.get("/threads/t-409/snapshot")).json()["epoch"]
+        assert stopped.json() == {"stopped": True, "runId": "h1", "seq": stored[-1]["seq"], "epoch": epoch}
         assert (await client.get("/threads/t-409/runs")).json()["runs"][-1]["status"] == "cancelled"
         assert (await client.post("/threads/t-409/stop")).status_code == 409
         assert (await client.post("/threads/t-409/stop", params={"runId": "h1"})).status_code == 409

@@ -27,7 +27,7 @@ async def test_bad_time_travel_requests_are_clear_errors(tmp_path: Path) -> None
     assert unknown.status_code == 404 and "no run 'nope'" in unknown.json()["error"]
     assert empty.status_code == 400 and with_position.status_code == 400 and with_header.status_code == 400
     assert "resume position" in with_position.json()["error"]
-    assert no_thread == {"threadId": "other", "runs": []}
+    assert no_thread == {"threadId": "other", "epoch": None, "runs": []}
     events = events_of(branch)
     assert events[0]["type"] == "RUN_STARTED" and events[-1]["type"] == "RUN_FINISHED"
     assert all(f.id is None for f in branch)

@@ -188,7 +188,10 @@ async def test_a_stop_sent_to_b_ends_the_run_on_a(
     stored = _stored(redis_url, prefix, thread_id)
     assert sum(b'"type":"RUN_FINISHED"' in line for line in stored) == 1
     assert not any(b'"type":"RUN_ERROR"' in line for line in stored)
-    assert stopped.json() == {"stopped": True, "runId": run_id, "seq": len(stored)}
+    # The stop names the position with its epoch: the one A's stream gave its ids.
+    epoch = frames[-1].epoch
+    assert epoch is not None
+    assert stopped.json() == {"stopped": True, "runId": run_id, "seq": len(stored), "epoch": epoch}
 
 
 async def test_b_closes_the_run_of_a_killed_replica_once_and_takes_the_next_run(
@@ -305,3 +308,50 @@ async def test_a_subscriber_on_b_sees_the_run_of_a_draining_replica_to_its_end(
     assert watched[-1] == called[-1]
     await wait_until_async(lambda: a.proc is not None and a.proc.poll() is not None, timeout=30, what="A's exit")
     assert a.proc.returncode == 0
+
+
+async def test_a_thread_deleted_and_written_again_on_b_is_never_served_as_the_old_one_by_a(
+    replicas: tuple[GatewayProcess, GatewayProcess, str], agent: tuple[ScriptedAgent, str]
+) -> None:
+    """A built the thread and then stopped following it (no stream open). B deletes it and
+    writes it again: A serves the new thread (fresh, and by B's ids), refuses the old ids
+    with 409 thread_recreated, and continues the new thread with the next run."""
+    a, b, _ = replicas
+    scripted, _ = agent
+    thread_id = f"again-{uuid.uuid4().hex[:8]}"
+
+    async def run_on(replica: GatewayProcess, run_id: str) -> list[Frame]:
+        scripted.script(run_id, agent_run_events(thread_id, run_id, tools=0))
+        body = run_input(thread_id, run_id, [user_message(f"{run_id}-u", f"hello from {run_id}")])
+        frames = await collect(client, "POST", f"{replica.url}/agents/scripted/run", json=body)
+        assert events_of(frames)[-1]["type"] == "RUN_FINISHED"
+        return frames
+
+    async with httpx.AsyncClient(timeout=30) as client:
+        old = await run_on(a, "old-1")
+        old_id = old[-1].raw_id
+        assert old_id is not None and (await client.get(f"{a.url}/threads/{thread_id}/snapshot")).status_code == 200
+        assert (await client.delete(f"{b.url}/threads/{thread_id}")).status_code == 204
+        new = await run_on(b, "new-1")
+        new_epoch = new[-1].epoch
+        assert new_epoch is not None and new_epoch != old[-1].epoch
+
+        refused = await client.get(f"{a.url}/threads/{thread_id}/events", headers={"last-event-id": old_id})
+        assert (refused.status_code, refused.json()["code"]) == (409, "thread_recreated")
+        snapshot = (await client.get(f"{a.url}/threads/{thread_id}/snapshot")).json()
+        assert snapshot["epoch"] == new_epoch
+        assert [m["id"] for m in snapshot["messages"] if m["role"] == "user"] == ["new-1-u"]
+        second = next(f.raw_id for f in new if f.id == 2)
+        resumed = await collect(
+            client,
+            "GET",
+            f"{a.url}/threads/{thread_id}/events",
+            params={"after": second},
+            until=has_id(new[-1].id or 0),
+        )
+        assert events_of(resumed) == [f.event for f in new if f.id is not None and f.id > 2]
+        assert {f.epoch for f in resumed if f.raw_id is not None} == {new_epoch}
+        # A takes the next run of the new thread, continuing it.
+        await run_on(a, "new-2")
+        snapshot = (await client.get(f"{b.url}/threads/{thread_id}/snapshot")).json()
+        assert [m["id"] for m in snapshot["messages"] if m["role"] == "user"] == ["new-1-u", "new-2-u"]

@@ -191,7 +191,8 @@ async def test_events_stream_of_the_info_sizes(gateway: RunningGateway, agent: t
         async with client.stream("GET", "/threads/info-2/events") as stream:
             async for chunk in stream.aiter_bytes():
                 received += chunk
-                if f"id: {info['replay']['seq']}\n".encode() in received and received.endswith(b"\n\n"):
+                # The last frame of the replay: "id: EPOCH:SEQ".
+                if f":{info['replay']['seq']}\n".encode() in received and received.endswith(b"\n\n"):
                     break
     body = bytes(received).removeprefix(b"retry: 1000\n\n")
     assert len(body) == info["replay"]["bytes"]

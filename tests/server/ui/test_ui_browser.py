@@ -23,9 +23,10 @@ import httpx
 import pytest
 from playwright.sync_api import Browser, BrowserContext, Page, Playwright, sync_playwright
 from support.clock import next_millisecond
+from support.events import run_input, user_message
 from support.official_client import OfficialClient
 from support.servers import REPO_ROOT, RunningGateway, serve_gateway
-from support.sse import SseReader
+from support.sse import SseReader, collect, events_of
 from support.waiting import wait_until
 
 from agui_gateway.server.config import GatewayConfig, parse_tokens
@@ -769,3 +770,42 @@ def test_a_stop_stored_before_the_cancelled_outcome_also_shows_as_stopped(
         assert_shows_snapshot(page, gw, "legacy-stopped")
         assert errors == []
         page.close()
+
+
+async def _demo_run_to_end(url: str, thread: str, run_id: str, text: str, *, delete_first: bool = False) -> None:
+    async with httpx.AsyncClient(base_url=url, timeout=20) as client:
+        if delete_first:
+            assert (await client.delete(f"/threads/{thread}")).status_code == 204
+        body = run_input(thread, run_id, [user_message(f"{run_id}-u", text)])
+        frames = await collect(client, "POST", "/agents/demo/run", json=body)
+        assert events_of(frames)[-1]["type"] == "RUN_FINISHED"
+
+
+def test_a_thread_deleted_and_written_again_under_the_page_opens_afresh(
+    tmp_path: Path, context: BrowserContext
+) -> None:
+    """The page's ids are of the old thread: its reconnect is answered 409 thread_recreated,
+    and the page opens the new thread from a fresh replay (nothing of the old one stays)."""
+    config = GatewayConfig(data_dir=tmp_path / "data", demo=True, demo_pace=0, fsync="never")
+    with serve_gateway(config) as gw:
+        run_async(_demo_run_to_end(gw.url, "again-1", "old-run", "What is the weather in Paris?"))
+        page = context.new_page()
+        errors = watch_errors(page)
+        page.goto(f"{gw.url}/ui/#/threads/again-1")
+        wait_finished(page)
+        assert_shows_snapshot(page, gw, "again-1")
+        page.evaluate("() => { window.firstView = window.aguiUi.view; }")
+        context.set_offline(True)
+        page.wait_for_function("() => document.querySelector('#stream-status').textContent === 'offline'")
+        run_async(_demo_run_to_end(gw.url, "again-1", "new-run", "Tell me a joke", delete_first=True))
+        context.set_offline(False)
+        page.wait_for_function(
+            f"() => window.aguiUi.view !== window.firstView && window.aguiUi.view.stats.connects === 1 "
+            f"&& ({BADGE_IS})('finished')"
+        )
+        old_id = page.evaluate("() => window.firstView.stream.lastId")
+        assert old_id.split(":")[0] != snapshot(gw, "again-1")["epoch"]  # it resumed with an old id
+        assert_shows_snapshot(page, gw, "again-1")
+        shown = [m["id"] for m in page.evaluate(CONVERSATION_JS)]
+        assert "new-run-u" in shown and "old-run-u" not in shown
+        assert errors == []

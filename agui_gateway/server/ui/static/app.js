@@ -22,7 +22,11 @@ function route() {
     $("#thread-view").hidden = false;
     const query = new URLSearchParams(match[2] ?? "");
     const runId = query.get("run");
-    view = new ThreadView(decodeURIComponent(match[1]), runId, { wholeHistory: query.get("turns") === "all" });
+    view = new ThreadView(decodeURIComponent(match[1]), runId, {
+      wholeHistory: query.get("turns") === "all",
+      // Deleted and written again meanwhile: what the view holds is the old thread's; open the new one.
+      onRecreated: () => route(),
+    });
     view.open();
   } else {
     $("#thread-view").hidden = true;

@@ -51,15 +51,22 @@ export class FatalHttpError extends Error {
 }
 
 export async function errorOf(response) {
+  return (await failureOf(response)).message;
+}
+
+/** An error answer's message and stable code (`{"error", "code"}`; the status line if not JSON). */
+export async function failureOf(response) {
   let message = `${response.status} ${response.statusText}`;
+  let code = null;
   try {
     const body = await response.json();
     if (body && typeof body.error === "string") message = body.error;
     else if (body && typeof body.message === "string") message = body.message;
+    if (body && typeof body.code === "string") code = body.code;
   } catch {
     // not JSON: keep the status line
   }
-  return message;
+  return { message, code };
 }
 
 const SILENCE_MS = 45_000; // the gateway sends a heartbeat every 15 s: a quieter connection is dead
@@ -75,14 +82,21 @@ const SILENCE_MS = 45_000; // the gateway sends a heartbeat every 15 s: a quiete
  *
  * A connection is dropped (and resumed) when the browser goes offline, when it
  * stays silent past two heartbeats, or when `drop()` is called.
+ *
+ * Ids are `EPOCH:SEQ`, kept as received and sent back verbatim. A thread deleted and
+ * written again since (409 `thread_recreated`: the ids are of the old thread) is not
+ * resumed: `onRecreated` is called and the stream ends, for the page to open the new
+ * thread afresh. Named frames (`event: thread_deleted`) are the gateway's own signals,
+ * not AG-UI events: skipped (the next connection tells what became of the thread).
  */
 export class ResumableStream {
-  constructor(url, { headers, onEvents, onStatus, onFatal, stats }) {
+  constructor(url, { headers, onEvents, onStatus, onFatal, onRecreated, stats }) {
     this.url = url;
     this.headers = headers;
     this.onEvents = onEvents;
     this.onStatus = onStatus ?? (() => {});
     this.onFatal = onFatal ?? (() => {});
+    this.onRecreated = onRecreated ?? null;
     this.stats = stats;
     this.lastId = null;
     this.stopped = false;
@@ -130,12 +144,18 @@ export class ResumableStream {
       try {
         if (!navigator.onLine) throw new Error("offline");
         const headers = { ...this.headers() };
-        if (this.lastId !== null) headers["Last-Event-ID"] = String(this.lastId);
+        if (this.lastId !== null) headers["Last-Event-ID"] = this.lastId;
         this.onStatus(this.stats.connects === 0 ? "connecting" : "reconnecting");
         this.lastByte = performance.now();
         const response = await fetch(this.url, { headers, signal: connection.signal, cache: "no-store" });
         if (!response.ok) {
-          const message = await errorOf(response);
+          const { message, code } = await failureOf(response);
+          if (response.status === 409 && code === "thread_recreated" && this.onRecreated) {
+            this.stopped = true;
+            this.onStatus("recreated");
+            this.onRecreated();
+            return;
+          }
           if (response.status >= 400 && response.status < 500 && response.status !== 429) {
             throw new FatalHttpError(response.status, message);
           }
@@ -149,11 +169,11 @@ export class ResumableStream {
           this.lastByte = performance.now();
         };
         for await (const frame of sseFrames(response.body, counted)) {
-          if (frame.data === null) continue;
+          if (frame.data === null || (frame.event !== null && frame.event !== "message")) continue;
           this.stats.frames += 1;
           pending.push(JSON.parse(frame.data));
           if (frame.id !== null && frame.id !== "") {
-            this.lastId = Number(frame.id);
+            this.lastId = frame.id;
             const events = pending.splice(0, pending.length);
             this.stats.events += events.length;
             this.onEvents(events, this.lastId);

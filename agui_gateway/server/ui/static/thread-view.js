@@ -41,8 +41,10 @@ class GatewayThreadAgent extends AbstractAgent {
 }
 
 export class ThreadView {
-  /** `runId`: the thread as it was right after that run (`?run=`), read once; otherwise live. */
-  constructor(threadId, runId = null, { wholeHistory = false } = {}) {
+  /** `runId`: the thread as it was right after that run (`?run=`), read once; otherwise live.
+   * `onRecreated`: the thread was deleted and written again under the view (its ids are of
+   * the old thread): the page opens it afresh. */
+  constructor(threadId, runId = null, { wholeHistory = false, onRecreated = null } = {}) {
     this.threadId = threadId;
     this.runId = runId;
     this.stats = { connects: 0, frames: 0, events: 0, bytes: 0, dropped: 0, firstPaintMs: null };
@@ -67,6 +69,9 @@ export class ThreadView {
       stats: this.stats,
       onStatus: (status) => this.setStatus(status),
       onFatal: (error) => this.fail(error),
+      onRecreated: () => {
+        if (!this.closed) onRecreated?.();
+      },
     });
     this.agent = new GatewayThreadAgent(threadId, this.stream);
     this.agent.subscribe({
