@@ -34,42 +34,25 @@ import asyncio
 import logging
 from collections.abc import AsyncGenerator, Awaitable, Callable, Sequence
 from contextlib import aclosing
-from typing import Any, NamedTuple, TypeVar
+from typing import Any, TypeVar
 
 from agui_gateway.protocol.compaction import MessagePage, SnapshotCompactor
 from agui_gateway.protocol.lineage import Parent
-from agui_gateway.server.errors import NoRunInProgress, NotTheOpenRun, RunInProgress
-from agui_gateway.server.fanout.follower import Draining, LogFollower, ThreadState, follower_for, wait_for_records
+from agui_gateway.server.fanout.follower import Draining, ThreadState, wait_for_records
 from agui_gateway.server.fanout.recent import RecentFrames
 from agui_gateway.server.fanout.store_patience import StorePatience
 from agui_gateway.server.fanout.tail import ThreadTail
 from agui_gateway.server.metrics import GatewayMetrics
 from agui_gateway.server.runtime.active_run import ActiveRun
 from agui_gateway.server.runtime.branches import branch_parent
-from agui_gateway.server.runtime.leases import HANDOVER_WAIT_S, acquire_for_run, keep_lease, release_run_lease
 from agui_gateway.server.runtime.recovery import Recovery
 from agui_gateway.server.runtime.replay import ReplayState, ReplayView
-from agui_gateway.server.sse import HEARTBEAT, STREAM_PREAMBLE, store_error_frame, thread_deleted_frame
-from agui_gateway.store.base import (
-    LeaseLost,
-    NewEvent,
-    StoredRecord,
-    StoreError,
-    StoreUnavailable,
-    ThreadDeleted,
-    ThreadStore,
-)
+from agui_gateway.server.runtime.run_slot import Conversation, RunSlot, run_change_notice
+from agui_gateway.server.runtime.stream import thread_stream
+from agui_gateway.store.base import NewEvent, StoredRecord, ThreadDeleted, ThreadStore
 
 log = logging.getLogger("agui_gateway.server.runtime.thread")
 _T = TypeVar("_T")
-
-
-class Conversation(NamedTuple):
-    """What a client replaying the thread holds: its messages and state, up to ``seq``."""
-
-    messages: list[dict[str, Any]]
-    state: Any
-    seq: int
 
 
 class ThreadRuntime:
@@ -99,10 +82,17 @@ class ThreadRuntime:
         self._building: asyncio.Task[SnapshotCompactor] | None = None
         # What the thread's streams read to know when they are complete (see fanout/follower.py).
         self.state = ThreadState()
-        self._run: ActiveRun | None = None
-        # Set by the registry while the thread is being deleted: no run is admitted meanwhile
-        # (its first append would create the thread again under the delete).
-        self.deleting = False
+        self._announce_run_change = run_change_notice(self.state, thread_id, on_change)
+        # The run this process has open on the thread, and its lease (see run_slot.py).
+        self._slot = RunSlot(
+            thread_id,
+            store,
+            self._replay,
+            self.state,
+            recovery_lock=self._recovery.lock,
+            recover_open_runs=recover_open_runs,
+            announce=self._announce_run_change,
+        )
         self._subscribers = 0
         # The one waiter on the store for this thread in this process (see fanout/tail.py).
         self.tail = ThreadTail(store, thread_id, self.take_in, on_deleted=self._deleted_elsewhere, taken_in=self.state)
@@ -132,11 +122,11 @@ class ThreadRuntime:
 
     async def _settle(self, compactor: SnapshotCompactor) -> None:
         """A built compactor, before it is published: a run a crash left open is closed."""
-        if self._recover_open_runs and compactor.run_open and self._run is None:
+        if self._recover_open_runs and compactor.run_open and self._slot.run is None:
             if self.store.leases is None:
                 await self._recovery.close_crashed_run(compactor)
             else:  # a live replica may be running it: only a lease tells
-                await self._recovery.close_leased(compactor, lambda: self._run is not None)
+                await self._recovery.close_leased(compactor, lambda: self._slot.run is not None)
         self._compactor = compactor  # readable only once complete and recovered
         self.state.log = compactor
 
@@ -150,7 +140,7 @@ class ThreadRuntime:
         Returns whether a RUN_ERROR was stored.
         """
         compactor = await self._ready()
-        return await self._recovery.close_leased(compactor, lambda: self._run is not None, take_over=True)
+        return await self._recovery.close_leased(compactor, lambda: self._slot.run is not None, take_over=True)
 
     async def close_abandoned_run(self, fence: int | None = None) -> bool:
         """Close a run the log shows open that no live replica drives (the sweep, a new run).
@@ -161,7 +151,7 @@ class ThreadRuntime:
         """
         compactor = await self._ready()
         if self.store.leases is not None and fence is None:
-            return await self._recovery.close_leased(compactor, lambda: self._run is not None)
+            return await self._recovery.close_leased(compactor, lambda: self._slot.run is not None)
         await self._replay.catch_up(compactor)
         if not compactor.run_open:
             return False
@@ -230,76 +220,23 @@ class ThreadRuntime:
         thread be another by the time the stream starts (deleted and written again meanwhile),
         the stream ends with the ``thread_deleted`` frame instead of serving those positions.
         """
-        metrics = self._metrics
-        self.add_subscriber()
-        follower: LogFollower | None = None
-        try:
-            yield STREAM_PREAMBLE
-            if position is None:
-                view = await self.replay_view(turns)
-                kind = "fresh" if turns is None else "window"
-                metrics.replays.labels(kind).inc()
-                metrics.replay_bytes.labels(kind).inc(view.nbytes)
-                for chunk in view.chunks:
-                    yield chunk
-                cursor = view.seq
-            else:
-                # Opening the thread also closes a run a crash left open (its RUN_ERROR
-                # then reaches this client like any stored event).
-                await self.ready()
-                metrics.replays.labels("resume").inc()
-                cursor = position
-            # Still the incarnation the position was checked against? (The ids carry this
-            # runtime's epoch; one not known yet is read by the follower when it needs it.)
-            if epoch is not None and await self.current_epoch() != epoch:
-                raise ThreadDeleted(f"thread {self.thread_id!r} was deleted")
-            follower = follower_for(
-                self.store,
-                self.thread_id,
-                self.recent,
-                cursor,
-                heartbeat_s=heartbeat_s,
-                tail=self.tail,
-                state=self.state,
+        async with aclosing(
+            thread_stream(
+                self,
+                self._metrics,
+                position,
+                heartbeat_s,
+                patience,
+                epoch=epoch,
+                turns=turns,
                 caller_of=caller_of,
                 until_settled=until_settled,
                 process=process,
+                lost=lost,
             )
-            while True:
-                try:
-                    # Closed with the stream, not when the garbage collector finds it: it holds
-                    # the log's file descriptor while it reads.
-                    async with aclosing(follower.follow()) as chunks:
-                        async for chunk in chunks:
-                            patience.answered()
-                            yield chunk
-                    break
-                except StoreUnavailable as exc:
-                    # A store outage (a Redis failover): wait it out as the patience allows,
-                    # heartbeats going out, then go on from the follower's cursor.
-                    if not patience.waits():
-                        raise
-                    # Debug only: every stream of the process meets the same outage (the runs log it).
-                    log.debug("thread %s: the store is unavailable (%s); the stream waits", self.thread_id, exc)
-                    yield HEARTBEAT
-                    await patience.pause()
-        except ThreadDeleted:
-            # Before StoreError, its base: the thread is gone (here or on another replica), and
-            # so is this stream; the client learns why instead of reconnecting in a loop. A
-            # stream complete by its own rule (a run's caller holding the run's end, stopped
-            # for the delete) just ends, as it would have.
-            if follower is None or not follower.complete(follower.cursor):
-                yield thread_deleted_frame(self.thread_id)
-        except StoreError as exc:
-            # The store went away (Redis down) for longer than the stream waits for it: tell the
-            # client and close (a run's caller: its run's RUN_ERROR, ``lost``); it resumes by
-            # its last id once the gateway answers again. Nothing is lost: the log has it all.
-            log.warning("thread %s: stream closed, the store failed: %s", self.thread_id, exc)
-            yield store_error_frame(str(exc)) if lost is None else lost(str(exc))
-        finally:
-            self.remove_subscriber()
-            if position is not None and follower is not None:
-                metrics.replay_bytes.labels("resume").inc(follower.bytes_before_caught_up)
+        ) as chunks:
+            async for chunk in chunks:
+                yield chunk
 
     @property
     def approx_bytes(self) -> int:
@@ -334,13 +271,13 @@ class ThreadRuntime:
         """Every stream waiting on this thread returns to look at it again, whether or not
         anything was stored (their stop rules changed: the process drains)."""
         self.tail.interrupt()
-        self._notify_run_changed()
+        self._announce_run_change()
 
     def deleted(self) -> None:
         """The thread was deleted (its runtime is dropped from the registry): every stream on
         it ends, with a ``thread_deleted`` frame."""
         self.tail.deleted(f"thread {self.thread_id!r} was deleted")
-        self._notify_run_changed()
+        self._announce_run_change()
 
     def superseded(self) -> None:
         """The store holds another incarnation of the thread than this runtime serves (it was
@@ -352,7 +289,7 @@ class ThreadRuntime:
     def _deleted_elsewhere(self) -> None:
         """The thread was found deleted by someone else (another replica, the CLI, a Redis
         expiry): the tail ends its streams, the registry drops this runtime."""
-        self._notify_run_changed()
+        self._announce_run_change()
         if self._on_deleted is not None:
             self._on_deleted(self)
 
@@ -401,24 +338,33 @@ class ThreadRuntime:
     def idle(self) -> bool:
         """Nothing depends on this runtime staying in memory."""
         return (
-            self._run is None
-            and not self.deleting
+            self._slot.run is None
+            and not self._slot.deleting
             and self._subscribers == 0
             and self._building is None
             and not self._replay.lock.locked()
             and not self._recovery.lock.locked()
         )
 
-    # -- runs: the run manager's operations -----------------------------------------------------
+    # -- runs: the run manager's operations (the run slot's, see run_slot.py) -----------------------
 
     @property
     def run(self) -> ActiveRun | None:
         """The run this process has open on the thread (at most one)."""
-        return self._run
+        return self._slot.run
 
     @property
     def running(self) -> bool:
-        return self._run is not None
+        return self._slot.run is not None
+
+    @property
+    def deleting(self) -> bool:
+        """Set by the registry while the thread is being deleted: no run is admitted meanwhile."""
+        return self._slot.deleting
+
+    @deleting.setter
+    def deleting(self, value: bool) -> None:
+        self._slot.deleting = value
 
     @property
     def shared_by_replicas(self) -> bool:
@@ -435,110 +381,21 @@ class ThreadRuntime:
         on_lost: Callable[[str], None],
         on_released: Callable[[ActiveRun], None],
     ) -> None:
-        """The run manager's one way in: :meth:`admit` ``run``, have ``prepare`` make its
-        driver from the conversation it continues, then drive it (:meth:`run_started`).
-        When admitting or preparing fails (:class:`RunInProgress`, a history conflict),
-        the thread is given up again (:meth:`dismiss`) before the error goes on."""
-        conversation = await self.admit(run, on_wait)
-        try:
-            drive = await prepare(conversation)
-        except BaseException:
-            await self.dismiss(run)
-            raise
-        self.run_started(run, drive, on_stop=on_stop, on_lost=on_lost, on_released=on_released)
-
-    async def admit(self, run: ActiveRun, on_wait: Callable[[], None]) -> Conversation:
-        """Make ``run`` the thread's run and return the conversation it continues, or raise
-        :class:`RunInProgress`.
-
-        The thread is claimed in this process first (a run of ours whose end is stored
-        only gives the thread up still: waited for, :data:`HANDOVER_WAIT_S` at most);
-        on a store shared by replicas the run then takes the thread's lease (see
-        :func:`~.leases.acquire_for_run`), and a run the log still shows open was
-        abandoned by a dead replica and is closed first (when recovery is on).
-        ``on_wait`` is called when the start had to wait. The caller's stream starts
-        after the conversation's seq (``run.start_after``).
-        """
-        compactor = await self._ready()
-        run.start_after = compactor.last_seq
-        await self._claim(run, on_wait)
-        try:
-            if self.store.leases is not None:
-                await self._take_lease(run, on_wait)
-            if self.log_run_open:  # another replica's run (recovery is off), still open
-                raise RunInProgress(f"thread {self.thread_id!r} has a run open in its log")
-            conversation = await self.conversation()
-        except BaseException:
-            await self.dismiss(run)
-            raise
-        run.start_after = conversation.seq
-        return conversation
-
-    async def _claim(self, run: ActiveRun, on_wait: Callable[[], None]) -> None:
-        waited = False
-        # Claimed before any await that follows (no await between the check and the
-        # claim): of two racing starts exactly one gets the thread.
-        while self._run is not None:
-            current = self._run
-            if current.end_stored and not waited:
-                waited = True
-                on_wait()
-                try:
-                    await asyncio.wait_for(current.released.wait(), HANDOVER_WAIT_S)
-                except TimeoutError:
-                    pass
-                else:
-                    continue
-            raise RunInProgress(f"thread {run.thread_id!r} already has a run in progress")
-        if self.deleting:
-            raise RunInProgress(f"thread {run.thread_id!r} is being deleted")
-        self._run = run
-        self.state.run_here = True
-
-    async def _take_lease(self, run: ActiveRun, on_wait: Callable[[], None]) -> None:
-        leases = self.store.leases
-        assert leases is not None
-        run.lease = await acquire_for_run(leases, run.thread_id, run.run_id, self._recovery.lock, on_wait=on_wait)
-        if run.lease is None:
-            raise RunInProgress(f"thread {run.thread_id!r} has a run in progress on another gateway replica")
-        await self.take_in(await self.store.last_seq(run.thread_id))
-        if self.log_run_open and self._recover_open_runs:
-            await self.close_abandoned_run(run.fence)
+        """The run manager's one way in (:meth:`RunSlot.open_run`): ``run`` admitted, its driver
+        made by ``prepare`` from the conversation it continues, then driven as the run's task
+        (:meth:`driven`); the thread is given up again when admitting or preparing fails."""
+        await self._slot.open_run(
+            self, run, prepare, on_wait=on_wait, on_stop=on_stop, on_lost=on_lost, on_released=on_released
+        )
 
     async def branch_parent(self, caller_messages: Sequence[Any]) -> Parent:
         """The run whose outcome a branching caller's messages continue."""
         return await branch_parent(self.store, self.thread_id, caller_messages)
 
     async def reclaim_lease(self, run: ActiveRun) -> None:
-        """After a store outage, before the run appends what it held back: its lease held
-        again, though it may have lapsed meanwhile (:class:`LeaseLost`: the thread was
-        taken since, by a recovery or another run)."""
-        leases, lease = self.store.leases, run.lease
-        if leases is not None and lease is not None and not await leases.reclaim(lease):
-            raise LeaseLost(f"the run lease of thread {self.thread_id!r} was taken during the store outage")
-
-    def run_started(
-        self,
-        run: ActiveRun,
-        drive: Callable[[], Awaitable[None]],
-        *,
-        on_stop: Callable[[str], None],
-        on_lost: Callable[[str], None],
-        on_released: Callable[[ActiveRun], None],
-    ) -> None:
-        """The admitted run is driven now: ``drive`` (its :class:`~.run_task.RunTask`'s, which
-        appends through :meth:`append`) runs as the run's task, and once it returns the
-        thread is let go (:meth:`run_ended`, ``on_released`` then). Its lease is renewed
-        while it streams (``on_stop``: another replica asked it to stop; ``on_lost``: the
-        lease is gone), and subscribers waiting on the run state wake."""
-        run.task = asyncio.create_task(self._driven(run, drive, on_released), name=f"run-{run.thread_id}-{run.run_id}")
-        leases = self.store.leases
-        if run.lease is not None and leases is not None:
-            run.keeper = asyncio.create_task(
-                keep_lease(leases, run.lease, on_stop=on_stop, on_lost=on_lost),
-                name=f"lease-{run.thread_id}-{run.run_id}",
-            )
-        self._notify_run_changed()
+        """After a store outage, before the run appends what it held back: its lease held again
+        (:meth:`RunSlot.reclaim_lease`)."""
+        await self._slot.reclaim_lease(run)
 
     def append_task(
         self, events: Sequence[NewEvent], fence: int | None = None, *, repeat: bool = False
@@ -564,73 +421,27 @@ class ThreadRuntime:
         self._stored(records)
         return records
 
-    async def _driven(
+    async def driven(
         self, run: ActiveRun, drive: Callable[[], Awaitable[None]], on_released: Callable[[ActiveRun], None]
     ) -> None:
         """The run's task: the run task stores the run's events and its end, then the run
-        lets go of the thread, even when its end could not be stored (the log keeps the
-        run open; the next start of the gateway, or another replica's sweep, closes it)."""
+        lets go of the thread (:meth:`RunSlot.run_ended`), even when its end could not be
+        stored (the log keeps the run open; the next start of the gateway, or another
+        replica's sweep, closes it)."""
         try:
             await drive()
         finally:
-            await self.run_ended(run, on_released)
-
-    async def dismiss(self, run: ActiveRun) -> None:
-        """Give the thread up: the run's lease (no longer renewed) and its claim here."""
-        await release_run_lease(self.store.leases, run)
-        if self._run is run:
-            self._run = None
-            self.state.run_here = False
-
-    async def run_ended(self, run: ActiveRun, on_released: Callable[[ActiveRun], None]) -> None:
-        """After the run's end is stored (or given up on): let the thread go (``on_released``
-        then), wake whoever waits on the run state, and save the checkpoint of what the run
-        folded."""
-        try:
-            run.final_seq = self.last_seq
-            await self.dismiss(run)
-            run.released.set()
-        finally:
-            on_released(run)
-            self._notify_run_changed()
-        try:
-            await self._replay.save_checkpoint()
-        except Exception:
-            log.exception("thread %s: writing the checkpoint failed", run.thread_id)
+            await self._slot.run_ended(self, run, on_released)
 
     async def stop_remote_run(self, message: str, only_run: str | None = None) -> ActiveRun:
-        """Ask the replica whose lease holds the thread to stop its run (only if it is
-        ``only_run``, when given); returns once this replica sees the run's end in the log
-        (:class:`NoRunInProgress` when there is none, :class:`NotTheOpenRun` for another)."""
-        leases = self.store.leases
-        assert leases is not None
-        run_id = await leases.request_stop(self.thread_id, message, only_run)
-        if run_id is None:
-            raise NoRunInProgress(f"thread {self.thread_id!r} has no run in progress")
-        if only_run is not None and run_id != only_run:
-            raise NotTheOpenRun.of(self.thread_id, only_run, run_id)
-        await self._ready()
-        loop = asyncio.get_running_loop()
-        # The holder ends the run within a renewal; a dead holder's lease lapses within its ttl.
-        deadline = loop.time() + 2 * leases.ttl_s + 5
-        await self.take_in(await self.store.last_seq(self.thread_id))
-        while self.log_run_open and loop.time() < deadline:
-            await self.wait_for_records(self.last_seq, min(1.0, max(0.0, deadline - loop.time())))
-        if self.log_run_open:
-            raise NoRunInProgress(f"the run on thread {self.thread_id!r} did not end in time; retry")
-        stopped = ActiveRun(self.thread_id, run_id, "", start_after=0, final_seq=self.last_seq)
-        stopped.released.set()
-        return stopped
+        """Stop the run another replica drives on the thread (:meth:`RunSlot.stop_remote_run`)."""
+        return await self._slot.stop_remote_run(self, message, only_run)
 
     # -- notifications ------------------------------------------------------------------------------
 
     def _stored(self, records: list[StoredRecord]) -> None:
         if records:
             self._changed()
-
-    def _notify_run_changed(self) -> None:
-        self.state.announce_run_change()
-        self._changed()
 
     def _changed(self) -> None:
         if self._on_change is not None:
