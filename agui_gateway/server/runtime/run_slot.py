@@ -51,6 +51,8 @@ class RunLog(Protocol):
     @property
     def log_run_open(self) -> bool: ...
 
+    deleting: bool  # no run is admitted while the thread is being deleted
+
     async def ready(self) -> None: ...
 
     async def conversation(self) -> Conversation: ...
@@ -74,7 +76,7 @@ class RunSlot:
         *,
         recovery_lock: asyncio.Lock,
         recover_open_runs: bool,
-        announce: Callable[[], None],
+        on_change: Callable[[str], None] | None,
     ) -> None:
         self.thread_id = thread_id
         self._store = store
@@ -82,11 +84,10 @@ class RunSlot:
         self._state = state  # its run_here follows :attr:`run`
         self._recovery_lock = recovery_lock
         self._recover_open_runs = recover_open_runs
-        self._announce = announce  # the run state changed: waiting streams and the thread list learn it
+        # The run state changed: waiting streams look again, the thread list is told (the
+        # runtime announces through it too).
+        self.announce = _run_change_notice(state, thread_id, on_change)
         self.run: ActiveRun | None = None
-        # Set by the registry while the thread is being deleted: no run is admitted meanwhile
-        # (its first append would create the thread again under the delete).
-        self.deleting = False
 
     async def open_run(
         self,
@@ -125,7 +126,7 @@ class RunSlot:
         """
         await log.ready()
         run.start_after = log.last_seq
-        await self._claim(run, on_wait)
+        await self._claim(run, on_wait, log.deleting)
         try:
             if self._store.leases is not None:
                 await self._take_lease(log, self._store.leases, run, on_wait)
@@ -138,7 +139,7 @@ class RunSlot:
         run.start_after = conversation.seq
         return conversation
 
-    async def _claim(self, run: ActiveRun, on_wait: Callable[[], None]) -> None:
+    async def _claim(self, run: ActiveRun, on_wait: Callable[[], None], deleting: bool) -> None:
         waited = False
         # Claimed before any await that follows (no await between the check and the
         # claim): of two racing starts exactly one gets the thread.
@@ -154,7 +155,7 @@ class RunSlot:
                 else:
                     continue
             raise RunInProgress(f"thread {run.thread_id!r} already has a run in progress")
-        if self.deleting:
+        if deleting:
             raise RunInProgress(f"thread {run.thread_id!r} is being deleted")
         self.run = run
         self._state.run_here = True
@@ -197,7 +198,7 @@ class RunSlot:
                 keep_lease(leases, run.lease, on_stop=on_stop, on_lost=on_lost),
                 name=f"lease-{run.thread_id}-{run.run_id}",
             )
-        self._announce()
+        self.announce()
 
     async def dismiss(self, run: ActiveRun) -> None:
         """Give the thread up: the run's lease (no longer renewed) and its claim here."""
@@ -216,7 +217,7 @@ class RunSlot:
             run.released.set()
         finally:
             on_released(run)
-            self._announce()
+            self.announce()
         try:
             await self._replay.save_checkpoint()
         except Exception:
@@ -247,11 +248,10 @@ class RunSlot:
         return stopped
 
 
-def run_change_notice(
+def _run_change_notice(
     state: ThreadState, thread_id: str, on_change: Callable[[str], None] | None
 ) -> Callable[[], None]:
-    """The run state of the thread changed: its streams look again, the thread list is told.
-    A function of its own, holding no runtime (see the module's docstring)."""
+    """:attr:`RunSlot.announce`: a function of its own, holding neither the slot nor the runtime."""
 
     def announce() -> None:
         state.announce_run_change()

@@ -44,10 +44,6 @@ class StreamSource(Protocol):
 
     async def current_epoch(self) -> str | None: ...
 
-    def add_subscriber(self) -> None: ...
-
-    def remove_subscriber(self) -> None: ...
-
 
 async def thread_stream(
     thread: StreamSource,
@@ -63,8 +59,7 @@ async def thread_stream(
     process: Draining | None,
     lost: Callable[[str], bytes] | None,
 ) -> AsyncGenerator[bytes | memoryview, None]:
-    """See :meth:`~.thread.ThreadRuntime.stream`."""
-    thread.add_subscriber()
+    """See :meth:`~.thread.ThreadRuntime.stream` (which counts the stream as a subscriber)."""
     follower: LogFollower | None = None
     try:
         yield STREAM_PREAMBLE
@@ -130,6 +125,5 @@ async def thread_stream(
         log.warning("thread %s: stream closed, the store failed: %s", thread.thread_id, exc)
         yield store_error_frame(str(exc)) if lost is None else lost(str(exc))
     finally:
-        thread.remove_subscriber()
         if position is not None and follower is not None:
             metrics.replay_bytes.labels("resume").inc(follower.bytes_before_caught_up)

@@ -47,7 +47,7 @@ from agui_gateway.server.runtime.active_run import ActiveRun
 from agui_gateway.server.runtime.branches import branch_parent
 from agui_gateway.server.runtime.recovery import Recovery
 from agui_gateway.server.runtime.replay import ReplayState, ReplayView
-from agui_gateway.server.runtime.run_slot import Conversation, RunSlot, run_change_notice
+from agui_gateway.server.runtime.run_slot import Conversation, RunSlot
 from agui_gateway.server.runtime.stream import thread_stream
 from agui_gateway.store.base import NewEvent, StoredRecord, ThreadDeleted, ThreadStore
 
@@ -82,7 +82,9 @@ class ThreadRuntime:
         self._building: asyncio.Task[SnapshotCompactor] | None = None
         # What the thread's streams read to know when they are complete (see fanout/follower.py).
         self.state = ThreadState()
-        self._announce_run_change = run_change_notice(self.state, thread_id, on_change)
+        # Set by the registry while the thread is being deleted: no run is admitted meanwhile
+        # (its first append would create the thread again under the delete).
+        self.deleting = False
         # The run this process has open on the thread, and its lease (see run_slot.py).
         self._slot = RunSlot(
             thread_id,
@@ -91,8 +93,9 @@ class ThreadRuntime:
             self.state,
             recovery_lock=self._recovery.lock,
             recover_open_runs=recover_open_runs,
-            announce=self._announce_run_change,
+            on_change=on_change,
         )
+        self._announce_run_change = self._slot.announce
         self._subscribers = 0
         # The one waiter on the store for this thread in this process (see fanout/tail.py).
         self.tail = ThreadTail(store, thread_id, self.take_in, on_deleted=self._deleted_elsewhere, taken_in=self.state)
@@ -220,8 +223,9 @@ class ThreadRuntime:
         thread be another by the time the stream starts (deleted and written again meanwhile),
         the stream ends with the ``thread_deleted`` frame instead of serving those positions.
         """
-        async with aclosing(
-            thread_stream(
+        self.add_subscriber()
+        try:
+            stream = thread_stream(
                 self,
                 self._metrics,
                 position,
@@ -234,9 +238,12 @@ class ThreadRuntime:
                 process=process,
                 lost=lost,
             )
-        ) as chunks:
-            async for chunk in chunks:
-                yield chunk
+            # Run from here, so that what it reads of this runtime never leaves it and comes back.
+            async with aclosing(stream) as chunks:
+                async for chunk in chunks:
+                    yield chunk
+        finally:
+            self.remove_subscriber()
 
     @property
     def approx_bytes(self) -> int:
@@ -339,7 +346,7 @@ class ThreadRuntime:
         """Nothing depends on this runtime staying in memory."""
         return (
             self._slot.run is None
-            and not self._slot.deleting
+            and not self.deleting
             and self._subscribers == 0
             and self._building is None
             and not self._replay.lock.locked()
@@ -356,15 +363,6 @@ class ThreadRuntime:
     @property
     def running(self) -> bool:
         return self._slot.run is not None
-
-    @property
-    def deleting(self) -> bool:
-        """Set by the registry while the thread is being deleted: no run is admitted meanwhile."""
-        return self._slot.deleting
-
-    @deleting.setter
-    def deleting(self, value: bool) -> None:
-        self._slot.deleting = value
 
     @property
     def shared_by_replicas(self) -> bool:
