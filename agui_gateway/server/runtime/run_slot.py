@@ -89,6 +89,10 @@ class RunSlot:
         self.announce = _run_change_notice(state, thread_id, on_change)
         self.run: ActiveRun | None = None
 
+    def running(self) -> bool:
+        """Whether a run of this process holds the thread (what a recovery must not cut off)."""
+        return self.run is not None
+
     async def open_run(
         self,
         log: RunLog,

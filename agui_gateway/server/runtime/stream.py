@@ -59,7 +59,22 @@ async def thread_stream(
     process: Draining | None,
     lost: Callable[[str], bytes] | None,
 ) -> AsyncGenerator[bytes | memoryview, None]:
-    """See :meth:`~.thread.ThreadRuntime.stream` (which counts the stream as a subscriber)."""
+    """A stream of ``thread``: history (the replay view when ``position`` is None, windowed to
+    ``turns`` runs when given; else exactly the stored events after ``position``), then the
+    log after it (:class:`~agui_gateway.server.fanout.follower.LogFollower`).
+
+    Where it ends is its follower's rule (``fanout/follower.py``):
+    with ``caller_of``, when the run's caller has the run's last event; with
+    ``until_settled`` (a connect) once the thread is settled; else (a watcher) only
+    once ``process`` drains and the thread has no run open. Every stream ends when
+    its thread is deleted, with a ``thread_deleted`` frame. Through a store outage it
+    waits as ``patience`` allows (``fanout/store_patience.py``), then ends with an
+    ``error`` frame, or ``lost``'s (the client resumes by its last id).
+
+    ``epoch``: the incarnation of the thread the position was checked against; should the
+    thread be another by the time the stream starts (deleted and written again meanwhile),
+    the stream ends with the ``thread_deleted`` frame instead of serving those positions.
+    """
     follower: LogFollower | None = None
     try:
         yield STREAM_PREAMBLE

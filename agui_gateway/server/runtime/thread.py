@@ -7,25 +7,22 @@ A :class:`ThreadRuntime` owns, for one thread:
   :meth:`ThreadRuntime.ready` (single flight: concurrent first readers share one
   build) which also closes a run a crash left open (:class:`~.recovery.Recovery`)
   before anyone can read the thread;
-* the run this process has open on the thread (one at most) and the count of open
-  streams;
+* its run slot (:class:`~.run_slot.RunSlot`: the run this process has open on the thread,
+  one at most, and its lease) and the count of open streams;
 * the live tail (:class:`~agui_gateway.server.fanout.tail.ThreadTail`): the one waiter
   on the store for the thread, which takes other replicas' records in
   (:meth:`ThreadRuntime.take_in`) before it wakes the subscribers.
 
-Runs meet the thread in a handful of named operations (the "runs" section below): the
-manager opens a run (:meth:`~ThreadRuntime.open_run`: admitted, then prepared by the manager
-from the conversation it continues, finding its :meth:`~ThreadRuntime.branch_parent` when
-it branches, then driven: the runtime runs the run task and lets the thread go after it),
-the run task stores its events (:meth:`~ThreadRuntime.append`), and a run another replica
-drives is stopped with :meth:`~ThreadRuntime.stop_remote_run`. Neither touches the store
-or the runtime's fields. Reads meet it in one operation per stream,
-:meth:`~ThreadRuntime.stream` (history from the client's position, then the follower:
-``fanout/follower.py``, which reads :attr:`~ThreadRuntime.state` and never calls back).
-
-Appends of this process go through :meth:`ThreadRuntime.append`, which runs the store
-append and the compactor update as one task that a cancelled caller cannot interrupt
-halfway.
+Runs meet the thread in a handful of named operations (the "runs" section below, carried
+out by the run slot, ``run_slot.py``): the manager opens a run
+(:meth:`~ThreadRuntime.open_run`), the run task stores its events
+(:meth:`~ThreadRuntime.append`: the store append and the compactor update as one task that a
+cancelled caller cannot interrupt halfway), and a run another replica drives is stopped with
+:meth:`~ThreadRuntime.stop_remote_run`. Reads meet it in one operation per stream,
+:meth:`~ThreadRuntime.stream` (``stream.py``: history from the client's position, then the
+follower, ``fanout/follower.py``, which reads :attr:`~ThreadRuntime.state` and never calls
+back). Neither touches the store or the runtime's fields; the parts hold no reference to the
+runtime (it is handed to them per call), so a runtime is never a reference cycle.
 """
 
 from __future__ import annotations
@@ -78,7 +75,8 @@ class ThreadRuntime:
         self.recent: RecentFrames = self._replay.recent
         # Told through a function of its own, not this runtime's method: a runtime that its parts
         # point back to is a reference cycle, freed only by the rare cyclic collection.
-        self._recovery = Recovery(self._replay, store.leases, metrics, on_stored=_stored_notice(thread_id, on_change))
+        self._stored = _stored_notice(thread_id, on_change)
+        self._recovery = Recovery(self._replay, store.leases, metrics, on_stored=self._stored)
         self._building: asyncio.Task[SnapshotCompactor] | None = None
         # What the thread's streams read to know when they are complete (see fanout/follower.py).
         self.state = ThreadState()
@@ -125,15 +123,12 @@ class ThreadRuntime:
 
     async def _settle(self, compactor: SnapshotCompactor) -> None:
         """A built compactor, before it is published: a run a crash left open is closed."""
-        if self._recover_open_runs and compactor.run_open and self._slot.run is None:
-            if self.store.leases is None:
-                await self._recovery.close_crashed_run(compactor)
-            else:  # a live replica may be running it: only a lease tells
-                await self._recovery.close_leased(compactor, lambda: self._slot.run is not None)
+        if self._recover_open_runs:
+            await self._recovery.settle(compactor, self._slot.running)
         self._compactor = compactor  # readable only once complete and recovered
         self.state.log = compactor
 
-    # -- recovery --------------------------------------------------------------------------
+    # -- recovery (see recovery.py) ------------------------------------------------------------
 
     async def recover_after_restart(self) -> bool:
         """Close the run this replica's previous process left open on the thread.
@@ -143,23 +138,12 @@ class ThreadRuntime:
         Returns whether a RUN_ERROR was stored.
         """
         compactor = await self._ready()
-        return await self._recovery.close_leased(compactor, lambda: self._slot.run is not None, take_over=True)
+        return await self._recovery.close_leased(compactor, self._slot.running, take_over=True)
 
     async def close_abandoned_run(self, fence: int | None = None) -> bool:
-        """Close a run the log shows open that no live replica drives (the sweep, a new run).
-
-        ``fence``: the token of a lease the caller holds on the thread (a run being
-        opened); without one, a lease is taken for the recovery. Returns whether a
-        RUN_ERROR was stored.
-        """
+        """Close a run the log shows open that no live replica drives (:meth:`Recovery.close_abandoned`)."""
         compactor = await self._ready()
-        if self.store.leases is not None and fence is None:
-            return await self._recovery.close_leased(compactor, lambda: self._slot.run is not None)
-        await self._replay.catch_up(compactor)
-        if not compactor.run_open:
-            return False
-        await self._recovery.close_crashed_run(compactor, fence)
-        return True
+        return await self._recovery.close_abandoned(compactor, self._slot.running, fence)
 
     # -- reads -------------------------------------------------------------------------------
 
@@ -207,22 +191,9 @@ class ThreadRuntime:
         process: Draining | None = None,
         lost: Callable[[str], bytes] | None = None,
     ) -> AsyncGenerator[bytes | memoryview, None]:
-        """A stream of the thread: history (the replay view when ``position`` is None,
-        windowed to ``turns`` runs when given; else exactly the stored events after
-        ``position``), then the log after it (:class:`LogFollower`).
-
-        Where it ends is its follower's rule (``fanout/follower.py``):
-        with ``caller_of``, when the run's caller has the run's last event; with
-        ``until_settled`` (a connect) once the thread is settled; else (a watcher) only
-        once ``process`` drains and the thread has no run open. Every stream ends when
-        its thread is deleted, with a ``thread_deleted`` frame. Through a store outage it
-        waits as ``patience`` allows (``fanout/store_patience.py``), then ends with an
-        ``error`` frame, or ``lost``'s (the client resumes by its last id).
-
-        ``epoch``: the incarnation of the thread the position was checked against; should the
-        thread be another by the time the stream starts (deleted and written again meanwhile),
-        the stream ends with the ``thread_deleted`` frame instead of serving those positions.
-        """
+        """A stream of the thread, counted as a subscriber while it is open: history from the
+        client's position, then the log after it, ended by its follower's rule, by the thread's
+        deletion or by a store outage longer than ``patience`` (:func:`~.stream.thread_stream`)."""
         self.add_subscriber()
         try:
             stream = thread_stream(
@@ -416,7 +387,7 @@ class ThreadRuntime:
     async def _append(self, events: list[NewEvent], fence: int | None, repeat: bool = False) -> list[StoredRecord]:
         compactor = await self._ready()
         records = await self._replay.append(events, compactor, fence, repeat=repeat)
-        self._stored(records)
+        self._stored(records)  # the thread list's live feed
         return records
 
     async def driven(
@@ -437,17 +408,13 @@ class ThreadRuntime:
 
     # -- notifications ------------------------------------------------------------------------------
 
-    def _stored(self, records: list[StoredRecord]) -> None:
-        if records:
-            self._changed()
-
     def _changed(self) -> None:
         if self._on_change is not None:
             self._on_change(self.thread_id)
 
 
 def _stored_notice(thread_id: str, on_change: Callable[[str], None] | None) -> Callable[[list[StoredRecord]], None]:
-    """What :meth:`ThreadRuntime._stored` does, without a reference to the runtime."""
+    """Records were stored: the thread list is told (a function holding no runtime)."""
 
     def stored(records: list[StoredRecord]) -> None:
         if records and on_change is not None:
