@@ -20,10 +20,12 @@ import logging
 from collections.abc import Awaitable, Callable, Coroutine
 from typing import Any, NamedTuple, Protocol
 
+from agui_gateway.protocol.compaction import SnapshotCompactor
 from agui_gateway.server.errors import NoRunInProgress, NotTheOpenRun, RunInProgress
 from agui_gateway.server.fanout.follower import ThreadState
 from agui_gateway.server.runtime.active_run import ActiveRun
 from agui_gateway.server.runtime.leases import HANDOVER_WAIT_S, acquire_for_run, keep_lease, release_run_lease
+from agui_gateway.server.runtime.recovery import Recovery
 from agui_gateway.server.runtime.replay import ReplayState
 from agui_gateway.store.base import LeaseLost, ThreadStore
 from agui_gateway.store.lease import RunLeases
@@ -53,13 +55,11 @@ class RunLog(Protocol):
 
     deleting: bool  # no run is admitted while the thread is being deleted
 
-    async def ready(self) -> None: ...
+    async def ready(self) -> SnapshotCompactor: ...
 
     async def conversation(self) -> Conversation: ...
 
     async def take_in(self, latest: int) -> None: ...
-
-    async def close_abandoned_run(self, fence: int | None = None) -> bool: ...
 
     async def wait_for_records(self, after: int, timeout: float) -> int: ...
 
@@ -73,8 +73,8 @@ class RunSlot:
         store: ThreadStore,
         replay: ReplayState,
         state: ThreadState,
+        recovery: Recovery,
         *,
-        recovery_lock: asyncio.Lock,
         recover_open_runs: bool,
         on_change: Callable[[str], None] | None,
     ) -> None:
@@ -82,7 +82,7 @@ class RunSlot:
         self._store = store
         self._replay = replay
         self._state = state  # its run_here follows :attr:`run`
-        self._recovery_lock = recovery_lock
+        self._recovery = recovery  # closes runs a crash left open, never one of this slot's
         self._recover_open_runs = recover_open_runs
         # The run state changed: waiting streams look again, the thread list is told (the
         # runtime announces through it too).
@@ -165,12 +165,28 @@ class RunSlot:
         self._state.run_here = True
 
     async def _take_lease(self, log: RunLog, leases: RunLeases, run: ActiveRun, on_wait: Callable[[], None]) -> None:
-        run.lease = await acquire_for_run(leases, run.thread_id, run.run_id, self._recovery_lock, on_wait=on_wait)
+        run.lease = await acquire_for_run(leases, run.thread_id, run.run_id, self._recovery.lock, on_wait=on_wait)
         if run.lease is None:
             raise RunInProgress(f"thread {run.thread_id!r} has a run in progress on another gateway replica")
         await log.take_in(await self._store.last_seq(run.thread_id))
         if log.log_run_open and self._recover_open_runs:
-            await log.close_abandoned_run(run.fence)
+            await self.close_abandoned_run(log, run.fence)
+
+    async def recover_after_restart(self, log: RunLog) -> bool:
+        """Close the run this replica's previous process left open on the thread.
+
+        Its lease is still live, recorded under this replica's id: taken over, not waited
+        for, as the process that held it is gone (this one is that replica, restarted).
+        Returns whether a RUN_ERROR was stored.
+        """
+        compactor = await log.ready()
+        return await self._recovery.close_leased(compactor, self.running, take_over=True)
+
+    async def close_abandoned_run(self, log: RunLog, fence: int | None = None) -> bool:
+        """Close a run the log shows open that no live replica drives (the sweep, a new run:
+        :meth:`Recovery.close_abandoned`, ``fence`` the new run's lease)."""
+        compactor = await log.ready()
+        return await self._recovery.close_abandoned(compactor, self.running, fence)
 
     async def reclaim_lease(self, run: ActiveRun) -> None:
         """After a store outage, before the run appends what it held back: its lease held

@@ -89,7 +89,7 @@ class ThreadRuntime:
             store,
             self._replay,
             self.state,
-            recovery_lock=self._recovery.lock,
+            self._recovery,
             recover_open_runs=recover_open_runs,
             on_change=on_change,
         )
@@ -100,9 +100,10 @@ class ThreadRuntime:
 
     # -- readiness -----------------------------------------------------------------------
 
-    async def ready(self) -> None:
-        """Build the replay state and close a run a crash left open, once per process."""
-        await self._ready()
+    async def ready(self) -> SnapshotCompactor:
+        """Build the replay state and close a run a crash left open, once per process; the
+        compactor, readable from then on."""
+        return await self._ready()
 
     async def _ready(self) -> SnapshotCompactor:
         if self._compactor is not None:
@@ -128,22 +129,15 @@ class ThreadRuntime:
         self._compactor = compactor  # readable only once complete and recovered
         self.state.log = compactor
 
-    # -- recovery (see recovery.py) ------------------------------------------------------------
+    # -- recovery (see recovery.py): the run slot's, as it must not cut off a run of its own ------
 
     async def recover_after_restart(self) -> bool:
-        """Close the run this replica's previous process left open on the thread.
+        """Close the run this replica's previous process left open (:meth:`RunSlot.recover_after_restart`)."""
+        return await self._slot.recover_after_restart(self)
 
-        Its lease is still live, recorded under this replica's id: taken over, not waited
-        for, as the process that held it is gone (this one is that replica, restarted).
-        Returns whether a RUN_ERROR was stored.
-        """
-        compactor = await self._ready()
-        return await self._recovery.close_leased(compactor, self._slot.running, take_over=True)
-
-    async def close_abandoned_run(self, fence: int | None = None) -> bool:
-        """Close a run the log shows open that no live replica drives (:meth:`Recovery.close_abandoned`)."""
-        compactor = await self._ready()
-        return await self._recovery.close_abandoned(compactor, self._slot.running, fence)
+    async def close_abandoned_run(self) -> bool:
+        """Close a run the log shows open that no live replica drives (:meth:`RunSlot.close_abandoned_run`)."""
+        return await self._slot.close_abandoned_run(self)
 
     # -- reads -------------------------------------------------------------------------------
 
