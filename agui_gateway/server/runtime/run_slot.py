@@ -22,7 +22,9 @@ from typing import Any, NamedTuple, Protocol
 
 from agui_gateway.protocol.compaction import SnapshotCompactor
 from agui_gateway.server.errors import NoRunInProgress, NotTheOpenRun, RunInProgress
-from agui_gateway.server.fanout.follower import ThreadState
+from agui_gateway.server.fanout.follower import ThreadState, wait_for_records
+from agui_gateway.server.fanout.recent import RecentFrames
+from agui_gateway.server.fanout.tail import ThreadTail
 from agui_gateway.server.runtime.active_run import ActiveRun
 from agui_gateway.server.runtime.leases import HANDOVER_WAIT_S, acquire_for_run, keep_lease, release_run_lease
 from agui_gateway.server.runtime.recovery import Recovery
@@ -61,7 +63,8 @@ class RunLog(Protocol):
 
     async def take_in(self, latest: int) -> None: ...
 
-    async def wait_for_records(self, after: int, timeout: float) -> int: ...
+    recent: RecentFrames  # the frames of the latest records, and the tail that waits for more
+    tail: ThreadTail
 
     def driven(self, run: ActiveRun, drive: Drive, on_released: Released) -> Coroutine[Any, Any, None]: ...
 
@@ -260,7 +263,7 @@ class RunSlot:
         deadline = loop.time() + 2 * leases.ttl_s + 5
         await log.take_in(await self._store.last_seq(self.thread_id))
         while log.log_run_open and loop.time() < deadline:
-            await log.wait_for_records(log.last_seq, min(1.0, max(0.0, deadline - loop.time())))
+            await wait_for_records(log.tail, log.recent, log.last_seq, min(1.0, max(0.0, deadline - loop.time())))
         if log.log_run_open:
             raise NoRunInProgress(f"the run on thread {self.thread_id!r} did not end in time; retry")
         stopped = ActiveRun(self.thread_id, run_id, "", start_after=0, final_seq=log.last_seq)

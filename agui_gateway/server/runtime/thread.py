@@ -35,7 +35,7 @@ from typing import Any, TypeVar
 
 from agui_gateway.protocol.compaction import MessagePage, SnapshotCompactor
 from agui_gateway.protocol.lineage import Parent
-from agui_gateway.server.fanout.follower import Draining, ThreadState, wait_for_records
+from agui_gateway.server.fanout.follower import Draining, ThreadState
 from agui_gateway.server.fanout.recent import RecentFrames
 from agui_gateway.server.fanout.store_patience import StorePatience
 from agui_gateway.server.fanout.tail import ThreadTail
@@ -264,11 +264,6 @@ class ThreadRuntime:
         self._announce_run_change()
         if self._on_deleted is not None:
             self._on_deleted(self)
-
-    async def wait_for_records(self, after: int, timeout: float) -> int:
-        """Until the thread has a record after ``after`` (taken into :attr:`recent` already), or
-        ``timeout``; returns the latest seq. Shared by all subscribers through :attr:`tail`."""
-        return await wait_for_records(self.tail, self.recent, after, timeout)
 
     async def take_in(self, latest: int) -> None:
         """Take records another replica stored (up to at least ``latest``) into the replay state.
