@@ -1,12 +1,14 @@
 """The run slot of one thread in one process: :class:`RunSlot`, at most one run open at a time.
 
 A :class:`~.thread.ThreadRuntime` owns one and hands it the run manager's operations (see the
-runtime's "runs" section). The slot holds its own state: the run this process has open on
-the thread, whether the thread is being deleted, and, on a store shared by replicas, the
-run's lease. What it needs of the thread's log (readiness, the conversation a run continues,
-other replicas' records, the run state the log shows) it asks of the :class:`RunLog` it is
-given per call, the runtime itself, which it never keeps: a runtime that its parts point back
-to is a reference cycle (``tests/server/runtime/test_bounded_memory.py``).
+runtime's "runs" and "recovery" sections). The slot holds its own state: the run this process
+has open on the thread and, on a store shared by replicas, the run's lease; it closes runs
+the log shows open that no one drives (through :class:`~.recovery.Recovery`), never one of
+its own. What it needs of the thread's log (readiness, the conversation a run continues,
+other replicas' records, the run state the log shows, whether the thread is being deleted)
+it asks of the :class:`RunLog` it is given per call, the runtime itself, which it never
+keeps: a runtime that its parts point back to is a reference cycle
+(``tests/server/runtime/test_bounded_memory.py``).
 
 The runtime calls in, the slot answers through that argument while the runtime's call is
 still on the stack; the run's task (:meth:`RunLog.driven`) is the runtime's too, so that the
@@ -49,22 +51,21 @@ class Conversation(NamedTuple):
 class RunLog(Protocol):
     """What the run slot reads of its thread's log, as this process knows it (the runtime)."""
 
+    deleting: bool  # no run is admitted while the thread is being deleted
+    recent: RecentFrames  # the frames of the latest records, and the tail that waits for more
+    tail: ThreadTail
+
     @property
     def last_seq(self) -> int: ...
 
     @property
     def log_run_open(self) -> bool: ...
 
-    deleting: bool  # no run is admitted while the thread is being deleted
-
     async def ready(self) -> SnapshotCompactor: ...
 
     async def conversation(self) -> Conversation: ...
 
     async def take_in(self, latest: int) -> None: ...
-
-    recent: RecentFrames  # the frames of the latest records, and the tail that waits for more
-    tail: ThreadTail
 
     def driven(self, run: ActiveRun, drive: Drive, on_released: Released) -> Coroutine[Any, Any, None]: ...
 
@@ -131,8 +132,8 @@ class RunSlot:
         ``on_wait`` is called when the start had to wait. The caller's stream starts
         after the conversation's seq (``run.start_after``).
         """
-        await log.ready()
-        run.start_after = log.last_seq
+        compactor = await log.ready()
+        run.start_after = compactor.last_seq
         await self._claim(run, on_wait, log.deleting)
         try:
             if self._store.leases is not None:
