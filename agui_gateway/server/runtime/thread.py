@@ -103,9 +103,6 @@ class ThreadRuntime:
     async def ready(self) -> SnapshotCompactor:
         """Build the replay state and close a run a crash left open, once per process; the
         compactor, readable from then on."""
-        return await self._ready()
-
-    async def _ready(self) -> SnapshotCompactor:
         if self._compactor is not None:
             return self._compactor
         if self._building is None:
@@ -145,7 +142,7 @@ class ThreadRuntime:
         """What a fresh client gets before the live tail (see :meth:`ReplayState.view`);
         with ``turns``, only the messages of the last ``turns`` runs
         (:meth:`ReplayState.window_view`)."""
-        compactor = await self._ready()
+        compactor = await self.ready()
         # _changed when another writer (a replica) stored records
         return await self._caught_up(self._replay.current_view(compactor, turns, self._changed))
 
@@ -153,13 +150,13 @@ class ThreadRuntime:
         """Up to ``limit`` messages older than the message ``before``, and the next cursor
         (``UnknownCursor`` when the conversation has no such message); after taking in
         what other writers stored, as :meth:`conversation` does."""
-        compactor = await self._ready()
+        compactor = await self.ready()
         await self.take_in(await self.store.last_seq(self.thread_id))
         return compactor.messages_before(before, limit)
 
     async def conversation(self) -> Conversation:
         """Current messages and state (the open run included) and the seq they cover."""
-        compactor = await self._ready()
+        compactor = await self.ready()
         await self.take_in(await self.store.last_seq(self.thread_id))  # another replica's writes
         messages, state = compactor.snapshot()
         return Conversation(messages, state, compactor.last_seq)
@@ -167,7 +164,7 @@ class ThreadRuntime:
     async def replay_events(self) -> list[dict[str, Any]]:
         """The thread's log compacted as a fresh replay sends it, as bare events."""
         await self.replay_view()  # takes in records another writer stored
-        compactor = await self._ready()
+        compactor = await self.ready()
         return compactor.replay_events()
 
     # -- streams ---------------------------------------------------------------------------------
@@ -234,7 +231,7 @@ class ThreadRuntime:
     async def current_epoch(self) -> str | None:
         """:attr:`epoch`, read from the store when not known yet (the thread was empty when
         this runtime was built, and its first records were not taken in yet)."""
-        await self._ready()
+        await self.ready()
         if self._replay.epoch is None:
             await self._replay.learn_epoch()
         return self._replay.epoch
@@ -374,7 +371,7 @@ class ThreadRuntime:
         return await asyncio.shield(self.append_task(events, fence, repeat=repeat))
 
     async def _append(self, events: list[NewEvent], fence: int | None, repeat: bool = False) -> list[StoredRecord]:
-        compactor = await self._ready()
+        compactor = await self.ready()
         records = await self._replay.append(events, compactor, fence, repeat=repeat)
         self._stored(records)  # the thread list's live feed
         return records
