@@ -249,10 +249,10 @@ def _until(what: str, check: Callable[[], bool]) -> None:
 
 
 def _sse_ids(lines: Iterator[str]) -> Iterator[int]:
-    """The id of each SSE frame, as its ``id:`` line arrives."""
+    """The seq of each SSE frame, as its ``id:`` line (``EPOCH:SEQ``) arrives."""
     for line in lines:
         if line.startswith("id:"):
-            yield int(line[3:].strip())
+            yield int(line[3:].strip().rpartition(":")[2])
 
 
 def _subscribers(client: Any) -> float:

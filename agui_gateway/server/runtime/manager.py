@@ -53,8 +53,9 @@ from agui_gateway.server.metrics import GatewayMetrics
 from agui_gateway.server.runtime.active_run import ActiveRun
 from agui_gateway.server.runtime.bad_input import BadInputLog
 from agui_gateway.server.runtime.outage_buffer import OutageLimits, OutagePool
+from agui_gateway.server.runtime.run_slot import Conversation
 from agui_gateway.server.runtime.run_task import CODE_STOPPED, RunTask
-from agui_gateway.server.runtime.thread import Conversation, ThreadRuntime
+from agui_gateway.server.runtime.thread import ThreadRuntime
 from agui_gateway.upstream.agent_http import UpstreamTimeouts
 from agui_gateway.upstream.agents import AgentEndpoint
 from agui_gateway.upstream.run import UpstreamRun

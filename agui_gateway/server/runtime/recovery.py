@@ -45,6 +45,33 @@ class Recovery:
         # start while it asks for the lease, so a start never meets a recovery of ours.
         self.lock = asyncio.Lock()
 
+    async def settle(self, compactor: SnapshotCompactor, runs_here: Callable[[], bool]) -> None:
+        """A built compactor, before it is published: a run it shows open that is not
+        ``runs_here()`` is closed (on a store shared by replicas only if no live replica holds
+        its lease: only a lease tells)."""
+        if compactor.run_open and not runs_here():
+            if self._leases is None:
+                await self.close_crashed_run(compactor)
+            else:
+                await self.close_leased(compactor, runs_here)
+
+    async def close_abandoned(
+        self, compactor: SnapshotCompactor, runs_here: Callable[[], bool], fence: int | None = None
+    ) -> bool:
+        """Close a run the log shows open that no live replica drives (the sweep, a new run).
+
+        ``fence``: the token of a lease the caller holds on the thread (a run being
+        opened); without one, a lease is taken for the recovery. Returns whether a
+        RUN_ERROR was stored.
+        """
+        if self._leases is not None and fence is None:
+            return await self.close_leased(compactor, runs_here)
+        await self._replay.catch_up(compactor)
+        if not compactor.run_open:
+            return False
+        await self.close_crashed_run(compactor, fence)
+        return True
+
     async def close_crashed_run(self, compactor: SnapshotCompactor, fence: int | None = None) -> None:
         """Store the RUN_ERROR that ends the run ``compactor`` shows open."""
         run_id = compactor.open_run_id
