@@ -19,7 +19,7 @@ from agui_gateway.server.http.requests import (
 from agui_gateway.server.http.responses import json_response, sse_response
 from agui_gateway.server.http.services import ApiServices
 from agui_gateway.server.http.stream_slots import StreamSlot
-from agui_gateway.server.http.streams import stream_slot, thread_to_resume
+from agui_gateway.server.http.streams import stream_slot
 from agui_gateway.server.runtime.active_run import ActiveRun
 from agui_gateway.server.runtime.run_task import CODE_STORE_OUTAGE
 from agui_gateway.server.sse import event_frame
@@ -88,7 +88,7 @@ class RunHandlers:
             services.auth.require(request, thread_id, "read")
             turns = connect_turns(run_input)  # forwardedProps.aguiGateway.turns: a windowed replay
             resume = await resume_within(request, services.store, thread_id)
-            thread = thread_to_resume(services, thread_id, resume)
+            thread = services.threads.of_epoch(thread_id, resume.epoch)
         except BaseException:
             slot.release()
             raise

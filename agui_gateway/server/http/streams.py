@@ -19,10 +19,8 @@ from starlette.requests import Request
 
 from agui_gateway.server.errors import TooManyStreams
 from agui_gateway.server.fanout.batches import Batcher, slices
-from agui_gateway.server.http.requests import Resume
 from agui_gateway.server.http.services import ApiServices
 from agui_gateway.server.http.stream_slots import StreamSlot
-from agui_gateway.server.runtime.thread import ThreadRuntime
 
 
 def stream_slot(services: ApiServices, request: Request) -> StreamSlot:
@@ -37,12 +35,6 @@ def stream_slot(services: ApiServices, request: Request) -> StreamSlot:
     except TooManyStreams as exc:
         services.metrics.streams_refused.labels(exc.cap).inc()
         raise
-
-
-def thread_to_resume(services: ApiServices, thread_id: str, resume: Resume) -> ThreadRuntime:
-    """The runtime a stream from ``resume`` reads: of the incarnation the store holds (a runtime
-    of an older one, deleted elsewhere while this process did not follow it, is dropped)."""
-    return services.threads.of_epoch(thread_id, resume.epoch)
 
 
 async def batched(lines: AsyncGenerator[bytes, None]) -> AsyncIterator[bytes | memoryview]:

@@ -48,7 +48,7 @@ from agui_gateway.server.http.requests import (
 )
 from agui_gateway.server.http.responses import json_response, ndjson_response, sse_response
 from agui_gateway.server.http.services import ApiServices
-from agui_gateway.server.http.streams import batched, stream_slot, thread_to_resume
+from agui_gateway.server.http.streams import batched, stream_slot
 from agui_gateway.server.runtime.branches import branch_events, run_index
 from agui_gateway.server.runtime.thread import ThreadRuntime
 from agui_gateway.server.sse import STREAM_PREAMBLE, event_frame
@@ -70,7 +70,7 @@ class ThreadHandlers:
                 raise BadRequest("?run= replays a whole branch: it takes no 'turns'")
             return await _branch_stream(services, await services.threads.current(thread_id), branch)
         resume = await resume_within(request, services.store, thread_id)
-        thread = thread_to_resume(services, thread_id, resume)
+        thread = services.threads.of_epoch(thread_id, resume.epoch)
         slot = stream_slot(services, request)
         # A watcher follows forever, except while the process drains (see WatcherEnd).
         patience = StorePatience(services.config.store_outage_budget_s)
