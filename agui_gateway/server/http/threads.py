@@ -72,7 +72,7 @@ class ThreadHandlers:
         resume = await resume_within(request, services.store, thread_id)
         thread = services.threads.of_epoch(thread_id, resume.epoch)
         slot = stream_slot(services, request)
-        # A watcher follows forever, except while the process drains (see WatcherEnd).
+        # A watcher follows forever, except while the process drains (fanout/follower.py: WatcherFollower).
         patience = StorePatience(services.config.store_outage_budget_s)
         body = thread.stream(
             resume.seq,
