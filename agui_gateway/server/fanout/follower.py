@@ -26,6 +26,7 @@ from __future__ import annotations
 import asyncio
 from collections.abc import AsyncGenerator, Iterable
 from contextlib import aclosing
+from dataclasses import dataclass
 from typing import Protocol
 
 from agui_gateway.server.fanout.batches import BATCH_BYTES, slices
@@ -33,6 +34,17 @@ from agui_gateway.server.fanout.recent import FRAME_ROOM, RecentFrames, oversize
 from agui_gateway.server.fanout.tail import LogState, ThreadTail
 from agui_gateway.server.sse import HEARTBEAT, frame, frame_around
 from agui_gateway.store.base import StoreError, ThreadDeleted, ThreadStore
+
+
+@dataclass(frozen=True, slots=True)
+class LogSource:
+    """Where a thread's followers read its log: the store, the encoded frames of its latest
+    records (shared), and the tail they wait on."""
+
+    store: ThreadStore
+    thread_id: str
+    recent: RecentFrames
+    tail: ThreadTail
 
 
 class LogFollower:
@@ -47,24 +59,13 @@ class LogFollower:
 
     bounded = False  # whether :meth:`bound` may cut the stream
 
-    def __init__(
-        self,
-        store: ThreadStore,
-        thread_id: str,
-        recent: RecentFrames,
-        cursor: int,
-        *,
-        heartbeat_s: float,
-        heartbeat: bytes,
-        tail: ThreadTail,
-    ) -> None:
-        self.store = store
-        self.thread_id = thread_id
-        self.recent = recent
+    def __init__(self, source: LogSource, cursor: int, *, heartbeat_s: float) -> None:
+        self.store = source.store
+        self.thread_id = source.thread_id
+        self.recent = source.recent
+        self.tail = source.tail
         self.cursor = cursor
         self._heartbeat_s = heartbeat_s
-        self._heartbeat = heartbeat
-        self.tail = tail
         self.bytes_sent = 0
         self.caught_up_once = False
         self.bytes_before_caught_up = 0
@@ -94,8 +95,8 @@ class LogFollower:
             if latest <= self.cursor and not self.complete(self.cursor):
                 # Nothing new and not done: a timeout (the heartbeat keeps proxies
                 # from closing an idle stream) or a run-state change not yet final.
-                self.bytes_sent += len(self._heartbeat)
-                yield self._heartbeat
+                self.bytes_sent += len(HEARTBEAT)
+                yield HEARTBEAT
 
     def complete(self, cursor: int) -> bool:
         """Whether the stream, at ``cursor``, is complete: where it ends."""
@@ -310,19 +311,9 @@ class WatcherFollower(LogFollower):
     by its last id)."""
 
     def __init__(
-        self,
-        store: ThreadStore,
-        thread_id: str,
-        recent: RecentFrames,
-        cursor: int,
-        *,
-        heartbeat_s: float,
-        heartbeat: bytes,
-        tail: ThreadTail,
-        state: ThreadState,
-        process: Draining,
+        self, source: LogSource, cursor: int, *, heartbeat_s: float, state: ThreadState, process: Draining
     ) -> None:
-        super().__init__(store, thread_id, recent, cursor, heartbeat_s=heartbeat_s, heartbeat=heartbeat, tail=tail)
+        super().__init__(source, cursor, heartbeat_s=heartbeat_s)
         self.state = state
         self.process = process
 
@@ -334,19 +325,8 @@ class ConnectFollower(LogFollower):
     """A connect's stream ends once the thread is settled: no run in progress (here or in
     the log) and nothing after the cursor."""
 
-    def __init__(
-        self,
-        store: ThreadStore,
-        thread_id: str,
-        recent: RecentFrames,
-        cursor: int,
-        *,
-        heartbeat_s: float,
-        heartbeat: bytes,
-        tail: ThreadTail,
-        state: ThreadState,
-    ) -> None:
-        super().__init__(store, thread_id, recent, cursor, heartbeat_s=heartbeat_s, heartbeat=heartbeat, tail=tail)
+    def __init__(self, source: LogSource, cursor: int, *, heartbeat_s: float, state: ThreadState) -> None:
+        super().__init__(source, cursor, heartbeat_s=heartbeat_s)
         self.state = state
 
     def complete(self, cursor: int) -> bool:
@@ -364,19 +344,9 @@ class CallerFollower(LogFollower):
     bounded = True
 
     def __init__(
-        self,
-        store: ThreadStore,
-        thread_id: str,
-        recent: RecentFrames,
-        cursor: int,
-        *,
-        heartbeat_s: float,
-        heartbeat: bytes,
-        tail: ThreadTail,
-        state: ThreadState,
-        run: RunOutcome,
+        self, source: LogSource, cursor: int, *, heartbeat_s: float, state: ThreadState, run: RunOutcome
     ) -> None:
-        super().__init__(store, thread_id, recent, cursor, heartbeat_s=heartbeat_s, heartbeat=heartbeat, tail=tail)
+        super().__init__(source, cursor, heartbeat_s=heartbeat_s)
         self.state = state
         self.run = run
 
@@ -407,15 +377,11 @@ def follower_for(
     """The follower of a stream at ``cursor``, of the kind its rule asks for: a run's
     caller (``caller_of``), a connect (``until_settled``), a watcher (``process``), else
     one that follows until the client goes."""
-    parts = (store, thread_id, recent, cursor)
+    source = LogSource(store, thread_id, recent, tail)
     if caller_of is not None:
-        return CallerFollower(
-            *parts, heartbeat_s=heartbeat_s, heartbeat=HEARTBEAT, tail=tail, state=state, run=caller_of
-        )
+        return CallerFollower(source, cursor, heartbeat_s=heartbeat_s, state=state, run=caller_of)
     if until_settled:
-        return ConnectFollower(*parts, heartbeat_s=heartbeat_s, heartbeat=HEARTBEAT, tail=tail, state=state)
+        return ConnectFollower(source, cursor, heartbeat_s=heartbeat_s, state=state)
     if process is not None:
-        return WatcherFollower(
-            *parts, heartbeat_s=heartbeat_s, heartbeat=HEARTBEAT, tail=tail, state=state, process=process
-        )
-    return LogFollower(*parts, heartbeat_s=heartbeat_s, heartbeat=HEARTBEAT, tail=tail)
+        return WatcherFollower(source, cursor, heartbeat_s=heartbeat_s, state=state, process=process)
+    return LogFollower(source, cursor, heartbeat_s=heartbeat_s)

@@ -3,18 +3,21 @@ log follower that sends each subscriber the log after its own cursor."""
 
 from __future__ import annotations
 
-import asyncio
 from pathlib import Path
 
 import orjson
 from store.contract import awkward_events, events_holding_the_envelope
 
 from agui_gateway.server.fanout.batches import BATCH_BYTES, Batcher, slices
-from agui_gateway.server.fanout.follower import LogFollower
+from agui_gateway.server.fanout.follower import LogFollower, LogSource
 from agui_gateway.server.fanout.recent import RecentFrames, record_frame
 from agui_gateway.server.fanout.tail import ThreadTail
 from agui_gateway.store.base import NewEvent, StoredRecord
 from agui_gateway.store.file import FileStore
+
+
+async def _take_in_nothing(latest: int) -> None:
+    """The tail's ``follow``: these followers read the store themselves; nothing takes records in."""
 
 
 def _record(seq: int, text: str = "x") -> StoredRecord:
@@ -62,8 +65,8 @@ async def test_log_follower_sends_each_stored_event_in_the_frame_of_its_record(t
         """Complete at ``bound`` (or the last record), which is also the last seq it may send."""
 
         def __init__(self, cursor: int, recent: RecentFrames, bound: int | None) -> None:
-            tail = ThreadTail(store, "t", lambda latest: asyncio.sleep(0))
-            super().__init__(store, "t", recent, cursor, heartbeat_s=30, heartbeat=b": ping\n\n", tail=tail)
+            tail = ThreadTail(store, "t", _take_in_nothing)
+            super().__init__(LogSource(store, "t", recent, tail), cursor, heartbeat_s=30)
             self.bounded = bound is not None
             self.upto = bound
 
