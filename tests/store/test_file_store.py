@@ -17,6 +17,7 @@ import orjson
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
+from support.waiting import wait_until_async
 
 import agui_gateway.store.file.store
 from agui_gateway.store.base import LEGACY_EPOCH, Checkpoint, InvalidThreadId, NewEvent, ThreadHead, ThreadStore
@@ -426,6 +427,51 @@ async def test_abandoned_reader_releases_its_file(open_store: list[FileStore], d
 
 
 # -- checkpoints ---------------------------------------------------------------------------------
+
+
+async def test_a_reader_cancelled_while_its_open_runs_releases_the_descriptor(
+    open_store: list[FileStore], data_dir: Path
+) -> None:
+    """A stream is cancelled when its client goes away, at whatever await it is in; the open
+    it started in the store's thread pool goes on regardless. Seen in CI: one descriptor of a
+    gateway stayed open for good after 150 readers were dropped at once. Here the log is
+    swapped for a FIFO after the store scanned it, so the reader's open blocks in its thread
+    (until a writer opens the FIFO) exactly while the reader is cancelled."""
+    fd_dir = Path("/proc/self/fd")
+    if not fd_dir.is_dir():
+        pytest.skip("needs /proc/self/fd to see open descriptors")
+    store = await reopen(open_store, data_dir, io_threads=2)
+    await store.append("t", [new(v) for v in range(10)])
+    path = log_path(data_dir)
+    path.unlink()
+    os.mkfifo(path)
+
+    def descriptors_on_log() -> int:
+        count = 0
+        for fd in fd_dir.iterdir():
+            try:
+                count += os.readlink(fd) == str(path)
+            except FileNotFoundError:  # closed since the listing
+                continue
+        return count
+
+    reader = asyncio.create_task(drain(store.read("t")))
+
+    # The reader's open is blocked in a pool thread: the FIFO has a reader waiting on it,
+    # which a non-blocking open for writing (it fails with ENXIO while none) can see.
+    def writer_end() -> int | None:
+        try:
+            return os.open(path, os.O_WRONLY | os.O_NONBLOCK)
+        except OSError:
+            return None
+
+    writer = await wait_until_async(writer_end, timeout=10)
+    reader.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await reader
+    # The open has returned in its thread (a writer is there); what it opened is closed.
+    os.close(writer)
+    await wait_until_async(lambda: descriptors_on_log() == 0, timeout=10)
 
 
 async def test_checkpoint_temp_files_are_ignored_and_cleaned(open_store: list[FileStore], data_dir: Path) -> None:

@@ -53,7 +53,7 @@ from array import array
 from bisect import bisect_left, bisect_right
 from collections import OrderedDict
 from collections.abc import AsyncGenerator, AsyncIterator, Callable, Iterator, Sequence
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import Future, ThreadPoolExecutor
 from contextlib import aclosing
 from pathlib import Path
 from typing import TypeVar
@@ -123,6 +123,12 @@ logger = logging.getLogger("agui_gateway.store.file")
 __all__ = ["FileStore", "FileStoreStats", "FsyncPolicy"]
 
 _T = TypeVar("_T")
+
+
+def _close_opened(opening: Future[int]) -> None:
+    """Close the descriptor an open returned to a reader that had been cancelled meanwhile."""
+    if not opening.cancelled() and opening.exception() is None:
+        os.close(opening.result())
 
 
 class FileStore(ThreadStore):
@@ -215,10 +221,14 @@ class FileStore(ThreadStore):
 
     async def _io(self, fn: Callable[..., _T], *args: object, **kwargs: object) -> _T:
         """Run a blocking call in the store's own thread pool."""
+        return await asyncio.wrap_future(self._submit(fn, *args, **kwargs))
+
+    def _submit(self, fn: Callable[..., _T], *args: object, **kwargs: object) -> Future[_T]:
+        """Start a blocking call in the store's own thread pool; its future, which goes on
+        in its thread when the coroutine awaiting it is cancelled (see :meth:`_line_chunks`)."""
         if self._executor is None:
             self._executor = ThreadPoolExecutor(self._io_threads, thread_name_prefix="filestore")
-        loop = asyncio.get_running_loop()
-        return await loop.run_in_executor(self._executor, lambda: fn(*args, **kwargs))
+        return self._executor.submit(fn, *args, **kwargs)
 
     # -- thread state --------------------------------------------------------------------
 
@@ -379,16 +389,26 @@ class FileStore(ThreadStore):
             return
         offset = log.index.locate(after)
         rule = _LineRule(log.odd_offsets, offset)
+        # A reader is cancelled at any await (its client went away), but a call already
+        # running in the thread pool goes on: the descriptor an open returns after its
+        # reader was cancelled must still be closed, and the descriptor must not be closed
+        # under a pread that may not have started yet (its number could be reused meanwhile).
+        opening = self._submit(os.open, log.log_path, os.O_RDONLY)
         try:
-            fd = await self._io(os.open, log.log_path, os.O_RDONLY)
+            fd = await asyncio.wrap_future(opening)
         except FileNotFoundError:
             if log.deleted:  # deleted since this read began: it reads as unknown
                 return
             raise
+        except asyncio.CancelledError:
+            opening.add_done_callback(_close_opened)
+            raise
+        reading: Future[bytes] | None = None
         try:
             splitter = LineSplitter(offset)
             while offset < log.end:  # log.end moves on as appends commit
-                chunk = await self._io(os.pread, fd, min(CHUNK_SIZE, log.end - offset), offset)
+                reading = self._submit(os.pread, fd, min(CHUNK_SIZE, log.end - offset), offset)
+                chunk = await asyncio.wrap_future(reading)
                 if not chunk:
                     break
                 offset += len(chunk)
@@ -398,7 +418,10 @@ class FileStore(ThreadStore):
                 if block:
                     yield start, block, rule
         finally:
-            os.close(fd)
+            if reading is None or reading.done():
+                os.close(fd)
+            else:  # runs in the pool's thread once the pread has returned (or at once if it never starts)
+                reading.add_done_callback(lambda _: os.close(fd))
 
     async def last_seq(self, thread_id: str) -> int:
         validate_thread_id(thread_id)
