@@ -76,7 +76,8 @@ class GatewayConfig:
     heartbeat_s: float = 15.0
     max_body_bytes: int = 16 * 1024 * 1024
     # Idle thread runtimes (no run, no subscriber) kept in memory for fast replays:
-    # at most this many, holding at most about this many bytes of replay state.
+    # at most this many, and idle ones are dropped while the replay state of every runtime
+    # alive (busy ones included) holds more than about this many bytes.
     cached_threads: int = 256
     cache_bytes: int = 256 * 1024 * 1024
     # A run the log shows open but no task of this process owns was cut off by a

@@ -21,6 +21,7 @@ from contextlib import contextmanager
 
 from agui_gateway.server.errors import ThreadNotFound
 from agui_gateway.server.metrics import GatewayMetrics
+from agui_gateway.server.runtime.replay import ReplayBytes
 from agui_gateway.server.runtime.thread import ThreadRuntime
 from agui_gateway.store.base import ThreadDeleted, ThreadStore
 
@@ -53,6 +54,8 @@ class ThreadRegistry:
         self._cap_bytes = cache_bytes
         self._recover = recover_open_runs
         self._runtimes: OrderedDict[str, ThreadRuntime] = OrderedDict()  # LRU, capped
+        # The size of every runtime's replay state, kept by the states themselves.
+        self.replay_bytes = ReplayBytes()
         # Every runtime still referenced anywhere (a stream, a run): one per thread,
         # even after the LRU let go of it, so two never serve the same thread.
         self._alive: weakref.WeakValueDictionary[str, ThreadRuntime] = weakref.WeakValueDictionary()
@@ -72,6 +75,7 @@ class ThreadRegistry:
                 recover_open_runs=self._recover,
                 on_change=self._on_change,
                 on_deleted=self._deleted_elsewhere,
+                replay_bytes=self.replay_bytes,
             )
             runtime.deleting = thread_id in self._deleting
             self._alive[thread_id] = runtime
@@ -93,13 +97,14 @@ class ThreadRegistry:
         followed it) is dropped as deleted first. Found so with no records left, the thread
         reads as deleted (:class:`ThreadDeleted`: 404 ``thread_not_found``), as after a delete
         this process saw, unless ``writing`` (a run: it creates the thread again)."""
-        runtime = self.get(thread_id)
-        if runtime.epoch is not None and runtime.epoch != epoch:
-            runtime.superseded()
-            if epoch is None and not writing:
-                raise ThreadDeleted(f"thread {thread_id!r} was deleted")
-            runtime = self.get(thread_id)
-        return runtime
+        held = self.peek(thread_id)  # a runtime created now serves the store's incarnation
+        if held is not None:
+            served = held.epoch
+            if served is not None and served != epoch:
+                held.superseded()
+                if epoch is None and not writing:
+                    raise ThreadDeleted(f"thread {thread_id!r} was deleted")
+        return self.get(thread_id)
 
     async def current(self, thread_id: str, *, writing: bool = False) -> ThreadRuntime:
         """:meth:`of_epoch` for the epoch the store holds now (one read of its head): the runtime
@@ -168,16 +173,15 @@ class ThreadRegistry:
         return [rt for rt in self._runtimes.values() if rt.running]
 
     def _evict(self) -> None:
-        """Drop least recently used idle runtimes beyond the caps (count and bytes).
+        """Drop least recently used idle runtimes beyond the caps (count, and the bytes of every
+        replay state alive: one the cap dropped but something still holds counts, as its
+        memory is not freed). A runtime nothing else holds is freed as it is dropped, and its
+        bytes leave the meter then (no reference cycle keeps it, see :attr:`alive`).
 
         An evicted thread's replay state is rebuilt from its checkpoint when needed.
         """
-        count = len(self._runtimes)
-        total = sum(rt.approx_bytes for rt in self._runtimes.values())
-        for thread_id, runtime in list(self._runtimes.items()):
-            if count <= self._cap and total <= self._cap_bytes:
+        for thread_id in list(self._runtimes):  # ids, not runtimes: the loop must not hold them
+            if len(self._runtimes) <= self._cap and self.replay_bytes.total <= self._cap_bytes:
                 break
-            if runtime.idle:
+            if self._runtimes[thread_id].idle:
                 del self._runtimes[thread_id]
-                count -= 1
-                total -= runtime.approx_bytes

@@ -26,6 +26,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import weakref
 from collections.abc import Awaitable, Callable, Sequence
 from contextlib import aclosing
 from dataclasses import dataclass
@@ -60,8 +61,28 @@ class ReplayView:
         return cls(seq, parts, run_open, sum(len(p) for p in parts), chunks)
 
 
+class ReplayBytes:
+    """A rough size of what the replay states of one process hold (see
+    :meth:`ReplayState._size`), kept current by each state as its caches change and when it
+    is freed: the registry's byte cap reads one number instead of asking every runtime on
+    every insertion, and a runtime the cap dropped while something still holds it (its
+    memory is not freed) still counts."""
+
+    __slots__ = ("total",)
+
+    def __init__(self) -> None:
+        self.total = 0
+
+
+def _give_back(meter: ReplayBytes, counted: list[int]) -> None:
+    """A replay state was freed: what it held no longer counts."""
+    meter.total -= counted[0]
+
+
 class ReplayState:
-    def __init__(self, thread_id: str, store: ThreadStore, metrics: GatewayMetrics) -> None:
+    def __init__(
+        self, thread_id: str, store: ThreadStore, metrics: GatewayMetrics, meter: ReplayBytes | None = None
+    ) -> None:
         self.thread_id = thread_id
         self.store = store
         self._metrics = metrics
@@ -75,6 +96,11 @@ class ReplayState:
         self.recent = RecentFrames()
         # The incarnation of the thread this state describes (None: no records seen yet).
         self.epoch: str | None = None
+        self._meter = meter if meter is not None else ReplayBytes()
+        # What this state added to the meter, in a cell the finalizer shares (it must not
+        # refer to the state itself, or the state would never be freed).
+        self._counted = [0]
+        weakref.finalize(self, _give_back, self._meter, self._counted)
 
     # -- building -------------------------------------------------------------------
 
@@ -214,6 +240,7 @@ class ReplayState:
             self._finished_bytes = None
             self._view = None
             self._windows.clear()
+            self._count()
 
     # -- reading ---------------------------------------------------------------------------
 
@@ -242,6 +269,7 @@ class ReplayState:
             compactor.run_open,
         )
         self._view = view
+        self._count()
         return view
 
     def window_view(self, compactor: SnapshotCompactor, turns: int) -> ReplayView:
@@ -263,6 +291,7 @@ class ReplayState:
         if len(self._windows) >= _WINDOWS_KEPT:
             self._windows.clear()
         self._windows[key] = view
+        self._count()
         return view
 
     def _open_frames(self, compactor: SnapshotCompactor) -> bytes:
@@ -284,11 +313,16 @@ class ReplayState:
         self._finished_bytes = (compactor.folded_seq, data)
         return data
 
-    @property
-    def approx_bytes(self) -> int:
+    def _size(self) -> int:
         """A rough size of the replay state held: the encoded replay, and about twice
         that for the compactor's messages and state as Python objects."""
         finished = len(self._finished_bytes[1]) if self._finished_bytes is not None else 0
         open_part = len(self._view.parts[1]) if self._view is not None else 0
         windows = sum(view.nbytes for view in self._windows.values())
         return 3 * finished + 2 * open_part + windows
+
+    def _count(self) -> None:
+        """Bring the meter up to date after the caches changed."""
+        size = self._size()
+        self._meter.total += size - self._counted[0]
+        self._counted[0] = size

@@ -43,7 +43,7 @@ from agui_gateway.server.metrics import GatewayMetrics
 from agui_gateway.server.runtime.active_run import ActiveRun
 from agui_gateway.server.runtime.branches import branch_parent
 from agui_gateway.server.runtime.recovery import Recovery
-from agui_gateway.server.runtime.replay import ReplayState, ReplayView
+from agui_gateway.server.runtime.replay import ReplayBytes, ReplayState, ReplayView
 from agui_gateway.server.runtime.run_slot import Conversation, RunSlot
 from agui_gateway.server.runtime.stream import thread_stream
 from agui_gateway.store.base import NewEvent, StoredRecord, ThreadDeleted, ThreadStore
@@ -62,6 +62,7 @@ class ThreadRuntime:
         recover_open_runs: bool = True,
         on_change: Callable[[str], None] | None = None,
         on_deleted: Callable[[ThreadRuntime], None] | None = None,
+        replay_bytes: ReplayBytes | None = None,
     ) -> None:
         self.thread_id = thread_id
         self._on_deleted = on_deleted  # told when the tail sees the thread deleted elsewhere
@@ -69,7 +70,7 @@ class ThreadRuntime:
         self._on_change = on_change  # told of every append and run start/end (the thread list feed)
         self._metrics = metrics
         self._recover_open_runs = recover_open_runs
-        self._replay = ReplayState(thread_id, store, metrics)
+        self._replay = ReplayState(thread_id, store, metrics, replay_bytes)
         self._compactor: SnapshotCompactor | None = None  # the replay state's, once ready
         # The encoded frames of the latest records, shared by the live subscribers.
         self.recent: RecentFrames = self._replay.recent
@@ -206,10 +207,6 @@ class ThreadRuntime:
                     yield chunk
         finally:
             self.remove_subscriber()
-
-    @property
-    def approx_bytes(self) -> int:
-        return self._replay.approx_bytes
 
     @property
     def log_run_open(self) -> bool:
