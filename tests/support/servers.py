@@ -212,6 +212,18 @@ class GatewayProcess:
         assert self.proc is not None
         return len(os.listdir(f"/proc/{self.proc.pid}/fd"))
 
+    def descriptors(self) -> list[str]:
+        """What the process's descriptors point at (``socket:[inode]``, a file's path...)."""
+        assert self.proc is not None
+        directory = f"/proc/{self.proc.pid}/fd"
+        targets = []
+        for name in os.listdir(directory):
+            try:
+                targets.append(os.readlink(f"{directory}/{name}"))
+            except FileNotFoundError:  # closed since the listing
+                continue
+        return targets
+
     def metric(self, name: str, text: str | None = None) -> float:
         """The value of the sample ``name`` in ``/metrics`` (or in ``text``, a page of it read
         before); it must be there, so a renamed or dropped metric fails the test instead of

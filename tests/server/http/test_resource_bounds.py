@@ -15,6 +15,7 @@ from __future__ import annotations
 import asyncio
 import resource
 import socket
+from collections import Counter
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -64,6 +65,16 @@ def text_run(thread_id: str, deltas: int, delta_size: int) -> list[dict[str, Any
 
 def open_fds(gw: GatewayProcess) -> int:
     return gw.open_fds()
+
+
+async def descriptors_back_to(gw: GatewayProcess, baseline: list[str], timeout: float = 30) -> None:
+    """Waits until the gateway holds no more descriptors than it did at ``baseline``; a
+    failure names the ones it holds beyond it."""
+    try:
+        await wait_until_async(lambda: open_fds(gw) <= len(baseline), timeout=timeout)
+    except AssertionError as failure:
+        extra = Counter(gw.descriptors()) - Counter(baseline)
+        raise AssertionError(f"descriptors not back to their baseline; beyond it: {dict(extra)}") from failure
 
 
 def metric(gw: GatewayProcess, name: str) -> float:
@@ -127,7 +138,7 @@ async def test_dropped_stalled_subscribers_release_every_descriptor(
     gw, thread_id, last = big_thread
     # Warm up: open the thread (its replay state and checkpoint) with one full read.
     assert httpx.get(f"{gw.url}/threads/{thread_id}/snapshot", timeout=30).status_code == 200
-    baseline = open_fds(gw)
+    baseline = gw.descriptors()
     per_mode = 40  # 6 modes x 40 = 240 stalled clients per round
     streams = per_mode * (len(MODES) - 1)  # log.jsonl is not an event stream
     for _ in range(2):
@@ -135,13 +146,12 @@ async def test_dropped_stalled_subscribers_release_every_descriptor(
         await wait_until_async(lambda: metric(gw, "agui_gateway_subscribers") >= streams, timeout=60)
         # They are stalled mid-history: the catching-up ones hold their log open.
         stalled_fds = open_fds(gw)
-        assert stalled_fds >= baseline + len(sockets) + per_mode
+        assert stalled_fds >= len(baseline) + len(sockets) + per_mode
         for sock in sockets:
             sock.close()
-        await wait_until_async(
-            lambda: metric(gw, "agui_gateway_subscribers") == 0 and open_fds(gw) <= baseline, timeout=30
-        )
-        print(f"\nfds: baseline {baseline}, {len(sockets)} stalled clients {stalled_fds}, dropped {open_fds(gw)}")
+        await wait_until_async(lambda: metric(gw, "agui_gateway_subscribers") == 0, timeout=30)
+        await descriptors_back_to(gw, baseline)
+        print(f"\nfds: baseline {len(baseline)}, {len(sockets)} stalled clients {stalled_fds}, dropped {open_fds(gw)}")
     # And the gateway still serves the whole thread.
     with httpx.stream("GET", f"{gw.url}/threads/{thread_id}/log.jsonl", timeout=60) as response:
         assert (
@@ -269,7 +279,7 @@ async def test_dropped_subscribers_of_a_live_run_release_every_descriptor(
         async with httpx.AsyncClient(base_url=gw.url, timeout=60) as client:
             scripted.script("warm", agent_run_events(thread_id, "warm"))
             await collect(client, "POST", "/agents/scripted/run", json=run_input(thread_id, "warm"))
-            baseline = open_fds(gw)
+            baseline = gw.descriptors()
             events = text_run(thread_id, 20000, 500)
             for event in events:
                 if "runId" in event:
@@ -286,7 +296,7 @@ async def test_dropped_subscribers_of_a_live_run_release_every_descriptor(
             await wait_until_async(lambda: metric(gw, "agui_gateway_subscribers") == 0, timeout=30)
             script.release()
             await wait_until_async(lambda: metric(gw, "agui_gateway_runs_active") == 0, timeout=60)
-            await wait_until_async(lambda: open_fds(gw) <= baseline, timeout=30)
+            await descriptors_back_to(gw, baseline)
             # The run went on without its caller: every event is stored.
             log = await client.get(f"/threads/{thread_id}/log.jsonl")
             assert orjson.loads(log.content.splitlines()[-1])["event"]["type"] == "RUN_FINISHED"
